@@ -1,0 +1,5 @@
+"""Allow ``python -m pytcp``."""
+
+from pytcp.cli import main
+
+raise SystemExit(main())

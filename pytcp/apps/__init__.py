@@ -1,0 +1,1 @@
+"""pytcp.apps package."""

@@ -1,0 +1,1 @@
+"""pytcp.script package."""

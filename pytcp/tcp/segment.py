@@ -1,0 +1,45 @@
+"""The engine's segment: a TCP header's fields and payload, without IP addresses or ports.
+
+The stack turns a parsed wire segment into a :class:`Segment` for the engine, and each
+:class:`Segment` the engine emits back into an IPv4 packet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pytcp.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions
+
+
+@dataclass(slots=True)
+class Segment:
+    seq: int
+    ack: int
+    flags: int
+    wnd: int  # the 16-bit window field as on the wire (already scaled down when sending)
+    payload: bytes | bytearray | memoryview = b""
+    options: TcpOptions = field(default=NO_OPTIONS)
+    urg: int = 0
+    # Outbound only: when > 0 and len(payload) > gso_size, the payload is a super-segment that
+    # the link (TSO/GSO) or the stack cuts into pieces of gso_size bytes.
+    gso_size: int = 0
+
+    @property
+    def seg_len(self) -> int:
+        """SEG.LEN of RFC 9293 3.3.1: payload octets plus one for SYN and one for FIN."""
+        n = len(self.payload)
+        if self.flags & SYN:
+            n += 1
+        if self.flags & FIN:
+            n += 1
+        return n
+
+    def flags_str(self) -> str:
+        """tcpdump-style flags: 'S', 'S.', 'P.', 'F.', 'R', ..."""
+        s = ""
+        for bit, ch in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U")):
+            if self.flags & bit:
+                s += ch
+        if self.flags & ACK:
+            s += "."
+        return s
