@@ -1,0 +1,208 @@
+"""Linux TUN device link: raw IPv4 datagrams between the kernel and pytcp.
+
+This module owns :class:`TunLink`: it opens ``/dev/net/tun`` with ``IFF_TUN | IFF_NO_PI``,
+makes the descriptor non-blocking, and configures the interface (address, MTU, up) through
+pyroute2's netlink ``IPRoute`` (never by running ``ip``). Closing the link removes the
+interface. The kernel side of the interface gets ``host_addr``; the stack uses another
+address of the same subnet (e.g. host 10.77.0.1/24, stack 10.77.0.2).
+
+The virtio-net header offload path (``IFF_VNET_HDR`` + ``TUNSETOFFLOAD``, 64 KB TSO/GRO
+segments) is not implemented yet; ``TunLink.vnet_hdr`` is the flag it will hang on and is
+always ``False`` for now.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import os
+import struct
+from collections import Counter
+from typing import Any
+
+from pytcp.link import LinkError
+
+# linux/if_tun.h
+TUNSETIFF = 0x400454CA
+IFF_TUN = 0x0001
+IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
+IFNAMSIZ = 16
+
+# A read never truncates a packet, even if someone raises the MTU behind our back.
+_READ_SIZE = 65536
+
+
+def _parse_host_addr(host_addr: str) -> ipaddress.IPv4Interface:
+    try:
+        iface = ipaddress.ip_interface(host_addr)
+    except ValueError:
+        raise LinkError(f"invalid address {host_addr!r}: expected IPv4 like 10.77.0.1/24") from None
+    if not isinstance(iface, ipaddress.IPv4Interface):
+        raise LinkError(f"invalid address {host_addr!r}: only IPv4 is supported")
+    if iface.ip in (iface.network.network_address, iface.network.broadcast_address) and \
+            iface.network.prefixlen < 31:
+        raise LinkError(f"invalid address {host_addr!r}: network or broadcast address")
+    if iface.ip.is_multicast or iface.ip.is_unspecified:
+        raise LinkError(f"invalid address {host_addr!r}: not a unicast address")
+    return iface
+
+
+class TunLink:
+    """A configured TUN interface. Use :meth:`open`; ``close()`` removes the interface."""
+
+    def __init__(self, fd: int, ifname: str, host: ipaddress.IPv4Interface, mtu: int,
+                 index: int | None) -> None:
+        self._fd: int | None = fd
+        self.ifname = ifname
+        self.host = host
+        self.mtu = mtu
+        self.index = index
+        self.vnet_hdr = False  # IFF_VNET_HDR offloads: not implemented yet
+        # tx_dropped: the kernel queue was full (EAGAIN); tx_errors: the kernel refused it.
+        self.stats: Counter[str] = Counter()
+
+    # ----- setup -----
+
+    @classmethod
+    def open(cls, ifname: str = "pytcp0", host_addr: str = "10.77.0.1/24",
+             mtu: int = 1500) -> TunLink:
+        """Create the TUN interface ``ifname``, give the kernel side ``host_addr``, set
+        ``mtu`` and bring it up. Raise :class:`LinkError` with a clear message on failure."""
+        if not ifname or len(ifname.encode()) >= IFNAMSIZ or "/" in ifname or \
+                any(c.isspace() for c in ifname):
+            raise LinkError(f"invalid interface name {ifname!r}: 1-15 characters, no '/' or spaces")
+        if not 68 <= mtu <= 65535:
+            raise LinkError(f"invalid MTU {mtu}: IPv4 needs 68..65535")
+        host = _parse_host_addr(host_addr)
+        try:
+            from pyroute2 import IPRoute
+        except ImportError as e:  # pragma: no cover - dependency missing
+            raise LinkError(f"pyroute2 is required to configure a TUN device: {e}") from None
+
+        with IPRoute() as ipr:
+            if ipr.link_lookup(ifname=ifname):
+                raise LinkError(f"interface name {ifname!r} already taken: pick another name "
+                                f"or remove it (ip link del {ifname})")
+        fd = cls._open_tun(ifname)
+        link = cls(fd, ifname, host, mtu, None)
+        try:
+            with IPRoute() as ipr:
+                found = ipr.link_lookup(ifname=ifname)
+                if not found:
+                    raise LinkError(f"TUN interface {ifname!r} vanished right after creation")
+                link.index = idx = found[0]
+                ipr.link("set", index=idx, mtu=mtu)
+                ipr.addr("add", index=idx, address=str(host.ip),
+                         prefixlen=host.network.prefixlen)
+                ipr.link("set", index=idx, state="up")
+        except BaseException as e:
+            link.close()
+            if isinstance(e, LinkError) or not isinstance(e, Exception):
+                raise
+            raise LinkError(f"configuring {ifname!r} failed: {e}") from e
+        return link
+
+    @staticmethod
+    def _open_tun(ifname: str) -> int:
+        try:
+            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise LinkError("no /dev/net/tun: load the tun module (modprobe tun) or run "
+                            "the container with --device /dev/net/tun") from None
+        except PermissionError:
+            raise LinkError("cannot open /dev/net/tun: not root (run as root or with "
+                            "CAP_NET_ADMIN)") from None
+        ifr = struct.pack("16sH22x", ifname.encode(), IFF_TUN | IFF_NO_PI)
+        try:
+            fcntl.ioctl(fd, TUNSETIFF, ifr)
+        except OSError as e:
+            os.close(fd)
+            if e.errno == errno.EPERM:
+                raise LinkError("creating a TUN device needs root (CAP_NET_ADMIN): not root") \
+                    from None
+            if e.errno in (errno.EBUSY, errno.EEXIST, errno.EINVAL):
+                raise LinkError(f"interface name {ifname!r} already taken") from None
+            raise LinkError(f"TUNSETIFF {ifname!r} failed: {e.strerror}") from None
+        os.set_blocking(fd, False)
+        return fd
+
+    # ----- Link protocol -----
+
+    def fileno(self) -> int:
+        if self._fd is None:
+            raise LinkError(f"TUN link {self.ifname!r} is closed")
+        return self._fd
+
+    def read_batch(self, max_packets: int = 64) -> list[bytes]:
+        """Read until the device is empty (EAGAIN) or ``max_packets`` were read."""
+        fd = self._fd
+        if fd is None:
+            return []
+        out: list[bytes] = []
+        read = os.read
+        try:
+            while len(out) < max_packets:
+                data = read(fd, _READ_SIZE)
+                if not data:
+                    break
+                out.append(data)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            # EIO etc. while the interface is being torn down: report as empty.
+            self.stats["rx_errors"] += 1
+        self.stats["rx_packets"] += len(out)
+        return out
+
+    def write(self, packet: bytes | bytearray | memoryview) -> None:
+        """Hand one IPv4 datagram to the kernel; drop (and count) rather than block."""
+        fd = self._fd
+        if fd is None:
+            self.stats["tx_errors"] += 1
+            return
+        try:
+            os.write(fd, packet)
+        except (BlockingIOError, InterruptedError):
+            self.stats["tx_dropped"] += 1
+            return
+        except OSError:
+            self.stats["tx_errors"] += 1
+            return
+        self.stats["tx_packets"] += 1
+
+    def close(self) -> None:
+        """Close the descriptor, which destroys the (non-persistent) interface; if it is
+        still there, delete it through netlink. Safe to call twice."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        if self.index is None:
+            return
+        try:
+            from pyroute2 import IPRoute
+
+            with IPRoute() as ipr:
+                found = ipr.link_lookup(ifname=self.ifname)
+                if found and found[0] == self.index:
+                    ipr.link("del", index=self.index)
+        except Exception:  # noqa: BLE001 - best effort; the device is normally gone already
+            pass
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def __enter__(self) -> TunLink:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TunLink({self.ifname!r}, host={self.host}, mtu={self.mtu})"
