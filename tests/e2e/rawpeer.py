@@ -1,0 +1,140 @@
+"""A crafted-packet peer on the kernel side of pytcp's TUN, for packets the kernel never sends.
+
+Owns: injecting hand-built IPv4 packets into a namespace with a raw socket (IPPROTO_RAW, so
+IP_HDRINCL) from an address the kernel does not own (10.77.0.9 inside the TUN's subnet), and
+reading the stack's replies with an AF_PACKET socket bound to the TUN interface. Forwarding is
+off in a fresh namespace, so the kernel silently drops the replies to that address itself and
+never answers them with RSTs of its own.
+
+Packets are built and parsed with scapy: an oracle independent of ``pytcp.wire``.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import time
+from typing import Callable
+
+from scapy.layers.inet import IP, TCP  # type: ignore[import-untyped]
+
+from tools.netns import Netns
+
+ETH_P_IP = 0x0800
+PEER_ADDR = "10.77.0.9"
+STACK_ADDR = "10.77.0.2"
+
+# TCP flag bits as scapy reports them in int(pkt[TCP].flags).
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+
+class RawPeer:
+    """Send crafted packets to the stack and wait for its replies (bounded waits only)."""
+
+    def __init__(self, ns: Netns, ifname: str = "pytcp0", addr: str = PEER_ADDR,
+                 stack_addr: str = STACK_ADDR) -> None:
+        self.addr = addr
+        self.stack_addr = stack_addr
+        self.tx = ns.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        self.rx = ns.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+        self.rx.bind((ifname, ETH_P_IP))
+        self.rx.setblocking(False)
+        self.seen: list[IP] = []  # every packet from the stack to us, in arrival order
+
+    def close(self) -> None:
+        self.tx.close()
+        self.rx.close()
+
+    # -- sending -----------------------------------------------------------------------
+    def send_raw(self, packet: bytes) -> None:
+        self.tx.sendto(packet, (self.stack_addr, 0))
+
+    def send_tcp(self, sport: int, dport: int, seq: int, ack: int = 0, flags: str = "S",
+                 payload: bytes = b"", window: int = 65535,
+                 options: list[tuple[str, object]] | None = None,
+                 chksum: int | None = None) -> bytes:
+        """Build an IPv4/TCP packet from us to the stack, send it, and return its bytes.
+
+        ``chksum`` forces the TCP checksum field (to send a bad one on purpose).
+        """
+        tcp = TCP(sport=sport, dport=dport, seq=seq % 2**32, ack=ack % 2**32, flags=flags,
+                  window=window, options=options or [])
+        if chksum is not None:
+            tcp.chksum = chksum
+        pkt = bytes(IP(src=self.addr, dst=self.stack_addr, ttl=64) / tcp / payload)
+        self.send_raw(pkt)
+        return pkt
+
+    # -- receiving ---------------------------------------------------------------------
+    def _poll(self, timeout: float) -> None:
+        """Move every packet from the stack to us that arrives within ``timeout`` into seen."""
+        ready, _, _ = select.select([self.rx], [], [], max(timeout, 0.0))
+        while ready:
+            try:
+                data = self.rx.recv(70000)
+            except BlockingIOError:
+                return
+            try:
+                pkt = IP(data)
+            except Exception:  # noqa: BLE001 - a packet scapy cannot parse is still "seen"
+                continue
+            if pkt.src == self.stack_addr and pkt.dst == self.addr:
+                self.seen.append(pkt)
+
+    def expect(self, match: Callable[[IP], bool], timeout: float = 3.0,
+               start: int = 0) -> IP | None:
+        """First packet (from index ``start`` of ``seen``) that ``match``es, within timeout."""
+        deadline = time.monotonic() + timeout
+        index = start
+        while True:
+            while index < len(self.seen):
+                if match(self.seen[index]):
+                    return self.seen[index]
+                index += 1
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self._poll(min(left, 0.2))
+
+    def expect_tcp(self, sport: int, dport: int, timeout: float = 3.0,
+                   want: Callable[[TCP], bool] = lambda t: True) -> TCP | None:
+        """A TCP segment from the stack's ``sport`` to our ``dport`` passing ``want``."""
+        mark = len(self.seen)
+
+        def match(pkt: IP) -> bool:
+            return (TCP in pkt and pkt[TCP].sport == sport and pkt[TCP].dport == dport
+                    and want(pkt[TCP]))
+
+        got = self.expect(match, timeout, start=mark)
+        return got[TCP] if got is not None else None
+
+    def quiet_for(self, seconds: float, match: Callable[[IP], bool]) -> list[IP]:
+        """Listen for ``seconds``; return the packets that ``match`` (expected: none)."""
+        mark = len(self.seen)
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self._poll(min(left, 0.2))
+        return [p for p in self.seen[mark:] if match(p)]
+
+    # -- a connection by hand ----------------------------------------------------------
+    def handshake(self, sport: int, dport: int, isn: int, mss: int = 1460,
+                  sack: bool = True, timeout: float = 3.0) -> TCP:
+        """SYN -> SYN-ACK -> ACK with the stack's listener; returns the SYN-ACK.
+
+        No timestamps (so later crafted segments need none) and no window scaling.
+        """
+        options: list[tuple[str, object]] = [("MSS", mss)]
+        if sack:
+            options.append(("SAckOK", b""))
+        mark = len(self.seen)
+        self.send_tcp(sport, dport, isn, flags="S", options=options)
+        synack = self.expect(
+            lambda p: TCP in p and p[TCP].sport == dport and p[TCP].dport == sport,
+            timeout, start=mark)
+        if synack is None:
+            raise AssertionError(f"no reply to SYN {sport}->{dport} within {timeout} s")
+        t = synack[TCP]
+        if int(t.flags) & (SYN | ACK | RST) != SYN | ACK or t.ack != (isn + 1) % 2**32:
+            raise AssertionError(f"expected SYN-ACK ack={isn + 1}, got {t.summary()}")
+        self.send_tcp(sport, dport, isn + 1, (t.seq + 1) % 2**32, flags="A")
+        return t
