@@ -33,6 +33,8 @@ class DropReason(enum.Enum):
     FRAGMENT_OVERLAP = "fragment_overlap"
     FRAGMENT_LIMIT = "fragment_limit"
     ICMP_IGNORED = "icmp_ignored"
+    FRAGMENT_INVALID = "fragment_invalid"        # bad fragment length/offset, conflicting ends
+    STACK_ERROR = "stack_error"                  # a bug while handling the packet (logged once)
     # --- tcp engine (RFC 9293 3.10.7) ---
     OUT_OF_WINDOW = "out_of_window"              # fails the acceptability test
     PAWS = "paws"                                # RFC 7323 5.3 timestamp too old
