@@ -1,0 +1,27 @@
+"""Congestion control algorithms and the factory that picks one by name.
+
+``make_congestion(name, mss, initial_window=None)``: ``name`` is ``"newreno"`` or ``"cubic"``
+(``ValueError`` otherwise); ``initial_window`` is the initial cwnd in *segments* (None: RFC
+6928's min(10*MSS, max(2*MSS, 14600)) bytes).
+"""
+
+from __future__ import annotations
+
+from pytcp.tcp.congestion.base import CongestionControl
+from pytcp.tcp.congestion.newreno import NewReno
+
+ALGORITHMS = ("newreno", "cubic")
+
+__all__ = ["ALGORITHMS", "CongestionControl", "NewReno", "make_congestion"]
+
+
+def make_congestion(name: str, mss: int, initial_window: int | None = None) -> CongestionControl:
+    """A fresh congestion controller for one connection."""
+    key = name.lower()
+    if key == "newreno" or key == "reno":
+        return NewReno(mss, initial_window)
+    if key == "cubic":
+        from pytcp.tcp.congestion.cubic import Cubic
+
+        return Cubic(mss, initial_window)
+    raise ValueError(f"unknown congestion control {name!r} (known: {', '.join(ALGORITHMS)})")

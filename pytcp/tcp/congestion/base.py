@@ -1,0 +1,117 @@
+"""The congestion-control interface shared by NewReno and CUBIC (RFC 5681 terms).
+
+Owns ``cwnd`` and ``ssthresh`` (both in bytes) and the rules that change them. The engine owns
+loss detection (duplicate ACKs, SACK scoreboard, RTO), recovery bookkeeping and FlightSize; it
+calls these hooks:
+
+- ``on_ack(now, acked_bytes, rtt, flight_size)``: an ACK cumulatively acknowledged
+  ``acked_bytes`` new bytes outside fast recovery. ``rtt`` is the sample it yielded (or None),
+  ``flight_size`` the bytes outstanding before this ACK.
+- ``on_congestion(now, flight_size)``: loss detected by duplicate ACKs / SACK: enter fast
+  recovery (ssthresh reduced; cwnd = ssthresh, RFC 6675 5 step 4.2). A NewReno engine without
+  SACK inflates with ``on_dupack_inflate`` (RFC 6582 3.2 step 2-3) and deflates with
+  ``on_partial_ack``.
+- ``on_recovery_exit(now)``: the recovery point was acknowledged: cwnd = ssthresh.
+- ``on_rto(now, flight_size, repeated=False)``: the retransmission timer expired (RFC 5681
+  eqn. 4 then cwnd = 1 MSS, the loss window). ``repeated=True`` when the segment had already
+  been retransmitted by the timer: ssthresh is then held (RFC 5681 3.1).
+- ``on_idle_restart(now)``: sending restarts after an idle period longer than the RTO
+  (RFC 5681 4.1: cwnd = min(IW, cwnd)).
+"""
+
+from __future__ import annotations
+
+import abc
+
+# Effectively "arbitrarily high" initial ssthresh (RFC 5681 3.1).
+INITIAL_SSTHRESH = 0x7FFFFFFF
+
+
+def initial_window(mss: int, segments: int | None = None) -> int:
+    """Initial cwnd in bytes: ``segments * mss`` when given, else RFC 6928's
+    min(10*MSS, max(2*MSS, 14600))."""
+    if segments is not None:
+        return max(1, segments) * mss
+    return min(10 * mss, max(2 * mss, 14600))
+
+
+class CongestionControl(abc.ABC):
+    """Window state in bytes. ``name`` identifies the algorithm (as in Linux's
+    ``tcp_congestion_control``)."""
+
+    name = "base"
+
+    __slots__ = ("mss", "cwnd", "ssthresh", "initial_cwnd", "_ca_acked")
+
+    def __init__(self, mss: int, initial_window_segments: int | None = None) -> None:
+        if mss <= 0:
+            raise ValueError("mss must be positive")
+        self.mss = mss
+        self.initial_cwnd = initial_window(mss, initial_window_segments)
+        self.cwnd = self.initial_cwnd
+        self.ssthresh = INITIAL_SSTHRESH
+        self._ca_acked = 0  # RFC 3465 bytes_acked for congestion avoidance
+
+    @property
+    def in_slow_start(self) -> bool:
+        # RFC 5681 3.1: slow start when cwnd < ssthresh.
+        return self.cwnd < self.ssthresh
+
+    def set_mss(self, mss: int) -> None:
+        """The effective send MSS changed (after the handshake); rescale windows that are
+        still at their initial values."""
+        if mss <= 0:
+            raise ValueError("mss must be positive")
+        if self.cwnd == self.initial_cwnd:
+            self.cwnd = self.initial_cwnd = self.initial_cwnd // self.mss * mss
+        self.mss = mss
+
+    def slow_start(self, acked_bytes: int) -> int:
+        """RFC 5681 3.1 with RFC 3465 appropriate byte counting, L = 2*SMSS: cwnd grows by
+        min(acked, 2*SMSS), not past ssthresh. Returns the acked bytes left over (the part of
+        this ACK beyond ssthresh, for congestion avoidance)."""
+        inc = min(acked_bytes, 2 * self.mss)
+        if self.cwnd + inc <= self.ssthresh:
+            self.cwnd += inc
+            return 0
+        used = max(self.ssthresh - self.cwnd, 0)
+        self.cwnd = max(self.cwnd, self.ssthresh)
+        return acked_bytes - used
+
+    @abc.abstractmethod
+    def on_ack(self, now: float, acked_bytes: int, rtt: float | None, flight_size: int) -> None:
+        ...
+
+    @abc.abstractmethod
+    def on_congestion(self, now: float, flight_size: int) -> None:
+        ...
+
+    def on_recovery_exit(self, now: float) -> None:
+        """RFC 6582 3.2 step 6 / RFC 6675 5: leaving fast recovery: cwnd = ssthresh."""
+        self.cwnd = max(self.ssthresh, self.mss)
+        self._ca_acked = 0
+
+    @abc.abstractmethod
+    def on_rto(self, now: float, flight_size: int, repeated: bool = False) -> None:
+        ...
+
+    def on_idle_restart(self, now: float) -> None:
+        """RFC 5681 4.1: after an idle period longer than the RTO, cwnd = min(IW, cwnd)."""
+        self.cwnd = min(self.initial_cwnd, self.cwnd)
+        self._ca_acked = 0
+
+    def on_dupack_inflate(self) -> None:
+        """RFC 6582 3.2 step 2-3 (no SACK): each duplicate ACK during fast recovery says a
+        segment left the network: cwnd += SMSS."""
+        self.cwnd += self.mss
+
+    def on_partial_ack(self, acked_bytes: int) -> None:
+        """RFC 6582 3.2 step 5 (no SACK): deflate cwnd by the bytes newly acknowledged, then
+        add back SMSS if at least SMSS was acknowledged."""
+        cwnd = self.cwnd - acked_bytes
+        if acked_bytes >= self.mss:
+            cwnd += self.mss
+        self.cwnd = max(cwnd, self.mss)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} cwnd={self.cwnd} ssthresh={self.ssthresh} mss={self.mss}>"

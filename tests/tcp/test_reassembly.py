@@ -1,0 +1,197 @@
+"""ReassemblyQueue: out-of-order data, overlaps, SACK block order, D-SACK, memory bounds, 2**32 wrap."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytcp.tcp.reassembly import ReassemblyQueue
+from pytcp.tcp.seq import seq_add
+
+M = 2**32
+
+
+def test_in_order_pop() -> None:
+    q = ReassemblyQueue(1000)
+    assert q.insert(100, b"abc")
+    assert q.pop(100) == b"abc"
+    assert q.bytes_queued == 0 and q.blocks() == []
+
+
+def test_hole_then_fill() -> None:
+    q = ReassemblyQueue(1000)
+    assert q.insert(105, b"fgh")
+    assert q.pop(100) == b""
+    assert q.blocks() == [(105, 108)]
+    assert q.insert(100, b"abcde")
+    assert q.blocks() == [(100, 108)]
+    assert q.pop(100) == b"abcdefgh"
+    assert q.bytes_queued == 0
+
+
+def test_overlaps_keep_first_copy_and_count_new_bytes_only() -> None:
+    q = ReassemblyQueue(1000)
+    q.insert(110, b"KLMN")        # [110,114)
+    q.insert(120, b"UVW")         # [120,123)
+    assert q.bytes_queued == 7
+    q.insert(108, b"ijklmnopqrstuvwxyz")  # [108,126) covers both and the gap
+    assert q.bytes_queued == 18
+    assert q.blocks() == [(108, 126)]
+    q.insert(100, b"abcdefgh")
+    assert q.pop(100) == b"abcdefghijKLMNopqrstUVWxyz"
+
+
+def test_pop_discards_below_rcv_nxt_and_trims_partial() -> None:
+    q = ReassemblyQueue(1000)
+    q.insert(100, b"abcd")   # [100,104)
+    q.insert(110, b"klmnop")  # [110,116)
+    assert q.pop(112) == b"mnop"  # first block wholly below, second trimmed
+    assert q.bytes_queued == 0
+
+
+def test_pop_stops_at_hole() -> None:
+    q = ReassemblyQueue(1000)
+    q.insert(104, b"efg")
+    q.insert(200, b"zz")
+    assert q.pop(104) == b"efg"
+    assert q.pop(107) == b""
+    assert q.ranges() == [(200, 202)]
+    assert q.bytes_queued == 2
+
+
+def test_sack_blocks_most_recent_first() -> None:
+    q = ReassemblyQueue(1000)
+    q.insert(200, b"x" * 10)  # A [200,210)
+    q.insert(300, b"x" * 10)  # B [300,310)
+    q.insert(400, b"x" * 10)  # C [400,410)
+    assert q.blocks() == [(400, 410), (300, 310), (200, 210)]
+    q.insert(210, b"y" * 5)   # extends A: A now most recent (RFC 2018 4)
+    assert q.blocks() == [(200, 215), (400, 410), (300, 310)]
+    q.insert(302, b"x" * 3)   # duplicate inside B: B is the block holding it
+    assert q.blocks() == [(300, 310), (200, 215), (400, 410)]
+    assert q.ranges() == [(200, 215), (300, 310), (400, 410)]
+
+
+def test_duplicate_of_for_dsack() -> None:
+    q = ReassemblyQueue(1000)
+    q.insert(200, b"x" * 10)
+    q.insert(300, b"x" * 10)
+    assert q.duplicate_of(190, 200) is None
+    assert q.duplicate_of(195, 205) == (200, 205)
+    assert q.duplicate_of(202, 206) == (202, 206)
+    assert q.duplicate_of(205, 305) == (205, 210)
+    assert q.duplicate_of(250, 300) is None
+    assert q.duplicate_of(309, 400) == (309, 310)
+    assert q.duplicate_of(310, 320) is None
+
+
+def test_byte_limit_refuses_without_change() -> None:
+    q = ReassemblyQueue(10)
+    assert q.insert(100, b"x" * 8)
+    assert not q.insert(200, b"y" * 3)
+    assert q.bytes_queued == 8 and q.ranges() == [(100, 108)]
+    assert q.insert(104, b"z" * 6)   # 4 old + 2 new bytes: fits exactly
+    assert q.bytes_queued == 10
+    assert q.insert(100, b"w" * 10)  # pure duplicate always fits
+    assert not q.insert(110, b"!")
+
+
+def test_block_count_limit() -> None:
+    q = ReassemblyQueue(10_000, max_blocks=4)
+    for i in range(4):
+        assert q.insert(100 + 10 * i, b"a")
+    assert len(q) == 4
+    assert not q.insert(200, b"b")       # would be a fifth block
+    assert q.insert(101, b"b")           # extends a block: allowed
+    assert q.insert(102, b"c" * 8)       # merges two blocks
+    assert len(q) == 3
+    assert q.insert(200, b"d")
+
+
+def test_straddles_the_wrap() -> None:
+    q = ReassemblyQueue(1000)
+    base = M - 5
+    assert q.insert(seq_add(base, 8), b"IJ")   # [3, 5)
+    assert q.insert(seq_add(base, 3), b"DEFGH")  # [M-2, 3): across 2**32
+    assert q.blocks() == [(M - 2, 5)]
+    assert q.duplicate_of(M - 1, 1) == (M - 1, 1)
+    assert q.insert(base, b"ABC")
+    assert q.pop(base) == b"ABCDEFGHIJ"
+
+
+def test_clear() -> None:
+    q = ReassemblyQueue(1000)
+    q.insert(5, b"abc")
+    q.clear()
+    assert q.bytes_queued == 0 and not q and q.pop(5) == b""
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.binary(min_size=1, max_size=300),
+    isn_back=st.integers(0, 400),
+    seed=st.integers(0, 2**32),
+)
+def test_random_segments_reassemble(data: bytes, isn_back: int, seed: int) -> None:
+    rng = random.Random(seed)
+    isn = (M - isn_back) % M  # start near the wrap
+    segs = []
+    for _ in range(rng.randint(1, 30)):
+        a = rng.randrange(len(data))
+        b = rng.randint(a + 1, min(len(data), a + 40))
+        segs.append((a, b))
+    # make sure every byte is covered by some segment
+    pos = 0
+    while pos < len(data):
+        n = rng.randint(1, 25)
+        segs.append((pos, min(len(data), pos + n)))
+        pos += n
+    segs += rng.sample(segs, k=min(len(segs), 5))  # duplicates
+    rng.shuffle(segs)
+    limit = len(data)
+    q = ReassemblyQueue(limit)
+    out = bytearray()
+    rcv_nxt = isn
+    for a, b in segs:
+        seq = seq_add(isn, a)
+        chunk = data[a:b]
+        # the engine trims what is already delivered before queueing
+        done = len(out)
+        if b <= done:
+            continue
+        if a < done:
+            seq = seq_add(isn, done)
+            chunk = data[done:b]
+        assert q.insert(seq, chunk)
+        assert q.bytes_queued <= limit
+        got = q.pop(rcv_nxt)
+        out += got
+        rcv_nxt = seq_add(rcv_nxt, len(got))
+        for s, e in q.blocks():
+            off = (s - isn) % M
+            ln = (e - s) % M
+            assert 0 < ln and off + ln <= len(data)
+    assert bytes(out) == data
+    assert q.bytes_queued == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    segs=st.lists(st.tuples(st.integers(0, 500), st.integers(1, 60)), max_size=40),
+    limit=st.integers(0, 300),
+    maxb=st.integers(1, 8),
+)
+def test_memory_bounds_hold(segs: list[tuple[int, int]], limit: int, maxb: int) -> None:
+    q = ReassemblyQueue(limit, max_blocks=maxb)
+    covered: set[int] = set()
+    for off, n in segs:
+        seq = seq_add(M - 100, off)
+        ok = q.insert(seq, bytes([off & 0xFF]) * n)
+        if ok:
+            covered |= {(seq + i) % M for i in range(n)}
+        assert q.bytes_queued <= limit
+        assert len(q) <= maxb
+        assert q.bytes_queued == len(covered)
+        assert sum((e - s) % M for s, e in q.ranges()) == q.bytes_queued

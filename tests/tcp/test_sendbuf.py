@@ -1,0 +1,99 @@
+"""SendBuffer: a ring of unacked bytes read by offset from SND.UNA, checked against a bytes model."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytcp.tcp.sendbuf import SendBuffer
+
+
+def test_write_accepts_what_fits() -> None:
+    sb = SendBuffer(10)
+    assert sb.capacity == 10 and sb.free == 10 and len(sb) == 0
+    assert sb.write(b"hello") == 5
+    assert sb.write(b"world!!") == 5
+    assert len(sb) == 10 and sb.free == 0
+    assert sb.write(b"x") == 0
+    assert sb.read(0, 100) == b"helloworld"
+
+
+def test_read_by_offset_is_clipped_and_does_not_consume() -> None:
+    sb = SendBuffer(16)
+    sb.write(b"abcdefgh")
+    assert sb.read(2, 3) == b"cde"
+    assert sb.read(6, 10) == b"gh"
+    assert sb.read(8, 1) == b""
+    assert sb.read(20, 1) == b""
+    assert sb.read(0, 0) == b""
+    assert len(sb) == 8
+
+
+def test_consume_then_wrap_around() -> None:
+    sb = SendBuffer(8)
+    sb.write(b"012345")
+    sb.consume(4)  # acked "0123"
+    assert sb.read(0, 10) == b"45"
+    assert sb.write(b"ABCDEF") == 6  # wraps the ring end
+    assert len(sb) == 8
+    assert sb.read(0, 8) == b"45ABCDEF"
+    assert sb.read(3, 4) == b"BCDE"
+    dst = bytearray(10)
+    assert sb.read_into(1, 5, memoryview(dst)[2:]) == 5
+    assert bytes(dst) == b"\0\0" + b"5ABCD" + b"\0\0\0"
+
+
+def test_consume_more_than_buffered_empties() -> None:
+    sb = SendBuffer(4)
+    sb.write(b"ab")
+    sb.consume(10)
+    assert len(sb) == 0 and sb.free == 4
+    with pytest.raises(ValueError):
+        sb.consume(-1)
+    with pytest.raises(ValueError):
+        SendBuffer(0)
+
+
+def test_write_accepts_memoryview_and_bytearray() -> None:
+    sb = SendBuffer(6)
+    assert sb.write(memoryview(b"xyz123")[1:]) == 5
+    assert sb.write(bytearray(b"QQ")) == 1
+    assert sb.read(0, 6) == b"yz123Q"
+
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("w"), st.binary(max_size=40)),
+        st.tuples(st.just("c"), st.integers(0, 40)),
+        st.tuples(st.just("r"), st.tuples(st.integers(0, 40), st.integers(0, 40))),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cap=st.integers(1, 37), ops=ops)
+def test_matches_bytes_model(cap: int, ops: list[tuple[str, object]]) -> None:
+    sb = SendBuffer(cap)
+    model = b""
+    for kind, arg in ops:
+        if kind == "w":
+            assert isinstance(arg, bytes)
+            n = sb.write(arg)
+            assert n == min(len(arg), cap - len(model))
+            model += arg[:n]
+        elif kind == "c":
+            assert isinstance(arg, int)
+            sb.consume(arg)
+            model = model[arg:]
+        else:
+            assert isinstance(arg, tuple)
+            off, n = arg
+            assert sb.read(off, n) == model[off:off + n]
+            dst = bytearray(n)
+            got = sb.read_into(off, n, dst)
+            assert bytes(dst[:got]) == model[off:off + n]
+        assert len(sb) == len(model)
+        assert sb.free == cap - len(model)
+    assert sb.read(0, cap) == model
