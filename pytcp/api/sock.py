@@ -1,0 +1,349 @@
+"""Blocking, socket-like API over pytcp: :class:`BackgroundRuntime` and :class:`Socket`.
+
+Owns the thread boundary. :class:`BackgroundRuntime` owns one thread running one asyncio loop
+with one :class:`pytcp.runtime.Runtime` on it; the stack is touched only from that thread.
+:class:`Socket` methods block the calling thread and run their work on the loop through
+``asyncio.run_coroutine_threadsafe`` (timeouts are applied inside the loop, with
+``asyncio.wait_for``, so a timed-out ``recv`` loses no data). A socket is built on the asyncio
+streams of :mod:`pytcp.api.aio`::
+
+    with BackgroundRuntime(stack, link) as rt:
+        s = rt.socket()
+        s.connect(("10.77.0.2", 80))
+        s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+        print(s.recv(65536))
+        s.close()
+
+Timeouts (``settimeout``) raise ``TimeoutError`` (``socket.timeout`` is the same class).
+``settimeout(0)``/``setblocking(False)`` make calls that would wait raise ``BlockingIOError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket as _socket
+import threading
+from typing import Any, Awaitable, Callable, Coroutine, TypeVar
+
+from pytcp.api import aio
+from pytcp.runtime import Runtime
+
+__all__ = ["BackgroundRuntime", "Socket"]
+
+T = TypeVar("T")
+
+_UNSET = object()
+
+
+class BackgroundRuntime:
+    """A thread running an asyncio loop with a :class:`Runtime` over ``stack`` and ``link``.
+
+    ``start()`` (or the context manager) launches it; ``close(graceful_timeout)`` closes the
+    connections gracefully (see :meth:`Runtime.close`), stops the loop and joins the thread.
+    The link and pcap are closed too when ``close_link=True`` (the default) was given.
+    """
+
+    def __init__(
+        self,
+        stack: Any,
+        link: Any,
+        *,
+        pcap: Any | None = None,
+        impair_in: Any | None = None,
+        impair_out: Any | None = None,
+        close_link: bool = True,
+        name: str = "pytcp-runtime",
+    ) -> None:
+        self.stack = stack
+        self.link = link
+        self.pcap = pcap
+        self._impair_in = impair_in
+        self._impair_out = impair_out
+        self._close_link = close_link
+        self._name = name
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.runtime: Runtime | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._closed = False
+
+    def start(self) -> BackgroundRuntime:
+        if self._thread is not None:
+            raise RuntimeError("BackgroundRuntime already started")
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10.0):
+            raise RuntimeError("pytcp runtime thread did not start")
+        if self._start_error is not None:
+            raise RuntimeError("pytcp runtime failed to start") from self._start_error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            self.runtime = Runtime(
+                self.stack, self.link, loop=loop, pcap=self.pcap,
+                impair_in=self._impair_in, impair_out=self._impair_out,
+            )
+            self.runtime.start()
+        except BaseException as exc:  # noqa: BLE001 - reported to start()
+            self._start_error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            try:
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for t in pending:
+                    t.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            finally:
+                loop.close()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for its result from this (other) thread."""
+        loop = self._require_loop()
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("blocking pytcp call from the runtime's own thread")
+        fut = asyncio.run_coroutine_threadsafe(coro, loop)
+        return fut.result(timeout)
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._require_loop().call_soon_threadsafe(fn, *args)
+
+    def _require_loop(self) -> asyncio.AbstractEventLoop:
+        if self.loop is None or self._closed:
+            raise RuntimeError("BackgroundRuntime is not running")
+        return self.loop
+
+    def socket(self) -> Socket:
+        """A new, unconnected :class:`Socket` on this runtime."""
+        return Socket(self)
+
+    def close(self, graceful_timeout: float = 2.0) -> None:
+        if self._closed or self._thread is None:
+            self._closed = True
+            return
+        loop = self._require_loop()
+        runtime = self.runtime
+        if runtime is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(
+                    runtime.close(graceful_timeout), loop
+                ).result(graceful_timeout + 10.0)
+            except Exception:  # noqa: BLE001 - stop the thread anyway
+                pass
+        self._closed = True
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(10.0)
+        if self._close_link:
+            self.link.close()
+            if self.pcap is not None:
+                self.pcap.close()
+
+    def __enter__(self) -> BackgroundRuntime:
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Socket:
+    """A blocking TCP socket over a :class:`BackgroundRuntime` (stream sockets only).
+
+    Create with ``runtime.socket()`` or ``Socket.create(runtime=...)``. Server side:
+    ``listen(port, backlog)`` then ``accept() -> (Socket, (host, port))``. Client side:
+    ``connect((host, port))``. Then ``send``/``sendall``/``recv``/``shutdown``/``close``.
+    """
+
+    def __init__(self, runtime: BackgroundRuntime, *, _streams: Any = None) -> None:
+        self._rt = runtime
+        self._timeout: float | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._server: aio.Server | None = None
+        self._accept_q: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None = None
+        self._bound_port: int | None = None
+        self._shut_rd = False
+        self._closed = False
+        if _streams is not None:
+            self._reader, self._writer = _streams
+
+    @classmethod
+    def create(cls, *, runtime: BackgroundRuntime) -> Socket:
+        return cls(runtime)
+
+    # -- options -----------------------------------------------------------------------------
+
+    def settimeout(self, timeout: float | None) -> None:
+        if timeout is not None and timeout < 0:
+            raise ValueError("Timeout value out of range")
+        self._timeout = timeout
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        self._timeout = None if flag else 0.0
+
+    # -- running work on the loop ------------------------------------------------------------
+
+    def _run(self, make: Callable[[], Awaitable[T]], timeout: Any = _UNSET) -> T:
+        t = self._timeout if timeout is _UNSET else timeout
+
+        async def bounded() -> T:
+            if t is None:
+                return await make()
+            try:
+                return await asyncio.wait_for(make(), max(t, 0.0))
+            except asyncio.TimeoutError:
+                if t == 0:
+                    raise BlockingIOError("operation would block") from None
+                raise TimeoutError("timed out") from None
+
+        return self._rt.run(bounded())
+
+    def _require_stream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._closed:
+            raise OSError(9, "Bad file descriptor")
+        if self._reader is None or self._writer is None:
+            raise OSError(107, "Transport endpoint is not connected")
+        return self._reader, self._writer
+
+    # -- server side -------------------------------------------------------------------------
+
+    def bind(self, address: tuple[str, int]) -> None:
+        self._bound_port = int(address[1])
+
+    def listen(self, port: int | None = None, backlog: int = 128) -> None:
+        if port is None:
+            port = self._bound_port
+        if port is None:
+            raise OSError(22, "listen() needs a port (bind or listen(port))")
+        runtime = self._rt.runtime
+        assert runtime is not None
+
+        async def setup() -> tuple[aio.Server, asyncio.Queue[Any]]:
+            queue: asyncio.Queue[Any] = asyncio.Queue()
+
+            def on_client(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                queue.put_nowait((r, w))
+
+            server = await aio.start_server(on_client, port, runtime=runtime, backlog=backlog)
+            return server, queue
+
+        self._server, self._accept_q = self._rt.run(setup())
+        self._bound_port = port
+
+    def accept(self) -> tuple[Socket, tuple[str, int]]:
+        if self._closed:
+            raise OSError(9, "Bad file descriptor")
+        queue = self._accept_q
+        if queue is None:
+            raise OSError(22, "accept() on a socket that is not listening")
+        reader, writer = self._run(queue.get)
+        conn = Socket(self._rt, _streams=(reader, writer))
+        conn._timeout = self._timeout
+        return conn, writer.get_extra_info("peername")
+
+    # -- client side -------------------------------------------------------------------------
+
+    def connect(self, address: tuple[str, int]) -> None:
+        if self._closed:
+            raise OSError(9, "Bad file descriptor")
+        if self._writer is not None:
+            raise OSError(106, "Transport endpoint is already connected")
+        runtime = self._rt.runtime
+        assert runtime is not None
+        host, port = address
+        local_port = self._bound_port
+        self._reader, self._writer = self._run(
+            lambda: aio.open_connection(host, port, runtime=runtime, local_port=local_port)
+        )
+
+    # -- data --------------------------------------------------------------------------------
+
+    def sendall(self, data: bytes | bytearray | memoryview) -> None:
+        _, writer = self._require_stream()
+        payload = bytes(data)
+
+        async def send() -> None:
+            writer.write(payload)
+            await writer.drain()
+
+        self._run(send)
+
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Queue all of ``data`` and wait until the transport's backlog is under its
+        high-water mark; returns ``len(data)``."""
+        self.sendall(data)
+        return len(data)
+
+    def recv(self, bufsize: int) -> bytes:
+        reader, _ = self._require_stream()
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
+        if self._shut_rd or bufsize == 0:
+            return b""
+        return self._run(lambda: reader.read(bufsize))
+
+    def shutdown(self, how: int) -> None:
+        _, writer = self._require_stream()
+        if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
+            self._shut_rd = True
+        if how in (_socket.SHUT_WR, _socket.SHUT_RDWR):
+            async def eof() -> None:
+                writer.write_eof()
+
+            self._rt.run(eof())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        writer, server = self._writer, self._server
+        if writer is not None:
+            self._rt.call_soon(writer.close)
+        if server is not None:
+            self._rt.call_soon(server.close)
+
+    # -- names -------------------------------------------------------------------------------
+
+    def getpeername(self) -> tuple[str, int]:
+        _, writer = self._require_stream()
+        return writer.get_extra_info("peername")  # type: ignore[no-any-return]
+
+    def getsockname(self) -> tuple[str, int]:
+        if self._writer is None and self._server is not None:
+            runtime = self._rt.runtime
+            addr = getattr(runtime.stack, "addr", "0.0.0.0") if runtime else "0.0.0.0"
+            return (aio._ip_str(addr), self._server.port)
+        _, writer = self._require_stream()
+        return writer.get_extra_info("sockname")  # type: ignore[no-any-return]
+
+    def fileno(self) -> int:
+        return -1
+
+    def __enter__(self) -> Socket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._writer is not None:
+            return f"<pytcp Socket {self._writer.get_extra_info('sockname')} -> " \
+                   f"{self._writer.get_extra_info('peername')}>"
+        if self._server is not None:
+            return f"<pytcp Socket listening port={self._server.port}>"
+        return "<pytcp Socket unconnected>"

@@ -1,0 +1,330 @@
+"""The runtime: the one asyncio event loop glue between a link, the sans-I/O stack, pcap and
+impairment.
+
+Owns the I/O schedule and nothing of TCP. It is the only part that reads clocks: ``now`` for the
+stack comes from ``clock`` (default ``loop.time``), pcap timestamps from ``time.time_ns()``.
+
+- Reading: ``loop.add_reader(link.fileno())``; on readable, ``link.read_batch(64)`` until empty
+  or a budget; each packet goes to pcap (direction "in", the link's view), then through
+  ``impair_in`` (when set), then to ``stack.receive_packet(now, packet)``.
+- After a batch, a timer, or app-side calls: ONE flush (``stack.pending_packets()`` ->
+  ``impair_out`` -> pcap "out" -> ``link.write``), then the stack's events are dispatched to the
+  api objects attached as ``TcpHandle.user_data`` (or registered for a listener with
+  :meth:`Runtime.register_listener`), then the single ``loop.call_at`` timer is re-armed for
+  the earliest of the stack's and the impairments' deadlines.
+- App-side calls coalesce: the api calls :meth:`Runtime.kick`, which schedules one
+  ``loop.call_soon`` service per tick.
+
+An api object receives events through ``handle_event(event, now)``. Exceptions raised there
+are reported to the loop's exception handler and never stop the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from typing import Any, Callable, Protocol
+
+__all__ = ["Runtime", "EventTarget", "LinkLike"]
+
+
+class EventTarget(Protocol):
+    """What the runtime dispatches events to (api transports and servers)."""
+
+    def handle_event(self, event: object, now: float) -> None: ...
+
+
+class LinkLike(Protocol):
+    def fileno(self) -> int: ...
+
+    def read_batch(self, max_packets: int = 64) -> list[bytes]: ...
+
+    def write(self, packet: bytes | bytearray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _min_deadline(*deadlines: float | None) -> float | None:
+    best: float | None = None
+    for d in deadlines:
+        if d is not None and (best is None or d < best):
+            best = d
+    return best
+
+
+class Runtime:
+    """Join ``stack`` and ``link`` on ``loop``; see the module docstring."""
+
+    READ_BATCH = 64
+
+    def __init__(
+        self,
+        stack: Any,
+        link: LinkLike,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        pcap: Any | None = None,
+        impair_in: Any | None = None,
+        impair_out: Any | None = None,
+        clock: Callable[[], float] | None = None,
+        read_budget: int = 256,
+    ) -> None:
+        self.stack = stack
+        self.link = link
+        self.loop = loop
+        self.pcap = pcap
+        self.impair_in = impair_in
+        self.impair_out = impair_out
+        self.clock: Callable[[], float] = clock if clock is not None else loop.time
+        self.read_budget = read_budget
+        # Counters for the status page (the stack keeps its own stats and drops).
+        self.packets_in = 0
+        self.packets_out = 0
+        self.tx_errors = 0  # link.write raised OSError (e.g. ENOBUFS): the packet is lost
+        self.callback_errors = 0  # an api/app callback raised during dispatch
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._listener_targets: dict[int, tuple[object, EventTarget]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: float | None = None
+        self._tick_scheduled = False
+        self._started = False
+        self._closed = False
+        self._fileno = -1
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start reading the link and serving timers. Call from the loop's thread."""
+        if self._started:
+            raise RuntimeError("Runtime already started")
+        if self._closed:
+            raise RuntimeError("Runtime is closed")
+        self._started = True
+        self._fileno = self.link.fileno()
+        self.loop.add_reader(self._fileno, self._on_readable)
+        self._service(self.clock())
+
+    @property
+    def running(self) -> bool:
+        return self._started and not self._closed
+
+    async def close(self, graceful_timeout: float = 2.0) -> None:
+        """Close every connection: FIN (close) all of them, wait until they are gone (or in
+        TIME-WAIT) or ``graceful_timeout`` seconds passed, then RST what is left. Closes the
+        listeners, removes the reader and the timer. The caller closes the link and pcap.
+        """
+        if self._closed:
+            return
+        now = self.clock()
+        for key, (listener, _target) in list(self._listener_targets.items()):
+            self._listener_targets.pop(key, None)
+            try:
+                listener.close()  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001 - already closed is fine
+                pass
+        for handle in list(self.stack.connections()):
+            self._call_quietly(handle.close, now)
+        self._service(now)
+        if self._started:
+            deadline = self.loop.time() + graceful_timeout
+            while self._open_connections() and self.loop.time() < deadline:
+                await asyncio.sleep(min(0.01, max(0.0, deadline - self.loop.time())))
+        now = self.clock()
+        for handle in self._open_connections():
+            self._call_quietly(handle.abort, now)
+        self._service(now)
+        self._closed = True
+        if self._started:
+            self.loop.remove_reader(self._fileno)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_deadline = None
+        if self.pcap is not None:
+            self.pcap.flush()
+
+    def _open_connections(self) -> list[Any]:
+        out = []
+        for handle in self.stack.connections():
+            state = str(handle.conn.state)
+            if state not in ("CLOSED", "TIME-WAIT"):
+                out.append(handle)
+        return out
+
+    @staticmethod
+    def _call_quietly(fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - TcpUsageError: nothing left to close
+            pass
+
+    # -- api side ----------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The stack's current time (``clock()``)."""
+        return self.clock()
+
+    def kick(self) -> None:
+        """Schedule one flush/dispatch/re-arm for this loop tick (app-side calls end here)."""
+        if not self._tick_scheduled and not self._closed:
+            self._tick_scheduled = True
+            self.loop.call_soon(self._on_tick)
+
+    def register_listener(self, listener: object, target: EventTarget) -> None:
+        """Route a listener's events (``AcceptReady``) to ``target``."""
+        self._listener_targets[id(listener)] = (listener, target)
+
+    def unregister_listener(self, listener: object) -> None:
+        self._listener_targets.pop(id(listener), None)
+
+    def stats(self) -> dict[str, int]:
+        """Counters for the status page."""
+        out = {
+            "packets_in": self.packets_in,
+            "packets_out": self.packets_out,
+            "tx_errors": self.tx_errors,
+            "callback_errors": self.callback_errors,
+        }
+        out.update(self.counters)
+        return out
+
+    # -- loop callbacks ----------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        now = self.clock()
+        stack = self.stack
+        pcap = self.pcap
+        impair = self.impair_in
+        budget = self.read_budget
+        n = 0
+        while n < budget:
+            try:
+                batch = self.link.read_batch(self.READ_BATCH)
+            except OSError:
+                self.counters["rx_errors"] += 1
+                break
+            if not batch:
+                break
+            n += len(batch)
+            if pcap is not None:
+                wall = time.time_ns()
+                for pkt in batch:
+                    pcap.write(wall, pkt, "in")
+            if impair is not None:
+                for pkt in batch:
+                    impair.submit(now, pkt)
+                batch = impair.release(now)
+            for pkt in batch:
+                stack.receive_packet(now, pkt)
+        self.packets_in += n
+        self._service(now)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        fired_for = self._timer_deadline
+        self._timer_deadline = None
+        now = self.clock()
+        # loop.call_at may fire up to the clock resolution early: never look earlier than
+        # the deadline we were armed for, so an expired timer is seen as expired.
+        if fired_for is not None and self.clock == self.loop.time and now < fired_for:
+            now = fired_for
+        if self.impair_in is not None:
+            for pkt in self.impair_in.release(now):
+                self.stack.receive_packet(now, pkt)
+        self.stack.handle_timers(now)
+        self._service(now)
+
+    def _on_tick(self) -> None:
+        self._tick_scheduled = False
+        if not self._closed:
+            self._service(self.clock())
+
+    # -- the one service path ----------------------------------------------------------------
+
+    def _service(self, now: float) -> None:
+        """Flush output, dispatch events, and re-arm the timer. Events may cause output
+        (a read opens the window), so loop a few rounds until both are quiet."""
+        for _ in range(8):
+            self.flush(now)
+            if not self._dispatch(now):
+                break
+        self.flush(now)
+        self._rearm()
+
+    def flush(self, now: float | None = None) -> None:
+        """Move the stack's pending packets through impair_out and pcap to the link."""
+        if now is None:
+            now = self.clock()
+        packets = self.stack.pending_packets()
+        impair = self.impair_out
+        if impair is not None:
+            for pkt in packets:
+                impair.submit(now, pkt)
+            packets = impair.release(now)
+        if not packets:
+            return
+        pcap = self.pcap
+        if pcap is not None:
+            wall = time.time_ns()
+            for pkt in packets:
+                pcap.write(wall, pkt, "out")
+        write = self.link.write
+        for pkt in packets:
+            try:
+                write(pkt)
+            except OSError:
+                # The link refused it (buffer full, ENOBUFS): lost like on a real wire; TCP
+                # retransmits.
+                self.tx_errors += 1
+                continue
+            self.packets_out += 1
+        if pcap is not None:
+            pcap.flush()
+
+    def _dispatch(self, now: float) -> bool:
+        events = self.stack.pending_events()
+        if not events:
+            return False
+        for owner, event in events:
+            target = getattr(owner, "user_data", None)
+            if target is None:
+                entry = self._listener_targets.get(id(owner))
+                if entry is None or entry[0] is not owner:
+                    self.counters["events_unclaimed"] += 1
+                    continue
+                target = entry[1]
+            handler = getattr(target, "handle_event", None)
+            if handler is None:
+                self.counters["events_unclaimed"] += 1
+                continue
+            try:
+                handler(event, now)
+            except Exception as exc:  # noqa: BLE001 - an app bug must not stop the stack
+                self.callback_errors += 1
+                self.loop.call_exception_handler(
+                    {"message": f"pytcp: exception while handling {event!r}", "exception": exc}
+                )
+        return True
+
+    def _rearm(self) -> None:
+        if self._closed:
+            return
+        deadline = _min_deadline(
+            self.stack.next_deadline(),
+            self.impair_in.next_deadline() if self.impair_in is not None else None,
+            self.impair_out.next_deadline() if self.impair_out is not None else None,
+        )
+        if deadline == self._timer_deadline and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_deadline = deadline
+        if deadline is None:
+            return
+        if self.clock == self.loop.time:
+            when = deadline
+        else:
+            when = self.loop.time() + (deadline - self.clock())
+        self._timer = self.loop.call_at(when, self._on_timer)
