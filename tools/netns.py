@@ -12,10 +12,12 @@ No packet ever leaves a namespace created here: only ``lo`` and the interfaces a
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -29,6 +31,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CLONE_NEWNET = 0x40000000
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_LIVE: set[Netns] = set()  # closed at interpreter exit if a caller forgot (or was interrupted)
+
+
+@atexit.register
+def _close_leftovers() -> None:
+    for ns in list(_LIVE):
+        ns.close()
 
 
 def environment_problem() -> str | None:
@@ -44,7 +53,14 @@ def environment_problem() -> str | None:
 
 
 def pytcp_argv(*args: str) -> list[str]:
-    """The command line that runs this checkout's pytcp CLI with the current interpreter."""
+    """The command line that runs this checkout's pytcp CLI with the current interpreter.
+
+    ``PYTCP_E2E_CLI`` (a command prefix, shell-split) replaces it: a hook to check the
+    harness itself against a stand-in.
+    """
+    override = os.environ.get("PYTCP_E2E_CLI")
+    if override:
+        return [*shlex.split(override), *args]
     return [sys.executable, "-m", "pytcp", *args]
 
 
@@ -94,6 +110,7 @@ class Netns:
         subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True,
                        timeout=10)
         self._created = True
+        _LIVE.add(self)
         self.ip("link", "set", "lo", "up")
 
     # -- commands ----------------------------------------------------------------------
@@ -186,6 +203,7 @@ class Netns:
                     break
                 time.sleep(0.1)
             self._created = False
+            _LIVE.discard(self)
 
     def __enter__(self) -> Netns:
         return self
@@ -237,7 +255,8 @@ class PytcpUp:
         return self.ready_line
 
     def stderr(self) -> str:
-        self._stderr.flush()
+        if not self._stderr.closed:
+            self._stderr.flush()
         try:
             return self._stderr_path.read_text(errors="replace")[-4000:]
         except OSError:
@@ -247,5 +266,6 @@ class PytcpUp:
         """Signal it, wait (bounded) for exit; returns the exit status."""
         rc = stop_process(self.proc, sig, timeout)
         self._reader.join(timeout=2.0)
-        self._stderr.close()
+        if not self._stderr.closed:
+            self._stderr.close()
         return rc
