@@ -1,0 +1,375 @@
+"""HTTP/1.1 server on h11: static files under a root directory, or pytcp's status page.
+
+Owns request handling for one connection: h11 does the framing (keep-alive, pipelining in
+order, chunked/Content-Length request bodies); this module maps a request target to a file
+confined to the root, or to the status page, and streams the response with back-pressure.
+
+Routing:
+- methods: GET and HEAD; anything else gets 405 with ``Allow: GET, HEAD`` and the connection
+  closes (we do not read request bodies we would throw away).
+- with a root: the target's path is percent-decoded and split on ``/``; a ``..`` segment, a
+  NUL, or a path that is not UTF-8 is a 400; empty and ``.`` segments are ignored, so ``//etc``
+  is ``<root>/etc``. The file is resolved (symlinks followed) and must still lie inside the
+  resolved root, else 404; only regular files are served (FIFOs, devices: 404).
+  A directory is served as its ``index.html`` if it has one, else as an HTML listing; a
+  directory URL without a trailing ``/`` is redirected (301) to the one with it.
+- without a root: ``/`` is the status page (HTML) and ``/status.json`` its JSON; else 404.
+- files are streamed in ``chunk_size`` pieces, never loaded whole, with ``await drain()``.
+- a connection idle for ``idle_timeout`` seconds (no request bytes, or no send progress) is
+  closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import html
+import logging
+import mimetypes
+import os
+import stat
+import urllib.parse
+from pathlib import Path
+import h11
+
+import pytcp
+from pytcp.apps.status import StatusProvider, render_html, render_json
+from pytcp.apps.streams import close_writer, linger_close
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 256 * 1024      # file bytes per write, then drain
+IDLE_TIMEOUT = 30.0          # seconds without progress before we close a keep-alive connection
+READ_SIZE = 65536
+MAX_REQUEST_BODY = 1 << 20   # a GET/HEAD body larger than this: 413 and close
+ALLOWED_METHODS = (b"GET", b"HEAD")
+SERVER_NAME = f"pytcp/{pytcp.__version__}".encode()
+
+_MIME = mimetypes.MimeTypes()  # Python's built-in table only: the same answer on every host
+
+
+class _Reply(Exception):
+    """Raised inside request routing to answer with an error status."""
+
+    def __init__(self, status: int, detail: str = "", headers: list[tuple[bytes, bytes]] | None = None,
+                 close: bool = False) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers or []
+        self.close = close
+
+
+class _Timeout(Exception):
+    """The peer made no progress for idle_timeout seconds."""
+
+
+def content_type(name: str) -> str:
+    """Content-Type by file extension; text gets ``charset=utf-8``; unknown is octet-stream."""
+    ctype, encoding = _MIME.guess_type(name, strict=False)
+    if ctype is None or encoding is not None:
+        return "application/octet-stream"
+    if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
+        return ctype + "; charset=utf-8"
+    return ctype
+
+
+def target_path(target: bytes) -> tuple[str, list[str]]:
+    """Split a request target into (decoded path, its safe segments); raise _Reply(400).
+
+    Accepts origin-form (``/a/b?q``) and absolute-form (``http://host/a/b``).
+    """
+    try:
+        text = target.decode("ascii")
+    except UnicodeDecodeError:
+        raise _Reply(400, "request target is not ASCII") from None
+    if text.startswith(("http://", "https://")):
+        text = urllib.parse.urlsplit(text).path or "/"
+    if not text.startswith("/"):
+        raise _Reply(400, "request target must start with /")
+    raw = text.split("?", 1)[0].split("#", 1)[0]
+    decoded = urllib.parse.unquote_to_bytes(raw)
+    if b"\x00" in decoded:
+        raise _Reply(400, "NUL in path")
+    try:
+        path = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Reply(400, "path is not UTF-8") from None
+    segments = [s for s in path.split("/") if s not in ("", ".")]
+    if ".." in segments:
+        raise _Reply(400, "'..' in path")
+    return path, segments
+
+
+class _HttpSession:
+    """One HTTP connection: reads requests in order, answers each, keeps alive or closes."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 root: Path | None, status_provider: StatusProvider | None,
+                 idle_timeout: float, chunk_size: int) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.root = root
+        self.status_provider = status_provider
+        self.idle_timeout = idle_timeout
+        self.chunk_size = chunk_size
+        self.conn = h11.Connection(h11.SERVER)
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
+        self.requests = 0
+
+    # --- input -----------------------------------------------------------------------------
+
+    async def _read(self) -> bytes:
+        try:
+            return await asyncio.wait_for(self.reader.read(READ_SIZE), self.idle_timeout)
+        except asyncio.TimeoutError:
+            raise _Timeout() from None
+
+    async def _next_request(self) -> h11.Request | None:
+        """The next complete request (its body read and discarded), or None when closed."""
+        request: h11.Request | None = None
+        body = 0
+        while True:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                self.conn.receive_data(await self._read())
+            elif isinstance(event, h11.Request):
+                request = event
+                if event.method not in ALLOWED_METHODS:
+                    return event  # answered 405 at once; its body is never read
+            elif isinstance(event, h11.Data):
+                body += len(event.data)
+                if body > MAX_REQUEST_BODY:
+                    raise _Reply(413, "request body too large", close=True)
+            elif isinstance(event, h11.EndOfMessage):
+                return request
+            else:  # ConnectionClosed, or PAUSED (cannot happen: we return at EndOfMessage)
+                return None
+
+    # --- output ----------------------------------------------------------------------------
+
+    async def _write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writer.write(data)
+        try:
+            await asyncio.wait_for(self.writer.drain(), self.idle_timeout)
+        except asyncio.TimeoutError:
+            raise _Timeout() from None
+
+    def _headers(self, ctype: str, length: int,
+                 extra: list[tuple[bytes, bytes]] | None = None) -> list[tuple[bytes, bytes]]:
+        headers = [
+            (b"Server", SERVER_NAME),
+            (b"Date", email.utils.formatdate(usegmt=True).encode()),
+            (b"Content-Type", ctype.encode()),
+            (b"Content-Length", str(length).encode()),
+        ]
+        return headers + (extra or [])
+
+    async def _send_bytes(self, method: bytes, status: int, ctype: str, body: bytes,
+                          extra: list[tuple[bytes, bytes]] | None = None) -> None:
+        headers = self._headers(ctype, len(body), extra)
+        out = self.conn.send(h11.Response(status_code=status, headers=headers)) or b""
+        if method != b"HEAD" and body:
+            out += self.conn.send(h11.Data(data=body)) or b""
+        out += self.conn.send(h11.EndOfMessage()) or b""
+        await self._write(out)
+
+    async def _send_error(self, method: bytes, status: int, detail: str,
+                          extra: list[tuple[bytes, bytes]] | None = None, close: bool = False) -> None:
+        reason = _REASONS.get(status, "Error")
+        body = f"{status} {reason}\n{detail}\n".encode() if detail else f"{status} {reason}\n".encode()
+        headers = list(extra or [])
+        if close:
+            headers.append((b"Connection", b"close"))
+        await self._send_bytes(method, status, "text/plain; charset=utf-8", body, headers)
+
+    async def _send_file(self, method: bytes, fd: int, size: int, ctype: str) -> None:
+        """Headers, then the file in chunk_size pieces with back-pressure (never all at once)."""
+        await self._write(self.conn.send(h11.Response(
+            status_code=200, headers=self._headers(ctype, size))) or b"")
+        if method == b"GET":
+            left = size
+            while left > 0:
+                chunk = os.read(fd, min(self.chunk_size, left))
+                if not chunk:  # the file shrank under us: we cannot keep our Content-Length
+                    raise ConnectionAbortedError("file shrank while being sent")
+                left -= len(chunk)
+                for piece in self.conn.send_with_data_passthrough(h11.Data(data=chunk)) or ():
+                    self.writer.write(piece)
+                try:
+                    await asyncio.wait_for(self.writer.drain(), self.idle_timeout)
+                except asyncio.TimeoutError:
+                    raise _Timeout() from None
+        await self._write(self.conn.send(h11.EndOfMessage()) or b"")
+
+    # --- routing ---------------------------------------------------------------------------
+
+    async def _respond(self, request: h11.Request) -> int:
+        """Answer one request; returns the status sent."""
+        method = request.method
+        if method not in ALLOWED_METHODS:
+            raise _Reply(405, f"method {method.decode('latin-1')} not allowed",
+                         [(b"Allow", b"GET, HEAD")], close=True)
+        path, segments = target_path(request.target)
+        if self.root is None:
+            return await self._respond_status(method, segments)
+        return await self._respond_file(method, path, segments)
+
+    async def _respond_status(self, method: bytes, segments: list[str]) -> int:
+        if self.status_provider is None or segments not in ([], ["status.json"]):
+            raise _Reply(404)
+        snapshot = self.status_provider()
+        if segments:
+            await self._send_bytes(method, 200, "application/json", render_json(snapshot),
+                                   [(b"Cache-Control", b"no-store")])
+        else:
+            await self._send_bytes(method, 200, "text/html; charset=utf-8", render_html(snapshot),
+                                   [(b"Cache-Control", b"no-store")])
+        return 200
+
+    def _resolve(self, segments: list[str]) -> Path:
+        """The real path for segments, confined to root (symlinks resolved); else 404."""
+        assert self.root is not None
+        candidate = self.root.joinpath(*segments)
+        try:
+            real = candidate.resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise _Reply(404) from None
+        if real != self.root and self.root not in real.parents:
+            log.info("http %s: %s resolves outside the root", self.peer, candidate)
+            raise _Reply(404)
+        return real
+
+    async def _respond_file(self, method: bytes, path: str, segments: list[str]) -> int:
+        real = self._resolve(segments)
+        if real.is_dir():
+            if not path.endswith("/"):
+                location = urllib.parse.quote(path + "/", safe="/")
+                raise _Reply(301, "", [(b"Location", location.encode())])
+            index = real / "index.html"
+            if index.is_file():
+                real = self._resolve(segments + ["index.html"])
+            else:
+                await self._send_bytes(method, 200, "text/html; charset=utf-8",
+                                       directory_listing(real, path))
+                return 200
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(real, flags)
+        except PermissionError:
+            raise _Reply(403) from None
+        except OSError:
+            raise _Reply(404) from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise _Reply(404)
+            await self._send_file(method, fd, st.st_size, content_type(real.name))
+        finally:
+            os.close(fd)
+        return 200
+
+    # --- the connection's life ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            try:
+                request = await self._next_request()
+                if request is None:
+                    return
+                self.requests += 1
+                try:
+                    status = await self._respond(request)
+                except _Reply as reply:
+                    status = reply.status
+                    await self._send_error(request.method, reply.status, reply.detail,
+                                           reply.headers, reply.close)
+                log.info('http %s "%s %s" %d', self.peer, request.method.decode("latin-1"),
+                         request.target.decode("latin-1"), status)
+            except h11.RemoteProtocolError as exc:
+                # RFC 9112: a malformed request gets 400 (431 for oversized headers), then close.
+                log.info("http %s: bad request: %s", self.peer, exc)
+                if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                    await self._send_error(b"GET", exc.error_status_hint, str(exc), close=True)
+                return
+            except _Reply as reply:  # raised while reading (413)
+                if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                    await self._send_error(b"GET", reply.status, reply.detail, reply.headers,
+                                           close=True)
+                return
+            if self.conn.our_state is not h11.DONE or self.conn.their_state is not h11.DONE:
+                return  # MUST_CLOSE (Connection: close, HTTP/1.0, 405) or an unread body
+            self.conn.start_next_cycle()
+
+
+def directory_listing(directory: Path, url_path: str) -> bytes:
+    """An HTML index of ``directory`` (sorted; subdirectories end with ``/``)."""
+    entries: list[str] = []
+    try:
+        with os.scandir(directory) as it:
+            for entry in it:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                entries.append(entry.name + ("/" if is_dir else ""))
+    except OSError:
+        raise _Reply(403) from None
+    title = html.escape(f"Index of {url_path}")
+    lines = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">",
+             f"<title>{title}</title></head><body>", f"<h1>{title}</h1>", "<ul>"]
+    if url_path != "/":
+        lines.append('<li><a href="../">../</a></li>')
+    for name in sorted(entries):
+        href = urllib.parse.quote(name, safe="/")
+        lines.append(f'<li><a href="{href}">{html.escape(name)}</a></li>')
+    lines += ["</ul>", "</body></html>"]
+    return ("\n".join(lines) + "\n").encode()
+
+
+_REASONS = {
+    200: "OK", 301: "Moved Permanently", 400: "Bad Request", 403: "Forbidden",
+    404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+    413: "Content Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+}
+
+
+async def serve_http(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    root: Path | None = None,
+    status_provider: StatusProvider | None = None,
+    *,
+    idle_timeout: float = IDLE_TIMEOUT,
+    chunk_size: int = CHUNK_SIZE,
+) -> None:
+    """Serve HTTP/1.1 on one connection until the peer closes, errs, or idles out.
+
+    ``root``: serve files under it; ``None``: serve the status page from ``status_provider``.
+    Never raises for anything the peer does.
+    """
+    session = _HttpSession(reader, writer, root.resolve() if root is not None else None,
+                           status_provider, idle_timeout, chunk_size)
+    linger = False
+    try:
+        await session.run()
+        linger = session.conn.our_state is h11.MUST_CLOSE or session.conn.their_state not in (
+            h11.DONE, h11.CLOSED, h11.IDLE)
+    except _Timeout:
+        log.info("http %s: idle for %.0f s, closing", session.peer, idle_timeout)
+    except (ConnectionError, OSError, h11.LocalProtocolError) as exc:
+        log.info("http %s: connection ended: %r", session.peer, exc)
+        writer.transport.abort()
+    except Exception:  # a bug of ours must not take the whole server down
+        log.exception("http %s: internal error", session.peer)
+        writer.transport.abort()
+    finally:
+        if linger:
+            await linger_close(reader, writer)
+        else:
+            await close_writer(writer)
+
+
+__all__ = ["serve_http", "content_type", "target_path", "directory_listing"]
