@@ -26,6 +26,8 @@ import collections
 import time
 from typing import Any, Callable, Protocol
 
+from pytcp.tcp.errors import TcpUsageError
+
 __all__ = ["Runtime", "EventTarget", "LinkLike"]
 
 
@@ -156,7 +158,7 @@ class Runtime:
     def _call_quietly(fn: Callable[..., Any], *args: Any) -> None:
         try:
             fn(*args)
-        except Exception:  # noqa: BLE001 - TcpUsageError: nothing left to close
+        except TcpUsageError:  # nothing left to close
             pass
 
     # -- api side ----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import asyncio
 from typing import Any, Awaitable, Callable
 
 from pytcp.runtime import Runtime
+from pytcp.tcp.errors import TcpUsageError
 
 __all__ = [
     "PytcpTransport",
@@ -151,7 +152,7 @@ class PytcpTransport(asyncio.Transport):
         self._backlog.clear()
         try:
             self._handle.abort(self._runtime.now())
-        except Exception:  # noqa: BLE001 - already closed in the engine: nothing to reset
+        except TcpUsageError:  # already closed in the engine: nothing to reset
             pass
         self._runtime.kick()
         self._connection_lost(None)
@@ -282,7 +283,7 @@ class PytcpTransport(asyncio.Transport):
         while not self._reading_paused and not self._lost:
             try:
                 data = handle.receive(now)
-            except Exception:  # noqa: BLE001 - not readable in this state
+            except TcpUsageError:  # not readable in this state
                 break
             if not data:
                 break
@@ -303,7 +304,7 @@ class PytcpTransport(asyncio.Transport):
     def _send(self, now: float, data: bytes | bytearray | memoryview) -> int:
         try:
             n = int(self._handle.send(now, data))
-        except Exception as exc:  # noqa: BLE001 - e.g. sending after the peer reset
+        except TcpUsageError as exc:  # e.g. sending after the peer reset
             self._fatal_error(ConnectionResetError(f"send failed: {exc}"))
             return len(data)
         self.bytes_written += n
@@ -327,7 +328,7 @@ class PytcpTransport(asyncio.Transport):
             self._close_requested = False
             try:
                 self._handle.close(now)
-            except Exception:  # noqa: BLE001 - already closed by the engine
+            except TcpUsageError:  # already closed by the engine
                 pass
             self._runtime.kick()
             self._connection_lost(None)
@@ -335,7 +336,7 @@ class PytcpTransport(asyncio.Transport):
             self._eof_sent = True
             try:
                 self._handle.shutdown(now)
-            except Exception:  # noqa: BLE001 - already shut down
+            except TcpUsageError:  # already shut down
                 pass
             self._runtime.kick()
 
