@@ -94,3 +94,149 @@ def test_idle_restart_limits_to_initial_window() -> None:
     cc2.on_rto(0.0, 4000)
     cc2.on_idle_restart(10.0)
     assert cc2.cwnd == 1000  # min(IW, cwnd)
+
+
+# ---------------------------------------------------------------- CUBIC (RFC 9438)
+
+from pytcp.tcp.congestion.cubic import ALPHA_CUBIC, BETA_CUBIC, C, Cubic  # noqa: E402
+
+
+def _cubic_at(w_segments: int, mss: int = 1000) -> Cubic:
+    cc = make_congestion("cubic", mss, w_segments)
+    assert isinstance(cc, Cubic)
+    cc.ssthresh = cc.cwnd  # as if slow start had just ended
+    return cc
+
+
+def _one_rtt(cc: Cubic, now: float, rtt: float) -> None:
+    """ACK one full window, MSS by MSS, at time ``now``."""
+    for _ in range(cc.cwnd // cc.mss):
+        cc.on_ack(now, cc.mss, rtt, cc.cwnd)
+
+
+def test_cubic_constants() -> None:
+    assert C == 0.4 and BETA_CUBIC == 0.7
+    assert ALPHA_CUBIC == pytest.approx(3 * 0.3 / 1.7)
+
+
+def test_cubic_loss_sets_wmax_k_and_ssthresh() -> None:
+    cc = _cubic_at(100)
+    cc.on_congestion(1.0, 100_000)
+    assert cc.w_max == 100.0
+    assert cc.cwnd_prior == 100.0
+    assert cc.ssthresh == 70_000 and cc.cwnd == 70_000  # beta 0.7
+    cc.on_recovery_exit(1.5)
+    cc.on_ack(2.0, 1000, 0.1, 70_000)  # first ACK in CA starts the epoch
+    assert cc.t_epoch == 2.0
+    assert cc.cwnd_epoch == 70.0
+    # RFC 9438 Figure 2: K = cbrt((W_max - cwnd_epoch) / C) = cbrt(30 / 0.4) = cbrt(75)
+    assert cc.k == pytest.approx(75 ** (1 / 3))
+    assert cc.k == pytest.approx(4.2172, abs=1e-4)
+
+
+def test_cubic_curve_matches_formula() -> None:
+    cc = _cubic_at(100)
+    cc.on_congestion(0.0, 100_000)
+    cc.on_ack(0.0, 1000, 0.1, 70_000)
+    k = cc.k
+    for t, expected in [
+        (0.0, 70.0),                          # the curve starts at cwnd_epoch = beta*W_max
+        (1.0, 0.4 * (1 - k) ** 3 + 100),
+        (k, 100.0),                           # plateau at W_max after K seconds
+        (6.0, 0.4 * (6 - k) ** 3 + 100),
+        (10.0, 0.4 * (10 - k) ** 3 + 100),
+    ]:
+        assert cc.w_cubic(t) == pytest.approx(expected, rel=1e-9)
+    assert cc.w_cubic(0.0) == pytest.approx(70.0)
+
+
+def test_cubic_concave_then_plateau_then_convex() -> None:
+    cc = _cubic_at(100)
+    cc.on_congestion(0.0, 100_000)
+    rtt = 0.1
+    t = 0.0
+    sizes = []
+    for _ in range(100):  # 10 s of ACK clocking
+        t += rtt
+        _one_rtt(cc, t, rtt)
+        sizes.append(cc.cwnd / 1000)
+        # cwnd follows W_cubic(t + RTT) but never overshoots it by more than one step
+        assert cc.cwnd / 1000 <= max(cc.w_cubic(t + rtt), cc.w_est) + 1.5
+    k = cc.k
+    growth = [b - a for a, b in zip(sizes, sizes[1:])]
+    i_k = int(k / rtt)
+    # concave: increments shrink while approaching W_max
+    assert growth[5] > growth[15] > growth[30] > 0
+    assert sizes[i_k] == pytest.approx(100, abs=1.5)
+    # convex (beyond the Reno-friendly stretch): increments grow again
+    assert growth[90] > growth[80] > growth[70]
+    assert sizes[-1] > 150
+
+
+def test_cubic_reno_friendly_region() -> None:
+    # Small window, tiny RTT: W_cubic barely moves in a few ms, the Reno estimate wins.
+    cc = _cubic_at(10)
+    cc.on_congestion(0.0, 10_000)
+    assert cc.cwnd == 7000
+    cc.on_ack(0.0, 1000, 0.001, 7000)  # starts the epoch; W_est = 7 + alpha * 1/7
+    assert cc.w_est == pytest.approx(7 + ALPHA_CUBIC / 7)
+    assert cc.w_cubic(0.0) == pytest.approx(7.0)
+    assert cc.cwnd / 1000 == pytest.approx(7 + ALPHA_CUBIC / 7, abs=1e-3)
+    now = 0.0
+    for _ in range(20):
+        now += 0.001
+        _one_rtt(cc, now, 0.001)
+    # about alpha_cubic segments per RTT until W_est reaches cwnd_prior, then 1 per RTT
+    assert cc.w_cubic(now) < cc.w_est
+    assert cc.cwnd / 1000 == pytest.approx(cc.w_est, abs=1e-3)
+    assert cc.alpha == 1.0
+    assert 10.0 < cc.w_est < 7 + 20 * 1.0
+
+
+def test_cubic_fast_convergence() -> None:
+    cc = _cubic_at(100)
+    cc.on_congestion(0.0, 100_000)       # W_max = 100
+    cc.on_recovery_exit(0.1)
+    cc.on_congestion(0.2, 70_000)        # lost again below W_max: W_max = 70*(1+0.7)/2
+    assert cc.w_max == pytest.approx(70 * 1.7 / 2)
+    assert cc.ssthresh == 49_000
+    slow = Cubic(1000, 100, fast_convergence=False)
+    slow.on_congestion(0.0, 100_000)
+    slow.on_congestion(0.2, 70_000)
+    assert slow.w_max == pytest.approx(70.0)
+
+
+def test_cubic_rto_and_first_ca_after_it() -> None:
+    cc = _cubic_at(100)
+    cc.on_rto(1.0, 100_000)
+    assert cc.cwnd == 1000 and cc.ssthresh == 70_000 and cc.w_max is None
+    for i in range(40):
+        cc.on_ack(1.0 + i * 0.01, 2000, 0.01, cc.cwnd)
+        if cc.cwnd >= cc.ssthresh:
+            break
+    # 1000 + 2000*34 = 69000; the next ACK fills to ssthresh and its other 1000 bytes are
+    # the first congestion avoidance ACK: RFC 9438 4.8: K = 0, W_max = cwnd at CA start.
+    assert 70_000 <= cc.cwnd < 70_100
+    assert cc.k == 0.0 and cc.w_max == 70.0 and cc.t_epoch == pytest.approx(1.34)
+
+
+def test_cubic_idle_restart_excludes_idle_time() -> None:
+    cc = _cubic_at(20)
+    cc.on_congestion(0.0, 20_000)
+    cc.on_ack(0.0, 1000, 0.1, 14_000)
+    assert cc.t_epoch == 0.0
+    grown = cc.cwnd
+    assert 14_000 < grown < 15_000
+    cc.on_idle_restart(100.0)
+    assert cc.cwnd == grown and cc.t_epoch is None  # min(IW = 20 MSS, cwnd)
+    before = cc.cwnd
+    cc.on_ack(100.0, 1000, 0.1, 14_000)
+    assert cc.t_epoch == 100.0
+    assert cc.cwnd - before < 1000  # no jump from 100 s of "elapsed" time
+
+
+def test_cubic_slow_start_like_reno() -> None:
+    cc = make_congestion("cubic", 1000, 2)
+    cc.on_ack(0.0, 1000, 0.1, 2000)
+    cc.on_ack(0.0, 5000, 0.1, 2000)
+    assert cc.cwnd == 5000
