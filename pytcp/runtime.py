@@ -119,12 +119,13 @@ class Runtime:
         if self._closed:
             return
         now = self.clock()
-        for key, (listener, _target) in list(self._listener_targets.items()):
-            self._listener_targets.pop(key, None)
-            try:
-                listener.close()  # type: ignore[attr-defined]
-            except Exception:  # noqa: BLE001 - already closed is fine
-                pass
+        listeners = [entry[0] for entry in self._listener_targets.values()]
+        self._listener_targets.clear()
+        listeners_of = getattr(self.stack, "listeners", None)
+        if listeners_of is not None:
+            listeners.extend(listeners_of())
+        for listener in listeners:
+            self._call_quietly(listener.close)  # type: ignore[attr-defined]
         for handle in list(self.stack.connections()):
             self._call_quietly(handle.close, now)
         self._service(now)
