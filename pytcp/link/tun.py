@@ -76,16 +76,21 @@ class TunLink:
         if not 68 <= mtu <= 65535:
             raise LinkError(f"invalid MTU {mtu}: IPv4 needs 68..65535")
         host = _parse_host_addr(host_addr)
+        fd = cls._open_dev()
         try:
-            from pyroute2 import IPRoute
-        except ImportError as e:  # pragma: no cover - dependency missing
-            raise LinkError(f"pyroute2 is required to configure a TUN device: {e}") from None
-
-        with IPRoute() as ipr:
-            if ipr.link_lookup(ifname=ifname):
-                raise LinkError(f"interface name {ifname!r} already taken: pick another name "
-                                f"or remove it (ip link del {ifname})")
-        fd = cls._open_tun(ifname)
+            try:
+                from pyroute2 import IPRoute
+            except ImportError as e:  # pragma: no cover - dependency missing
+                raise LinkError(f"pyroute2 is required to configure a TUN device: {e}") \
+                    from None
+            with IPRoute() as ipr:
+                if ipr.link_lookup(ifname=ifname):
+                    raise LinkError(f"interface name {ifname!r} already taken: pick another "
+                                    f"name or remove it (ip link del {ifname})")
+            cls._set_iff(fd, ifname)
+        except BaseException:
+            os.close(fd)
+            raise
         link = cls(fd, ifname, host, mtu, None)
         try:
             with IPRoute() as ipr:
@@ -105,7 +110,7 @@ class TunLink:
         return link
 
     @staticmethod
-    def _open_tun(ifname: str) -> int:
+    def _open_dev() -> int:
         try:
             fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -114,11 +119,15 @@ class TunLink:
         except PermissionError:
             raise LinkError("cannot open /dev/net/tun: not root (run as root or with "
                             "CAP_NET_ADMIN)") from None
+        return fd
+
+    @staticmethod
+    def _set_iff(fd: int, ifname: str) -> None:
+        """TUNSETIFF: attach ``fd`` to a new TUN interface ``ifname``, then non-blocking."""
         ifr = struct.pack("16sH22x", ifname.encode(), IFF_TUN | IFF_NO_PI)
         try:
             fcntl.ioctl(fd, TUNSETIFF, ifr)
         except OSError as e:
-            os.close(fd)
             if e.errno == errno.EPERM:
                 raise LinkError("creating a TUN device needs root (CAP_NET_ADMIN): not root") \
                     from None
@@ -126,7 +135,6 @@ class TunLink:
                 raise LinkError(f"interface name {ifname!r} already taken") from None
             raise LinkError(f"TUNSETIFF {ifname!r} failed: {e.strerror}") from None
         os.set_blocking(fd, False)
-        return fd
 
     # ----- Link protocol -----
 

@@ -1,0 +1,687 @@
+"""The sans-I/O host: IPv4 datagrams in, IPv4 datagrams out, TCP connections in between.
+
+This module owns :class:`Stack`: it validates and demultiplexes incoming IPv4 packets (with
+fragment reassembly in ``pytcp.stack_frag``), answers ICMP echo requests and hands ICMP errors
+to the connection they quote (``pytcp.stack_icmp``), finds the TCP connection for a segment by
+its 4-tuple (or creates one for a SYN to a listener), answers segments for no connection with
+the RST of RFC 9293 3.10.7.1, turns the engine's output segments back into IPv4 packets, and
+keeps a timer heap over all connections. It never reads a clock (``now`` is an argument),
+never touches a socket, and no exception from network input escapes ``receive_packet``: every
+discarded packet is counted in ``drops`` under a :class:`~pytcp.drops.DropReason`.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import ipaddress
+import logging
+import os
+import random
+import struct
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from pytcp import native
+from pytcp.drops import DropReason, MalformedPacket
+from pytcp.stack_frag import FragmentReassembler, fragment_datagram
+from pytcp.stack_icmp import (
+    ERROR_TYPES,
+    ICMP_ECHO_REQUEST,
+    build_echo_reply_body,
+    parse_quoted_tcp,
+)
+from pytcp.tcp.events import Closed, Connected, Event
+from pytcp.tcp.segment import Segment
+from pytcp.tcp.seq import seq_add
+from pytcp.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG
+
+if TYPE_CHECKING:
+    from pytcp.tcp.config import TcpConfig
+    from pytcp.tcp.connection import Connection
+
+log = logging.getLogger(__name__)
+
+PROTO_ICMP = 1
+PROTO_TCP = 6
+
+_IPV4_TCP_HDR = struct.Struct("!BBHHHBBH4s4sHH")  # IPv4 header (20) + TCP ports (4)
+_IP_LEN_ID = struct.Struct("!HH")
+_U16 = struct.Struct("!H")
+_TCP_REST = struct.Struct("!IIBBHHH")  # seq ack offset flags window checksum urg, at TCP+4
+
+
+@dataclass(frozen=True, slots=True)
+class StackConfig:
+    """Host-level settings (the TCP engine's are in :class:`pytcp.tcp.config.TcpConfig`)."""
+
+    mtu: int = 1500
+    gso: bool = False  # False: cut super-segments to gso_size before output
+    ttl: int = 64
+    frag_timeout: float = 30.0  # RFC 791 / Linux ipfrag_time
+    frag_max_bytes: int = 4 * 1024 * 1024  # Linux ipfrag_high_thresh
+    frag_max_datagrams: int = 256
+    frag_max_fragments: int = 128  # per datagram
+    max_connections: int = 65536
+    backlog: int = 128  # default for listen()
+    ephemeral_ports: tuple[int, int] = (32768, 60999)  # Linux ip_local_port_range
+    verify_checksums: bool = True
+    prefixlen: int | None = None  # our subnet, to recognise its directed broadcast
+
+    def __post_init__(self) -> None:
+        if not 68 <= self.mtu <= 65535:
+            raise ValueError(f"mtu {self.mtu}: IPv4 needs 68..65535")
+        if not 1 <= self.ttl <= 255:
+            raise ValueError(f"ttl {self.ttl}: must be 1..255")
+        lo, hi = self.ephemeral_ports
+        if not 1 <= lo <= hi <= 65535:
+            raise ValueError(f"ephemeral_ports {self.ephemeral_ports}: need 1 <= lo <= hi <= 65535")
+
+
+class FourTuple(NamedTuple):
+    local_addr: int
+    local_port: int
+    remote_addr: int
+    remote_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptReady:
+    """A listener has an established connection waiting in its accept queue."""
+
+
+def _to_addr(addr: str | int) -> int:
+    if isinstance(addr, int):
+        if not 0 <= addr <= 0xFFFFFFFF:
+            raise ValueError(f"address {addr} out of range")
+        return addr
+    return int(ipaddress.IPv4Address(addr))
+
+
+def _martian(a: int) -> bool:
+    """0.0.0.0/8, 127/8 and 224/3 (multicast, class E, limited broadcast) are never a valid
+    unicast host (RFC 1122 3.2.1.3)."""
+    top = a >> 24
+    return top == 0 or top == 127 or top >= 224
+
+
+class TcpHandle:
+    """One TCP connection as the application sees it: the engine plus its 4-tuple.
+
+    The application calls go to the engine and the resulting segments are queued on the stack
+    at once, so the next ``Stack.pending_packets()`` carries them.
+    """
+
+    __slots__ = ("key", "conn", "user_data", "listener", "_stack", "_tmpl", "_psum",
+                 "_deadline", "accepted", "__weakref__")
+
+    def __init__(self, stack: Stack, key: FourTuple, conn: Connection,
+                 listener: Listener | None = None) -> None:
+        self.key = key
+        self.conn = conn
+        self.user_data: Any = None
+        self.listener = listener  # the listener that created it, until accepted
+        self.accepted = listener is None
+        self._stack = stack
+        self._deadline: float | None = None
+        # IPv4 header + TCP ports for every segment of this connection (DF set, RFC 1191).
+        self._tmpl = _IPV4_TCP_HDR.pack(0x45, 0, 0, 0, 0x4000, stack.config.ttl, PROTO_TCP, 0,
+                                        key.local_addr.to_bytes(4, "big"),
+                                        key.remote_addr.to_bytes(4, "big"),
+                                        key.local_port, key.remote_port)
+        self._psum = native.pseudo_header_sum(key.local_addr, key.remote_addr, PROTO_TCP, 0)
+
+    # ----- application calls -----
+
+    def send(self, now: float, data: bytes | bytearray | memoryview, push: bool = True) -> int:
+        try:
+            return self.conn.send(now, data, push)
+        finally:
+            self._stack._service(self, now)
+
+    def receive(self, now: float, max_bytes: int = -1) -> bytes:
+        try:
+            return self.conn.receive(now, max_bytes)
+        finally:
+            self._stack._service(self, now)
+
+    def shutdown(self, now: float) -> None:
+        try:
+            self.conn.shutdown(now)
+        finally:
+            self._stack._service(self, now)
+
+    def close(self, now: float) -> None:
+        try:
+            self.conn.close(now)
+        finally:
+            self._stack._service(self, now)
+
+    def abort(self, now: float) -> None:
+        try:
+            self.conn.abort(now)
+        finally:
+            self._stack._service(self, now)
+
+    # ----- introspection -----
+
+    @property
+    def state(self) -> Any:
+        return self.conn.state
+
+    @property
+    def open(self) -> bool:
+        """Still in the stack's table (not yet CLOSED)."""
+        return self._stack._conns.get(self.key) is self
+
+    def __repr__(self) -> str:
+        k = self.key
+        return (f"<TcpHandle {ipaddress.IPv4Address(k.local_addr)}:{k.local_port} -> "
+                f"{ipaddress.IPv4Address(k.remote_addr)}:{k.remote_port} {self.conn.state}>")
+
+
+class Listener:
+    """A passive open on a port. ``accept()`` returns established connections in order."""
+
+    def __init__(self, stack: Stack, port: int, backlog: int) -> None:
+        self._stack = stack
+        self.port = port
+        self.backlog = backlog
+        self.user_data: Any = None
+        self.closed = False
+        self._embryonic: dict[FourTuple, TcpHandle] = {}  # SYN-RECEIVED, not yet Connected
+        self._queue: deque[TcpHandle] = deque()  # ESTABLISHED, not yet accepted
+
+    @property
+    def pending(self) -> int:
+        """Connections counted against the backlog: half-open plus not yet accepted."""
+        return len(self._embryonic) + len(self._queue)
+
+    def accept(self) -> TcpHandle | None:
+        """The oldest established connection not yet accepted, or ``None``."""
+        while self._queue:
+            h = self._queue.popleft()
+            if h.open:
+                h.accepted = True
+                h.listener = None
+                return h
+        return None
+
+    def close(self, now: float | None = None) -> None:
+        """Stop listening; connections not yet accepted are aborted (RST)."""
+        if self.closed:
+            return
+        self.closed = True
+        stack = self._stack
+        if stack._listeners.get(self.port) is self:
+            del stack._listeners[self.port]
+        t = stack._now if now is None else now
+        pending = list(self._embryonic.values()) + list(self._queue)
+        self._embryonic.clear()
+        self._queue.clear()
+        for h in pending:
+            if h.open:
+                h.abort(t)
+
+    def __repr__(self) -> str:
+        return f"<Listener port={self.port} pending={self.pending}/{self.backlog}>"
+
+
+class Stack:
+    """A TCP/IPv4 host with one address, driven by packets, application calls and time."""
+
+    def __init__(self, addr: str | int, *, now: float, config: StackConfig | None = None,
+                 tcp_config: TcpConfig | None = None, secret: bytes | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.addr = _to_addr(addr)
+        if _martian(self.addr):
+            raise ValueError(f"{ipaddress.IPv4Address(self.addr)} is not a unicast host address")
+        self.config = config if config is not None else StackConfig()
+        if tcp_config is None:
+            from pytcp.tcp.config import TcpConfig
+
+            tcp_config = TcpConfig.linux()
+        self.tcp_config = tcp_config
+        self.rng = rng if rng is not None else random.Random()
+        self._secret = secret if secret is not None else os.urandom(16)
+        from pytcp.tcp.isn import IsnGenerator
+
+        self._isn = IsnGenerator(self._secret)
+        self._now = now
+        cfg = self.config
+        self._bcast: int | None = None
+        if cfg.prefixlen is not None and cfg.prefixlen < 31:
+            net = ipaddress.IPv4Network((self.addr, cfg.prefixlen), strict=False)
+            self._bcast = int(net.broadcast_address)
+        self._mss = cfg.mtu - 40
+        self._frag = FragmentReassembler(timeout=cfg.frag_timeout, max_bytes=cfg.frag_max_bytes,
+                                         max_datagrams=cfg.frag_max_datagrams,
+                                         max_fragments=cfg.frag_max_fragments)
+        self._conns: dict[FourTuple, TcpHandle] = {}
+        self._listeners: dict[int, Listener] = {}
+        self._packets: list[bytes | bytearray] = []
+        self._events: list[tuple[TcpHandle | Listener, Event]] = []
+        self._timers: list[tuple[float, int, FourTuple]] = []  # (deadline, order, key), lazy
+        self._timer_order = 0
+        self._ident = self.rng.randrange(0x10000)
+        self._drops: Counter[DropReason] = Counter()
+        self._closed_drops: Counter[DropReason] = Counter()  # engine drops of gone connections
+        self._logged_errors: set[str] = set()
+        self.stats: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ introspection
+
+    @property
+    def drops(self) -> Counter[DropReason]:
+        """All drops: the stack's own, the fragment reassembler's and every connection's."""
+        total = self._drops + self._frag.drops + self._closed_drops
+        for h in self._conns.values():
+            d = getattr(h.conn, "drops", None)
+            if d:
+                total.update(d)
+        return total
+
+    def connections(self) -> list[TcpHandle]:
+        return list(self._conns.values())
+
+    def listeners(self) -> list[Listener]:
+        return list(self._listeners.values())
+
+    def get_connection(self, key: FourTuple) -> TcpHandle | None:
+        return self._conns.get(key)
+
+    # ------------------------------------------------------------------ application side
+
+    def listen(self, port: int, backlog: int | None = None) -> Listener:
+        """Passive open (RFC 9293 3.10.1) on ``port``; raise OSError(EADDRINUSE) if taken."""
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} out of range 1..65535")
+        if port in self._listeners:
+            raise OSError(errno.EADDRINUSE, f"port {port} already has a listener")
+        lst = Listener(self, port, self.config.backlog if backlog is None else max(0, backlog))
+        self._listeners[port] = lst
+        return lst
+
+    def connect(self, now: float, remote_addr: str | int, remote_port: int,
+                local_port: int | None = None) -> TcpHandle:
+        """Active open (RFC 9293 3.10.1): pick a local port, send the SYN."""
+        self._now = now
+        raddr = _to_addr(remote_addr)
+        # MUST-46: reject an OPEN to a broadcast, multicast or otherwise invalid address.
+        if _martian(raddr) or raddr == self._bcast:
+            raise ValueError(f"cannot connect to {ipaddress.IPv4Address(raddr)}: not a unicast "
+                             f"address")
+        if not 1 <= remote_port <= 65535:
+            raise ValueError(f"remote port {remote_port} out of range 1..65535")
+        if len(self._conns) >= self.config.max_connections:
+            raise OSError(errno.ENOBUFS, "connection table full")
+        if local_port is not None:
+            if not 1 <= local_port <= 65535:
+                raise ValueError(f"local port {local_port} out of range 1..65535")
+            key = FourTuple(self.addr, local_port, raddr, remote_port)
+            if key in self._conns:
+                raise OSError(errno.EADDRINUSE, "4-tuple already in use")
+        else:
+            key = self._pick_ephemeral(raddr, remote_port)
+        from pytcp.tcp.connection import Connection
+
+        conn = Connection(self.tcp_config, iss=self._isn.iss(now, *key), now=now, mss=self._mss)
+        h = TcpHandle(self, key, conn)
+        self._conns[key] = h
+        self.stats["active_opens"] += 1
+        try:
+            conn.open_active(now)
+        finally:
+            self._service(h, now)
+        return h
+
+    def _pick_ephemeral(self, raddr: int, rport: int) -> FourTuple:
+        lo, hi = self.config.ephemeral_ports
+        n = hi - lo + 1
+        start = self.rng.randrange(n)
+        conns = self._conns
+        for i in range(n):
+            port = lo + (start + i) % n
+            if port in self._listeners:
+                continue
+            key = FourTuple(self.addr, port, raddr, rport)
+            if key not in conns:
+                return key
+        raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port for this destination")
+
+    # ------------------------------------------------------------------ network side
+
+    def pending_packets(self) -> list[bytes | bytearray]:
+        """IPv4 datagrams to put on the link, oldest first; the list is cleared."""
+        out = self._packets
+        self._packets = []
+        return out
+
+    def pending_events(self) -> list[tuple[TcpHandle | Listener, Event]]:
+        out = self._events
+        self._events = []
+        return out
+
+    def receive_packet(self, now: float, packet: bytes | bytearray | memoryview) -> None:
+        """Take one IPv4 datagram from the link. Never raises for anything in the packet."""
+        self._now = now
+        stats = self.stats
+        stats["rx_packets"] += 1
+        stats["rx_bytes"] += len(packet)
+        try:
+            self._receive(now, packet)
+        except MalformedPacket as e:
+            self._drops[e.reason] += 1
+        except Exception as e:  # a bug in a later layer must not kill the event loop
+            self._drops[DropReason.STACK_ERROR] += 1
+            sig = f"{type(e).__name__}:{e}"
+            if sig not in self._logged_errors and len(self._logged_errors) < 100:
+                self._logged_errors.add(sig)
+                log.exception("pytcp: error while handling a packet (counted as stack_error)")
+
+    def _receive(self, now: float, packet: bytes | bytearray | memoryview) -> None:
+        from pytcp.wire.ipv4 import parse_ipv4
+
+        ip = parse_ipv4(packet, self.config.verify_checksums)
+        src = ip.src
+        dst = ip.dst
+        if dst != self.addr:
+            if dst == 0xFFFFFFFF or dst == self._bcast or (dst >> 28) == 14:
+                # MUST-57: SYNs (and anything else) to broadcast/multicast are dropped silently.
+                self._drops[DropReason.BROADCAST_DEST if ip.proto == PROTO_TCP
+                            else DropReason.NOT_FOR_US] += 1
+            else:
+                self._drops[DropReason.NOT_FOR_US] += 1
+            return
+        # MUST-63 / RFC 1122 3.2.1.3: never accept a broadcast, multicast or zero source.
+        if _martian(src) or src == self._bcast or src == self.addr:
+            self._drops[DropReason.BAD_SOURCE] += 1
+            return
+        payload: bytes | memoryview = ip.payload
+        if ip.mf or ip.frag_offset:
+            whole = self._frag.add(now, (src, dst, ip.proto, ip.ident), ip.frag_offset, ip.mf,
+                                   payload)
+            if whole is None:
+                return
+            payload = whole
+            self.stats["reassembled"] += 1
+        proto = ip.proto
+        if proto == PROTO_TCP:
+            self._receive_tcp(now, src, dst, payload)
+        elif proto == PROTO_ICMP:
+            self._receive_icmp(now, src, dst, payload)
+        else:
+            self._drops[DropReason.UNSUPPORTED_PROTOCOL] += 1
+
+    # ----- ICMP
+
+    def _receive_icmp(self, now: float, src: int, dst: int, payload: bytes | memoryview) -> None:
+        from pytcp.wire.icmp import parse_icmp
+
+        msg = parse_icmp(payload, self.config.verify_checksums)
+        t = msg.type
+        if t == ICMP_ECHO_REQUEST:
+            # RFC 1122 3.2.2.6: reply with the same identifier, sequence number and data.
+            self.stats["icmp_echo"] += 1
+            body = build_echo_reply_body(msg.ident, msg.seq, msg.payload)
+            self._output_datagram(dst, src, PROTO_ICMP, body)
+            return
+        if t in ERROR_TYPES:
+            original = getattr(msg, "original", None)
+            q = parse_quoted_tcp(original) if original is not None else None
+            if q is None or q.src != self.addr:
+                self._drops[DropReason.ICMP_IGNORED] += 1
+                return
+            h = self._conns.get(FourTuple(q.src, q.sport, q.dst, q.dport))
+            if h is None:
+                self._drops[DropReason.ICMP_IGNORED] += 1
+                return
+            self.stats["icmp_errors"] += 1
+            try:
+                h.conn.handle_icmp_error(now, t, msg.code)
+            finally:
+                self._service(h, now)
+            return
+        self._drops[DropReason.ICMP_IGNORED] += 1
+
+    def _output_datagram(self, src: int, dst: int, proto: int,
+                         payload: bytes | bytearray) -> None:
+        """Send a non-TCP datagram, fragmented if it does not fit the MTU."""
+        self._ident = (self._ident + 1) & 0xFFFF
+        for pkt in fragment_datagram(src=src, dst=dst, proto=proto, payload=payload,
+                                     ident=self._ident, ttl=self.config.ttl,
+                                     mtu=self.config.mtu):
+            self._queue_packet(pkt)
+
+    def _queue_packet(self, pkt: bytes | bytearray) -> None:
+        self._packets.append(pkt)
+        self.stats["tx_packets"] += 1
+        self.stats["tx_bytes"] += len(pkt)
+
+    # ----- TCP
+
+    def _receive_tcp(self, now: float, src: int, dst: int, payload: bytes | memoryview) -> None:
+        from pytcp.wire.tcp import parse_tcp
+
+        th = parse_tcp(payload, src, dst, self.config.verify_checksums)
+        key = FourTuple(dst, th.dport, src, th.sport)
+        h = self._conns.get(key)
+        flags = th.flags
+        if h is not None:
+            seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg)
+            try:
+                h.conn.handle_segment(now, seg)
+            finally:
+                self._service(h, now)
+            return
+        lst = self._listeners.get(th.dport)
+        if lst is not None:
+            # RFC 9293 3.10.7.2 (LISTEN): first check RST (ignore), second ACK (RST), third SYN.
+            if flags & RST:
+                self._drops[DropReason.NO_SOCKET] += 1
+                return
+            if flags & ACK:
+                self._drops[DropReason.NO_SOCKET] += 1
+                self._send_rst(src, dst, th.dport, th.sport, th.ack, 0, RST)
+                return
+            if not flags & SYN:
+                self._drops[DropReason.UNEXPECTED_SEGMENT] += 1
+                return
+            if lst.pending >= lst.backlog or len(self._conns) >= self.config.max_connections:
+                # Like Linux: drop the SYN silently, the peer retries.
+                self._drops[DropReason.LISTEN_OVERFLOW] += 1
+                return
+            from pytcp.tcp.connection import Connection
+
+            conn = Connection(self.tcp_config, iss=self._isn.iss(now, *key), now=now,
+                              mss=self._mss)
+            h = TcpHandle(self, key, conn, lst)
+            self._conns[key] = h
+            lst._embryonic[key] = h
+            self.stats["passive_opens"] += 1
+            conn.open_passive()
+            seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg)
+            try:
+                conn.handle_segment(now, seg)
+            finally:
+                self._service(h, now)
+            return
+        # RFC 9293 3.10.7.1 (CLOSED): an incoming RST is discarded; anything else gets a RST.
+        self._drops[DropReason.NO_SOCKET] += 1
+        if flags & RST:
+            return
+        if flags & ACK:
+            self._send_rst(src, dst, th.dport, th.sport, th.ack, 0, RST)
+        else:
+            seg_len = len(th.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+            self._send_rst(src, dst, th.dport, th.sport, 0, seq_add(th.seq, seg_len), RST | ACK)
+
+    def _send_rst(self, remote: int, local: int, lport: int, rport: int, seq: int, ack: int,
+                  flags: int) -> None:
+        self.stats["rst_sent"] += 1
+        self._queue_packet(self._build_tcp(
+            _IPV4_TCP_HDR.pack(0x45, 0, 0, 0, 0x4000, self.config.ttl, PROTO_TCP, 0,
+                               local.to_bytes(4, "big"), remote.to_bytes(4, "big"),
+                               lport, rport),
+            native.pseudo_header_sum(local, remote, PROTO_TCP, 0),
+            seq, ack, flags, 0, b"", b"", 0))
+
+    # ----- output
+
+    def _build_tcp(self, tmpl: bytes, psum: int, seq: int, ack: int, flags: int, wnd: int,
+                   opts: bytes, payload: bytes | bytearray | memoryview, urg: int) -> bytearray:
+        """One IPv4+TCP packet from a 24-byte template (IPv4 header + ports), checksums filled."""
+        olen = len(opts)
+        thl = 20 + olen
+        tcp_len = thl + len(payload)
+        total = 20 + tcp_len
+        pkt = bytearray(tmpl)
+        self._ident = ident = (self._ident + 1) & 0xFFFF
+        _IP_LEN_ID.pack_into(pkt, 2, total, ident)
+        _U16.pack_into(pkt, 10, native.checksum(pkt))
+        pkt += _TCP_REST.pack(seq, ack, thl << 2, flags, wnd, 0, urg)
+        if olen:
+            pkt += opts
+        if payload:
+            pkt += payload
+        _U16.pack_into(pkt, 36, native.checksum(memoryview(pkt)[20:], psum + tcp_len))
+        return pkt
+
+    def _emit(self, h: TcpHandle, seg: Segment) -> None:
+        opts = b""
+        if seg.options is not NO_OPTIONS and seg.options != NO_OPTIONS:
+            from pytcp.wire.tcp import encode_options
+
+            opts = encode_options(seg.options)
+        payload = seg.payload
+        gso = seg.gso_size
+        n = len(payload)
+        if gso <= 0 or n <= gso or self.config.gso:
+            self._queue_packet(self._build_tcp(h._tmpl, h._psum, seg.seq, seg.ack, seg.flags,
+                                               seg.wnd, opts, payload, seg.urg))
+            return
+        # Cut the super-segment into gso-sized pieces: each piece's sequence number advances,
+        # SYN stays on the first, PSH and FIN go on the last only.
+        self.stats["gso_cut"] += 1
+        mv = memoryview(payload)
+        flags = seg.flags
+        first_flags = flags & ~(PSH | FIN)
+        data_seq = seq_add(seg.seq, 1) if flags & SYN else seg.seq
+        urg_end = seq_add(seg.seq, seg.urg) if flags & URG else None
+        off = 0
+        while off < n:
+            end = min(off + gso, n)
+            last = end == n
+            f = flags if last else first_flags
+            if off:
+                f &= ~SYN
+            pseq = seq_add(data_seq, off) if off else seg.seq
+            urg = 0
+            if urg_end is not None:
+                d = (urg_end - pseq) & 0xFFFFFFFF
+                if 0 < d < 0x80000000:
+                    urg = min(d, 0xFFFF)
+                else:
+                    f &= ~URG
+            self._queue_packet(self._build_tcp(h._tmpl, h._psum, pseq, seg.ack, f, seg.wnd,
+                                               opts, mv[off:end], urg))
+            off = end
+
+    def _service(self, h: TcpHandle, now: float) -> None:
+        """After any interaction with a connection: its output, its events, its timer."""
+        conn = h.conn
+        out = conn.pending_output()
+        if out:
+            emit = self._emit
+            for seg in out:
+                emit(h, seg)
+        evs = conn.pending_events()
+        if evs:
+            closed = False
+            for ev in evs:
+                self._events.append((h, ev))
+                if isinstance(ev, Connected):
+                    lst = h.listener
+                    if lst is not None and not h.accepted and not lst.closed:
+                        if lst._embryonic.pop(h.key, None) is not None:
+                            lst._queue.append(h)
+                            self._events.append((lst, AcceptReady()))
+                elif isinstance(ev, Closed):
+                    closed = True
+            if closed:
+                self._forget(h)
+                return
+        d = conn.next_deadline()
+        if d != h._deadline:
+            h._deadline = d
+            if d is not None:
+                self._timer_order += 1
+                heapq.heappush(self._timers, (d, self._timer_order, h.key))
+                if len(self._timers) > 4 * len(self._conns) + 1024:
+                    self._compact_timers()
+
+    def _forget(self, h: TcpHandle) -> None:
+        key = h.key
+        if self._conns.get(key) is h:
+            del self._conns[key]
+        h._deadline = None
+        lst = h.listener
+        if lst is not None:
+            lst._embryonic.pop(key, None)
+            try:
+                lst._queue.remove(h)
+            except ValueError:
+                pass
+        d = getattr(h.conn, "drops", None)
+        if d:
+            self._closed_drops.update(d)
+        self.stats["closed"] += 1
+
+    def _compact_timers(self) -> None:
+        self._timers = [(d, o, k) for d, o, k in self._timers
+                        if (h := self._conns.get(k)) is not None and h._deadline == d]
+        heapq.heapify(self._timers)
+
+    # ------------------------------------------------------------------ time
+
+    def next_deadline(self) -> float | None:
+        """The earliest time ``handle_timers`` has work to do, or ``None``."""
+        timers = self._timers
+        conns = self._conns
+        while timers:
+            d, _, key = timers[0]
+            h = conns.get(key)
+            if h is not None and h._deadline == d:
+                break
+            heapq.heappop(timers)  # stale entry
+        best = timers[0][0] if timers else None
+        fd = self._frag.next_deadline()
+        if fd is not None and (best is None or fd < best):
+            best = fd
+        return best
+
+    def handle_timers(self, now: float) -> None:
+        """Run every timer due at ``now``: connection timers and fragment timeouts."""
+        self._now = now
+        self._frag.expire(now)
+        timers = self._timers
+        conns = self._conns
+        due: list[TcpHandle] = []
+        while timers and timers[0][0] <= now:
+            d, _, key = heapq.heappop(timers)
+            h = conns.get(key)
+            if h is None or h._deadline != d:
+                continue  # stale
+            h._deadline = None
+            due.append(h)
+        # Timers re-armed while running these wait for the next call: the loop is bounded.
+        for h in due:
+            if not h.open:
+                continue
+            try:
+                h.conn.handle_timers(now)
+            except Exception:
+                self._drops[DropReason.STACK_ERROR] += 1
+                log.exception("pytcp: error in a connection timer")
+            self._service(h, now)

@@ -1,0 +1,157 @@
+"""TunLink in a throw-away network namespace: interface setup, ping answered by the stack,
+removal on close, clear errors. Each test body runs in a child process inside the namespace
+(``ip netns exec``), so nothing is ever sent outside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "TUN tests need root"
+    if not os.path.exists("/dev/net/tun"):
+        return "no /dev/net/tun"
+    if subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0:
+        return "`ip netns` is not available"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    name = f"pytcp-d-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], timeout=10)
+
+
+def run_in(ns: str, body: str, timeout: float = 30.0) -> dict:
+    """Run ``body`` (Python; it sets ``result``) inside namespace ``ns``; return ``result``."""
+    code = "import json\nresult = {}\n" + textwrap.dedent(body) + \
+        "\nprint('RESULT ' + json.dumps(result))\n"
+    p = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code], cwd=REPO,
+                       capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert p.returncode == 0, p.stderr
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    return json.loads(line[7:])
+
+
+def test_open_configures_and_close_removes(netns: str) -> None:
+    r = run_in(netns, """
+        from pyroute2 import IPRoute
+        from pytcp.link.tun import TunLink
+        link = TunLink.open("pytcpt0", host_addr="10.77.0.1/24", mtu=1400)
+        with IPRoute() as ipr:
+            idx = ipr.link_lookup(ifname="pytcpt0")[0]
+            info = ipr.get_links(idx)[0]
+            result["mtu"] = info.get_attr("IFLA_MTU")
+            result["up"] = bool(info["flags"] & 1)
+            result["addrs"] = [(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
+                               for a in ipr.get_addr(index=idx, family=2)]
+        # Nothing but the kernel's own IPv6 chatter (router solicitation, MLD) may be waiting.
+        result["early"] = [p[0] >> 4 for p in link.read_batch()]
+        link.close()
+        link.close()
+        with IPRoute() as ipr:
+            result["after_close"] = ipr.link_lookup(ifname="pytcpt0")
+    """)
+    assert r["mtu"] == 1400
+    assert r["up"] is True
+    assert r["addrs"] == [["10.77.0.1", 24]]
+    assert all(v == 6 for v in r["early"])
+    assert r["after_close"] == []
+
+
+def test_clear_errors(netns: str) -> None:
+    r = run_in(netns, """
+        from pytcp.link import LinkError
+        from pytcp.link.tun import TunLink
+        def err(**kw):
+            try:
+                TunLink.open(**kw).close()
+            except LinkError as e:
+                return str(e)
+            return None
+        result["taken"] = err(ifname="lo")
+        result["bad_addr"] = err(ifname="pytcpt1", host_addr="10.77.0.300/24")
+        result["v6"] = err(ifname="pytcpt1", host_addr="fd00::1/64")
+        result["bad_name"] = err(ifname="x" * 20)
+        result["bad_mtu"] = err(ifname="pytcpt1", mtu=10)
+        a = TunLink.open("pytcpt1")
+        result["dup"] = err(ifname="pytcpt1")
+        a.close()
+    """)
+    assert "already taken" in r["taken"]
+    assert "invalid address" in r["bad_addr"]
+    assert "only IPv4" in r["v6"]
+    assert "invalid interface name" in r["bad_name"]
+    assert "invalid MTU" in r["bad_mtu"]
+    assert "already taken" in r["dup"]
+
+
+def test_not_root_message(netns: str) -> None:
+    """Opening /dev/net/tun without privileges gives the 'not root' message."""
+    if subprocess.run(["id", "nobody"], capture_output=True).returncode != 0:
+        pytest.skip("no 'nobody' user")
+    r = run_in(netns, """
+        import os
+        from pytcp.link import LinkError
+        from pytcp.link.tun import TunLink
+        os.setgid(65534)
+        os.setuid(65534)
+        try:
+            TunLink.open("pytcpt2")
+            result["err"] = None
+        except LinkError as e:
+            result["err"] = str(e)
+    """)
+    assert r["err"] is not None and "not root" in r["err"]
+
+
+def test_kernel_ping_answered_by_stack(netns: str) -> None:
+    r = run_in(netns, """
+        import select, subprocess, time
+        from pytcp.link.tun import TunLink
+        from pytcp.stack import Stack
+        link = TunLink.open("pytcpt3", host_addr="10.77.0.1/24")
+        try:
+            stack = Stack("10.77.0.2", now=time.monotonic())
+            ping = subprocess.Popen(["ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "100",
+                                     "10.77.0.2"], stdout=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 10.0
+            while ping.poll() is None and time.monotonic() < deadline:
+                select.select([link.fileno()], [], [], 0.1)
+                now = time.monotonic()
+                for pkt in link.read_batch():
+                    stack.receive_packet(now, pkt)
+                for pkt in stack.pending_packets():
+                    link.write(pkt)
+            if ping.poll() is None:
+                ping.kill()
+            result["ping_rc"] = ping.wait(timeout=5)
+            result["ping_out"] = ping.stdout.read()
+            result["echo"] = stack.stats["icmp_echo"]
+            result["tx"] = link.stats["tx_packets"]
+        finally:
+            link.close()
+    """)
+    assert r["ping_rc"] == 0, r["ping_out"]
+    assert "3 received" in r["ping_out"]
+    assert r["echo"] >= 3 and r["tx"] >= 3
