@@ -308,12 +308,21 @@ class Socket:
             self._rt.run(eof())
 
     def close(self) -> None:
+        """Close (FIN after queued data). As Linux does, closing with received data still
+        unread resets the connection instead (RFC 9293 3.10.4 allows either; RST tells the
+        peer its data was lost)."""
         if self._closed:
             return
         self._closed = True
-        writer, server = self._writer, self._server
+        writer, server, reader = self._writer, self._server, self._reader
         if writer is not None:
-            self._rt.call_soon(writer.close)
+            def close_now() -> None:
+                if reader is not None and len(reader._buffer) > 0:  # noqa: SLF001
+                    writer.transport.abort()
+                else:
+                    writer.close()
+
+            self._rt.call_soon(close_now)
         if server is not None:
             self._rt.call_soon(server.close)
 

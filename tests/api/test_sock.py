@@ -1,0 +1,145 @@
+"""Blocking sockets over two background-thread runtimes joined by an in-memory link."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pytcp.api.pair import ADDR_A, ADDR_B
+from pytcp.api.sock import BackgroundRuntime, Socket
+from pytcp.link.memory import MemoryLink
+
+@pytest.fixture
+def hosts() -> Iterator[tuple[BackgroundRuntime, BackgroundRuntime]]:
+    from pytcp.stack import Stack
+
+    rng = random.Random(2)
+    link_a, link_b = MemoryLink.pair(4 * 1024 * 1024)
+    now = time.monotonic()
+    a = BackgroundRuntime(Stack(ADDR_A, now=now, secret=rng.randbytes(16),
+                                rng=random.Random(1)), link_a, name="pytcp-A")
+    b = BackgroundRuntime(Stack(ADDR_B, now=now, secret=rng.randbytes(16),
+                                rng=random.Random(2)), link_b, name="pytcp-B")
+    a.start()
+    b.start()
+    try:
+        yield a, b
+    finally:
+        a.close(graceful_timeout=0.5)
+        b.close(graceful_timeout=0.5)
+
+
+def _recv_all(s: Socket, limit: int = 1 << 24) -> bytes:
+    out = bytearray()
+    while len(out) < limit:
+        data = s.recv(65536)
+        if not data:
+            break
+        out += data
+    return bytes(out)
+
+
+def test_echo_through_blocking_sockets(hosts: tuple[BackgroundRuntime, BackgroundRuntime]) -> None:
+    a, b = hosts
+    payload = random.Random(4).randbytes(300_000)
+    server = b.socket()
+    server.settimeout(10)
+    server.listen(7, 16)
+    assert server.getsockname() == (ADDR_B, 7)
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            conn, peer = server.accept()
+            assert peer[0] == ADDR_A
+            with conn:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+                conn.shutdown(socket.SHUT_WR)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    with Socket.create(runtime=a) as c:
+        c.settimeout(10)
+        c.connect((ADDR_B, 7))
+        assert c.getpeername() == (ADDR_B, 7)
+        assert c.getsockname()[0] == ADDR_A
+        sender = threading.Thread(target=lambda: (c.sendall(payload), c.shutdown(socket.SHUT_WR)),
+                                  daemon=True)
+        sender.start()
+        got = _recv_all(c)
+        sender.join(10)
+    t.join(10)
+    assert not errors, errors
+    assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+    server.close()
+
+
+def test_recv_timeout_then_data_still_arrives(hosts: tuple[BackgroundRuntime, BackgroundRuntime]) -> None:
+    a, b = hosts
+    server = b.socket()
+    server.listen(8, 4)
+    c = a.socket()
+    c.connect((ADDR_B, 8))
+    server.settimeout(5)
+    conn, _ = server.accept()
+    c.settimeout(0.2)
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError):
+        c.recv(10)
+    assert 0.15 <= time.monotonic() - t0 < 2.0
+    assert issubclass(socket.timeout, TimeoutError)
+    conn.sendall(b"late data")
+    c.settimeout(5)
+    assert c.recv(100) == b"late data"  # nothing lost by the timed-out recv
+    c.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        c.recv(10)
+    conn.close()
+    c.settimeout(5)
+    assert c.recv(10) == b""  # the peer's FIN
+    c.close()
+    server.close()
+
+
+def test_accept_timeout_and_refused_connect(hosts: tuple[BackgroundRuntime, BackgroundRuntime]) -> None:
+    a, b = hosts
+    server = b.socket()
+    server.settimeout(0.1)
+    server.listen(9, 4)
+    with pytest.raises(TimeoutError):
+        server.accept()
+    c = a.socket()
+    c.settimeout(5)
+    with pytest.raises(ConnectionRefusedError):
+        c.connect((ADDR_B, 10))
+    with pytest.raises(OSError):
+        c.recv(1)  # not connected
+    server.close()
+
+
+def test_peer_abort_is_connection_reset(hosts: tuple[BackgroundRuntime, BackgroundRuntime]) -> None:
+    a, b = hosts
+    server = b.socket()
+    server.settimeout(5)
+    server.listen(11, 4)
+    c = a.socket()
+    c.settimeout(5)
+    c.connect((ADDR_B, 11))
+    conn, _ = server.accept()
+    # Closing with unread data resets the connection (RFC 9293 3.10.4, Linux behaviour).
+    c.sendall(b"unread")
+    time.sleep(0.1)
+    conn.close()
+    with pytest.raises(ConnectionResetError):
+        c.recv(10)
+    c.close()
+    server.close()
