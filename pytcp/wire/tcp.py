@@ -1,12 +1,33 @@
 """TCP header and options (RFC 9293 3.1, RFC 7323, RFC 2018): parse from and build into buffers.
 
-(Foundation stub: flags and the options value type are fixed here as the shared contract;
-parsing and building are filled in by the wire work.)
+This module owns the TCP wire format: the flag bits, the option kinds, the :class:`TcpOptions`
+value type, ``parse_tcp`` (a zero-copy view of a segment whose payload is a ``memoryview``
+slice of the input), ``encode_options`` (Linux's option layout, byte for byte) and
+``build_tcp`` / ``build_ipv4_tcp`` (headers written into a buffer with checksums filled in).
+It holds no connection state: what an option *means* in a given state (MSS only on SYN,
+RFC 7323 window-scale clamping, ...) is the engine's business.
+
+Bad input raises only :class:`pytcp.drops.MalformedPacket`: ``TRUNCATED`` (under 20 bytes),
+``BAD_DATA_OFFSET`` (data offset < 5 or past the segment), ``BAD_OPTION`` (an option length of
+0 or 1, or one running past the header: RFC 9293 MUST-7), ``BAD_CHECKSUM`` (RFC 9293 MUST-3).
+Unknown options are skipped by their length (MUST-6); a known option with a wrong length is
+ignored, as Linux does; options may appear at any alignment (MUST-64).
+
+``data_offset`` is the raw field (32-bit words); ``len(header)`` bytes of header precede the
+payload, ``data_offset * 4`` of them.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
+from typing import Union
+
+from pytcp import native
+from pytcp.drops import DropReason, MalformedPacket
+from pytcp.wire.ipv4 import build_ipv4_header
+
+Buffer = Union[bytes, bytearray, memoryview]
 
 # Flag bits of the 13th/14th header octets (RFC 9293 3.1, RFC 3168).
 FIN = 0x01
@@ -27,6 +48,11 @@ OPT_SACK_PERMITTED = 4
 OPT_SACK = 5
 OPT_TIMESTAMP = 8
 
+HEADER_LEN = 20  # without options
+MAX_OPTIONS_LEN = 40  # data offset is 4 bits: at most 60 header bytes
+
+PROTO_TCP = 6
+
 
 @dataclass(frozen=True, slots=True)
 class TcpOptions:
@@ -40,3 +66,282 @@ class TcpOptions:
 
 
 NO_OPTIONS = TcpOptions()
+
+# sport, dport, seq, ack, data offset (high nibble), flags, window, checksum, urgent pointer.
+_HDR = struct.Struct("!HHIIBBHHH")
+_unpack_hdr = _HDR.unpack_from
+_pack_hdr = _HDR.pack_into
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+_TS_VALUES = struct.Struct("!II")
+_pack_csum = _U16.pack_into
+
+# Linux's layouts (net/ipv4/tcp_output.c, tcp_options_write), as prefixes before the values.
+_MSS = struct.Struct("!BBH")                      # 02 04 mss
+_SACKOK_TS = struct.Struct("!BBBBII")             # 04 02 08 0a tsval tsecr
+_NOP_NOP_TS = struct.Struct("!BBBBII")            # 01 01 08 0a tsval tsecr
+_NOP_NOP_SACKOK = b"\x01\x01\x04\x02"
+_NOP_WSCALE = struct.Struct("!BBBB")              # 01 03 03 ws
+_TS_ONLY_PREFIX = b"\x01\x01\x08\x0a"
+
+
+class TcpHeader:
+    """A parsed TCP segment; ``header`` and ``payload`` are views into the input buffer."""
+
+    __slots__ = ("sport", "dport", "seq", "ack", "data_offset", "flags", "window", "checksum",
+                 "urg", "options", "option_kinds", "header", "payload")
+
+    sport: int
+    dport: int
+    seq: int
+    ack: int
+    data_offset: int
+    flags: int
+    window: int
+    checksum: int
+    urg: int
+    options: TcpOptions
+    option_kinds: tuple[int, ...]
+    header: memoryview
+    payload: memoryview
+
+    def flags_str(self) -> str:
+        """tcpdump-style flags, e.g. ``S.`` or ``FP.``."""
+        return flags_to_str(self.flags)
+
+    def __repr__(self) -> str:
+        return (f"TcpHeader({self.sport} > {self.dport} [{self.flags_str()}] seq={self.seq} "
+                f"ack={self.ack} win={self.window} urg={self.urg} len={len(self.payload)} "
+                f"options={self.options} kinds={self.option_kinds})")
+
+
+def flags_to_str(flags: int) -> str:
+    """tcpdump's flag letters: S F R P U E W, then ``.`` for ACK."""
+    s = ""
+    for bit, ch in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U"), (ECE, "E"),
+                    (CWR, "W")):
+        if flags & bit:
+            s += ch
+    if flags & ACK:
+        s += "."
+    return s
+
+
+# Parsed option areas, memoized by their bytes: a bulk transfer repeats the same few option
+# areas (the timestamp changes once per clock tick), and building a frozen TcpOptions costs
+# more than hashing 12 bytes. Bounded; cleared when full. A pure function's memo: no state
+# visible to callers.
+_OPTIONS_CACHE: dict[bytes, tuple[TcpOptions, tuple[int, ...]]] = {}
+_OPTIONS_CACHE_MAX = 512
+_TS_ONLY_KINDS = (OPT_NOP, OPT_NOP, OPT_TIMESTAMP)
+
+
+def parse_options(area: Buffer) -> tuple[TcpOptions, tuple[int, ...]]:
+    """Parse an option area (the header bytes after the fixed 20) into values and the kinds in
+    wire order. Raises :class:`MalformedPacket` (``BAD_OPTION``) for a length byte of 0 or 1,
+    a missing length byte, or an option running past the area."""
+    key = bytes(area)
+    hit = _OPTIONS_CACHE.get(key)
+    if hit is not None:
+        return hit
+    if len(key) == 12 and key[:4] == _TS_ONLY_PREFIX:
+        # The common data-segment layout: nop nop TS.
+        result = (TcpOptions(timestamp=_TS_VALUES.unpack_from(key, 4)), _TS_ONLY_KINDS)
+    else:
+        result = _parse_options_slow(key)
+    if len(_OPTIONS_CACHE) >= _OPTIONS_CACHE_MAX:
+        _OPTIONS_CACHE.clear()
+    _OPTIONS_CACHE[key] = result
+    return result
+
+
+def _parse_options_slow(area: bytes) -> tuple[TcpOptions, tuple[int, ...]]:
+    end = len(area)
+    kinds: list[int] = []
+    mss: int | None = None
+    wscale: int | None = None
+    sack_permitted = False
+    sack_blocks: tuple[tuple[int, int], ...] = ()
+    timestamp: tuple[int, int] | None = None
+    i = 0
+    while i < end:
+        kind = area[i]
+        if kind == OPT_EOL:
+            # RFC 9293 3.2: End of Option List; what follows is padding.
+            kinds.append(OPT_EOL)
+            break
+        if kind == OPT_NOP:
+            kinds.append(OPT_NOP)
+            i += 1
+            continue
+        # RFC 9293 MUST-68: every other option has a length octet (counting kind and length).
+        if i + 1 >= end:
+            raise MalformedPacket(DropReason.BAD_OPTION, f"option {kind} has no length byte")
+        length = area[i + 1]
+        if length < 2:
+            raise MalformedPacket(DropReason.BAD_OPTION, f"option {kind} with length {length}")
+        if i + length > end:
+            raise MalformedPacket(DropReason.BAD_OPTION,
+                                  f"option {kind} of length {length} runs past the header")
+        kinds.append(kind)
+        # A known option with the wrong length is ignored (Linux tcp_parse_options does so).
+        if kind == OPT_MSS:
+            if length == 4:
+                mss = (area[i + 2] << 8) | area[i + 3]
+        elif kind == OPT_WSCALE:
+            if length == 3:
+                wscale = area[i + 2]
+        elif kind == OPT_SACK_PERMITTED:
+            if length == 2:
+                sack_permitted = True
+        elif kind == OPT_TIMESTAMP:
+            if length == 10:
+                timestamp = _TS_VALUES.unpack_from(area, i + 2)
+        elif kind == OPT_SACK:
+            if length >= 10 and (length - 2) % 8 == 0:
+                sack_blocks = tuple(
+                    _TS_VALUES.unpack_from(area, j) for j in range(i + 2, i + length, 8)
+                )
+        # else: unknown kind, skipped by its length (RFC 9293 MUST-6).
+        i += length
+    if mss is None and wscale is None and not sack_permitted and not sack_blocks \
+            and timestamp is None:
+        return NO_OPTIONS, tuple(kinds)
+    return TcpOptions(mss, wscale, sack_permitted, sack_blocks, timestamp), tuple(kinds)
+
+
+def parse_tcp(buf: Buffer, src: int, dst: int, verify_checksum: bool = True) -> TcpHeader:
+    """Parse a TCP segment (the IPv4 payload) sent from ``src`` to ``dst`` (integers).
+
+    ``verify_checksum=False`` skips the checksum (e.g. a TUN packet flagged NEEDS_CSUM).
+    """
+    n = len(buf)
+    if n < HEADER_LEN:
+        raise MalformedPacket(DropReason.TRUNCATED, f"{n} bytes, TCP header needs 20")
+    sport, dport, seq, ack, off_byte, flags, window, csum, urg = _unpack_hdr(buf, 0)
+    doff = off_byte >> 4
+    hlen = doff << 2
+    if hlen < HEADER_LEN or hlen > n:
+        raise MalformedPacket(DropReason.BAD_DATA_OFFSET, f"data offset {doff} with {n} bytes")
+    mv = buf if type(buf) is memoryview else memoryview(buf)
+    if verify_checksum:
+        # RFC 9293 3.1: the checksum covers the pseudo-header, the header and the data.
+        start = ((src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO_TCP + n)
+        if native.csum_partial(mv, start) != 0xFFFF:
+            raise MalformedPacket(DropReason.BAD_CHECKSUM, f"TCP checksum {csum:#06x}")
+    h = TcpHeader()
+    if hlen > HEADER_LEN:
+        h.options, h.option_kinds = parse_options(mv[HEADER_LEN:hlen])
+    else:
+        h.options = NO_OPTIONS
+        h.option_kinds = ()
+    h.sport = sport
+    h.dport = dport
+    h.seq = seq
+    h.ack = ack
+    h.data_offset = doff
+    h.flags = flags
+    h.window = window
+    h.checksum = csum
+    h.urg = urg
+    h.header = mv[:hlen]
+    h.payload = mv[hlen:]
+    return h
+
+
+def options_length(opts: TcpOptions) -> int:
+    """Length in bytes of ``encode_options(opts)`` (a multiple of 4, at most 40)."""
+    return len(encode_options(opts))
+
+
+def encode_options(opts: TcpOptions) -> bytes:
+    """The option bytes for ``opts`` in Linux's layout (``tcp_options_write``).
+
+    SYN options (any of MSS, window scale, SACK-permitted present):
+    ``mss(4)``, then ``sackOK TS`` (12) or ``nop nop TS`` (12) or ``nop nop sackOK`` (4), then
+    ``nop wscale`` (4). Data segments: ``nop nop TS`` (12), then ``nop nop SACK`` (4 + 8n).
+    The result is a multiple of 4 bytes. SACK blocks that do not fit the 40-byte option space
+    are left off, keeping the first ones (the most recent, RFC 2018 4), as Linux does.
+    """
+    if opts is NO_OPTIONS:
+        return b""
+    out = bytearray()
+    ts = opts.timestamp
+    if opts.mss is not None:
+        out += _MSS.pack(OPT_MSS, 4, opts.mss)
+    if ts is not None:
+        if opts.sack_permitted:
+            out += _SACKOK_TS.pack(OPT_SACK_PERMITTED, 2, OPT_TIMESTAMP, 10, ts[0], ts[1])
+        else:
+            out += _NOP_NOP_TS.pack(OPT_NOP, OPT_NOP, OPT_TIMESTAMP, 10, ts[0], ts[1])
+    elif opts.sack_permitted:
+        out += _NOP_NOP_SACKOK
+    if opts.wscale is not None:
+        out += _NOP_WSCALE.pack(OPT_NOP, OPT_WSCALE, 3, opts.wscale)
+    blocks = opts.sack_blocks
+    if blocks:
+        room = (MAX_OPTIONS_LEN - len(out) - 4) // 8
+        if room > 0:
+            blocks = blocks[:room]
+            out += bytes((OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * len(blocks)))
+            for left, right in blocks:
+                out += _TS_VALUES.pack(left, right)
+    return bytes(out)
+
+
+def _check_room(buf: bytearray | memoryview, offset: int, need: int) -> None:
+    if offset < 0 or offset + need > len(buf):
+        raise ValueError(f"buffer of {len(buf)} bytes has no room for {need} bytes at {offset}")
+
+
+def write_tcp(buf: bytearray | memoryview, offset: int, opt_bytes: bytes, *, src: int,
+              dst: int, sport: int, dport: int, seq: int, ack: int, flags: int, window: int,
+              payload: Buffer = b"", urg: int = 0) -> int:
+    """Like :func:`build_tcp` with the options already encoded (``encode_options``).
+
+    Returns the number of bytes written (header + payload)."""
+    olen = len(opt_bytes)
+    if olen > MAX_OPTIONS_LEN or olen & 3:
+        raise ValueError(f"option bytes must be a multiple of 4 up to 40, got {olen}")
+    hlen = HEADER_LEN + olen
+    seg_len = hlen + len(payload)
+    _check_room(buf, offset, seg_len)
+    try:
+        _pack_hdr(buf, offset, sport, dport, seq, ack, (hlen >> 2) << 4, flags, window, 0, urg)
+    except struct.error as err:
+        raise ValueError(f"TCP header field out of range: {err}") from None
+    if olen:
+        buf[offset + HEADER_LEN:offset + hlen] = opt_bytes
+    if payload:
+        buf[offset + hlen:offset + seg_len] = payload
+    start = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO_TCP + seg_len
+    seg = memoryview(buf)[offset:offset + seg_len]
+    _pack_csum(buf, offset + 16, native.checksum(seg, start))
+    return seg_len
+
+
+def build_tcp(buf: bytearray | memoryview, offset: int, *, src: int, dst: int, sport: int,
+              dport: int, seq: int, ack: int, flags: int, window: int,
+              options: TcpOptions = NO_OPTIONS, payload: Buffer = b"", urg: int = 0) -> int:
+    """Write a TCP segment (header, options, payload) at ``buf[offset:]`` with its checksum
+    (pseudo-header of ``src``/``dst``). Returns the number of bytes written.
+
+    Raises ``ValueError`` when the buffer is too small or a field is out of range."""
+    return write_tcp(buf, offset, encode_options(options), src=src, dst=dst, sport=sport,
+                     dport=dport, seq=seq, ack=ack, flags=flags, window=window,
+                     payload=payload, urg=urg)
+
+
+def build_ipv4_tcp(*, src: int, dst: int, sport: int, dport: int, seq: int, ack: int,
+                   flags: int, window: int, options: TcpOptions = NO_OPTIONS,
+                   payload: Buffer = b"", urg: int = 0, ttl: int = 64, ident: int = 0,
+                   df: bool = True, tos: int = 0) -> bytearray:
+    """A whole IPv4 datagram carrying one TCP segment, both checksums filled in."""
+    opt_bytes = encode_options(options)
+    seg_len = HEADER_LEN + len(opt_bytes) + len(payload)
+    pkt = bytearray(20 + seg_len)
+    build_ipv4_header(pkt, 0, src=src, dst=dst, proto=PROTO_TCP, payload_len=seg_len, ttl=ttl,
+                      ident=ident, df=df, tos=tos)
+    write_tcp(pkt, 20, opt_bytes, src=src, dst=dst, sport=sport, dport=dport, seq=seq, ack=ack,
+              flags=flags, window=window, payload=payload, urg=urg)
+    return pkt
