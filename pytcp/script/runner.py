@@ -1,0 +1,489 @@
+"""Run packetdrill-syntax scripts against the real sans-I/O stack in virtual time.
+
+This module owns script execution: it creates a ``pytcp.stack.Stack`` at 192.168.0.1 (the
+script side is 192.0.2.1), advances virtual time line by line (running
+``stack.handle_timers`` at every deadline in between), injects inbound packets built with
+``pytcp.wire``, runs system calls through :mod:`pytcp.script.sockets`, and matches every
+outbound packet against the next expected line with :mod:`pytcp.script.matcher`. Any
+outbound packet that no line expects fails the script, and so does an expected packet that
+does not come within the time tolerance. ``main(argv)`` is the ``pytcp script`` command.
+
+Settings come from ``// pytcp: key=value ...`` comments (see docs/conformance.md):
+``tolerance`` (seconds, default 0.01), ``profile`` (``linux`` or ``rfc``), ``remote_isn``,
+``local_port`` (8080), ``remote_port`` (46143), ``mtu`` (1500), ``seed``, ``xfail=<reason>``
+and ``config.<TcpConfig field>=<value>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import struct
+import sys
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pytcp.script.matcher import (
+    MASK, Observed, compare, format_expected, format_observed, stream_bytes,
+)
+from pytcp.script.parser import (
+    IcmpLine, Line, PacketLine, Script, ScriptOption, ScriptSyntaxError, SyscallLine, Timing,
+    parse_file,
+)
+from pytcp.script.sockets import BLOCKED, Outcome, SocketTable, SyscallError, SyscallMismatch
+from pytcp.script.sockets import state_of as _state_of
+from pytcp.wire.tcp import ACK, SYN
+
+LOCAL_ADDR = "192.168.0.1"
+REMOTE_ADDR = "192.0.2.1"
+DEFAULT_TOLERANCE = 0.01
+MAX_TIMER_STEPS = 100_000
+ANY_TIME_LIMIT = 3600.0  # how far '*' lets virtual time run looking for a packet
+
+_SETTINGS = {"tolerance", "profile", "remote_isn", "local_port", "remote_port", "mtu", "seed",
+             "xfail"}
+
+
+class ScriptFailure(Exception):
+    """The stack did not behave as the script says, at ``lineno``."""
+
+    def __init__(self, lineno: int, text: str, reason: str, expected: str = "",
+                 actual: str = "") -> None:
+        super().__init__(reason)
+        self.lineno = lineno
+        self.text = text
+        self.reason = reason
+        self.expected = expected
+        self.actual = actual
+
+    def one_line(self) -> str:
+        if self.expected or self.actual:
+            return (f"expected {self.expected or '(nothing)'} got {self.actual or '(nothing)'}"
+                    f" ({self.reason})")
+        return self.reason
+
+    def long(self, path: str) -> str:
+        out = [f"{path}:{self.lineno}: {self.reason}", f"  script line: {self.text}"]
+        if self.expected:
+            out.append(f"  expected:    {self.expected}")
+        if self.expected or self.actual:
+            out.append(f"  actual:      {self.actual or '(nothing)'}")
+        return "\n".join(out)
+
+
+@dataclass(slots=True)
+class ScriptResult:
+    path: str
+    passed: bool
+    failure: ScriptFailure | None = None
+    xfail: str | None = None
+
+    def summary(self) -> str:
+        if self.passed:
+            return f"PASS {self.path}"
+        f = self.failure
+        assert f is not None
+        word = "XFAIL" if self.xfail else "FAIL"
+        tail = f" [xfail: {self.xfail}]" if self.xfail else ""
+        return f"{word} {self.path}:{f.lineno}: {f.one_line()}{tail}"
+
+
+def _convert(old: object, text: str) -> object:
+    if isinstance(old, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"not a boolean: {text!r}")
+    if isinstance(old, int):
+        return int(text, 0)
+    if isinstance(old, float):
+        return float(text)
+    return text
+
+
+def make_tcp_config(settings: dict[str, str], path: str) -> Any:
+    from pytcp.tcp.config import TcpConfig
+
+    profile = settings.get("profile", "linux")
+    if profile not in ("linux", "rfc"):
+        raise ScriptSyntaxError(path, 1, f"profile must be linux or rfc, not {profile!r}")
+    cfg = TcpConfig.linux() if profile == "linux" else TcpConfig.rfc()
+    changes: dict[str, object] = {}
+    names = {f.name for f in dataclasses.fields(cfg)}
+    for k, v in settings.items():
+        if k.startswith("config."):
+            name = k[len("config."):]
+            if name not in names:
+                raise ScriptSyntaxError(path, 1, f"TcpConfig has no field {name!r}")
+            try:
+                changes[name] = _convert(getattr(cfg, name), v)
+            except ValueError as e:
+                raise ScriptSyntaxError(path, 1, f"config.{name}: {e}") from None
+        elif k not in _SETTINGS:
+            raise ScriptSyntaxError(path, 1, f"unknown pytcp setting {k!r}")
+    return dataclasses.replace(cfg, **changes) if changes else cfg  # type: ignore[arg-type]
+
+
+def _encode_options(opts: tuple[ScriptOption, ...], ecr_map: Callable[[int], int],
+                    local_isn: int) -> bytes:
+    """Inbound options exactly in the written order (packetdrill sends what is written),
+    padded with zeros (EOL) to a 4-octet boundary (RFC 9293 3.1, MUST-69)."""
+    out = bytearray()
+    for o in opts:
+        if o.kind == "nop":
+            out += b"\x01"
+        elif o.kind == "eol":
+            out += b"\x00"
+        elif o.kind == "mss":
+            out += struct.pack("!BBH", 2, 4, o.value or 0)
+        elif o.kind == "wscale":
+            out += struct.pack("!BBB", 3, 3, o.value or 0)
+        elif o.kind == "sackOK":
+            out += b"\x04\x02"
+        elif o.kind == "TS":
+            assert o.ts is not None
+            out += struct.pack("!BBII", 8, 10, o.ts[0] & MASK, ecr_map(o.ts[1]))
+        elif o.kind == "sack":
+            out += struct.pack("!BB", 5, 2 + 8 * len(o.blocks))
+            for a, b in o.blocks:
+                out += struct.pack("!II", (a + local_isn) & MASK, (b + local_isn) & MASK)
+        elif o.kind == "raw":
+            out += o.raw
+    while len(out) % 4:
+        out += b"\x00"
+    return bytes(out)
+
+
+class Runner:
+    """Executes one parsed script against a fresh stack."""
+
+    def __init__(self, script: Script) -> None:
+        from pytcp.stack import Stack, StackConfig
+        from pytcp.wire.ipv4 import ip_to_int
+
+        self.script = script
+        st = script.settings
+        path = script.path
+        self.tcp_config = make_tcp_config(st, path)
+        try:
+            self.tolerance = float(st.get("tolerance", DEFAULT_TOLERANCE))
+            self.remote_isn = int(st.get("remote_isn", "0"), 0) & MASK
+            self.local_port = int(st.get("local_port", "8080"))
+            self.remote_port = int(st.get("remote_port", "46143"))
+            mtu = int(st.get("mtu", "1500"))
+            seed = int(st.get("seed", "1"))
+        except ValueError as e:
+            raise ScriptSyntaxError(path, 1, f"bad setting: {e}") from None
+        self.local_ip = ip_to_int(LOCAL_ADDR)
+        self.remote_ip = ip_to_int(REMOTE_ADDR)
+        self.now = 0.0
+        stack_cfg = StackConfig(mtu=mtu) if mtu != 1500 else None
+        self.stack = Stack(LOCAL_ADDR, now=self.now, config=stack_cfg, tcp_config=self.tcp_config,
+                           secret=b"pytcp-script-" + str(seed).encode(),
+                           rng=random.Random(seed))
+        self.table = SocketTable(self.stack, local_port=self.local_port,
+                                 remote_addr=REMOTE_ADDR, remote_port=self.local_port)
+        self.table.on_connect = self._on_connect
+        # The connection under test: our port and the script side's port.
+        self.our_port = self.local_port
+        self.their_port = self.remote_port
+        self.local_isn: int | None = None
+        self.ts_offset: int | None = None   # our TSval minus the script's, once learned
+        self.last_tsval = 0
+        self.last_seq = 0
+        self.outq: deque[Observed | str] = deque()
+        self.pending: list[tuple[SyscallLine, Callable[[float], Outcome | object]]] = []
+        self.base = 0.0  # time the next relative timing is measured from
+        self.current: Line | None = None
+
+    # --- plumbing ---
+    def _on_connect(self, handle: Any) -> None:
+        key = handle.key
+        self.our_port = key[1]
+        self.their_port = key[3]
+
+    def _fail(self, reason: str, expected: str = "", actual: str = "",
+              line: Line | None = None) -> ScriptFailure:
+        ln = line or self.current
+        return ScriptFailure(ln.lineno if ln else 0, ln.text if ln else "", reason, expected,
+                             actual)
+
+    def _fmt(self, item: Observed | str) -> str:
+        if isinstance(item, str):
+            return item
+        return format_observed(item, self.local_isn, self.remote_isn)
+
+    def _collect(self) -> None:
+        from pytcp.drops import MalformedPacket
+        from pytcp.wire.ipv4 import PROTO_TCP, int_to_ip, parse_ipv4
+        from pytcp.wire.tcp import parse_tcp
+
+        for raw in self.stack.pending_packets():
+            try:
+                ip = parse_ipv4(raw)
+                if ip.proto != PROTO_TCP:
+                    self.outq.append(f"non-TCP packet (IP proto {ip.proto}) at {self.now:.3f}")
+                    continue
+                th = parse_tcp(ip.payload, ip.src, ip.dst)
+            except MalformedPacket as e:
+                raise self._fail(f"the stack sent a malformed packet: {e}") from None
+            if ip.dst != self.remote_ip:
+                self.outq.append(f"packet to {int_to_ip(ip.dst)} (not the script side)")
+                continue
+            obs = Observed(self.now, th.flags, th.seq, th.ack, th.window, th.urg,
+                           bytes(th.payload), th.options, tuple(th.option_kinds),
+                           th.sport, th.dport)
+            if th.options.timestamp is not None:
+                self.last_tsval = th.options.timestamp[0]
+            self.last_seq = th.seq
+            self.outq.append(obs)
+
+    def _after_step(self) -> None:
+        self._collect()
+        self.table.drain_events()
+        self._retry_pending()
+
+    def _retry_pending(self) -> None:
+        still = []
+        for line, fn in self.pending:
+            out = fn(self.now)
+            if out is BLOCKED:
+                still.append((line, fn))
+            else:
+                assert isinstance(out, tuple)
+                self._check_return(line, out)
+        self.pending = still
+
+    def _advance(self, to: float, stop_on_packet: bool) -> None:
+        """Run timers up to virtual time ``to`` (stopping early at the first outbound packet
+        when ``stop_on_packet``)."""
+        for _ in range(MAX_TIMER_STEPS):
+            if stop_on_packet and self.outq:
+                return
+            d = self.stack.next_deadline()
+            if d is None or d > to:
+                break
+            self.now = max(self.now, d)
+            self.stack.handle_timers(self.now)
+            self._after_step()
+        else:
+            raise self._fail(f"timers did not settle by t={self.now:.6f} "
+                             f"(next_deadline keeps returning a past time)")
+        if not (stop_on_packet and self.outq):
+            self.now = max(self.now, to)
+
+    def _times(self, t: Timing) -> tuple[float, float, float]:
+        """(target, earliest, latest) for a timing column."""
+        if t.any_time:
+            return self.base, self.base, self.now + ANY_TIME_LIMIT
+        start = self.base + t.start if t.start_relative else t.start
+        if t.end is None:
+            return start, start - self.tolerance, start + self.tolerance
+        end = self.base + t.end if t.end_relative else t.end
+        return start, start - self.tolerance, end + self.tolerance
+
+    def _no_unexpected(self, what: str) -> None:
+        if self.outq:
+            item = self.outq[0]
+            when = f" at t={item.time:.3f}" if isinstance(item, Observed) else ""
+            raise self._fail(f"unexpected outbound packet{when} before {what}",
+                             expected="(no packet)", actual=self._fmt(item))
+
+    # --- lines ---
+    def _ecr_map(self, ecr: int) -> int:
+        if ecr == 0:
+            return 0
+        if self.ts_offset is not None:
+            return (ecr + self.ts_offset) & MASK
+        return self.last_tsval
+
+    def _inbound(self, line: PacketLine) -> None:
+        from pytcp.native import checksum, pseudo_header_sum
+        from pytcp.wire.ipv4 import PROTO_TCP, build_ipv4_header
+
+        seq = (self.remote_isn + line.seq) & MASK
+        lisn = self.local_isn or 0
+        ack = (lisn + line.ack) & MASK if line.ack is not None else 0
+        opts = _encode_options(line.options or (), self._ecr_map, lisn)
+        first = line.seq + (1 if line.flags & SYN else 0)
+        payload = stream_bytes((first - 1) & MASK, line.length) if line.length else b""
+        win = line.win if line.win is not None else 65535
+        hdr = struct.pack("!HHIIBBHHH", self.their_port, self.our_port, seq, ack,
+                          (20 + len(opts)) // 4 << 4, line.flags, win, 0, line.urg or 0)
+        tcp = bytearray(hdr + opts + payload)
+        csum = checksum(tcp, pseudo_header_sum(self.remote_ip, self.local_ip, PROTO_TCP,
+                                                len(tcp)))
+        struct.pack_into("!H", tcp, 16, csum)
+        pkt = bytearray(20 + len(tcp))
+        build_ipv4_header(pkt, 0, src=self.remote_ip, dst=self.local_ip, proto=PROTO_TCP,
+                          payload_len=len(tcp))
+        pkt[20:] = tcp
+        self.stack.receive_packet(self.now, bytes(pkt))
+        self._after_step()
+
+    def _icmp(self, line: IcmpLine) -> None:
+        from pytcp.native import checksum
+        from pytcp.wire.ipv4 import PROTO_ICMP, PROTO_TCP, build_ipv4_header
+
+        if line.seq is not None:
+            qseq = ((self.local_isn or 0) + line.seq) & MASK
+        else:
+            qseq = self.last_seq
+        quoted = bytearray(28)
+        build_ipv4_header(quoted, 0, src=self.local_ip, dst=self.remote_ip, proto=PROTO_TCP,
+                          payload_len=20)
+        struct.pack_into("!HHI", quoted, 20, self.our_port, self.their_port, qseq)
+        rest = (line.mtu or 0) if line.icmp_type == 3 and line.icmp_code == 4 else 0
+        icmp = bytearray(struct.pack("!BBHI", line.icmp_type, line.icmp_code, 0, rest) + quoted)
+        struct.pack_into("!H", icmp, 2, checksum(icmp))
+        pkt = bytearray(20 + len(icmp))
+        build_ipv4_header(pkt, 0, src=self.remote_ip, dst=self.local_ip, proto=PROTO_ICMP,
+                          payload_len=len(icmp))
+        pkt[20:] = icmp
+        self.stack.receive_packet(self.now, bytes(pkt))
+        self._after_step()
+
+    def _outbound(self, line: PacketLine, target: float, lo: float, hi: float) -> None:
+        exp = format_expected(line)
+        if not self.outq:
+            self._advance(hi, stop_on_packet=True)
+        if not self.outq:
+            raise self._fail(f"no packet by t={hi:.3f} (expected at t={target:.3f})",
+                             expected=exp)
+        item = self.outq.popleft()
+        if isinstance(item, str):
+            raise self._fail("unexpected packet", expected=exp, actual=item)
+        if line.flags & SYN and self.local_isn is None:
+            self.local_isn = (item.seq - line.seq) & MASK
+        if not line.timing.any_time and not lo <= item.time <= hi:
+            raise self._fail(f"packet at t={item.time:.3f}, expected at t={target:.3f} "
+                             f"(tolerance {self.tolerance})", expected=exp,
+                             actual=self._fmt(item))
+        if (item.sport, item.dport) != (self.our_port, self.their_port):
+            raise self._fail(f"ports {item.sport}->{item.dport}, expected "
+                             f"{self.our_port}->{self.their_port}", expected=exp,
+                             actual=self._fmt(item))
+        diff = compare(line, item, self.local_isn, self.remote_isn)
+        if diff:
+            raise self._fail(diff, expected=exp, actual=self._fmt(item))
+        if self.ts_offset is None and line.options and item.options.timestamp is not None:
+            for o in line.options:
+                if o.kind == "TS" and o.ts is not None:
+                    self.ts_offset = (item.options.timestamp[0] - o.ts[0]) & MASK
+        self.base = item.time
+
+    def _check_return(self, line: SyscallLine, out: tuple[int, str | None]) -> None:
+        ret, err = out
+        got = f"{ret}" + (f" {err}" if err else "")
+        want = f"{line.ret}" + (f" {line.errno_name}" if line.errno_name else "")
+        if ret != line.ret or err != line.errno_name:
+            raise self._fail(f"{line.name}() returned {got}", expected=f"= {want}",
+                             actual=f"= {got}", line=line)
+        for s in self.table.socks.values():
+            if s.handle is not None:
+                st = _state_of(s.handle)
+                if st.data_error:
+                    raise self._fail(st.data_error, line=line)
+
+    def _syscall(self, line: SyscallLine) -> None:
+        try:
+            out = self.table.call(self.now, line.name, line.args, line.ret)
+        except SyscallError as e:
+            raise self._fail(f"unsupported: {e}") from None
+        except SyscallMismatch as e:
+            raise self._fail(str(e)) from None
+        if out is BLOCKED:
+            if line.name in ("write", "send"):
+                sock = self.table.socks[int(line.args[0].strip())]
+                self.pending.append((line, lambda now: self.table.continue_write(now, sock)))
+            else:
+                self.pending.append(
+                    (line, lambda now: self.table.call(now, line.name, line.args, line.ret)))
+        else:
+            assert isinstance(out, tuple)
+            self._check_return(line, out)
+        self._after_step()
+
+    def run(self) -> None:
+        for line in self.script.lines:
+            self.current = line
+            target, lo, hi = self._times(line.timing)
+            if isinstance(line, PacketLine) and line.direction == ">":
+                self._outbound(line, target, lo, hi)
+                continue
+            self._advance(target, stop_on_packet=False)
+            what = f"line {line.lineno}"
+            self._no_unexpected(what)
+            if isinstance(line, PacketLine):
+                self._inbound(line)
+            elif isinstance(line, IcmpLine):
+                self._icmp(line)
+            else:
+                self._syscall(line)
+            self.base = target
+        self.current = self.script.lines[-1] if self.script.lines else None
+        self._after_step()
+        self._no_unexpected("the end of the script")
+        if self.pending:
+            line = self.pending[0][0]
+            raise self._fail(f"{line.name}() was still blocked at the end of the script",
+                             line=line)
+
+
+def run_script(path_or_script: str | Script) -> ScriptResult:
+    """Parse (if given a path) and run one script; never raises for script failures."""
+    try:
+        script = (parse_file(path_or_script) if isinstance(path_or_script, str)
+                  else path_or_script)
+    except ScriptSyntaxError as e:
+        path = path_or_script if isinstance(path_or_script, str) else path_or_script.path
+        return ScriptResult(path, False, ScriptFailure(e.line, "", f"syntax error: {e.msg}"))
+    except OSError as e:
+        return ScriptResult(str(path_or_script), False, ScriptFailure(0, "", str(e)))
+    xfail = script.settings.get("xfail")
+    try:
+        runner = Runner(script)
+        runner.run()
+    except ScriptSyntaxError as e:
+        return ScriptResult(script.path, False, ScriptFailure(e.line, "", e.msg), xfail)
+    except ScriptFailure as f:
+        return ScriptResult(script.path, False, f, xfail)
+    return ScriptResult(script.path, True, None, xfail)
+
+
+def _expand(paths: list[str]) -> list[str]:
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            for root, _dirs, files in sorted(os.walk(p)):
+                out.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(".pkt"))
+        else:
+            out.append(p)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    """``pytcp script FILE|DIR...``: one line per script, then a summary; 0 when all pass."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: pytcp script FILE.pkt|DIR ...", file=sys.stderr)
+        return 0 if argv else 2
+    passed = failed = xfailed = 0
+    for path in _expand(argv):
+        res = run_script(path)
+        print(res.summary(), flush=True)
+        if res.passed:
+            passed += 1
+        elif res.xfail:
+            xfailed += 1
+        else:
+            failed += 1
+    tail = f", {xfailed} xfailed" if xfailed else ""
+    print(f"{passed} passed, {failed} failed{tail}")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,393 @@
+"""System calls of packetdrill scripts, emulated over the stack's application API.
+
+This module owns the file-descriptor table of a script run and the mapping from BSD socket
+calls (``socket``, ``bind``, ``listen``, ``accept``, ``connect``, ``read``/``recv``,
+``write``/``send``, ``shutdown``, ``close``, ``fcntl``, ``setsockopt``, ``getsockopt``) to
+``pytcp.stack.Stack`` (``listen``, ``connect``) and ``TcpHandle`` / ``Connection`` methods,
+including Linux's errno conventions (``EAGAIN`` for a non-blocking call that would block,
+``EINPROGRESS`` for a non-blocking connect, a pending ``SO_ERROR`` reported once, then EOF or
+``EPIPE``). A call that would block on a blocking descriptor is returned as ``BLOCKED`` and
+retried by the runner after every later step.
+
+Data written is :func:`pytcp.script.matcher.stream_bytes` at the write offset; data read is
+checked against the same pattern at the read offset, so a script proves that the bytes arrive
+intact and in order.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytcp.script.matcher import stream_bytes
+from pytcp.tcp.errors import TcpUsageError
+from pytcp.tcp.events import (
+    Closed, ConnectionRefused, ConnectionReset, ConnectionTimedOut, EndOfStream,
+)
+
+O_NONBLOCK = 0o4000
+O_RDWR = 2
+
+
+class SyscallError(Exception):
+    """The script used a call or an argument this emulation does not support."""
+
+
+class SyscallMismatch(Exception):
+    """A value the call produced differs from the one the script wrote (e.g. SO_ERROR)."""
+
+
+class _Blocked:
+    def __repr__(self) -> str:
+        return "BLOCKED"
+
+
+BLOCKED = _Blocked()
+
+Outcome = tuple[int, str | None]  # (return value, errno name or None)
+
+
+@dataclass(slots=True)
+class ConnState:
+    """Per-connection state the socket layer keeps (stored in ``TcpHandle.user_data``)."""
+
+    so_error: int = 0
+    eof: bool = False
+    reset: bool = False
+    closed: bool = False
+    read_offset: int = 0
+    write_offset: int = 0
+    shut_wr: bool = False
+    data_error: str = ""
+
+
+@dataclass(slots=True)
+class Sock:
+    fd: int
+    nonblocking: bool = False
+    listener: Any = None
+    handle: Any = None
+    connecting: bool = False
+    nodelay: bool | None = None
+    keepalive: bool | None = None
+    keep_idle: float | None = None
+    keep_intvl: float | None = None
+    keep_cnt: int | None = None
+    linger_zero: bool = False
+    pending_write: int = 0  # bytes a blocking write still has to hand over
+    pending_written: int = 0
+    opts: dict[str, int] = field(default_factory=dict)
+
+
+def state_of(handle: Any) -> ConnState:
+    st = handle.user_data
+    if not isinstance(st, ConnState):
+        st = ConnState()
+        handle.user_data = st
+    return st
+
+
+def _err(name: str) -> Outcome:
+    return (-1, name)
+
+
+def _int_arg(tok: str) -> int:
+    t = tok.strip()
+    if t.startswith("[") and t.endswith("]"):
+        t = t[1:-1].strip()
+    try:
+        return int(t, 0)
+    except ValueError:
+        raise SyscallError(f"expected a number, got {tok!r}") from None
+
+
+class SocketTable:
+    """The fd table of one script run over one stack."""
+
+    def __init__(self, stack: Any, *, local_port: int, remote_addr: str, remote_port: int) -> None:
+        self.stack = stack
+        self.local_port = local_port
+        self.remote_addr = remote_addr
+        self.remote_port = remote_port
+        self.socks: dict[int, Sock] = {}
+        self.on_connect: Any = None  # runner callback(handle) when a connection is created
+
+    # --- helpers ---
+    def _sock(self, tok: str) -> Sock:
+        fd = _int_arg(tok)
+        s = self.socks.get(fd)
+        if s is None:
+            raise SyscallError(f"fd {fd} is not open")
+        return s
+
+    def _new_fd(self, want: int) -> int:
+        fd = 3
+        while fd in self.socks:
+            fd += 1
+        return fd
+
+    def _apply_opts(self, s: Sock) -> None:
+        if s.handle is None:
+            return
+        conn = s.handle.conn
+        if s.nodelay is not None:
+            conn.set_nodelay(s.nodelay)
+        if s.keepalive is not None or s.keep_idle or s.keep_intvl or s.keep_cnt:
+            conn.set_keepalive(bool(s.keepalive), idle=s.keep_idle, interval=s.keep_intvl,
+                               count=s.keep_cnt)
+
+    def drain_events(self) -> None:
+        for obj, ev in self.stack.pending_events():
+            if not hasattr(obj, "conn"):
+                continue  # listener events (AcceptReady): accept() polls instead
+            st = state_of(obj)
+            if isinstance(ev, ConnectionReset):
+                st.so_error, st.reset = errno.ECONNRESET, True
+            elif isinstance(ev, ConnectionRefused):
+                st.so_error, st.reset = errno.ECONNREFUSED, True
+            elif isinstance(ev, ConnectionTimedOut):
+                st.so_error, st.reset = errno.ETIMEDOUT, True
+            elif isinstance(ev, EndOfStream):
+                st.eof = True
+            elif isinstance(ev, Closed):
+                st.closed = True
+
+    def _take_error(self, st: ConnState) -> Outcome | None:
+        if st.so_error:
+            e = st.so_error
+            st.so_error = 0
+            return _err(errno.errorcode[e])
+        return None
+
+    # --- the calls; each returns an Outcome or BLOCKED ---
+    def call(self, now: float, name: str, args: list[str], want_ret: int) -> Outcome | _Blocked:
+        fn = getattr(self, "sys_" + name, None)
+        if fn is None:
+            raise SyscallError(f"system call {name}() is not supported")
+        out: Outcome | _Blocked = fn(now, args, want_ret)
+        return out
+
+    def sys_socket(self, now: float, args: list[str], want: int) -> Outcome:
+        if len(args) != 3 or "SOCK_STREAM" not in args[1]:
+            raise SyscallError("only socket(..., SOCK_STREAM, IPPROTO_TCP) is supported")
+        fd = self._new_fd(want)
+        self.socks[fd] = Sock(fd)
+        return (fd, None)
+
+    def sys_bind(self, now: float, args: list[str], want: int) -> Outcome:
+        self._sock(args[0])
+        return (0, None)
+
+    def sys_listen(self, now: float, args: list[str], want: int) -> Outcome:
+        s = self._sock(args[0])
+        backlog = _int_arg(args[1]) if len(args) > 1 else 128
+        s.listener = self.stack.listen(self.local_port, max(backlog, 1))
+        return (0, None)
+
+    def sys_accept(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
+        s = self._sock(args[0])
+        if s.listener is None:
+            return _err("EINVAL")
+        h = s.listener.accept()
+        if h is None:
+            return _err("EAGAIN") if s.nonblocking else BLOCKED
+        fd = self._new_fd(want)
+        ns = Sock(fd, handle=h, nodelay=s.nodelay, keepalive=s.keepalive, keep_idle=s.keep_idle,
+                  keep_intvl=s.keep_intvl, keep_cnt=s.keep_cnt, linger_zero=s.linger_zero)
+        state_of(h)
+        self.socks[fd] = ns
+        self._apply_opts(ns)
+        return (fd, None)
+
+    sys_accept4 = sys_accept
+
+    def sys_connect(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
+        s = self._sock(args[0])
+        if s.handle is None:
+            s.handle = self.stack.connect(now, self.remote_addr, self.remote_port)
+            state_of(s.handle)
+            s.connecting = True
+            self._apply_opts(s)
+            if self.on_connect is not None:
+                self.on_connect(s.handle)
+            return _err("EINPROGRESS") if s.nonblocking else self._connect_done(s)
+        if s.connecting:
+            return self._connect_done(s) if not s.nonblocking else (
+                _err("EALREADY") if self._conn_pending(s) else self._connect_done(s))
+        return _err("EISCONN")
+
+    def _conn_pending(self, s: Sock) -> bool:
+        st = state_of(s.handle)
+        return not st.reset and str(s.handle.conn.state) in ("SYN-SENT", "SYN-RECEIVED")
+
+    def _connect_done(self, s: Sock) -> Outcome | _Blocked:
+        st = state_of(s.handle)
+        if self._conn_pending(s):
+            return BLOCKED
+        s.connecting = False
+        e = self._take_error(st)
+        return e if e else (0, None)
+
+    def sys_fcntl(self, now: float, args: list[str], want: int) -> Outcome:
+        s = self._sock(args[0])
+        cmd = args[1].strip() if len(args) > 1 else ""
+        if cmd == "F_SETFL":
+            s.nonblocking = "O_NONBLOCK" in args[2]
+            return (0, None)
+        if cmd == "F_GETFL":
+            return (O_RDWR | (O_NONBLOCK if s.nonblocking else 0), None)
+        raise SyscallError(f"fcntl {cmd} is not supported")
+
+    def sys_setsockopt(self, now: float, args: list[str], want: int) -> Outcome:
+        if len(args) < 4:
+            raise SyscallError("setsockopt(fd, level, name, value, len)")
+        s = self._sock(args[0])
+        level, name, val = args[1].strip(), args[2].strip(), args[3].strip()
+        if name in ("SO_REUSEADDR", "SO_REUSEPORT"):
+            return (0, None)
+        if name == "SO_LINGER":
+            # {onoff=1, linger=0}: close() sends RST (abort).
+            v = val.replace(" ", "")
+            s.linger_zero = "onoff=1" in v and "linger=0" in v
+            return (0, None)
+        n = _int_arg(val)
+        if name == "TCP_NODELAY":
+            s.nodelay = bool(n)
+        elif name == "SO_KEEPALIVE":
+            s.keepalive = bool(n)
+        elif name == "TCP_KEEPIDLE":
+            s.keep_idle = float(n)
+        elif name == "TCP_KEEPINTVL":
+            s.keep_intvl = float(n)
+        elif name == "TCP_KEEPCNT":
+            s.keep_cnt = n
+        else:
+            raise SyscallError(f"setsockopt {level} {name} is not supported")
+        self._apply_opts(s)
+        return (0, None)
+
+    def sys_getsockopt(self, now: float, args: list[str], want: int) -> Outcome:
+        if len(args) < 4:
+            raise SyscallError("getsockopt(fd, level, name, [value], [len])")
+        s = self._sock(args[0])
+        name, val = args[2].strip(), args[3].strip()
+        if name == "SO_ERROR":
+            got = 0
+            if s.handle is not None:
+                st = state_of(s.handle)
+                got, st.so_error = st.so_error, 0
+        elif name == "TCP_NODELAY":
+            got = int(bool(s.nodelay))
+        elif name == "SO_KEEPALIVE":
+            got = int(bool(s.keepalive))
+        else:
+            raise SyscallError(f"getsockopt {name} is not supported")
+        if val.strip() not in ("...",) and _int_arg(val) != got:
+            raise SyscallMismatch(f"{name} is {got}, the script expects {val}")
+        return (0, None)
+
+    def _write(self, now: float, s: Sock, n: int, flags: str) -> Outcome | _Blocked:
+        if s.handle is None:
+            return _err("EPIPE") if s.listener is None else _err("ENOTCONN")
+        if "MSG_OOB" in flags:
+            raise SyscallError("sending urgent data (MSG_OOB) is not supported")
+        st = state_of(s.handle)
+        e = self._take_error(st)
+        if e:
+            return e
+        if st.shut_wr or st.reset:
+            return _err("EPIPE")
+        data = stream_bytes(st.write_offset, n)
+        try:
+            k = s.handle.send(now, data)
+        except TcpUsageError:
+            return _err("EPIPE")
+        st.write_offset += k
+        if k < n and not s.nonblocking:
+            s.pending_write = n - k
+            s.pending_written = k
+            return BLOCKED
+        if k == 0 and n > 0:
+            return _err("EAGAIN")
+        return (k, None)
+
+    def continue_write(self, now: float, s: Sock) -> Outcome | _Blocked:
+        st = state_of(s.handle)
+        if st.reset:
+            s.pending_write = 0
+            e = self._take_error(st)
+            return e if e else _err("EPIPE")
+        data = stream_bytes(st.write_offset, s.pending_write)
+        k = s.handle.send(now, data)
+        st.write_offset += k
+        s.pending_written += k
+        s.pending_write -= k
+        if s.pending_write:
+            return BLOCKED
+        return (s.pending_written, None)
+
+    def sys_write(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
+        return self._write(now, self._sock(args[0]), _int_arg(args[2]), "")
+
+    def sys_send(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
+        return self._write(now, self._sock(args[0]), _int_arg(args[2]),
+                           args[3] if len(args) > 3 else "")
+
+    def _read(self, now: float, s: Sock, n: int) -> Outcome | _Blocked:
+        if s.handle is None:
+            return _err("ENOTCONN")
+        st = state_of(s.handle)
+        try:
+            data = s.handle.receive(now, n)
+        except TcpUsageError:
+            data = b""
+        if data:
+            want = stream_bytes(st.read_offset, len(data))
+            if bytes(data) != want and not st.data_error:
+                k = next(i for i in range(len(data)) if data[i] != want[i])
+                st.data_error = (f"read() returned wrong bytes at stream offset "
+                                 f"{st.read_offset + k}")
+            st.read_offset += len(data)
+            return (len(data), None)
+        e = self._take_error(st)
+        if e:
+            return e
+        if st.eof or st.reset or getattr(s.handle.conn, "at_eof", False):
+            return (0, None)
+        return _err("EAGAIN") if s.nonblocking else BLOCKED
+
+    def sys_read(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
+        return self._read(now, self._sock(args[0]), _int_arg(args[2]))
+
+    def sys_recv(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
+        return self._read(now, self._sock(args[0]), _int_arg(args[2]))
+
+    def sys_shutdown(self, now: float, args: list[str], want: int) -> Outcome:
+        s = self._sock(args[0])
+        how = args[1].strip()
+        if s.handle is None:
+            return _err("ENOTCONN")
+        st = state_of(s.handle)
+        if how in ("SHUT_WR", "SHUT_RDWR", "1", "2") and not st.shut_wr:
+            try:
+                s.handle.shutdown(now)
+            except TcpUsageError:
+                return _err("ENOTCONN")
+            st.shut_wr = True
+        return (0, None)
+
+    def sys_close(self, now: float, args: list[str], want: int) -> Outcome:
+        s = self._sock(args[0])
+        del self.socks[s.fd]
+        if s.listener is not None:
+            s.listener.close()
+        if s.handle is not None:
+            try:
+                if s.linger_zero:
+                    s.handle.abort(now)
+                else:
+                    s.handle.close(now)
+            except TcpUsageError:
+                pass
+        return (0, None)

@@ -1,0 +1,3 @@
+"""Root conftest: registers the packet-script plugin so ``tests/scripts/**/*.pkt`` are tests."""
+
+pytest_plugins = ["pytcp.script.plugin"]
