@@ -93,6 +93,7 @@ class PytcpTransport(asyncio.Transport):
         extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(extra)
+        self._info: dict[str, Any] = dict(extra) if extra else {}
         self._runtime = runtime
         self._loop = runtime.loop
         self._handle = handle
@@ -114,16 +115,21 @@ class PytcpTransport(asyncio.Transport):
         self.bytes_written = 0
         self.bytes_read = 0
         sock, peer = _key_addrs(handle)
-        self._extra.setdefault("sockname", sock)
-        self._extra.setdefault("peername", peer)
-        self._extra.setdefault("pytcp_handle", handle)
-        self._extra.setdefault("pytcp_runtime", runtime)
-        self._extra.setdefault("socket", None)
+        self._info.setdefault("sockname", sock)
+        self._info.setdefault("peername", peer)
+        self._info.setdefault("pytcp_handle", handle)
+        self._info.setdefault("pytcp_runtime", runtime)
+        self._info.setdefault("socket", None)
         handle.user_data = self
         if connected:
             self._connection_made()
 
     # -- asyncio.BaseTransport ---------------------------------------------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """'peername', 'sockname' ((host, port) tuples), 'pytcp_handle' (the stack's
+        TcpHandle), 'pytcp_runtime'; 'socket' is None (there is no kernel socket)."""
+        return self._info.get(name, default)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol
@@ -362,7 +368,7 @@ class PytcpTransport(asyncio.Transport):
 
     # -- the one failure path ----------------------------------------------------------------
 
-    def _fatal_error(self, exc: BaseException) -> None:
+    def _fatal_error(self, exc: Exception) -> None:
         """Every failure ends here: fail a pending connect, or connection_lost(exc)."""
         if self._lost:
             return
@@ -377,7 +383,7 @@ class PytcpTransport(asyncio.Transport):
             return
         self._connection_lost(exc)
 
-    def _connection_lost(self, exc: BaseException | None) -> None:
+    def _connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
             return
         self._lost = True
@@ -385,7 +391,7 @@ class PytcpTransport(asyncio.Transport):
         if self._made:
             self._loop.call_soon(self._call_connection_lost, exc)
 
-    def _call_connection_lost(self, exc: BaseException | None) -> None:
+    def _call_connection_lost(self, exc: Exception | None) -> None:
         try:
             self._protocol.connection_lost(exc)
         finally:
@@ -393,7 +399,7 @@ class PytcpTransport(asyncio.Transport):
 
     def __repr__(self) -> str:
         state = getattr(self._handle.conn, "state", "?")
-        return f"<PytcpTransport {self._extra['sockname']} -> {self._extra['peername']} {state}>"
+        return f"<PytcpTransport {self._info['sockname']} -> {self._info['peername']} {state}>"
 
 
 class Server:

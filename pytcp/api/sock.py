@@ -317,7 +317,7 @@ class Socket:
         writer, server, reader = self._writer, self._server, self._reader
         if writer is not None:
             def close_now() -> None:
-                if reader is not None and len(reader._buffer) > 0:  # noqa: SLF001
+                if reader is not None and len(getattr(reader, "_buffer", b"")) > 0:
                     writer.transport.abort()
                 else:
                     writer.close()
