@@ -539,7 +539,7 @@ class Stack:
         pkt = bytearray(tmpl)
         self._ident = ident = (self._ident + 1) & 0xFFFF
         _IP_LEN_ID.pack_into(pkt, 2, total, ident)
-        _U16.pack_into(pkt, 10, native.checksum(pkt))
+        _U16.pack_into(pkt, 10, native.checksum(memoryview(pkt)[:20]))
         pkt += _TCP_REST.pack(seq, ack, thl << 2, flags, wnd, 0, urg)
         if olen:
             pkt += opts
