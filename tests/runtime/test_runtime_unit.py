@@ -171,7 +171,13 @@ def test_events_dispatched_and_callback_errors_contained() -> None:
             def handle_event(self, event: object, now: float) -> None:
                 raise RuntimeError("app bug")
 
-        listener = object()
+        class FakeListener:
+            closed = False
+
+            def close(self) -> None:
+                self.closed = True
+
+        listener = FakeListener()
         lrec = Recorder()
         rt.register_listener(listener, lrec)
         stack.events = [(Owner(Boom()), "e0"), (Owner(rec), "e1"), (listener, "accept"),
@@ -183,6 +189,7 @@ def test_events_dispatched_and_callback_errors_contained() -> None:
         assert rt.callback_errors == 1
         assert rt.stats()["events_unclaimed"] == 1
         await rt.close()
+        assert listener.closed  # the runtime closes the listeners it serves
         a.close(); b.close()
 
     asyncio.run(asyncio.wait_for(main(), 10))
