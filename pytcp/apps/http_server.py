@@ -82,22 +82,22 @@ def target_path(target: bytes) -> tuple[str, list[str]]:
     try:
         text = target.decode("ascii")
     except UnicodeDecodeError:
-        raise _Reply(400, "request target is not ASCII") from None
+        raise _Reply(400, "request target is not ASCII", close=True) from None
     if text.startswith(("http://", "https://")):
         text = urllib.parse.urlsplit(text).path or "/"
     if not text.startswith("/"):
-        raise _Reply(400, "request target must start with /")
+        raise _Reply(400, "request target must start with /", close=True)
     raw = text.split("?", 1)[0].split("#", 1)[0]
     decoded = urllib.parse.unquote_to_bytes(raw)
     if b"\x00" in decoded:
-        raise _Reply(400, "NUL in path")
+        raise _Reply(400, "NUL in path", close=True)
     try:
         path = decoded.decode("utf-8")
     except UnicodeDecodeError:
-        raise _Reply(400, "path is not UTF-8") from None
+        raise _Reply(400, "path is not UTF-8", close=True) from None
     segments = [s for s in path.split("/") if s not in ("", ".")]
     if ".." in segments:
-        raise _Reply(400, "'..' in path")
+        raise _Reply(400, "'..' in path", close=True)
     return path, segments
 
 
@@ -169,7 +169,8 @@ class _HttpSession:
     async def _send_bytes(self, method: bytes, status: int, ctype: str, body: bytes,
                           extra: list[tuple[bytes, bytes]] | None = None) -> None:
         headers = self._headers(ctype, len(body), extra)
-        out = self.conn.send(h11.Response(status_code=status, headers=headers)) or b""
+        out = self.conn.send(h11.Response(status_code=status, headers=headers,
+                                          reason=_REASONS.get(status, ""))) or b""
         if method != b"HEAD" and body:
             out += self.conn.send(h11.Data(data=body)) or b""
         out += self.conn.send(h11.EndOfMessage()) or b""
@@ -187,7 +188,7 @@ class _HttpSession:
     async def _send_file(self, method: bytes, fd: int, size: int, ctype: str) -> None:
         """Headers, then the file in chunk_size pieces with back-pressure (never all at once)."""
         await self._write(self.conn.send(h11.Response(
-            status_code=200, headers=self._headers(ctype, size))) or b"")
+            status_code=200, headers=self._headers(ctype, size), reason=b"OK")) or b"")
         if method == b"GET":
             left = size
             while left > 0:
@@ -328,7 +329,7 @@ def directory_listing(directory: Path, url_path: str) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-_REASONS = {
+_REASONS: dict[int, str] = {
     200: "OK", 301: "Moved Permanently", 400: "Bad Request", 403: "Forbidden",
     404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
     413: "Content Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large",
