@@ -89,6 +89,7 @@ class Runtime:
         self._listener_targets: dict[int, tuple[object, EventTarget]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
+        self._last_fired: float | None = None
         self._tick_scheduled = False
         self._started = False
         self._closed = False
@@ -236,6 +237,7 @@ class Runtime:
             for pkt in self.impair_in.release(now):
                 self.stack.receive_packet(now, pkt)
         self.stack.handle_timers(now)
+        self._last_fired = now
         self._service(now)
 
     def _on_tick(self) -> None:
@@ -330,4 +332,9 @@ class Runtime:
             when = deadline
         else:
             when = self.loop.time() + (deadline - self.clock())
+        if self._last_fired is not None and deadline <= self._last_fired:
+            # A deadline at or before the time just served would spin the loop: a timer that
+            # did not advance. Look again in a millisecond and count it.
+            self.counters["timer_stalls"] += 1
+            when = max(when, self.loop.time() + 0.001)
         self._timer = self.loop.call_at(when, self._on_timer)
