@@ -10,11 +10,9 @@ grow it without bound). All sequence comparisons use ``pytcp.tcp.seq``: blocks m
 
 from __future__ import annotations
 
-from typing import Union
-
 from pytcp.tcp.seq import MASK, seq_lt, seq_sub
 
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
 DEFAULT_MAX_BLOCKS = 64
 
@@ -22,7 +20,7 @@ DEFAULT_MAX_BLOCKS = 64
 class _Block:
     """Contiguous bytes [start, end) held as a list of chunks (joined only when popped)."""
 
-    __slots__ = ("start", "end", "chunks", "stamp")
+    __slots__ = ("chunks", "end", "stamp", "start")
 
     def __init__(self, start: int, end: int, chunks: list[bytes], stamp: int) -> None:
         self.start = start
@@ -34,7 +32,7 @@ class _Block:
 class ReassemblyQueue:
     """Out-of-order segments above RCV.NXT, as disjoint, non-adjacent blocks in seq order."""
 
-    __slots__ = ("limit", "max_blocks", "_blocks", "_bytes", "_stamp")
+    __slots__ = ("_blocks", "_bytes", "_stamp", "limit", "max_blocks")
 
     def __init__(self, limit: int, max_blocks: int = DEFAULT_MAX_BLOCKS) -> None:
         if limit < 0 or max_blocks < 1:

@@ -24,8 +24,17 @@ class RttEstimator:
     """
 
     __slots__ = (
-        "initial_rto", "min_rto", "max_rto", "granularity",
-        "srtt", "rttvar", "min_rtt", "samples", "_base_rto", "_backoffs", "rto",
+        "_backoffs",
+        "_base_rto",
+        "granularity",
+        "initial_rto",
+        "max_rto",
+        "min_rto",
+        "min_rtt",
+        "rto",
+        "rttvar",
+        "samples",
+        "srtt",
     )
 
     def __init__(

@@ -26,7 +26,7 @@ DEFAULT_MAX_RANGES = 128
 class Scoreboard:
     """SACKed ranges above SND.UNA, sorted, merged, at most ``max_ranges`` of them."""
 
-    __slots__ = ("dup_thresh", "max_ranges", "_ranges", "_sacked")
+    __slots__ = ("_ranges", "_sacked", "dup_thresh", "max_ranges")
 
     def __init__(self, dup_thresh: int = DUP_THRESH, max_ranges: int = DEFAULT_MAX_RANGES) -> None:
         if dup_thresh < 1 or max_ranges < 1:

@@ -8,17 +8,15 @@ go through ``pytcp.native.ring_write`` / ``ring_read`` (C when built).
 
 from __future__ import annotations
 
-from typing import Union
-
 from pytcp import native
 
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
 
 class SendBuffer:
     """A byte ring of fixed ``capacity``: ``write`` appends, ``read`` peeks, ``consume`` drops."""
 
-    __slots__ = ("_ring", "_mv", "_cap", "_head", "_len")
+    __slots__ = ("_cap", "_head", "_len", "_mv", "_ring")
 
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:
@@ -60,7 +58,7 @@ class SendBuffer:
         avail = self._len - offset
         if avail <= 0 or n <= 0:
             return 0
-        return n if n < avail else avail
+        return min(avail, n)
 
     def read(self, offset: int, n: int) -> bytes:
         """Up to ``n`` bytes starting ``offset`` bytes after the oldest unacked byte (clipped to

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from pytcp.tcp.congestion import NewReno, make_congestion
@@ -98,7 +100,7 @@ def test_idle_restart_limits_to_initial_window() -> None:
 
 # ---------------------------------------------------------------- CUBIC (RFC 9438)
 
-from pytcp.tcp.congestion.cubic import ALPHA_CUBIC, BETA_CUBIC, C, Cubic  # noqa: E402
+from pytcp.tcp.congestion.cubic import ALPHA_CUBIC, BETA_CUBIC, C, Cubic
 
 
 def _cubic_at(w_segments: int, mss: int = 1000) -> Cubic:
@@ -163,7 +165,7 @@ def test_cubic_concave_then_plateau_then_convex() -> None:
         # cwnd follows W_cubic(t + RTT) but never overshoots it by more than one step
         assert cc.cwnd / 1000 <= max(cc.w_cubic(t + rtt), cc.w_est) + 1.5
     k = cc.k
-    growth = [b - a for a, b in zip(sizes, sizes[1:])]
+    growth = [b - a for a, b in itertools.pairwise(sizes)]
     i_k = int(k / rtt)
     # concave: increments shrink while approaching W_max
     assert growth[5] > growth[15] > growth[30] > 0

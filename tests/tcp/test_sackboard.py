@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -112,7 +114,9 @@ def test_wrap_around() -> None:
 
 # ------------------------------------------------------------------ octet-level model
 
-def _model(sacked: set[int], una: int, nxt: int, high_rxt: int, mss: int, dt: int = 3):
+def _model(
+    sacked: set[int], una: int, nxt: int, high_rxt: int, mss: int, dt: int = 3
+) -> tuple[Callable[[int], bool], int]:
     def runs_above(x: int) -> int:
         n = 0
         prev = False
@@ -148,7 +152,9 @@ def _model(sacked: set[int], una: int, nxt: int, high_rxt: int, mss: int, dt: in
     base=st.sampled_from([0, 5000, M - 300]),
     mss=st.sampled_from([10, 50, 100]),
 )
-def test_against_octet_model(blocks, acked, rxt, base, mss) -> None:  # type: ignore[no-untyped-def]
+def test_against_octet_model(
+    blocks: list[tuple[int, int]], acked: int, rxt: int, base: int, mss: int
+) -> None:
     nxt = 600
     sb = Scoreboard()
     sacked: set[int] = set()

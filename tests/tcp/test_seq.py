@@ -6,7 +6,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytcp.tcp.seq import (
-    MASK, MOD, seq_add, seq_between, seq_ge, seq_gt, seq_le, seq_lt, seq_max, seq_min, seq_sub,
+    MASK,
+    MOD,
+    seq_add,
+    seq_between,
+    seq_ge,
+    seq_gt,
+    seq_le,
+    seq_lt,
+    seq_max,
+    seq_min,
+    seq_sub,
 )
 
 u32 = st.integers(0, MASK)

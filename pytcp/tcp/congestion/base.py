@@ -41,7 +41,7 @@ class CongestionControl(abc.ABC):
 
     name = "base"
 
-    __slots__ = ("mss", "cwnd", "ssthresh", "initial_cwnd", "_ca_acked")
+    __slots__ = ("_ca_acked", "cwnd", "initial_cwnd", "mss", "ssthresh")
 
     def __init__(self, mss: int, initial_window_segments: int | None = None) -> None:
         if mss <= 0:

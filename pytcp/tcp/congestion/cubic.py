@@ -25,8 +25,16 @@ class Cubic(CongestionControl):
     name = "cubic"
 
     __slots__ = (
-        "fast_convergence", "w_max", "cwnd_prior", "cwnd_epoch", "w_est", "k", "t_epoch",
-        "alpha", "rtt", "_frac",
+        "_frac",
+        "alpha",
+        "cwnd_epoch",
+        "cwnd_prior",
+        "fast_convergence",
+        "k",
+        "rtt",
+        "t_epoch",
+        "w_est",
+        "w_max",
     )
 
     def __init__(self, mss: int, initial_window_segments: int | None = None,
@@ -100,8 +108,7 @@ class Cubic(CongestionControl):
             elif target > 1.5 * cwnd:
                 target = 1.5 * cwnd
             new = cwnd + (target - cwnd) / cwnd * segs
-        if new < cwnd:
-            new = cwnd  # congestion avoidance never shrinks the window
+        new = max(new, cwnd)  # congestion avoidance never shrinks the window
         total = new * mss
         self.cwnd = int(total)
         self._frac = total - self.cwnd
