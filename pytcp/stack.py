@@ -21,7 +21,7 @@ import random
 import struct
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from pytcp import native
 from pytcp.drops import DropReason, MalformedPacket
@@ -269,6 +269,8 @@ class Stack:
         self._closed_drops: Counter[DropReason] = Counter()  # engine drops of gone connections
         self._logged_errors: set[str] = set()
         self.stats: Counter[str] = Counter()
+        # The engine class (``Connection(config, *, iss, now, mss)``); tests may swap it.
+        self.connection_factory: Callable[..., Connection] | None = None
 
     # ------------------------------------------------------------------ introspection
 
@@ -324,9 +326,7 @@ class Stack:
                 raise OSError(errno.EADDRINUSE, "4-tuple already in use")
         else:
             key = self._pick_ephemeral(raddr, remote_port)
-        from pytcp.tcp.connection import Connection
-
-        conn = Connection(self.tcp_config, iss=self._isn.iss(now, *key), now=now, mss=self._mss)
+        conn = self._new_connection(now, key)
         h = TcpHandle(self, key, conn)
         self._conns[key] = h
         self.stats["active_opens"] += 1
@@ -335,6 +335,15 @@ class Stack:
         finally:
             self._service(h, now)
         return h
+
+    def _new_connection(self, now: float, key: FourTuple) -> Connection:
+        factory = self.connection_factory
+        if factory is None:
+            from pytcp.tcp.connection import Connection
+
+            factory = Connection
+        # RFC 6528 ISN from the 4-tuple; we announce MSS = MTU - 40 (RFC 9293 3.7.1, MUST-67).
+        return factory(self.tcp_config, iss=self._isn.iss(now, *key), now=now, mss=self._mss)
 
     def _pick_ephemeral(self, raddr: int, rport: int) -> FourTuple:
         lo, hi = self.config.ephemeral_ports
@@ -492,10 +501,7 @@ class Stack:
                 # Like Linux: drop the SYN silently, the peer retries.
                 self._drops[DropReason.LISTEN_OVERFLOW] += 1
                 return
-            from pytcp.tcp.connection import Connection
-
-            conn = Connection(self.tcp_config, iss=self._isn.iss(now, *key), now=now,
-                              mss=self._mss)
+            conn = self._new_connection(now, key)
             h = TcpHandle(self, key, conn, lst)
             self._conns[key] = h
             lst._embryonic[key] = h
