@@ -242,3 +242,19 @@ def test_cubic_slow_start_like_reno() -> None:
     cc.on_ack(0.0, 1000, 0.1, 2000)
     cc.on_ack(0.0, 5000, 0.1, 2000)
     assert cc.cwnd == 5000
+
+
+def test_set_mss_rescales_the_untouched_initial_window() -> None:
+    cc = make_congestion("newreno", 536, 10)
+    assert cc.cwnd == 5360
+    cc.set_mss(1448)  # after the handshake: Eff.snd.MSS
+    assert cc.cwnd == 14480 and cc.initial_cwnd == 14480 and cc.mss == 1448
+    rfc = make_congestion("cubic", 536)
+    rfc.set_mss(1460)  # RFC 6928 rule recomputed, not scaled
+    assert rfc.cwnd == 14600
+    grown = make_congestion("newreno", 1000, 2)
+    grown.on_ack(0.0, 1000, None, 2000)
+    grown.set_mss(500)
+    assert grown.cwnd == 3000 and grown.initial_cwnd == 1000
+    grown.on_idle_restart(1.0)
+    assert grown.cwnd == 1000

@@ -41,12 +41,13 @@ class CongestionControl(abc.ABC):
 
     name = "base"
 
-    __slots__ = ("_ca_acked", "cwnd", "initial_cwnd", "mss", "ssthresh")
+    __slots__ = ("_ca_acked", "_iw_segments", "cwnd", "initial_cwnd", "mss", "ssthresh")
 
     def __init__(self, mss: int, initial_window_segments: int | None = None) -> None:
         if mss <= 0:
             raise ValueError("mss must be positive")
         self.mss = mss
+        self._iw_segments = initial_window_segments
         self.initial_cwnd = initial_window(mss, initial_window_segments)
         self.cwnd = self.initial_cwnd
         self.ssthresh = INITIAL_SSTHRESH
@@ -62,8 +63,10 @@ class CongestionControl(abc.ABC):
         still at their initial values."""
         if mss <= 0:
             raise ValueError("mss must be positive")
-        if self.cwnd == self.initial_cwnd:
-            self.cwnd = self.initial_cwnd = self.initial_cwnd // self.mss * mss
+        at_initial = self.cwnd == self.initial_cwnd
+        self.initial_cwnd = initial_window(mss, self._iw_segments)
+        if at_initial:
+            self.cwnd = self.initial_cwnd
         self.mss = mss
 
     def slow_start(self, acked_bytes: int) -> int:
