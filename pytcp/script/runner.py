@@ -57,6 +57,7 @@ class ScriptFailure(Exception):
         self.reason = reason
         self.expected = expected
         self.actual = actual
+        self.trace: list[str] = []
 
     def one_line(self) -> str:
         if self.expected or self.actual:
@@ -70,6 +71,7 @@ class ScriptFailure(Exception):
             out.append(f"  expected:    {self.expected}")
         if self.expected or self.actual:
             out.append(f"  actual:      {self.actual or '(nothing)'}")
+        out.extend(self.trace)
         return "\n".join(out)
 
 
@@ -198,6 +200,7 @@ class Runner:
         self.pending: list[tuple[SyscallLine, Callable[[float], Outcome | object]]] = []
         self.base = 0.0  # time the next relative timing is measured from
         self.current: Line | None = None
+        self.seen: list[Any] = []
 
     # --- plumbing ---
     def _on_connect(self, handle: Any) -> None:
@@ -208,8 +211,20 @@ class Runner:
     def _fail(self, reason: str, expected: str = "", actual: str = "",
               line: Line | None = None) -> ScriptFailure:
         ln = line or self.current
-        return ScriptFailure(ln.lineno if ln else 0, ln.text if ln else "", reason, expected,
-                             actual)
+        f = ScriptFailure(ln.lineno if ln else 0, ln.text if ln else "", reason, expected,
+                          actual)
+        f.trace = self._trace()
+        return f
+
+    def _trace(self) -> list[str]:
+        """State transitions of every connection seen, for failure reports."""
+        out = []
+        for h in self.seen:
+            k = h.key
+            out.append(f"  connection :{k[1]} -> :{k[3]} now {h.conn.state}, transitions:")
+            for t, old, new, why in h.conn.transitions[-12:]:
+                out.append(f"    t={t:.3f} {old} -> {new} ({why})")
+        return out
 
     def _fmt(self, item: Observed | str) -> str:
         if isinstance(item, str):
@@ -242,6 +257,9 @@ class Runner:
             self.outq.append(obs)
 
     def _after_step(self) -> None:
+        for h in self.stack.connections():
+            if all(h is not x for x in self.seen):
+                self.seen.append(h)
         self._collect()
         self.table.drain_events()
         self._retry_pending()
