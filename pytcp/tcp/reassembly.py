@@ -97,6 +97,18 @@ class ReassemblyQueue:
             blocks.insert(lo, _Block(seq, end, [bytes(mv)], self._stamp))
             self._bytes += n
             return True
+        if hi - lo == 1:
+            # The common case (a segment extending one block): grow it in place.
+            b = blocks[lo]
+            if seq_lt(seq, b.start):
+                b.chunks.insert(0, bytes(mv[:seq_sub(b.start, seq)]))
+                b.start = seq
+            if seq_lt(b.end, end):
+                b.chunks.append(bytes(mv[seq_sub(b.end, seq):]))
+                b.end = end
+            b.stamp = self._stamp
+            self._bytes += new_bytes
+            return True
         # Merge blocks lo..hi-1 and the new bytes into one block.
         first = blocks[lo]
         last = blocks[hi - 1]

@@ -195,3 +195,40 @@ def test_memory_bounds_hold(segs: list[tuple[int, int]], limit: int, maxb: int) 
         assert len(q) <= maxb
         assert q.bytes_queued == len(covered)
         assert sum((e - s) % M for s, e in q.ranges()) == q.bytes_queued
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    segs=st.lists(st.tuples(st.integers(0, 300), st.integers(1, 50)), min_size=1, max_size=30),
+    base=st.sampled_from([0, 1000, M - 150]),
+)
+def test_octet_model_first_copy_wins(segs: list[tuple[int, int]], base: int) -> None:
+    """Each insert carries distinct bytes; the queue must keep the first copy of every byte,
+    report maximal runs as ranges, put the last touched run first in blocks()."""
+    q = ReassemblyQueue(10_000)
+    model: dict[int, int] = {}
+    last_touched = None
+    for i, (off, n) in enumerate(segs):
+        val = (i * 37 + 1) & 0xFF
+        assert q.insert(seq_add(base, off), bytes([val]) * n)
+        for o in range(off, off + n):
+            model.setdefault(o, val)
+        last_touched = off
+        # maximal runs of the model
+        runs = []
+        for o in sorted(model):
+            if runs and runs[-1][1] == o:
+                runs[-1][1] = o + 1
+            else:
+                runs.append([o, o + 1])
+        assert q.ranges() == [(seq_add(base, a), seq_add(base, b)) for a, b in runs]
+        assert q.bytes_queued == len(model)
+        first = q.blocks()[0]
+        run = next(r for r in runs if r[0] <= last_touched < r[1])
+        assert first == (seq_add(base, run[0]), seq_add(base, run[1]))
+    # drain: fill every gap with a marker byte and pop everything
+    top = max(model) + 1
+    filler = bytes(0xEE if o not in model else 0 for o in range(top))
+    assert q.insert(base, filler)  # only the gaps are new bytes
+    got = q.pop(base)
+    assert got == bytes(model.get(o, 0xEE) for o in range(top))
