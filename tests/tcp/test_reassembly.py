@@ -207,7 +207,7 @@ def test_octet_model_first_copy_wins(segs: list[tuple[int, int]], base: int) -> 
     report maximal runs as ranges, put the last touched run first in blocks()."""
     q = ReassemblyQueue(10_000)
     model: dict[int, int] = {}
-    last_touched = None
+    last_touched = 0
     for i, (off, n) in enumerate(segs):
         val = (i * 37 + 1) & 0xFF
         assert q.insert(seq_add(base, off), bytes([val]) * n)
@@ -215,7 +215,7 @@ def test_octet_model_first_copy_wins(segs: list[tuple[int, int]], base: int) -> 
             model.setdefault(o, val)
         last_touched = off
         # maximal runs of the model
-        runs = []
+        runs: list[list[int]] = []
         for o in sorted(model):
             if runs and runs[-1][1] == o:
                 runs[-1][1] = o + 1
