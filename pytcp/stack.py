@@ -34,7 +34,7 @@ from pytcp.stack_icmp import (
 )
 from pytcp.tcp.events import Closed, Connected, Event
 from pytcp.tcp.segment import Segment
-from pytcp.tcp.seq import seq_add
+from pytcp.tcp.seq import seq_add, seq_between
 from pytcp.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG
 
 if TYPE_CHECKING:
@@ -444,6 +444,15 @@ class Stack:
                 return
             h = self._conns.get(FourTuple(q.src, q.sport, q.dst, q.dport))
             if h is None:
+                self._drops[DropReason.ICMP_IGNORED] += 1
+                return
+            # RFC 5927 4.1 (as Linux tcp_v4_err): the quoted sequence number must lie in
+            # SND.UNA..SND.NXT, or a blind attacker could reset or slow the connection.
+            conn = h.conn
+            una = getattr(conn, "snd_una", None)
+            nxt = getattr(conn, "snd_max", None)
+            if una is not None and nxt is not None and not seq_between(una, q.seq,
+                                                                      seq_add(nxt, 1)):
                 self._drops[DropReason.ICMP_IGNORED] += 1
                 return
             self.stats["icmp_errors"] += 1

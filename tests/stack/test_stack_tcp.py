@@ -165,3 +165,21 @@ def test_transfer_survives_loss_and_reordering() -> None:
     data = random.Random(7).randbytes(300_000)
     got = transfer(w, client, server, data)
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+
+
+def test_icmp_unreachable_refuses_syn_sent_only_with_right_seq() -> None:
+    from scapy.layers.inet import ICMP, IP  # type: ignore[import-untyped]
+
+    from pytcp.drops import DropReason
+
+    a, _ = pair()
+    client = a.connect(0.0, B_ADDR, 80)
+    [synpkt] = a.pending_packets()
+    quote = bytearray(bytes(synpkt)[:28])
+    quote[24:28] = ((client.conn.iss + 5000) & 0xFFFFFFFF).to_bytes(4, "big")  # blind guess
+    a.receive_packet(0.1, bytes(IP(src=B_ADDR, dst=A_ADDR) / ICMP(type=3, code=3) / bytes(quote)))
+    assert a.drops[DropReason.ICMP_IGNORED] == 1 and client.open
+    a.receive_packet(0.2, bytes(IP(src=B_ADDR, dst=A_ADDR) / ICMP(type=3, code=3) /
+                                bytes(synpkt)[:28]))
+    assert (client, ConnectionRefused()) in a.pending_events()
+    assert not client.open
