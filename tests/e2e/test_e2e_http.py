@@ -11,6 +11,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from tests.e2e.conftest import STACK_ADDR, Served, curl, file_sha256, sha256
 
 
@@ -114,3 +116,16 @@ def test_ping_from_the_kernel_is_answered(served: Served) -> None:
     out = res.stdout.decode()
     assert res.returncode == 0, out + res.stderr.decode()
     assert "3 received" in out, out
+
+
+def test_wrk_hundred_keep_alive_connections_no_errors(served: Served) -> None:
+    if served.ns.run(["sh", "-c", "command -v wrk"], timeout=10).returncode:
+        pytest.skip("wrk is not installed")
+    res = served.ns.run(["wrk", "-t", "2", "-c", "100", "-d", "3s", "--timeout", "5s",
+                         f"http://{STACK_ADDR}/s/05.bin"], timeout=30)
+    out = res.stdout.decode()
+    assert res.returncode == 0, out + res.stderr.decode()
+    assert "Socket errors" not in out, out
+    assert "Non-2xx or 3xx responses" not in out, out
+    requests = int(out.split(" requests in ")[0].split()[-1])
+    assert requests >= 100, out
