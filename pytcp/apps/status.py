@@ -144,10 +144,12 @@ def render_html(status: Mapping[str, Any], refresh_seconds: int = 2) -> bytes:
         (h for _, h in CONNECTION_COLUMNS),
         ([c.get(k) for k, _ in CONNECTION_COLUMNS] for c in conns),
     )
-    for section in ("counters", "drops"):
-        items: Mapping[str, Any] = status.get(section, {})
-        parts.append(f"<h2>{section}</h2>")
-        parts += _table(("name", "count"), sorted(items.items()))
+    # Every other mapping of the snapshot (counters, drops, runtime, services...) as a table.
+    for section, items in status.items():
+        if section == "connections" or not isinstance(items, Mapping):
+            continue
+        parts.append(f"<h2>{html.escape(str(section))}</h2>")
+        parts += _table(("name", "value"), sorted((str(k), v) for k, v in items.items()))
     parts.append("<p><a href=\"/status.json\">status.json</a></p>")
     parts.append("</body></html>")
     return ("\n".join(parts) + "\n").encode()

@@ -1,0 +1,554 @@
+"""The ``pytcp`` command line: ``pytcp up | get | script | --version``.
+
+Owns argument parsing and validation (one-line errors, exit status 2, nothing left behind),
+bringing a stack up on a TUN interface (link, stack, impairment, pcap, runtime), the services
+of ``pytcp up``, the download of ``pytcp get``, and the clean shutdown on SIGINT/SIGTERM.
+
+- ``pytcp up``: services on the stack's address; prints one ``ready IFNAME ADDR svc=port...``
+  line on stdout once every service listens. SIGINT/SIGTERM: FIN every connection, RST what is
+  still open after 2 s, complete the capture, remove the interface, exit 0.
+- ``pytcp get URL [-o FILE]``: fetches URL from a server on the kernel side of the TUN; exit 0,
+  or exit 2 with one line on stderr (refused, timeout, HTTP error status, bad argument). A
+  summary line (bytes, seconds, Mbit/s) goes to stderr on success; ``-o FILE`` appears only
+  when the download is complete (written to a temporary file, then renamed).
+- ``pytcp script FILE...``: ``pytcp.script.runner.main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import hashlib
+import ipaddress
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, NoReturn
+
+import pytcp
+
+log = logging.getLogger("pytcp.cli")
+
+EXIT_OK = 0
+EXIT_ERROR = 2  # usage errors, environment errors, and failed downloads
+EXIT_INTERRUPTED = 130
+
+IFNAMSIZ = 16
+SHUTDOWN_GRACE = 2.0  # seconds of FIN before RST on shutdown
+DEFAULT_HTTP_PORT = 80
+CAP_NET_ADMIN = 12  # linux/capability.h
+
+Service = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class UsageError(Exception):
+    """A problem the user can fix: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``pytcp up: error: ...`` (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
+# --- argument types ------------------------------------------------------------------------
+
+def _port(text: str) -> int:
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: expected 1..65535") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: expected 1..65535")
+    return port
+
+
+def _mtu(text: str) -> int:
+    try:
+        mtu = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid MTU {text!r}: expected 68..65535") from None
+    if not 68 <= mtu <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid MTU {text!r}: IPv4 needs 68..65535")
+    return mtu
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected an integer") from None
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid timeout {text!r}: expected seconds") from None
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"invalid timeout {text!r}: expected seconds > 0")
+    return value
+
+
+def _ifname(text: str) -> str:
+    if (not text or len(text.encode()) >= IFNAMSIZ or "/" in text or ":" in text
+            or text in (".", "..") or any(c.isspace() for c in text)):
+        raise argparse.ArgumentTypeError(
+            f"invalid interface name {text!r}: 1-15 characters, no '/', ':' or spaces")
+    return text
+
+
+# --- the parser ------------------------------------------------------------------------------
+
+def _add_link_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("link")
+    g.add_argument("--ifname", type=_ifname, default="pytcp0",
+                   help="TUN interface to create (default: pytcp0)")
+    g.add_argument("--host-addr", default="10.77.0.1/24", metavar="ADDR/LEN",
+                   help="the kernel side's address on the TUN (default: 10.77.0.1/24)")
+    g.add_argument("--addr", default="10.77.0.2",
+                   help="pytcp's own address, in the host-addr subnet (default: 10.77.0.2)")
+    g.add_argument("--mtu", type=_mtu, default=1500, help="interface MTU (default: 1500)")
+    g.add_argument("--pcap", metavar="FILE", help="capture every packet to FILE (pcapng)")
+    g.add_argument("--impair", metavar="SPEC",
+                   help="impair both directions: loss=P,reorder=P,dup=P,corrupt=P,"
+                        "delay=MS,jitter=MS")
+    g.add_argument("--seed", type=_seed,
+                   help="seed the ISN secret, port choice and impairment (reproducible runs)")
+    g.add_argument("-v", "--verbose", action="count", default=0,
+                   help="log to stderr (-v: debug, including TCP state transitions)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pytcp",
+                     description="A packet-level userspace TCP/IPv4 stack on a Linux TUN device.")
+    parser.add_argument("--version", action="store_true",
+                        help="print the version and whether the C helpers are loaded")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    up = sub.add_parser("up", help="bring the stack up and serve HTTP/echo/discard",
+                        description="Bring pytcp up on a TUN interface and run services on "
+                                    "its address. With no service flag: HTTP on port 80 "
+                                    "serving the status page.")
+    _add_link_flags(up)
+    s = up.add_argument_group("services")
+    s.add_argument("--http", type=_port, metavar="PORT", help="HTTP/1.1 server on PORT")
+    s.add_argument("--root", metavar="DIR",
+                   help="serve files under DIR (default: the status page)")
+    s.add_argument("--echo", type=_port, metavar="PORT", help="echo service (RFC 862)")
+    s.add_argument("--discard", type=_port, metavar="PORT", help="discard service (RFC 863)")
+
+    get = sub.add_parser("get", help="download a URL from the kernel side through pytcp",
+                         description="Bring pytcp up on a TUN interface and download URL "
+                                     "(http://IPv4[:port]/path) through it.")
+    get.add_argument("url", metavar="URL")
+    get.add_argument("-o", "--output", metavar="FILE",
+                     help="write the body to FILE (default or '-': stdout)")
+    get.add_argument("--timeout", type=_timeout, default=30.0,
+                     help="seconds to wait for the connection and for each read (default 30)")
+    _add_link_flags(get)
+
+    script = sub.add_parser("script", help="run packetdrill-syntax scripts in virtual time")
+    script.add_argument("files", nargs="+", metavar="FILE")
+    return parser
+
+
+# --- validation ------------------------------------------------------------------------------
+
+@dataclass
+class LinkOptions:
+    ifname: str
+    host: ipaddress.IPv4Interface
+    addr: ipaddress.IPv4Address
+    mtu: int
+    pcap: Path | None
+    impair: Any | None  # pytcp.link.impair.ImpairSpec
+    seed: int | None
+    services: dict[str, int] = field(default_factory=dict)
+    root: Path | None = None
+
+
+def check_link_args(args: argparse.Namespace) -> LinkOptions:
+    """Validate the link flags; raise UsageError with one line."""
+    try:
+        host = ipaddress.ip_interface(args.host_addr)
+    except ValueError:
+        raise UsageError(f"invalid --host-addr {args.host_addr!r}: expected IPv4 like "
+                         "10.77.0.1/24") from None
+    if not isinstance(host, ipaddress.IPv4Interface):
+        raise UsageError(f"invalid --host-addr {args.host_addr!r}: only IPv4 is supported")
+    if "/" not in args.host_addr or host.network.prefixlen > 30:
+        raise UsageError(f"invalid --host-addr {args.host_addr!r}: needs a prefix length of "
+                         "at most 30, e.g. 10.77.0.1/24")
+    net = host.network
+    if host.ip in (net.network_address, net.broadcast_address) or host.ip.is_multicast \
+            or host.ip.is_unspecified or host.ip.is_loopback:
+        raise UsageError(f"invalid --host-addr {args.host_addr!r}: not a unicast host address")
+    try:
+        addr = ipaddress.IPv4Address(args.addr)
+    except ValueError:
+        raise UsageError(f"invalid --addr {args.addr!r}: expected an IPv4 address like "
+                         "10.77.0.2") from None
+    if addr not in net:
+        raise UsageError(f"invalid --addr {addr}: not in the --host-addr subnet {net}")
+    if addr in (net.network_address, net.broadcast_address):
+        raise UsageError(f"invalid --addr {addr}: the network or broadcast address of {net}")
+    if addr == host.ip:
+        raise UsageError(f"invalid --addr {addr}: the same as the kernel side's address")
+    impair = None
+    if args.impair is not None:
+        from pytcp.link.impair import ImpairSpec
+
+        try:
+            impair = ImpairSpec.parse(args.impair)
+        except ValueError as exc:
+            raise UsageError(f"invalid --impair {args.impair!r}: {exc}") from None
+    pcap = None
+    if args.pcap is not None:
+        pcap = Path(args.pcap)
+        if pcap.is_dir():
+            raise UsageError(f"invalid --pcap {args.pcap!r}: is a directory")
+        if not pcap.absolute().parent.is_dir():
+            raise UsageError(f"invalid --pcap {args.pcap!r}: no such directory "
+                             f"{str(pcap.absolute().parent)!r}")
+    return LinkOptions(args.ifname, host, addr, args.mtu, pcap, impair, args.seed)
+
+
+def check_up_args(args: argparse.Namespace) -> LinkOptions:
+    opts = check_link_args(args)
+    services = {name: getattr(args, name) for name in ("http", "echo", "discard")
+                if getattr(args, name) is not None}
+    if not services:
+        services = {"http": DEFAULT_HTTP_PORT}
+    seen: dict[int, str] = {}
+    for name, port in services.items():
+        if port in seen:
+            raise UsageError(f"port {port} given to both --{seen[port]} and --{name}")
+        seen[port] = name
+    if args.root is not None:
+        if "http" not in services:
+            raise UsageError("--root needs --http PORT")
+        root = Path(args.root)
+        if not root.is_dir():
+            raise UsageError(f"invalid --root {args.root!r}: no such directory")
+        if not os.access(root, os.R_OK | os.X_OK):
+            raise UsageError(f"invalid --root {args.root!r}: not readable")
+        opts.root = root.resolve()
+    opts.services = services
+    return opts
+
+
+def have_net_admin() -> bool:
+    """Whether this process holds CAP_NET_ADMIN (needed to create a TUN interface)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_NET_ADMIN & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.geteuid() == 0
+
+
+def check_environment(ifname: str) -> None:
+    """Root, /dev/net/tun, a free interface name; raise UsageError with one line."""
+    if not have_net_admin():
+        raise UsageError("creating a TUN interface needs root (CAP_NET_ADMIN): run as root")
+    if not os.path.exists("/dev/net/tun"):
+        raise UsageError("no /dev/net/tun: load the tun module (modprobe tun) or give the "
+                         "container --device /dev/net/tun")
+    try:
+        socket.if_nametoindex(ifname)
+    except OSError:
+        return
+    raise UsageError(f"interface name {ifname!r} already taken: pick another with --ifname "
+                     f"or remove it (ip link del {ifname})")
+
+
+# --- bringing the stack up -------------------------------------------------------------------
+
+def _secret(seed: int | None) -> bytes:
+    """The ISN secret (RFC 6528): random, or derived from --seed for reproducible runs."""
+    if seed is None:
+        return os.urandom(16)
+    return hashlib.sha256(b"pytcp-isn-secret:" + str(seed).encode()).digest()[:16]
+
+
+def open_link(opts: LinkOptions) -> Any:
+    """Create and configure the TUN interface; raise UsageError (nothing left behind).
+
+    Called outside the event loop: pyroute2's synchronous IPRoute runs its own asyncio loop
+    and refuses to start inside a running one.
+    """
+    from pytcp.link import LinkError
+    from pytcp.link.tun import TunLink
+
+    try:
+        return TunLink.open(opts.ifname, host_addr=str(opts.host), mtu=opts.mtu)
+    except LinkError as exc:
+        raise UsageError(str(exc)) from None
+
+
+@contextlib.asynccontextmanager
+async def stack_up(opts: LinkOptions, link: Any) -> AsyncIterator[Any]:
+    """Stack, impairment, pcap and runtime on ``link``, started; yields the ``Runtime``.
+
+    On exit: every connection gets FIN, RST after SHUTDOWN_GRACE seconds, and the capture is
+    completed. The caller closes the link (outside the loop, see open_link). Setup failures
+    raise UsageError and leave no capture file behind.
+    """
+    from pytcp.link.impair import Impairment
+    from pytcp.pcap import PcapWriter
+    from pytcp.runtime import Runtime
+    from pytcp.stack import Stack, StackConfig
+
+    loop = asyncio.get_running_loop()
+    pcap = None
+    runtime = None
+    created_pcap = False
+    ok = False
+    try:
+        if opts.pcap is not None:
+            existed = opts.pcap.exists()
+            try:
+                pcap = PcapWriter(opts.pcap)
+            except OSError as exc:
+                raise UsageError(f"cannot write --pcap {str(opts.pcap)!r}: "
+                                 f"{exc.strerror or exc}") from None
+            created_pcap = not existed
+        rng = random.Random(opts.seed)
+        stack = Stack(int(opts.addr), now=loop.time(),
+                      config=StackConfig(mtu=opts.mtu, prefixlen=opts.host.network.prefixlen),
+                      secret=_secret(opts.seed), rng=rng)
+        impair_in = impair_out = None
+        if opts.impair is not None:
+            base = opts.seed if opts.seed is not None else random.SystemRandom().getrandbits(64)
+            impair_in = Impairment(opts.impair, random.Random(f"{base}:in"))
+            impair_out = Impairment(opts.impair, random.Random(f"{base}:out"))
+        runtime = Runtime(stack, link, loop=loop, pcap=pcap, impair_in=impair_in,
+                          impair_out=impair_out)
+        runtime.start()
+        ok = True
+        yield runtime
+    finally:
+        try:
+            if runtime is not None:
+                await runtime.close(graceful_timeout=SHUTDOWN_GRACE)
+        finally:
+            if pcap is not None:
+                with contextlib.suppress(OSError):
+                    pcap.close()
+                if not ok and created_pcap:
+                    with contextlib.suppress(OSError):
+                        opts.pcap.unlink()  # type: ignore[union-attr]
+
+
+# --- pytcp up --------------------------------------------------------------------------------
+
+def _services(opts: LinkOptions, runtime: Any) -> dict[str, Service]:
+    from pytcp.apps.discard import serve_discard
+    from pytcp.apps.echo import serve_echo
+    from pytcp.apps.http_server import serve_http
+    from pytcp.apps.status import stack_status
+
+    def status() -> dict[str, Any]:
+        return stack_status(runtime.stack, interface=opts.ifname, services=opts.services,
+                            runtime=runtime.stats())
+
+    table: dict[str, Service] = {
+        "http": functools.partial(serve_http, root=opts.root,
+                                  status_provider=None if opts.root else status),
+        "echo": serve_echo,
+        "discard": serve_discard,
+    }
+    return {name: table[name] for name in opts.services}
+
+
+def _tracked(service: Service, tasks: set[asyncio.Task[Any]]) -> Service:
+    """Run ``service`` as a task we can cancel at shutdown, logging what it raises."""
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)
+        try:
+            await service(reader, writer)
+        except asyncio.CancelledError:
+            pass  # shutdown; swallowed so asyncio's stream callback does not log it
+        except Exception:  # noqa: BLE001 - one connection's failure must not stop the others
+            log.exception("service failed")
+        finally:
+            tasks.discard(task)
+    return run
+
+
+async def run_up(opts: LinkOptions, link: Any) -> int:
+    from pytcp.api import aio
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks: set[asyncio.Task[Any]] = set()
+    try:
+        async with stack_up(opts, link) as runtime:
+            servers = []
+            for name, service in _services(opts, runtime).items():
+                port = opts.services[name]
+                try:
+                    servers.append(await aio.start_server(_tracked(service, tasks), port,
+                                                          runtime=runtime))
+                except Exception as exc:  # noqa: BLE001
+                    raise UsageError(f"cannot listen on port {port} for {name}: {exc}") from None
+            svc = " ".join(f"{n}={p}" for n, p in opts.services.items())
+            print(f"ready {opts.ifname} {opts.addr} {svc}", flush=True)
+            log.info("ready: %s %s (kernel side %s) %s", opts.ifname, opts.addr, opts.host, svc)
+            await stop.wait()
+            log.info("shutting down")
+            for server in servers:
+                server.close()
+            # Leaving the block: FIN to every connection, RST after SHUTDOWN_GRACE.
+        for task in list(tasks):
+            task.cancel()
+        if tasks:
+            await asyncio.wait(list(tasks), timeout=1.0)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return EXIT_OK
+
+
+# --- pytcp get -------------------------------------------------------------------------------
+
+def check_get_args(args: argparse.Namespace) -> tuple[LinkOptions, Any]:
+    from pytcp.apps.http_client import FetchError, parse_url
+
+    opts = check_link_args(args)
+    try:
+        url = parse_url(args.url)
+    except FetchError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        ipaddress.IPv4Address(url.host)
+    except ValueError:
+        raise UsageError(f"invalid URL {args.url!r}: the host must be an IPv4 address "
+                         "(pytcp has no DNS resolver)") from None
+    if args.output not in (None, "-"):
+        out = Path(args.output)
+        if out.is_dir():
+            raise UsageError(f"invalid -o {args.output!r}: is a directory")
+        if not out.absolute().parent.is_dir():
+            raise UsageError(f"invalid -o {args.output!r}: no such directory")
+    return opts, url
+
+
+async def run_get(opts: LinkOptions, link: Any, url: str, output: str | None,
+                  timeout: float) -> int:
+    from pytcp.api import aio
+    from pytcp.apps.http_client import FetchError, ProgressBar, fetch
+
+    async with stack_up(opts, link) as runtime:
+        open_connection = functools.partial(aio.open_connection, runtime=runtime)
+        bar = ProgressBar(sys.stderr)
+        tmp: Path | None = None
+        out: BinaryIO
+        if output in (None, "-"):
+            out = sys.stdout.buffer
+        else:
+            target = Path(output)
+            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
+                                        dir=target.absolute().parent)
+            tmp = Path(name)
+            out = os.fdopen(fd, "wb")
+        try:
+            try:
+                result = await fetch(url, out, open_connection=open_connection, progress=bar,
+                                     timeout=timeout)
+            finally:
+                out.flush()
+                if tmp is not None:
+                    out.close()
+        except FetchError as exc:
+            bar.finish()
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            raise UsageError(str(exc)) from None
+        except BaseException:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            raise
+        if tmp is not None:
+            os.replace(tmp, output)  # type: ignore[arg-type]
+        bar.finish(result.received)
+    return EXIT_OK
+
+
+# --- main ------------------------------------------------------------------------------------
+
+def _setup_logging(verbose: int) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _version() -> str:
+    try:
+        from pytcp.native import HAVE_NATIVE
+    except ImportError:
+        HAVE_NATIVE = False
+    return f"pytcp {pytcp.__version__}\nnative: {'yes' if HAVE_NATIVE else 'no'}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pytcp`` command; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2, one line printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    if args.version:
+        print(_version())
+        return EXIT_OK
+    if args.command is None:
+        print("pytcp: error: choose a command: up, get or script (pytcp --help)",
+              file=sys.stderr)
+        return EXIT_ERROR
+    if args.command == "script":
+        from pytcp.script.runner import main as run_scripts
+
+        return run_scripts(list(args.files))
+    prog = f"pytcp {args.command}"
+    try:
+        if args.command == "up":
+            opts = check_up_args(args)
+        else:
+            opts, _ = check_get_args(args)
+        check_environment(opts.ifname)
+        _setup_logging(args.verbose)
+        link = open_link(opts)
+        try:
+            if args.command == "up":
+                return asyncio.run(run_up(opts, link))
+            return asyncio.run(run_get(opts, link, args.url, args.output, args.timeout))
+        finally:
+            link.close()  # removes the interface
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
