@@ -13,15 +13,19 @@ always ``False`` for now.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import ipaddress
 import os
 import struct
+import threading
 from collections import Counter
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from pytcp.link import LinkError
+
+T = TypeVar("T")
 
 # linux/if_tun.h
 TUNSETIFF = 0x400454CA
@@ -47,6 +51,31 @@ def _parse_host_addr(host_addr: str) -> ipaddress.IPv4Interface:
     if iface.ip.is_multicast or iface.ip.is_unspecified:
         raise LinkError(f"invalid address {host_addr!r}: not a unicast address")
     return iface
+
+
+def _netlink(fn: Callable[[], T]) -> T:
+    """Run ``fn`` (pyroute2 work) here, or in a short-lived thread when this thread runs an
+    asyncio loop: pyroute2 0.9's ``IPRoute`` runs its own loop and fails inside a running one."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = e
+
+    t = threading.Thread(target=work, name="pytcp-netlink", daemon=True)
+    t.start()
+    t.join(30.0)
+    if t.is_alive():
+        raise LinkError("netlink configuration did not finish within 30 s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
 
 
 class TunLink:
@@ -83,16 +112,19 @@ class TunLink:
             except ImportError as e:  # pragma: no cover - dependency missing
                 raise LinkError(f"pyroute2 is required to configure a TUN device: {e}") \
                     from None
-            with IPRoute() as ipr:
-                if ipr.link_lookup(ifname=ifname):
-                    raise LinkError(f"interface name {ifname!r} already taken: pick another "
-                                    f"name or remove it (ip link del {ifname})")
+            def lookup() -> list[int]:
+                with IPRoute() as ipr:
+                    return list(ipr.link_lookup(ifname=ifname))
+
+            if _netlink(lookup):
+                raise LinkError(f"interface name {ifname!r} already taken: pick another "
+                                f"name or remove it (ip link del {ifname})")
             cls._set_iff(fd, ifname)
         except BaseException:
             os.close(fd)
             raise
         link = cls(fd, ifname, host, mtu, None)
-        try:
+        def configure() -> None:
             with IPRoute() as ipr:
                 found = ipr.link_lookup(ifname=ifname)
                 if not found:
@@ -102,6 +134,9 @@ class TunLink:
                 ipr.addr("add", index=idx, address=str(host.ip),
                          prefixlen=host.network.prefixlen)
                 ipr.link("set", index=idx, state="up")
+
+        try:
+            _netlink(configure)
         except BaseException as e:
             link.close()
             if isinstance(e, LinkError) or not isinstance(e, Exception):
@@ -192,13 +227,18 @@ class TunLink:
             pass
         if self.index is None:
             return
-        try:
+        index = self.index
+
+        def remove() -> None:
             from pyroute2 import IPRoute
 
             with IPRoute() as ipr:
                 found = ipr.link_lookup(ifname=self.ifname)
-                if found and found[0] == self.index:
-                    ipr.link("del", index=self.index)
+                if found and found[0] == index:
+                    ipr.link("del", index=index)
+
+        try:
+            _netlink(remove)
         except Exception:  # noqa: BLE001 - best effort; the device is normally gone already
             pass
 

@@ -155,3 +155,20 @@ def test_kernel_ping_answered_by_stack(netns: str) -> None:
     assert r["ping_rc"] == 0, r["ping_out"]
     assert "3 received" in r["ping_out"]
     assert r["echo"] >= 3 and r["tx"] >= 3
+
+
+def test_open_and_close_inside_running_asyncio_loop(netns: str) -> None:
+    """pyroute2 runs its own event loop; TunLink must work when called from a coroutine."""
+    r = run_in(netns, """
+        import asyncio
+        from pyroute2 import IPRoute
+        from pytcp.link.tun import TunLink
+        async def main():
+            link = TunLink.open("pytcpt4", host_addr="10.78.0.1/24")
+            result["index"] = link.index
+            link.close()
+        asyncio.run(main())
+        with IPRoute() as ipr:
+            result["after"] = ipr.link_lookup(ifname="pytcpt4")
+    """)
+    assert isinstance(r["index"], int) and r["after"] == []
