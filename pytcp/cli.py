@@ -46,6 +46,7 @@ IFNAMSIZ = 16
 SHUTDOWN_GRACE = 2.0  # seconds of FIN before RST on shutdown
 DEFAULT_HTTP_PORT = 80
 CAP_NET_ADMIN = 12  # linux/capability.h
+TUN_PATH = "/dev/net/tun"
 
 Service = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -236,7 +237,7 @@ def check_up_args(args: argparse.Namespace) -> LinkOptions:
             raise UsageError(f"port {port} given to both --{seen[port]} and --{name}")
         seen[port] = name
     if args.root is not None:
-        if "http" not in services:
+        if "http" not in services:  # with no service flag at all, HTTP on 80 serves --root
             raise UsageError("--root needs --http PORT")
         root = Path(args.root)
         if not root.is_dir():
@@ -264,8 +265,8 @@ def check_environment(ifname: str) -> None:
     """Root, /dev/net/tun, a free interface name; raise UsageError with one line."""
     if not have_net_admin():
         raise UsageError("creating a TUN interface needs root (CAP_NET_ADMIN): run as root")
-    if not os.path.exists("/dev/net/tun"):
-        raise UsageError("no /dev/net/tun: load the tun module (modprobe tun) or give the "
+    if not os.path.exists(TUN_PATH):
+        raise UsageError(f"no {TUN_PATH}: load the tun module (modprobe tun) or give the "
                          "container --device /dev/net/tun")
     try:
         socket.if_nametoindex(ifname)
