@@ -654,9 +654,14 @@ class Stack:
         self.stats["closed"] += 1
 
     def _compact_timers(self) -> None:
-        self._timers = [(d, o, k) for d, o, k in self._timers
-                        if (h := self._conns.get(k)) is not None and h._deadline == d]
-        heapq.heapify(self._timers)
+        """Rebuild the heap with exactly one entry per connection that has a deadline."""
+        timers: list[tuple[float, int, FourTuple]] = []
+        for key, h in self._conns.items():
+            if h._deadline is not None:
+                self._timer_order += 1
+                timers.append((h._deadline, self._timer_order, key))
+        heapq.heapify(timers)
+        self._timers = timers
 
     # ------------------------------------------------------------------ time
 
