@@ -88,7 +88,7 @@ def test_newreno_without_sack_inflate_and_partial_ack() -> None:
 def test_idle_restart_limits_to_initial_window() -> None:
     cc = make_congestion("newreno", 1000, 4)
     for _ in range(10):
-        cc.on_ack(0.0, 2000, None, 0)
+        cc.on_ack(0.0, 2000, None, cc.cwnd)
     assert cc.cwnd == 24000
     cc.on_idle_restart(10.0)
     assert cc.cwnd == 4000
@@ -258,3 +258,22 @@ def test_set_mss_rescales_the_untouched_initial_window() -> None:
     assert grown.cwnd == 3000 and grown.initial_cwnd == 1000
     grown.on_idle_restart(1.0)
     assert grown.cwnd == 1000
+
+
+@pytest.mark.parametrize("name", ["newreno", "cubic"])
+def test_no_growth_while_application_limited(name: str) -> None:
+    # RFC 9438 5.8 / RFC 7661: an application sending less than cwnd does not grow it.
+    cc = make_congestion(name, 1000, 10)
+    cc.on_ack(0.0, 1000, 0.1, 4000)    # slow start: 4 KB in flight, cwnd 10 KB
+    assert cc.cwnd == 10_000
+    cc.on_ack(0.1, 1000, 0.1, 5001)    # more than half the window out: grows
+    assert cc.cwnd == 11_000
+    cc.on_congestion(0.2, 11_000)
+    cc.on_recovery_exit(0.3)
+    w = cc.cwnd
+    for i in range(50):                # congestion avoidance, 3 segments short of cwnd
+        cc.on_ack(1.0 + i, 1000, 0.1, w - 3000)
+    assert cc.cwnd == w
+    for i in range(50):                # now window-limited (less than 2 MSS of room)
+        cc.on_ack(60.0 + i, 1000, 0.1, cc.cwnd - 1500)
+    assert cc.cwnd > w

@@ -5,8 +5,9 @@ loss detection (duplicate ACKs, SACK scoreboard, RTO), recovery bookkeeping and 
 calls these hooks:
 
 - ``on_ack(now, acked_bytes, rtt, flight_size)``: an ACK cumulatively acknowledged
-  ``acked_bytes`` new bytes outside fast recovery. ``rtt`` is the sample it yielded (or None),
-  ``flight_size`` the bytes outstanding before this ACK.
+  ``acked_bytes`` new bytes outside fast recovery. ``rtt`` is the SRTT (or the sample it
+  yielded, or None), ``flight_size`` the bytes outstanding before this ACK (SND.MAX - SND.UNA):
+  cwnd grows only when it limited sending (``cwnd_limited``).
 - ``on_congestion(now, flight_size)``: loss detected by duplicate ACKs / SACK: enter fast
   recovery (ssthresh reduced; cwnd = ssthresh, RFC 6675 5 step 4.2). A NewReno engine without
   SACK inflates with ``on_dupack_inflate`` (RFC 6582 3.2 step 2-3) and deflates with
@@ -57,6 +58,16 @@ class CongestionControl(abc.ABC):
     def in_slow_start(self) -> bool:
         # RFC 5681 3.1: slow start when cwnd < ssthresh.
         return self.cwnd < self.ssthresh
+
+    def cwnd_limited(self, flight_size: int) -> bool:
+        """Whether the window, not the application (or the peer's window), limited sending,
+        judged from the bytes in flight before the ACK. cwnd grows only then (RFC 9438 5.8:
+        CUBIC does not raise cwnd while application-limited; RFC 7661 2; Linux's
+        tcp_is_cwnd_limited): in slow start while cwnd < 2 * FlightSize, in congestion
+        avoidance while FlightSize is within 2*SMSS of cwnd (the sender sends whole segments)."""
+        if self.cwnd < self.ssthresh:
+            return self.cwnd < 2 * flight_size
+        return flight_size + 2 * self.mss > self.cwnd
 
     def set_mss(self, mss: int) -> None:
         """The effective send MSS changed (after the handshake); rescale windows that are

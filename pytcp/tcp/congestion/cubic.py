@@ -78,7 +78,7 @@ class Cubic(CongestionControl):
         """``rtt``: the connection's smoothed RTT (or latest sample); None keeps the last one."""
         if rtt is not None and rtt > 0:
             self.rtt = rtt
-        if acked_bytes <= 0:
+        if acked_bytes <= 0 or not self.cwnd_limited(flight_size):
             return
         if self.cwnd < self.ssthresh:
             acked_bytes = self.slow_start(acked_bytes)

@@ -15,7 +15,7 @@ class NewReno(CongestionControl):
     __slots__ = ()
 
     def on_ack(self, now: float, acked_bytes: int, rtt: float | None, flight_size: int) -> None:
-        if acked_bytes <= 0:
+        if acked_bytes <= 0 or not self.cwnd_limited(flight_size):
             return
         if self.cwnd < self.ssthresh:
             acked_bytes = self.slow_start(acked_bytes)
