@@ -1,0 +1,92 @@
+"""TCP engine configuration: one ``TcpConfig`` per connection, with two profiles.
+
+``TcpConfig.linux()`` (== ``TcpConfig()``) mimics Linux's defaults so that packetdrill scripts
+written against Linux pass; ``TcpConfig.rfc()`` uses the RFCs' conservative numbers.
+Times are seconds, sizes are bytes unless said otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+def wscale_for(max_window: int) -> int:
+    """The smallest window-scale shift (RFC 7323 2.3, at most 14) that can express max_window."""
+    shift = 0
+    while shift < 14 and (0xFFFF << shift) < max_window:
+        shift += 1
+    return shift
+
+
+@dataclass(slots=True)
+class TcpConfig:
+    # --- segment size (RFC 9293 3.7.1, MUST-14..16, RFC 6691) ---
+    mss: int = 1460                   # MSS we announce when the owner gives none (MTU 1500 - 40)
+    max_segment_payload: int = 0      # >MSS: hand out GSO super-segments (0 = one MSS)
+    # --- retransmission (RFC 6298, RFC 9293 3.8.1/3.8.3) ---
+    initial_rto: float = 1.0          # RFC 6298 2.1
+    min_rto: float = 0.2              # Linux TCP_RTO_MIN (RFC 6298 2.4 says 1 s)
+    max_rto: float = 120.0            # Linux TCP_RTO_MAX (RFC 6298 2.5: at least 60 s)
+    syn_retries: int = 6              # SYN retransmissions before giving up (MUST-20..23)
+    synack_retries: int = 5           # SYN-ACK retransmissions (Linux tcp_synack_retries)
+    retries2: int = 15                # data/FIN retransmissions before abort (R2, MUST-20/21)
+    # --- congestion control (RFC 5681, RFC 6928, RFC 9438) ---
+    initial_window: int = 10          # segments (RFC 6928)
+    congestion: str = "cubic"         # "cubic" (RFC 9438) or "newreno" (RFC 5681/6582)
+    # --- acknowledgments (RFC 9293 3.8.6.3, RFC 1122 4.2.3.2, MUST-40/58) ---
+    delayed_ack: float = 0.04         # delayed-ACK timer (Linux ATO min 40 ms; MUST-40: < 0.5 s)
+    delayed_ack_segments: int = 2     # ACK at least every 2nd full-sized segment (RFC 5681 4.2)
+    quickack: int = 16                # ACK the first N data segments at once (Linux quickack)
+    # --- sending (RFC 896, RFC 9293 3.7.4, 3.8.6.2.1) ---
+    nodelay: bool = False             # False = Nagle on (MUST-17: the app can turn it off)
+    # --- options (RFC 7323, RFC 2018) ---
+    window_scaling: bool = True       # RFC 7323 2
+    wscale: int = 7                   # our shift when scaling is on (Linux: 7 for a 6 MB rmem)
+    timestamps: bool = True           # RFC 7323 3-5 (RTTM, PAWS)
+    ts_hz: int = 1000                 # timestamp clock, ticks per second (RFC 7323 5.4)
+    sack: bool = True                 # RFC 2018 / RFC 2883 / RFC 6675
+    # --- buffers ---
+    recv_buffer: int = 1 << 20        # receive buffer: bounds the advertised window
+    send_buffer: int = 1 << 20        # send buffer (ring)
+    reassembly_limit: int = 1 << 20   # bytes kept out of order (RFC 9293 3.10.7.4 seventh)
+    # --- closing (RFC 9293 3.3.2, MUST-13) ---
+    msl: float = 30.0                 # maximum segment lifetime
+    time_wait: float = 60.0           # TIME-WAIT length, 2*MSL (Linux TCP_TIMEWAIT_LEN)
+    fin_wait2_timeout: float = 60.0   # orphan FIN-WAIT-2 after close() (Linux tcp_fin_timeout)
+    # --- zero-window probing (RFC 9293 3.8.6.1, MUST-35..37) ---
+    persist_min: float = 0.2
+    persist_max: float = 120.0
+    # --- keep-alive (RFC 9293 3.8.4, MUST-24..29) ---
+    keepalive: bool = False           # MUST-25: off by default
+    keepalive_idle: float = 7200.0    # MUST-28: at least 2 hours by default
+    keepalive_interval: float = 75.0
+    keepalive_count: int = 9
+    # --- security (RFC 5961) ---
+    challenge_ack_limit: int = 1000   # challenge ACKs per second (RFC 5961 7)
+
+    @classmethod
+    def linux(cls) -> TcpConfig:
+        """Linux-like defaults (6.x): min RTO 200 ms, IW 10, WS/TS/SACK, TIME-WAIT 60 s."""
+        return cls()
+
+    @classmethod
+    def rfc(cls) -> TcpConfig:
+        """The RFCs' numbers: RFC 6298 min RTO 1 s, RFC 1122 200 ms delayed ACK, MSL 2 min,
+        SYN R2 >= 3 min (MUST-23: 1+2+4+8+16+32+60+60 s with 7 retries), no quickack."""
+        return cls(
+            min_rto=1.0,
+            max_rto=60.0,
+            syn_retries=7,
+            synack_retries=7,
+            retries2=15,
+            delayed_ack=0.2,
+            quickack=0,
+            msl=120.0,
+            time_wait=240.0,
+            wscale=wscale_for(1 << 20),
+        )
+
+    def replace(self, **changes: object) -> TcpConfig:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

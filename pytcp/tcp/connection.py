@@ -1,0 +1,1227 @@
+"""One TCP connection: the RFC 9293 state machine, sans I/O.
+
+This module owns every change of connection state. Segments come in through
+``handle_segment(now, seg)``, time through ``handle_timers(now)``, application calls through
+``send``/``receive``/``shutdown``/``close``/``abort``; segments go out through
+``pending_output()`` and notifications through ``pending_events()``. The engine never reads a
+clock and never does I/O. Output is built lazily: handlers only record what is due (an ACK,
+data the window now allows), and ``pending_output()`` / ``next_deadline()`` build the segments,
+so a batch of arriving segments is answered with one ACK (RFC 9293 MUST-58/59).
+
+The components it drives live in their own modules: ``rtt`` (RFC 6298), ``sendbuf``,
+``reassembly`` (out-of-order queue, SACK blocks), ``congestion`` (RFC 5681/6582/9438).
+
+Choices where the RFCs leave room (documented for docs/conformance.md):
+- RST in TIME-WAIT is ignored (RFC 1337 TIME-WAIT assassination fix).
+- Zero-window probes and keep-alive probes are Linux-style: an ACK with SEQ = SND.UNA - 1 and no
+  data, which any receiver answers with an ACK carrying its window; a zero window may last
+  indefinitely (MUST-37): probes never time the connection out.
+- Urgent data: the urgent pointer is received and kept (RCV.UP); ``urgent_pending`` tells how
+  many urgent octets lie ahead of the read position and an ``UrgentData`` event reports each
+  advance (MUST-30..33). The data itself stays in the normal stream (no out-of-band byte).
+  Sending urgent data is not offered.
+- ``close()`` with unread data sends RST (RFC 2525 / Linux); data arriving after ``close()``
+  is answered with RST.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+
+from pytcp.drops import DropReason
+from pytcp.tcp.config import TcpConfig
+from pytcp.tcp.congestion import CongestionControl, make_congestion
+from pytcp.tcp.errors import TcpUsageError
+from pytcp.tcp.events import (
+    Closed,
+    Connected,
+    ConnectionRefused,
+    ConnectionReset,
+    ConnectionTimedOut,
+    DataAvailable,
+    EndOfStream,
+    Event,
+    SendSpaceAvailable,
+    UrgentData,
+)
+from pytcp.tcp.reassembly import ReassemblyQueue
+from pytcp.tcp.rtt import RttEstimator
+from pytcp.tcp.segment import Segment
+from pytcp.tcp.sendbuf import SendBuffer
+from pytcp.tcp.seq import MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from pytcp.tcp.state import RECEIVE_STATES, State
+from pytcp.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions
+
+Buffer = bytes | bytearray | memoryview
+
+# RFC 9293 3.7.1 / MUST-15: the send MSS when the peer sent no MSS option.
+DEFAULT_SEND_MSS = 536
+# RFC 7323 5.5: TS.Recent older than 24 days is invalid for PAWS.
+PAWS_IDLE = 24 * 24 * 3600.0
+# Option bytes in a data segment: nop nop TS (RFC 7323 appendix A layout).
+TS_OPTION_LEN = 12
+# The states in which segments from the send buffer (data, FIN) may go out.
+_OUTPUT_STATES = frozenset({
+    State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK,
+})
+
+
+@dataclass(frozen=True, slots=True)
+class ConnInfo:
+    """A snapshot for introspection (status page, tests)."""
+
+    state: State
+    bytes_in: int
+    bytes_out: int
+    retransmits: int
+    srtt: float | None
+    rto: float
+    cwnd: int
+    ssthresh: int
+    snd_wnd: int
+    rcv_wnd: int
+
+
+class Connection:
+    """A TCP connection (RFC 9293). See the module docstring for the sans-I/O contract."""
+
+    def __init__(self, config: TcpConfig, *, iss: int, now: float, mss: int | None = None) -> None:
+        self.config = config
+        self.iss = iss & MASK
+        self.created = now
+        self._now = now
+        self.our_mss = mss if mss is not None else config.mss  # announced (RFC 9293 3.7.1)
+        self.state = State.CLOSED
+        self.transitions: list[tuple[float, State, State, str]] = []
+        self.drops: collections.Counter[DropReason] = collections.Counter()
+        self._out: list[Segment] = []
+        self._events: list[Event] = []
+        self._passive = False
+        self.nodelay = config.nodelay
+        # --- send sequence space (RFC 9293 3.3.1) ---
+        self.snd_una = self.iss
+        self.snd_nxt = self.iss
+        self.snd_max = self.iss          # highest sequence number sent + 1
+        self.snd_wnd = 0
+        self.snd_wl1 = 0
+        self.snd_wl2 = self.iss
+        self.max_snd_wnd = 0
+        self.peer_mss = DEFAULT_SEND_MSS
+        self.snd_mss = DEFAULT_SEND_MSS  # effective send MSS (MUST-16)
+        self._sendbuf = SendBuffer(config.send_buffer)
+        self._buf_seq = seq_add(self.iss, 1)  # sequence number of the send buffer's byte 0
+        self._fin_queued = False         # the application shut down its sending side
+        self._fin_seq: int | None = None  # our FIN's sequence number once it was sent
+        self._want_space = False         # a send() was short: report SendSpaceAvailable
+        self._snd_sml = self.iss         # end of the last small segment sent (Minshall)
+        # --- receive sequence space ---
+        self.irs = 0
+        self.rcv_nxt = 0
+        self.rcv_adv = 0                 # right edge of the window we advertised
+        self.rcv_up = 0                  # urgent pointer (first non-urgent octet)
+        self._urg_valid = False
+        self._rcvq = bytearray()         # in-order data the application has not read
+        self._reasm = ReassemblyQueue(config.reassembly_limit)
+        self._ooo_fin: int | None = None  # sequence number of a FIN that arrived out of order
+        self._fin_received = False
+        self._app_closed = False         # close() was called: no more reading
+        self._rcv_mss = min(self.our_mss, DEFAULT_SEND_MSS)  # estimate of the peer's seg size
+        self._rcv_unacked = 0            # bytes received since our last ACK
+        self._quickack = 0
+        self._ack_now = False
+        self._dsack: tuple[int, int] | None = None
+        self.last_ack_sent = 0
+        # --- options (RFC 7323, RFC 2018) ---
+        self.ws_ok = False
+        self.snd_wscale = 0              # the peer's shift, applied to its window field
+        self.rcv_wscale = config.wscale if config.window_scaling else 0
+        self.ts_ok = False
+        self.sack_ok = False
+        self.ts_recent = 0
+        self._ts_recent_age = now
+        # TSval = int(now * ts_hz) + ts_offset (mod 2**32); a per-connection offset keeps the
+        # clock private (RFC 7323 7.1). Derived from the (secret-keyed) ISS; settable.
+        self.ts_offset = (self.iss * 2654435761) & MASK
+        # --- retransmission / congestion ---
+        self._rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto)
+        self._cc: CongestionControl = make_congestion(
+            config.congestion, self.snd_mss, config.initial_window)
+        self._rtt_seq: int | None = None  # Karn: the segment being timed (without TS)
+        self._rtt_time = 0.0
+        self._retries = 0                # consecutive RTO expirations
+        self._rto_repeated = False
+        self._dupacks = 0
+        self._in_recovery = False
+        self._recover = self.iss          # RFC 6582 "recover"
+        self._syn_lost = False
+        # --- timers (absolute deadlines, None = not armed) ---
+        self._rto_at: float | None = None
+        self._delack_at: float | None = None
+        self._persist_at: float | None = None
+        self._persist_backoff = 0
+        self._tw_at: float | None = None  # TIME-WAIT end, or the orphan FIN-WAIT-2 timeout
+        # --- keep-alive (RFC 9293 3.8.4) ---
+        self.keepalive = config.keepalive
+        self.keepalive_idle = config.keepalive_idle
+        self.keepalive_interval = config.keepalive_interval
+        self.keepalive_count = config.keepalive_count
+        self._last_rx = now
+        self._ka_probes = 0
+        self._ka_last = now
+        # --- challenge ACK rate limit (RFC 5961 7) ---
+        self._chal_window = -1.0
+        self._chal_count = 0
+        # --- statistics ---
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.retransmits = 0
+        self.soft_error: tuple[int, int] | None = None
+
+    # ------------------------------------------------------------------ state and events
+    def _set_state(self, now: float, new: State, why: str) -> None:
+        """The one place the state changes; it records (now, old, new, why)."""
+        old = self.state
+        if old is new:
+            return
+        self.state = new
+        self.transitions.append((now, old, new, why))
+        if new is State.CLOSED:
+            self._rto_at = self._delack_at = self._persist_at = self._tw_at = None
+            self._ack_now = False
+            self._events.append(Closed())
+        elif new is State.TIME_WAIT:
+            self._rto_at = self._persist_at = self._delack_at = None
+            self._tw_at = now + self.config.time_wait  # RFC 9293 3.10.7.4, MUST-13
+        elif new is State.ESTABLISHED:
+            self._events.append(Connected())
+
+    def _reset_close(self, now: float, why: str, event: Event | None) -> None:
+        """Enter CLOSED after an error, flushing queues (RFC 9293 3.10.7.4 second)."""
+        if event is not None:
+            self._events.append(event)
+        self._sendbuf.clear()
+        self._reasm.clear()
+        self._set_state(now, State.CLOSED, why)
+
+    # ------------------------------------------------------------------ application side
+    def open_active(self, now: float) -> None:
+        """Active OPEN (RFC 9293 3.10.1): send SYN, enter SYN-SENT."""
+        if self.state is not State.CLOSED or self.transitions:
+            raise TcpUsageError(f"open_active in {self.state}")
+        self._now = now
+        self._passive = False
+        self._set_state(now, State.SYN_SENT, "active OPEN")
+        self._send_syn(now)
+
+    def open_passive(self) -> None:
+        """Passive OPEN (RFC 9293 3.10.1): enter LISTEN; the stack feeds the SYN next."""
+        if self.state is not State.CLOSED or self.transitions:
+            raise TcpUsageError(f"open_passive in {self.state}")
+        self._passive = True
+        self._set_state(self._now, State.LISTEN, "passive OPEN")
+
+    def send(self, now: float, data: Buffer, push: bool = True) -> int:
+        """SEND (RFC 9293 3.10.2): queue as much of ``data`` as fits; return the count.
+        ``push`` is accepted for the interface; every write's last segment carries PSH."""
+        self._now = now
+        if self.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED,
+                              State.CLOSE_WAIT) or self._fin_queued:
+            raise TcpUsageError(f"connection closing (send in {self.state})")
+        n = self._sendbuf.write(data)
+        if n < len(data):
+            self._want_space = True
+        return n
+
+    def receive(self, now: float, max_bytes: int = -1) -> bytes:
+        """RECEIVE (RFC 9293 3.10.3): up to ``max_bytes`` in-order bytes (all when < 0);
+        ``b""`` when nothing is buffered. Reading opens the window (a window update is sent
+        when it grew enough, RFC 9293 3.8.6.2.2)."""
+        self._now = now
+        q = self._rcvq
+        if not q:
+            return b""
+        if max_bytes < 0 or max_bytes >= len(q):
+            data = bytes(q)
+            q.clear()
+        else:
+            data = bytes(q[:max_bytes])
+            del q[:max_bytes]
+        if self.state in RECEIVE_STATES:
+            # Linux tcp_cleanup_rbuf: announce the opened window when it at least doubles.
+            cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
+            new = self._window_to_advertise()
+            if new > cur and new >= 2 * cur and new - cur >= self._sws_threshold():
+                self._ack_now = True
+        return data
+
+    @property
+    def readable(self) -> bool:
+        """True when ``receive()`` would return data, or the stream ended."""
+        return bool(self._rcvq) or self.at_eof
+
+    @property
+    def at_eof(self) -> bool:
+        """The peer's FIN arrived and every byte before it was read."""
+        return self._fin_received and not self._rcvq
+
+    @property
+    def bytes_readable(self) -> int:
+        return len(self._rcvq)
+
+    @property
+    def send_space(self) -> int:
+        """Bytes ``send()`` would accept now (0 when sending is over)."""
+        if self.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED,
+                              State.CLOSE_WAIT) or self._fin_queued:
+            return 0
+        return self._sendbuf.free
+
+    @property
+    def unsent_bytes(self) -> int:
+        """Bytes queued but not yet acknowledged (send buffer occupancy)."""
+        return len(self._sendbuf)
+
+    @property
+    def urgent_pending(self) -> int:
+        """Urgent octets ahead of the read position (RFC 9293 3.8.5, MUST-33)."""
+        if not self._urg_valid:
+            return 0
+        read_pos = seq_sub(self.rcv_nxt, len(self._rcvq))
+        return max(0, seq_sub(self.rcv_up, read_pos))
+
+    def shutdown(self, now: float) -> None:
+        """CLOSE of the sending side (RFC 9293 3.10.4): FIN after all queued data."""
+        self._now = now
+        st = self.state
+        if st in (State.LISTEN, State.SYN_SENT):
+            self._reset_close(now, "CLOSE", None)
+        elif st in (State.SYN_RECEIVED, State.ESTABLISHED):
+            self._fin_queued = True
+            self._set_state(now, State.FIN_WAIT_1, "CLOSE")
+        elif st is State.CLOSE_WAIT:
+            self._fin_queued = True
+            self._set_state(now, State.LAST_ACK, "CLOSE")
+        # CLOSED and the closing states: nothing more to do (idempotent).
+
+    def close(self, now: float) -> None:
+        """The application is done with the connection. With unread data: RST (RFC 2525,
+        Linux); otherwise a FIN as ``shutdown`` and no more reading."""
+        self._now = now
+        if self.state is State.CLOSED:
+            return
+        if self._rcvq or (self._reasm and self.state in RECEIVE_STATES):
+            self.abort(now)
+            return
+        self._app_closed = True
+        self.shutdown(now)
+        if self.state is State.FIN_WAIT_2:
+            self._tw_at = now + self.config.fin_wait2_timeout
+
+    def abort(self, now: float) -> None:
+        """ABORT (RFC 9293 3.10.5): RST in the synchronized states, then CLOSED."""
+        self._now = now
+        if self.state in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
+                          State.FIN_WAIT_2, State.CLOSE_WAIT):
+            self._emit(Segment(self.snd_nxt, self.rcv_nxt, RST | ACK, self._wnd_field(),
+                               options=self._options(now, 0)))
+        self._rcvq.clear()
+        self._reset_close(now, "ABORT", None)
+
+    def set_nodelay(self, flag: bool) -> None:
+        """Turn Nagle's algorithm off (True) or on (MUST-17)."""
+        self.nodelay = bool(flag)
+
+    def set_keepalive(self, flag: bool, idle: float | None = None,
+                      interval: float | None = None, count: int | None = None) -> None:
+        """Keep-alive per connection (RFC 9293 3.8.4, MUST-24/27)."""
+        self.keepalive = bool(flag)
+        if idle is not None:
+            self.keepalive_idle = idle
+        if interval is not None:
+            self.keepalive_interval = interval
+        if count is not None:
+            self.keepalive_count = count
+        self._ka_probes = 0
+
+    # ------------------------------------------------------------------ draining
+    def pending_output(self) -> list[Segment]:
+        """Segments to send, in order (building whatever ACK/data is due first)."""
+        self._flush(self._now)
+        out = self._out
+        if out:
+            self._out = []
+        return out
+
+    def pending_events(self) -> list[Event]:
+        ev = self._events
+        if ev:
+            self._events = []
+        return ev
+
+    def info(self) -> ConnInfo:
+        return ConnInfo(
+            state=self.state, bytes_in=self.bytes_in, bytes_out=self.bytes_out,
+            retransmits=self.retransmits, srtt=self._rtt.srtt, rto=self._rtt.rto,
+            cwnd=self._cc.cwnd, ssthresh=self._cc.ssthresh, snd_wnd=self.snd_wnd,
+            rcv_wnd=max(0, seq_sub(self.rcv_adv, self.rcv_nxt)),
+        )
+
+    # ------------------------------------------------------------------ timers
+    def next_deadline(self) -> float | None:
+        """The earliest time ``handle_timers`` has work, or None."""
+        self._flush(self._now)
+        best: float | None = None
+        for t in (self._rto_at, self._delack_at, self._persist_at, self._tw_at,
+                  self._keepalive_at()):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def _keepalive_at(self) -> float | None:
+        if not self.keepalive or self.state not in (State.ESTABLISHED, State.CLOSE_WAIT):
+            return None
+        if self._ka_probes == 0:
+            return self._last_rx + self.keepalive_idle
+        return self._ka_last + self.keepalive_interval
+
+    def handle_timers(self, now: float) -> None:
+        """Run every timer whose deadline passed."""
+        self._now = now
+        if self._tw_at is not None and now >= self._tw_at:
+            self._tw_at = None
+            if self.state is State.TIME_WAIT:
+                self._set_state(now, State.CLOSED, "2MSL timeout")
+            elif self.state is State.FIN_WAIT_2:
+                self._set_state(now, State.CLOSED, "FIN-WAIT-2 timeout")
+        if self._rto_at is not None and now >= self._rto_at:
+            self._rto_at = None
+            self._on_rto(now)
+        if self._persist_at is not None and now >= self._persist_at:
+            self._persist_at = None
+            self._on_persist(now)
+        if self._delack_at is not None and now >= self._delack_at:
+            self._delack_at = None
+            self._ack_now = True
+        ka = self._keepalive_at()
+        if ka is not None and now >= ka:
+            self._on_keepalive(now)
+        self._flush(now)
+
+    def _on_rto(self, now: float) -> None:
+        """RFC 6298 5.4-5.7 and RFC 9293 3.8.3: retransmit the earliest unacked segment."""
+        st = self.state
+        if self.snd_una == self.snd_max and st not in (State.SYN_SENT, State.SYN_RECEIVED):
+            return
+        if st is State.SYN_SENT:
+            limit = self.config.syn_retries
+        elif st is State.SYN_RECEIVED:
+            limit = self.config.synack_retries
+        else:
+            limit = self.config.retries2
+        if self._retries >= limit:
+            # RFC 9293 3.8.3 R2 / MUST-20: give up.
+            self._reset_close(now, "retransmission timeout", ConnectionTimedOut())
+            return
+        self._retries += 1
+        self._rtt.backoff()
+        self._rtt_seq = None  # Karn
+        if st is State.SYN_SENT:
+            self._syn_lost = True
+            self._send_syn(now)
+            return
+        if st is State.SYN_RECEIVED:
+            self._syn_lost = True
+            self._send_synack(now)
+            return
+        flight = seq_sub(self.snd_max, self.snd_una)
+        self._cc.on_rto(now, flight, repeated=self._rto_repeated)
+        self._rto_repeated = True
+        self._in_recovery = False
+        self._dupacks = 0
+        self._recover = self.snd_max  # RFC 6582 4: no fast retransmit for this window
+        self.snd_nxt = self.snd_una   # go back: resend from the first unacked octet
+        self._retransmit_at(now, self.snd_una)
+        self._arm_rto(now)
+
+    def _on_persist(self, now: float) -> None:
+        """RFC 9293 3.8.6.1: probe a zero (or too small) window; backoff without limit."""
+        if self.state not in _OUTPUT_STATES or not self._has_unsent():
+            self._persist_backoff = 0
+            return
+        if self.snd_una != self.snd_nxt:
+            return  # data in flight: the RTO covers it
+        room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
+        if room > 0:
+            self._send_data(now, force=True)
+        else:
+            # Linux-style probe: an old sequence number draws an ACK with the window.
+            self._emit(Segment(seq_sub(self.snd_una, 1) & MASK, self.rcv_nxt, ACK,
+                               self._wnd_field(), options=self._options(now, 0)))
+        self._persist_backoff += 1
+        self._arm_persist(now)
+
+    def _on_keepalive(self, now: float) -> None:
+        """RFC 9293 3.8.4: probe an idle connection; MUST-29: several lost probes tolerated."""
+        if self.snd_una != self.snd_max or self._has_unsent():
+            self._last_rx = now  # not idle: data is outstanding (Linux does the same)
+            self._ka_probes = 0
+            return
+        if self._ka_probes >= self.keepalive_count:
+            self._emit(Segment(self.snd_nxt, self.rcv_nxt, RST | ACK, self._wnd_field(),
+                               options=self._options(now, 0)))
+            self._reset_close(now, "keep-alive timeout", ConnectionTimedOut())
+            return
+        self._ka_probes += 1
+        self._ka_last = now
+        self._emit(Segment(seq_sub(self.snd_una, 1) & MASK, self.rcv_nxt, ACK,
+                           self._wnd_field(), options=self._options(now, 0)))
+
+    def _arm_rto(self, now: float) -> None:
+        self._rto_at = now + self._rtt.rto
+
+    def _arm_persist(self, now: float) -> None:
+        base = max(self._rtt.rto, self.config.persist_min)
+        t = min(base * (1 << min(self._persist_backoff, 30)), self.config.persist_max)
+        self._persist_at = now + t
+
+    # ------------------------------------------------------------------ ICMP
+    def handle_icmp_error(self, now: float, type: int, code: int) -> None:
+        """RFC 9293 3.9.2.2 / RFC 1122 4.2.3.9: soft errors never abort (MUST-56); source
+        quench is ignored (MUST-55); in SYN-SENT a port/protocol unreachable (or an
+        administratively prohibited) refuses the connection, as Linux does."""
+        self._now = now
+        if type == 4:
+            return  # source quench (MUST-55)
+        if type == 3 and code in (2, 3, 9, 10, 13) and self.state is State.SYN_SENT:
+            self._reset_close(now, f"ICMP unreachable {code}", ConnectionRefused())
+            return
+        self.soft_error = (type, code)
+
+    # ------------------------------------------------------------------ segment arrival
+    def handle_segment(self, now: float, seg: Segment) -> None:
+        """SEGMENT ARRIVES (RFC 9293 3.10.7)."""
+        self._now = now
+        st = self.state
+        if st is State.CLOSED:
+            self.drops[DropReason.UNEXPECTED_SEGMENT] += 1  # 3.10.7.1 is the stack's
+        elif st is State.LISTEN:
+            self._on_listen(now, seg)
+        elif st is State.SYN_SENT:
+            self._on_syn_sent(now, seg)
+        else:
+            self._on_other(now, seg)
+
+    def _on_listen(self, now: float, seg: Segment) -> None:
+        """RFC 9293 3.10.7.2."""
+        flags = seg.flags
+        if flags & RST:
+            self.drops[DropReason.UNEXPECTED_SEGMENT] += 1
+            return
+        if flags & ACK:
+            self._emit(Segment(seg.ack, 0, RST, 0))
+            self.drops[DropReason.BAD_ACK] += 1
+            return
+        if not flags & SYN:
+            self.drops[DropReason.UNEXPECTED_SEGMENT] += 1
+            return
+        self.irs = seg.seq
+        self.rcv_nxt = seq_add(seg.seq, 1)
+        self._negotiate(now, seg)
+        self.snd_wnd = seg.wnd  # RFC 7323 2.2: the window in a SYN is never scaled
+        self.max_snd_wnd = self.snd_wnd
+        self.snd_wl1 = seg.seq
+        self._set_state(now, State.SYN_RECEIVED, "SYN")
+        self._send_synack(now)
+
+    def _on_syn_sent(self, now: float, seg: Segment) -> None:
+        """RFC 9293 3.10.7.3."""
+        flags = seg.flags
+        ack_ok = False
+        if flags & ACK:
+            # first: SEG.ACK =< ISS or SEG.ACK > SND.NXT is unacceptable
+            if seq_le(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
+                if not flags & RST:
+                    self._emit(Segment(seg.ack, 0, RST, 0))
+                self.drops[DropReason.BAD_ACK] += 1
+                return
+            ack_ok = True
+        if flags & RST:
+            # second: RFC 5961 3.2: only an RST that acknowledges our SYN counts.
+            if ack_ok:
+                self._reset_close(now, "RST", ConnectionRefused())
+            else:
+                self.drops[DropReason.RST_INVALID] += 1
+            return
+        if not flags & SYN:
+            self.drops[DropReason.UNEXPECTED_SEGMENT] += 1
+            return
+        # fourth: SYN
+        self.irs = seg.seq
+        self.rcv_nxt = seq_add(seg.seq, 1)
+        self._negotiate(now, seg)
+        if ack_ok:
+            self.snd_una = seg.ack
+            if seq_lt(self.snd_nxt, self.snd_una):
+                self.snd_nxt = self.snd_una
+            self._on_syn_acked(now, seg)
+            self.snd_wnd = seg.wnd  # unscaled in a SYN (RFC 7323 2.2)
+            self.max_snd_wnd = self.snd_wnd
+            self.snd_wl1 = seg.seq
+            self.snd_wl2 = seg.ack
+            self.rcv_adv = seq_add(self.rcv_nxt, min(0xFFFF, self.config.recv_buffer))
+            self._set_state(now, State.ESTABLISHED, "SYN-ACK")
+            self._ack_now = True
+            if seg.payload or flags & (FIN | URG):
+                # RFC 9293 3.10.7.3: continue at the sixth step with the rest.
+                self._after_ack(now, seq_add(seg.seq, 1), flags, seg.payload, seg.urg)
+        else:
+            # Simultaneous open (MUST-10): SYN-RECEIVED, resend our SYN with an ACK.
+            self.snd_wnd = seg.wnd
+            self.max_snd_wnd = self.snd_wnd
+            self.snd_wl1 = seg.seq
+            self._set_state(now, State.SYN_RECEIVED, "SYN (simultaneous open)")
+            self._send_synack(now)
+
+    def _negotiate(self, now: float, seg: Segment) -> None:
+        """Options of the peer's SYN (RFC 9293 3.7.1, RFC 7323, RFC 2018)."""
+        cfg = self.config
+        opts = seg.options
+        self.peer_mss = opts.mss if opts.mss else DEFAULT_SEND_MSS  # MUST-15
+        if self.state is State.SYN_SENT:
+            # We offered what the config allows; each is on only if the peer answered it.
+            self.ws_ok = cfg.window_scaling and opts.wscale is not None
+            self.ts_ok = cfg.timestamps and opts.timestamp is not None
+            self.sack_ok = cfg.sack and opts.sack_permitted
+        else:
+            self.ws_ok = cfg.window_scaling and opts.wscale is not None
+            self.ts_ok = cfg.timestamps and opts.timestamp is not None
+            self.sack_ok = cfg.sack and opts.sack_permitted
+        if self.ws_ok:
+            self.snd_wscale = min(opts.wscale or 0, 14)  # RFC 7323 2.3: at most 14
+        else:
+            self.snd_wscale = 0
+            self.rcv_wscale = 0
+        if self.ts_ok and opts.timestamp is not None:
+            self.ts_recent = opts.timestamp[0]
+            self._ts_recent_age = now
+        # MUST-16: Eff.snd.MSS = min(SendMSS, our MMS) - option bytes.
+        mss = min(self.peer_mss, self.our_mss) - (TS_OPTION_LEN if self.ts_ok else 0)
+        self.snd_mss = max(mss, 64)
+        self._rcv_mss = min(self.our_mss - (TS_OPTION_LEN if self.ts_ok else 0),
+                            DEFAULT_SEND_MSS)
+        self._cc.set_mss(self.snd_mss)
+        self._quickack = self.config.quickack
+
+    def _on_syn_acked(self, now: float, seg: Segment) -> None:
+        """Our SYN was acknowledged: RTT sample, timer off (RFC 6298)."""
+        sample = self._rtt_sample(now, seg.options, seg.ack)
+        if sample is not None:
+            self._rtt.sample(sample)
+        elif self._syn_lost:
+            self._rtt.reinit_after_syn_loss()
+        self._rtt.reset_backoff()
+        self._retries = 0
+        self._rto_at = None
+
+    def _on_other(self, now: float, seg: Segment) -> None:
+        """RFC 9293 3.10.7.4: SYN-RECEIVED and the synchronized states, in the RFC's order."""
+        flags = seg.flags
+        seq = seg.seq
+        payload = seg.payload
+        opts = seg.options
+        st = self.state
+        if flags & SYN and st is State.SYN_RECEIVED and seq == self.irs:
+            if not flags & ACK:
+                if not flags & RST:
+                    self._send_synack(now)  # the peer retransmitted its SYN
+                return
+            # Simultaneous open: the peer's SYN-ACK. Its SYN is old; process the ACK.
+            seq = seq_add(seq, 1)
+            flags &= ~SYN
+        # RFC 7323 5.3 PAWS, before the sequence number check.
+        ts = opts.timestamp if self.ts_ok else None
+        if ts is not None and not flags & RST:
+            if seq_lt(ts[0], self.ts_recent) and now - self._ts_recent_age <= PAWS_IDLE:
+                self.drops[DropReason.PAWS] += 1
+                self._ack_now = True
+                return
+        # first: check the sequence number (3.10.7.4 table)
+        seg_len = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        rcv_wnd = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
+        rcv_nxt = self.rcv_nxt
+        if seg_len == 0:
+            ok = (seq == rcv_nxt) if rcv_wnd == 0 else seq_between_wnd(seq, rcv_nxt, rcv_wnd)
+        elif rcv_wnd == 0:
+            ok = False
+        else:
+            last = seq_add(seq, seg_len - 1)
+            ok = seq_between_wnd(seq, rcv_nxt, rcv_wnd) or seq_between_wnd(last, rcv_nxt, rcv_wnd)
+        if not ok:
+            if rcv_wnd == 0 and seq == rcv_nxt:
+                # MUST-66: at zero window still process ACK, URG and RST; drop the text.
+                self.drops[DropReason.OUT_OF_WINDOW] += 1
+                payload = b""
+                flags &= ~FIN
+                self._ack_now = True
+            else:
+                if flags & RST:
+                    self.drops[DropReason.RST_INVALID] += 1
+                    return
+                if seg_len and seq_lt(seq, rcv_nxt):
+                    if payload:
+                        # An old duplicate: report it with D-SACK (RFC 2883 4.1).
+                        end = seq_add(seq, len(payload))
+                        self._dsack = (seq, end if seq_le(end, rcv_nxt) else rcv_nxt)
+                    if st is State.TIME_WAIT and flags & FIN:
+                        # The peer's FIN again: ACK it and restart 2MSL (3.10.7.4 eighth).
+                        self._tw_at = now + self.config.time_wait
+                self.drops[DropReason.OUT_OF_WINDOW] += 1
+                self._ack_now = True
+                return
+        self._last_rx = now
+        self._ka_probes = 0
+        # RFC 7323 4.3: remember the peer's timestamp for echo.
+        if ts is not None and seq_le(seq, self.last_ack_sent) and seq_ge(ts[0], self.ts_recent):
+            self.ts_recent = ts[0]
+            self._ts_recent_age = now
+        # second: RST (RFC 5961 3.2: only an exact match resets)
+        if flags & RST:
+            if seq != rcv_nxt:
+                self.drops[DropReason.RST_CHALLENGED] += 1
+                self._challenge_ack(now)
+                return
+            if st is State.SYN_RECEIVED:
+                if self._passive:
+                    # MUST-11: back to LISTEN; the stack's per-SYN connection just ends.
+                    self._reset_close(now, "RST (passive SYN-RECEIVED)", None)
+                else:
+                    self._reset_close(now, "RST", ConnectionRefused())
+            elif st is State.TIME_WAIT:
+                self.drops[DropReason.RST_INVALID] += 1  # RFC 1337: ignore
+            elif st in (State.CLOSING, State.LAST_ACK):
+                self._reset_close(now, "RST", None)
+            else:
+                self._rcvq.clear()
+                self._reset_close(now, "RST", ConnectionReset())
+            return
+        # Trim the text to the window (3.10.7.4, "trimmed to the window").
+        if seq_lt(seq, rcv_nxt) and payload:
+            cut = seq_sub(rcv_nxt, seq)
+            if cut >= len(payload):
+                self._dsack = (seq, seq_add(seq, len(payload)))
+                payload = b""
+            else:
+                self._dsack = (seq, rcv_nxt)
+                payload = payload[cut:]
+            seq = rcv_nxt
+            self._ack_now = True
+        if payload:
+            room = seq_sub(seq_add(rcv_nxt, rcv_wnd), seq)
+            if len(payload) > room:
+                payload = payload[:max(0, room)]
+                flags &= ~FIN  # the FIN lies beyond the window
+        # fourth: SYN in a synchronized state -> challenge ACK (RFC 5961 4.2)
+        if flags & SYN:
+            self.drops[DropReason.SYN_CHALLENGED] += 1
+            self._challenge_ack(now)
+            return
+        # fifth: ACK
+        if not flags & ACK:
+            self.drops[DropReason.NO_ACK_FLAG] += 1
+            return
+        if st is State.SYN_RECEIVED:
+            if seq_lt(self.snd_una, seg.ack) and seq_le(seg.ack, self.snd_max):
+                self.snd_una = seg.ack
+                if seq_lt(self.snd_nxt, self.snd_una):
+                    self.snd_nxt = self.snd_una
+                self._on_syn_acked(now, seg)
+                self.snd_wnd = seg.wnd << self.snd_wscale
+                self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+                self.snd_wl1 = seq
+                self.snd_wl2 = seg.ack
+                if self._fin_queued:
+                    self._set_state(now, State.ESTABLISHED, "ACK")
+                    self._set_state(now, State.FIN_WAIT_1, "CLOSE")
+                else:
+                    self._set_state(now, State.ESTABLISHED, "ACK")
+            else:
+                self._emit(Segment(seg.ack, 0, RST, 0))
+                self.drops[DropReason.BAD_ACK] += 1
+                return
+        elif not self._process_ack(now, seg, seq, len(payload), flags):
+            return
+        if self.state is State.CLOSED:
+            return
+        self._after_ack(now, seq, flags, payload, seg.urg)
+
+    def _after_ack(self, now: float, seq: int, flags: int, payload: Buffer, urg: int) -> None:
+        """Steps six to eight of RFC 9293 3.10.7.4: URG, segment text, FIN."""
+        st = self.state
+        # sixth: URG (RFC 9293 3.8.5, MUST-30..32)
+        if flags & URG and st in RECEIVE_STATES:
+            up = seq_add(seq, urg)
+            if not self._urg_valid or seq_gt(up, self.rcv_up):
+                self.rcv_up = up
+                self._urg_valid = True
+                self._events.append(UrgentData(self.urgent_pending))
+        # seventh: segment text
+        if payload:
+            if st not in RECEIVE_STATES:
+                self.drops[DropReason.UNEXPECTED_SEGMENT] += 1  # after the peer's FIN
+                payload = b""
+            elif self._app_closed:
+                # Nobody will read it: RST (RFC 2525 2.17, Linux).
+                self._emit(Segment(self.snd_nxt, self.rcv_nxt, RST | ACK, 0,
+                                   options=self._options(now, 0)))
+                self._reset_close(now, "data after close", None)
+                return
+            else:
+                self._receive_text(now, seq, payload)
+        # eighth: FIN
+        if flags & FIN:
+            fin_seq = seq_add(seq, len(payload))
+            if fin_seq == self.rcv_nxt:
+                self._on_fin(now)
+            elif seq_gt(fin_seq, self.rcv_nxt) and st in RECEIVE_STATES:
+                self._ooo_fin = fin_seq
+                self._ack_now = True
+
+    def _receive_text(self, now: float, seq: int, payload: Buffer) -> None:
+        """RFC 9293 3.10.7.4 seventh: in-order data to the receive queue, the rest to the
+        reassembly queue; immediate ACKs for out-of-order data and filled holes (RFC 5681 4.2)."""
+        n = len(payload)
+        if n > self._rcv_mss:
+            self._rcv_mss = min(n, self.our_mss)  # Linux tcp_measure_rcv_mss
+        if seq == self.rcv_nxt:
+            self._rcvq += payload
+            self.rcv_nxt = seq_add(self.rcv_nxt, n)
+            self.bytes_in += n
+            self._rcv_unacked += n
+            if self._reasm:
+                more = self._reasm.pop(self.rcv_nxt)
+                if more:
+                    self._rcvq += more
+                    self.rcv_nxt = seq_add(self.rcv_nxt, len(more))
+                    self.bytes_in += len(more)
+                self._ack_now = True  # a hole filled (RFC 5681 4.2)
+            self._events.append(DataAvailable())
+            if self._ooo_fin is not None and self._ooo_fin == self.rcv_nxt:
+                self._ooo_fin = None
+                self._on_fin(now)
+                return
+            if self._quickack > 0:
+                self._ack_now = True
+            elif self._rcv_unacked > (self.config.delayed_ack_segments - 1) * self._rcv_mss:
+                self._ack_now = True  # every second full-sized segment (RFC 5681 4.2)
+            elif self._delack_at is None:
+                self._delack_at = now + self.config.delayed_ack
+        else:
+            end = seq_add(seq, n)
+            dup = self._reasm.duplicate_of(seq, end)
+            if dup is not None:
+                self._dsack = dup
+            if not self._reasm.insert(seq, payload):
+                self.drops[DropReason.RECV_QUEUE_FULL] += 1
+            self._ack_now = True  # out-of-order: ACK at once (RFC 5681 4.2)
+
+    def _on_fin(self, now: float) -> None:
+        """RFC 9293 3.10.7.4 eighth: the peer's FIN, in order."""
+        self.rcv_nxt = seq_add(self.rcv_nxt, 1)
+        self._fin_received = True
+        self._events.append(EndOfStream())
+        st = self.state
+        if st is State.ESTABLISHED:
+            # Linux delays this ACK (it hopes to carry it on our FIN).
+            if self._delack_at is None:
+                self._delack_at = now + self.config.delayed_ack
+            self._rcv_unacked += 1
+            self._set_state(now, State.CLOSE_WAIT, "FIN")
+        elif st is State.FIN_WAIT_1:
+            self._ack_now = True
+            if self._fin_acked():
+                self._set_state(now, State.TIME_WAIT, "FIN")
+            else:
+                self._set_state(now, State.CLOSING, "FIN")
+        elif st is State.FIN_WAIT_2:
+            self._ack_now = True
+            self._set_state(now, State.TIME_WAIT, "FIN")
+        else:
+            self._ack_now = True
+
+    def _fin_acked(self) -> bool:
+        return self._fin_seq is not None and seq_gt(self.snd_una, self._fin_seq)
+
+    def _process_ack(self, now: float, seg: Segment, seq: int, data_len: int,
+                     flags: int) -> bool:
+        """RFC 9293 3.10.7.4 fifth, ESTABLISHED and later. False: segment dropped."""
+        ack = seg.ack
+        if seq_gt(ack, self.snd_max):
+            # Acknowledges something not yet sent: ACK and drop.
+            self.drops[DropReason.BAD_ACK] += 1
+            self._ack_now = True
+            return False
+        # RFC 5961 5.2: ACK older than SND.UNA - MAX.SND.WND is blind injection.
+        if seq_lt(ack, seq_sub(self.snd_una, max(self.max_snd_wnd, 1)) & MASK):
+            self.drops[DropReason.ACK_TOO_OLD] += 1
+            self._challenge_ack(now)
+            return False
+        new_wnd = seg.wnd << self.snd_wscale
+        acked = seq_sub(ack, self.snd_una)
+        if acked > 0:
+            self._ack_advance(now, seg, ack, acked)
+        elif (acked == 0 and data_len == 0 and not flags & (SYN | FIN)
+              and new_wnd == self.snd_wnd and self.snd_max != self.snd_una):
+            self._on_dupack(now)
+        # Window update (3.10.7.4 fifth: SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK)).
+        if seq_lt(self.snd_wl1, seq) or (self.snd_wl1 == seq and seq_le(self.snd_wl2, ack)):
+            opened = new_wnd > self.snd_wnd
+            self.snd_wnd = new_wnd
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+            if new_wnd > self.max_snd_wnd:
+                self.max_snd_wnd = new_wnd
+            if opened and self._persist_at is not None:
+                self._persist_at = None
+                self._persist_backoff = 0
+            if new_wnd == 0 and self.snd_nxt != self.snd_una:
+                # MUST-34: the window shrank to zero under data in flight: pull back and
+                # probe instead of timing out (as BSD does).
+                self.snd_nxt = self.snd_una
+                self._rto_at = None
+        st = self.state
+        if self._fin_acked():
+            if st is State.FIN_WAIT_1:
+                self._set_state(now, State.FIN_WAIT_2, "ACK of FIN")
+                if self._app_closed:
+                    self._tw_at = now + self.config.fin_wait2_timeout
+            elif st is State.CLOSING:
+                self._set_state(now, State.TIME_WAIT, "ACK of FIN")
+            elif st is State.LAST_ACK:
+                self._set_state(now, State.CLOSED, "ACK of FIN")
+                return False
+        return True
+
+    def _ack_advance(self, now: float, seg: Segment, ack: int, acked: int) -> None:
+        """SND.UNA < SEG.ACK =< SND.MAX: new data acknowledged."""
+        flight = seq_sub(self.snd_max, self.snd_una)
+        sample = self._rtt_sample(now, seg.options, ack)
+        if sample is not None:
+            self._rtt.sample(sample)
+        else:
+            self._rtt.reset_backoff()
+        self._retries = 0
+        self._rto_repeated = False
+        # Release acknowledged bytes from the send buffer.
+        data_end = seq_add(self._buf_seq, len(self._sendbuf))
+        upto = ack if seq_le(ack, data_end) else data_end
+        n = seq_sub(upto, self._buf_seq)
+        if n > 0:
+            self._sendbuf.consume(n)
+            self._buf_seq = upto
+            self.bytes_out += n
+        self.snd_una = ack
+        if seq_lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        # RFC 6298 5.2/5.3: timer off when all is acknowledged, else restart it.
+        if self.snd_una == self.snd_max:
+            self._rto_at = None
+        else:
+            self._arm_rto(now)
+        if self._in_recovery:
+            if seq_ge(ack, self._recover):
+                # RFC 6582 3.2 step 6 / RFC 6675: full acknowledgment ends recovery.
+                self._in_recovery = False
+                self._dupacks = 0
+                self._cc.on_recovery_exit(now)
+            else:
+                # RFC 6582 3.2 step 5: partial ACK: retransmit the next hole at once.
+                self._dupacks = max(0, self._dupacks - max(0, acked // self.snd_mss - 1))
+                self._retransmit_at(now, ack)
+        else:
+            self._dupacks = 0
+            self._cc.on_ack(now, acked, sample, flight)
+        if self._want_space and self._sendbuf.free > 0 and not self._fin_queued:
+            self._want_space = False
+            self._events.append(SendSpaceAvailable())
+
+    def _on_dupack(self, now: float) -> None:
+        """RFC 5681 3.2 / RFC 6582: fast retransmit on the third duplicate ACK."""
+        self._dupacks += 1
+        if self._in_recovery:
+            return  # each dupack lowers the pipe estimate: more may be sent
+        # RFC 6582 3.2 step 1: a new recovery only when the ACK covers more than "recover".
+        if self._dupacks == 3 and seq_gt(self.snd_una, self._recover):
+            flight = seq_sub(self.snd_max, self.snd_una)
+            self._cc.on_congestion(now, flight)
+            self._in_recovery = True
+            self._recover = self.snd_max
+            self._retransmit_at(now, self.snd_una)
+            self._arm_rto(now)
+
+    def _rtt_sample(self, now: float, opts: TcpOptions, ack: int) -> float | None:
+        """RTT measurement: RFC 7323 4 (TSecr) when timestamps are on, else RFC 6298 with
+        Karn's algorithm (the timed segment was not retransmitted)."""
+        if self.ts_ok and opts.timestamp is not None and opts.timestamp[1] != 0:
+            ticks = (self._ts_val(now) - opts.timestamp[1]) & MASK
+            if ticks < 0x7FFFFFFF:
+                self._rtt_seq = None
+                return ticks / self.config.ts_hz
+            return None
+        if self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
+            self._rtt_seq = None
+            return now - self._rtt_time
+        return None
+
+    def _challenge_ack(self, now: float) -> None:
+        """RFC 5961 3.2/4.2/5.2: an ACK that tells the real peer where we are, rate limited
+        (RFC 5961 7)."""
+        if now - self._chal_window >= 1.0:
+            self._chal_window = now
+            self._chal_count = 0
+        if self._chal_count >= self.config.challenge_ack_limit:
+            return
+        self._chal_count += 1
+        self._ack_now = True
+
+    # ------------------------------------------------------------------ output
+    def _ts_val(self, now: float) -> int:
+        return (int(now * self.config.ts_hz) + self.ts_offset) & MASK
+
+    def _options(self, now: float, payload_len: int) -> TcpOptions:
+        """Options of a non-SYN segment: TS (RFC 7323) and SACK blocks (RFC 2018, D-SACK
+        first per RFC 2883) on ACKs."""
+        ts = (self._ts_val(now), self.ts_recent) if self.ts_ok else None
+        blocks: tuple[tuple[int, int], ...] = ()
+        if self.sack_ok and (self._reasm or self._dsack is not None):
+            room = 3 if self.ts_ok else 4
+            lst: list[tuple[int, int]] = []
+            if self._dsack is not None:
+                lst.append(self._dsack)
+            for b in self._reasm.blocks():
+                if len(lst) >= room:
+                    break
+                lst.append(b)
+            blocks = tuple(lst)
+        if ts is None and not blocks:
+            return NO_OPTIONS
+        return TcpOptions(timestamp=ts, sack_blocks=blocks)
+
+    def _sws_threshold(self) -> int:
+        return min(self.config.recv_buffer // 2, self.snd_mss)
+
+    def _window_to_advertise(self) -> int:
+        """RCV.WND to offer: the free receive buffer, moving the right edge only in steps of
+        min(RCV.BUFF/2, MSS) (receiver SWS avoidance, RFC 9293 3.8.6.2.2, MUST-39) and never
+        shrinking it (RFC 9293 3.8.6.2.2, 'SHOULD NOT shrink')."""
+        free = max(0, self.config.recv_buffer - len(self._rcvq))
+        cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
+        if free - cur < self._sws_threshold():
+            return cur
+        return free
+
+    def _wnd_field(self) -> int:
+        """The 16-bit window field for a non-SYN segment; updates RCV.ADV."""
+        if self.state in (State.SYN_SENT, State.LISTEN, State.CLOSED):
+            return 0
+        win = self._window_to_advertise()
+        ws = self.rcv_wscale
+        cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
+        field = win >> ws
+        if win == cur and (field << ws) < win:
+            # Keeping the old right edge: round up so as not to shrink it, unless that would
+            # offer more than the buffer holds (then a shrink of < 2**ws octets).
+            up = field + 1
+            if (up << ws) <= self.config.recv_buffer - len(self._rcvq):
+                field = up
+        if field > 0xFFFF:
+            field = 0xFFFF
+        edge = seq_add(self.rcv_nxt, field << ws)
+        if seq_gt(edge, self.rcv_adv):
+            self.rcv_adv = edge
+        return field
+
+    def _syn_options(self, now: float) -> TcpOptions:
+        cfg = self.config
+        if self.state is State.SYN_SENT:  # what we offer (RFC 7323 2.2, RFC 2018 2)
+            return TcpOptions(
+                mss=self.our_mss,
+                wscale=self.rcv_wscale if cfg.window_scaling else None,
+                sack_permitted=cfg.sack,
+                timestamp=(self._ts_val(now), 0) if cfg.timestamps else None)
+        return TcpOptions(  # SYN-ACK: only what the peer offered too
+            mss=self.our_mss,
+            wscale=self.rcv_wscale if self.ws_ok else None,
+            sack_permitted=self.sack_ok,
+            timestamp=(self._ts_val(now), self.ts_recent) if self.ts_ok else None)
+
+    def _send_syn(self, now: float) -> None:
+        wnd = min(0xFFFF, self.config.recv_buffer)  # RFC 7323 2.2: unscaled in a SYN
+        self._out.append(Segment(self.iss, 0, SYN, wnd, options=self._syn_options(now)))
+        self.snd_nxt = self.snd_max = seq_add(self.iss, 1)
+        if self._retries == 0 and self._rtt_seq is None and not self._syn_lost:
+            self._rtt_seq = self.snd_nxt
+            self._rtt_time = now
+        self._arm_rto(now)
+
+    def _send_synack(self, now: float) -> None:
+        wnd = min(0xFFFF, self.config.recv_buffer)
+        self.rcv_adv = seq_add(self.rcv_nxt, wnd)
+        self._emit(Segment(self.iss, self.rcv_nxt, SYN | ACK, wnd,
+                           options=self._syn_options(now)))
+        self.snd_nxt = self.snd_max = seq_add(self.iss, 1)
+        if self._retries == 0 and not self._syn_lost:
+            self._rtt_seq = self.snd_nxt
+            self._rtt_time = now
+        if self._rto_at is None:
+            self._arm_rto(now)
+
+    def _emit(self, seg: Segment) -> None:
+        """Queue a segment; an ACK-bearing one acknowledges everything received so far."""
+        if seg.flags & ACK and not seg.flags & RST:
+            self.last_ack_sent = seg.ack
+            self._ack_now = False
+            self._delack_at = None
+            self._rcv_unacked = 0
+            self._dsack = None
+            if self._quickack > 0 and self.state.synchronized:
+                self._quickack -= 1
+        self._out.append(seg)
+
+    def _flush(self, now: float) -> None:
+        """Build what is due: data the windows allow (carrying the ACK), else a pure ACK."""
+        if self.state in _OUTPUT_STATES:
+            self._send_data(now)
+        if self._ack_now and self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT):
+            if self.state is State.SYN_RECEIVED:
+                self._ack_now = False
+                return
+            self._emit(Segment(self.snd_nxt, self.rcv_nxt, ACK, self._wnd_field(),
+                               options=self._options(now, 0)))
+
+    def _has_unsent(self) -> bool:
+        data_end = seq_add(self._buf_seq, len(self._sendbuf))
+        if seq_lt(self.snd_nxt, data_end):
+            return True
+        return self._fin_queued and (self._fin_seq is None or seq_le(self.snd_nxt, self._fin_seq))
+
+    def _pipe(self) -> int:
+        """Octets thought to be in the network (RFC 6675 'pipe'; duplicate ACKs count as
+        segments that left it when SACK is not in use)."""
+        out = seq_sub(self.snd_nxt, self.snd_una)
+        if self._in_recovery:
+            out -= self._dupacks * self.snd_mss
+            out = max(out, 0)
+        return out
+
+    def _send_data(self, now: float, force: bool = False) -> None:
+        """Send new data (and the FIN) as the send window, cwnd, Nagle (RFC 896, MUST-17) and
+        sender SWS avoidance (RFC 9293 3.8.6.2.1, MUST-38) allow."""
+        mss = self.snd_mss
+        maxp = self.config.max_segment_payload
+        if maxp < mss:
+            maxp = mss
+        sent_any = False
+        while True:
+            buffered = len(self._sendbuf)
+            off = seq_sub(self.snd_nxt, self._buf_seq)
+            if off < 0:
+                off = 0
+            avail = buffered - off
+            fin_due = self._fin_queued and (
+                self._fin_seq is None or seq_le(self.snd_nxt, self._fin_seq))
+            if avail <= 0 and not fin_due:
+                break
+            wnd_room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
+            cc_room = self._cc.cwnd - self._pipe()
+            retrans = seq_lt(self.snd_nxt, self.snd_max)
+            n = min(avail, wnd_room, cc_room, maxp)
+            if avail <= 0:
+                # A bare FIN: it takes no window room (receivers accept it at RCV.NXT).
+                if cc_room <= 0 and not force and self.snd_una != self.snd_nxt:
+                    break
+                n = 0
+            elif n <= 0:
+                break
+            elif n < avail and n < mss and not force:
+                # Window- or cwnd-limited small segment: sender SWS avoidance.
+                if cc_room < mss or n < self.max_snd_wnd // 2:
+                    break
+            elif n == avail and n < mss and not force and not retrans:
+                # The tail of the queue: Nagle (RFC 896, RFC 9293 3.7.4) with Minshall's
+                # refinement as in Linux: hold it while a small segment is unacknowledged.
+                if (not self.nodelay and not self._fin_queued
+                        and seq_gt(self._snd_sml, self.snd_una)
+                        and seq_le(self._snd_sml, self.snd_nxt)):
+                    break
+            if n > mss and n < avail:
+                n -= n % mss  # whole segments in a GSO super-segment
+            seq = self.snd_nxt
+            payload = self._sendbuf.read(off, n) if n > 0 else b""
+            flags = ACK
+            if off + n == buffered:
+                if n > 0:
+                    flags |= PSH  # MUST-61: PSH on the last buffered segment
+                if self._fin_queued:
+                    flags |= FIN
+                    self._fin_seq = seq_add(seq, n)
+            self._emit_data(now, seq, flags, payload, retrans)
+            if 0 < n < mss:
+                self._snd_sml = self.snd_nxt
+            sent_any = True
+            if force:
+                break
+        if (not sent_any and self._persist_at is None and self._rto_at is None
+                and self.snd_una == self.snd_nxt and self._has_unsent()
+                and self.state in _OUTPUT_STATES):
+            self._arm_persist(now)
+
+    def _emit_data(self, now: float, seq: int, flags: int, payload: bytes,
+                   retrans: bool) -> None:
+        n = len(payload)
+        gso = self.snd_mss if n > self.snd_mss else 0
+        self._emit(Segment(seq, self.rcv_nxt, flags, self._wnd_field(), payload,
+                           self._options(now, n), 0, gso))
+        end = seq_add(seq, n + (1 if flags & FIN else 0))
+        self.snd_nxt = end
+        if seq_gt(end, self.snd_max):
+            if retrans:
+                self.retransmits += 1
+                self._rtt_seq = None
+            self.snd_max = end
+            if self._rtt_seq is None and not retrans and not self.ts_ok:
+                self._rtt_seq = end
+                self._rtt_time = now
+        elif retrans:
+            self.retransmits += 1
+            self._rtt_seq = None  # Karn: a retransmitted segment gives no sample
+        if self._rto_at is None:
+            self._arm_rto(now)
+        self._persist_at = None
+
+    def _retransmit_at(self, now: float, seq: int) -> None:
+        """Retransmit one segment starting at ``seq`` (fast retransmit, partial ACK, RTO)."""
+        off = seq_sub(seq, self._buf_seq)
+        buffered = len(self._sendbuf)
+        if off < 0 or off > buffered:
+            return
+        n = min(buffered - off, self.snd_mss)
+        payload = self._sendbuf.read(off, n)
+        flags = ACK
+        if off + n == buffered:
+            if n:
+                flags |= PSH
+            if self._fin_seq is not None:
+                flags |= FIN
+        if n == 0 and not flags & FIN:
+            return
+        save = self.snd_nxt
+        self._emit_data(now, seq, flags, payload, True)
+        end = self.snd_nxt
+        # A retransmission does not move SND.NXT back (unless the RTO already did).
+        self.snd_nxt = end if seq_gt(end, save) else save
+
+
+def seq_between_wnd(x: int, lo: int, wnd: int) -> bool:
+    """RCV.NXT =< x < RCV.NXT + RCV.WND on the sequence circle."""
+    return ((x - lo) & MASK) < wnd

@@ -1,0 +1,220 @@
+"""Data transfer: send/receive buffers, windows (RFC 7323 scaling), delayed ACK (RFC 5681 4.2,
+RFC 1122), Nagle (RFC 896), PSH (MUST-61), zero window and persist (RFC 9293 3.8.6.1), GSO."""
+
+from __future__ import annotations
+
+import random
+
+from test_connection_harness import A_ISS, B_ISS, cfg, pair, syn_options
+
+from pytcp.tcp.config import TcpConfig
+from pytcp.tcp.connection import Connection
+from pytcp.tcp.events import DataAvailable, SendSpaceAvailable
+from pytcp.tcp.segment import Segment
+from pytcp.tcp.state import State
+from pytcp.wire.tcp import ACK, PSH, SYN, TcpOptions
+
+
+def payload(n: int, seed: int = 7) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def established_server(config: TcpConfig | None = None, tsval: int = 100) -> Connection:
+    """A passive connection fed SYN and ACK by hand (peer ISS 9000, peer wscale 7, TS on)."""
+    c = Connection(config or TcpConfig(), iss=B_ISS, now=0.0)
+    c.ts_offset = 0
+    c.open_passive()
+    c.handle_segment(0.0, Segment(9000, 0, SYN, 65535, options=syn_options(tsval)))
+    c.pending_output()
+    c.handle_segment(0.01, Segment(9001, B_ISS + 1, ACK, 502,
+                                   options=TcpOptions(timestamp=(tsval + 10, 0))))
+    c.pending_output()
+    c.pending_events()
+    return c
+
+
+def data_seg(seq_off: int, n: int, t: int = 120, flags: int = ACK | PSH) -> Segment:
+    return Segment(9001 + seq_off, B_ISS + 1, flags, 502, b"d" * n,
+                   options=TcpOptions(timestamp=(t, 10)))
+
+
+def test_bulk_transfer_one_way_exact_bytes() -> None:
+    net = pair()
+    data = payload(1_000_000)
+    sent = 0
+    for _ in range(1000):
+        if sent < len(data):
+            sent += net.a.send(net.t, data[sent:])
+        net.run(0.05)
+        if len(net.received["b"]) == len(data):
+            break
+    assert bytes(net.received["b"]) == data
+    net.run(0.1)
+    # every data segment is at most one MSS and none was retransmitted
+    segs = [s for s in net.segs("a>b") if s.payload]
+    assert max(len(s.payload) for s in segs) == 1448
+    assert net.a.info().retransmits == 0
+    assert net.a.info().bytes_out == len(data)
+    assert net.b.info().bytes_in == len(data)
+
+
+def test_both_directions_at_once() -> None:
+    net = pair()
+    da, db = payload(200_000, 1), payload(150_000, 2)
+    ia = ib = 0
+    for _ in range(500):
+        ia += net.a.send(net.t, da[ia:]) if ia < len(da) else 0
+        ib += net.b.send(net.t, db[ib:]) if ib < len(db) else 0
+        net.run(0.05)
+        if len(net.received["b"]) == len(da) and len(net.received["a"]) == len(db):
+            break
+    assert bytes(net.received["b"]) == da
+    assert bytes(net.received["a"]) == db
+
+
+def test_quickack_then_delayed_ack_every_second_segment() -> None:
+    c = established_server(cfg(quickack=2))
+    # quickack: the first two data segments are ACKed at once
+    c.handle_segment(0.1, data_seg(0, 1000))
+    [a1] = c.pending_output()
+    assert (a1.ack, a1.flags) == (9001 + 1000, ACK)
+    c.handle_segment(0.2, data_seg(1000, 1000))
+    [a2] = c.pending_output()
+    assert a2.ack == 9001 + 2000
+    # then delayed: one segment waits for the 40 ms timer
+    c.handle_segment(0.3, data_seg(2000, 1000))
+    assert c.pending_output() == []
+    assert c.next_deadline() == 0.3 + 0.04
+    c.handle_timers(0.34)
+    [a3] = c.pending_output()
+    assert a3.ack == 9001 + 3000
+    # two full-sized segments: the second draws the ACK at once
+    c.handle_segment(0.5, data_seg(3000, 1448))
+    assert c.pending_output() == []
+    c.handle_segment(0.5, data_seg(3000 + 1448, 1448))
+    [a4] = c.pending_output()
+    assert a4.ack == 9001 + 3000 + 2 * 1448
+    assert c.next_deadline() is None
+    assert bytes(c.receive(0.6)) == b"d" * (3000 + 2 * 1448)
+
+
+def test_one_ack_for_a_batch_of_segments() -> None:
+    c = established_server(cfg(quickack=0))
+    for i in range(10):
+        c.handle_segment(0.1, data_seg(i * 1448, 1448))
+    out = c.pending_output()
+    assert [s.ack for s in out] == [9001 + 10 * 1448]  # MUST-58/59: one ACK for the batch
+    assert c.pending_events().count(DataAvailable()) == 10
+
+
+def test_gro_super_segment_is_accepted_and_acked() -> None:
+    c = established_server(cfg(quickack=0))
+    c.handle_segment(0.1, data_seg(0, 64000))
+    [a] = c.pending_output()
+    assert a.ack == 9001 + 64000
+    assert len(c.receive(0.1)) == 64000
+
+
+def test_advertised_window_is_free_buffer_scaled() -> None:
+    c = established_server(cfg(recv_buffer=1 << 20, quickack=1))
+    c.handle_segment(0.1, data_seg(0, 10000))
+    [a] = c.pending_output()
+    assert a.wnd == ((1 << 20) - 10000) >> 7 or a.wnd == -(-((1 << 20) - 10000) // 128)
+    assert c.info().rcv_wnd <= (1 << 20) - 10000 + 127
+
+
+def test_nagle_holds_small_segments_until_ack_nodelay_does_not() -> None:
+    c = established_server()
+    c.send(1.0, b"a")
+    [s1] = c.pending_output()
+    assert s1.payload == b"a" and s1.flags == ACK | PSH
+    c.send(1.0, b"b")
+    c.send(1.0, b"c")
+    assert c.pending_output() == []  # Nagle: one small segment outstanding
+    c.handle_segment(1.05, Segment(9001, B_ISS + 2, ACK, 502,
+                                   options=TcpOptions(timestamp=(200, 1000))))
+    [s2] = c.pending_output()
+    assert s2.payload == b"bc" and s2.seq == B_ISS + 2
+    c.set_nodelay(True)
+    c.send(1.1, b"d")
+    c.send(1.1, b"e")
+    assert [s.payload for s in c.pending_output()] == [b"de"]
+    c.send(1.1, b"f")
+    assert [s.payload for s in c.pending_output()] == [b"f"]
+
+
+def test_psh_on_last_segment_of_a_write() -> None:
+    c = established_server()
+    c.send(1.0, b"x" * 5000)
+    out = c.pending_output()
+    assert [len(s.payload) for s in out] == [1448, 1448, 1448, 656]
+    assert [bool(s.flags & PSH) for s in out] == [False, False, False, True]
+    assert [s.seq for s in out] == [B_ISS + 1 + i * 1448 for i in range(4)]
+
+
+def test_initial_window_is_ten_segments() -> None:
+    c = established_server()
+    c.send(1.0, b"x" * 100_000)
+    out = c.pending_output()
+    assert sum(len(s.payload) for s in out) == 10 * 1448
+
+
+def test_gso_super_segments_when_max_segment_payload_is_large() -> None:
+    c = established_server(cfg(max_segment_payload=65000))
+    c.send(1.0, b"x" * 20000)
+    out = c.pending_output()
+    assert len(out) == 1
+    assert len(out[0].payload) == 10 * 1448 and out[0].gso_size == 1448
+
+
+def test_send_buffer_full_then_send_space_event() -> None:
+    net = pair(cfg(send_buffer=10000))
+    n = net.a.send(net.t, b"z" * 25000)
+    assert n == 10000
+    assert net.a.send_space == 0
+    net.run(0.1)
+    assert SendSpaceAvailable() in net.a.pending_events()
+    assert net.a.send_space == 10000
+    assert len(net.received["b"]) == 10000
+
+
+def test_zero_window_persist_probes_back_off_and_recover() -> None:
+    net = pair(cfg_b=cfg(recv_buffer=20000))
+    net.auto_read = False
+    data = payload(100_000)
+    sent = net.a.send(net.t, data)
+    net.run(1.0)
+    assert net.a.snd_wnd == 0
+    got = len(net.b._rcvq)
+    assert got <= 20000 + 127
+    # persist: probes with SEQ = SND.UNA - 1 at growing intervals, the window stays closed
+    t0 = net.t
+    net.run(30.0)
+    probes = [(t, s) for (t, d, s) in net.log if d == "a>b" and t >= t0 and not s.payload]
+    assert len(probes) >= 4
+    gaps = [b[0] - a[0] for a, b in zip(probes, probes[1:])]
+    assert all(g2 >= g1 * 1.9 for g1, g2 in zip(gaps, gaps[1:]))
+    assert all(s.seq == (net.a.snd_una - 1) & 0xFFFFFFFF for _, s in probes)
+    assert net.a.state is State.ESTABLISHED  # a zero window may last indefinitely (MUST-37)
+    # the reader drains: a window update reopens the flow
+    net.auto_read = True
+    for _ in range(200):
+        if sent < len(data):
+            sent += net.a.send(net.t, data[sent:])
+        net.run(0.2)
+        if len(net.received["b"]) == len(data):
+            break
+    assert bytes(net.received["b"]) == data
+
+
+def test_receiver_sws_does_not_open_window_by_tiny_amounts() -> None:
+    c = established_server(cfg(recv_buffer=8000, quickack=100))
+    c.handle_segment(0.1, data_seg(0, 4000))
+    c.handle_segment(0.1, data_seg(4000, 4000))
+    [a] = c.pending_output()
+    assert a.wnd == 0
+    c.receive(0.2, 10)  # 10 bytes freed: no window update (SWS avoidance)
+    assert c.pending_output() == []
+    c.receive(0.2, 3000)
+    [u] = c.pending_output()
+    assert u.wnd > 0 and u.ack == 9001 + 8000
