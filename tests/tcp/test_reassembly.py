@@ -232,3 +232,19 @@ def test_octet_model_first_copy_wins(segs: list[tuple[int, int]], base: int) -> 
     assert q.insert(base, filler)  # only the gaps are new bytes
     got = q.pop(base)
     assert got == bytes(model.get(o, 0xEE) for o in range(top))
+
+
+def test_tiny_segment_flood_is_bounded() -> None:
+    """A hostile peer sends 20,000 one-byte segments with gaps: at most max_blocks are kept,
+    the rest are refused, and SACK blocks stay within the bound."""
+    q = ReassemblyQueue(1 << 20)
+    refused = 0
+    for i in range(20_000):
+        if not q.insert(seq_add(M - 10_000, 2 * i + 1), b"z"):
+            refused += 1
+    assert len(q) == 64 and q.bytes_queued == 64
+    assert refused == 20_000 - 64
+    assert len(q.blocks()) == 64
+    # a segment that bridges existing blocks is still accepted (it does not add a block)
+    assert q.insert(seq_add(M - 10_000, 1), b"abc")
+    assert len(q) == 63

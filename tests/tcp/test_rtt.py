@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytcp.tcp.rtt import RttEstimator
 
@@ -95,3 +97,28 @@ def test_bad_parameters_rejected() -> None:
         RttEstimator(min_rto=2.0, max_rto=1.0)
     with pytest.raises(ValueError):
         RttEstimator(initial_rto=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(st.one_of(st.floats(0.0, 100.0), st.just("b"), st.just("r")), max_size=40),
+    min_rto=st.floats(0.01, 2.0),
+)
+def test_rto_always_within_bounds(ops: list[float | str], min_rto: float) -> None:
+    r = RttEstimator(min_rto=min_rto, max_rto=60.0)
+    for op in ops:
+        before = r.rto
+        if op == "b":
+            r.backoff()
+            assert r.rto == min(2 * before, 60.0)
+        elif op == "r":
+            r.reset_backoff()
+            assert r.backoffs == 0
+        else:
+            assert isinstance(op, float)
+            r.sample(op)
+            assert r.srtt is not None and r.rttvar is not None
+            assert r.rto == pytest.approx(min(max(r.srtt + max(0.001, 4 * r.rttvar), min_rto), 60.0))
+        assert 0 < r.rto <= 60.0
+        if r.samples:
+            assert r.rto >= min(min_rto, 60.0)

@@ -97,3 +97,12 @@ def test_matches_bytes_model(cap: int, ops: list[tuple[str, object]]) -> None:
         assert len(sb) == len(model)
         assert sb.free == cap - len(model)
     assert sb.read(0, cap) == model
+
+
+def test_read_into_too_small_destination_is_local_misuse() -> None:
+    sb = SendBuffer(8)
+    sb.write(b"abcdef")
+    with pytest.raises(ValueError):
+        sb.read_into(0, 6, bytearray(3))
+    with pytest.raises(ValueError):
+        sb.read(-1, 2)
