@@ -250,7 +250,7 @@ class Connection:
         if self.state in RECEIVE_STATES:
             # Linux tcp_cleanup_rbuf: announce the opened window when it at least doubles.
             cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
-            new = self._window_to_advertise()
+            new = min(self._window_to_advertise(), 0xFFFF << self.rcv_wscale)
             if new > cur and new >= 2 * cur and new - cur >= self._sws_threshold():
                 self._ack_now = True
         return data
@@ -636,9 +636,11 @@ class Connection:
                 if not flags & RST:
                     self._send_synack(now)  # the peer retransmitted its SYN
                 return
-            # Simultaneous open: the peer's SYN-ACK. Its SYN is old; process the ACK.
+            # Simultaneous open: the peer's SYN-ACK. Its SYN is old (SEG.SEQ < RCV.NXT, so
+            # it draws an ACK); process its ACK field.
             seq = seq_add(seq, 1)
             flags &= ~SYN
+            self._ack_now = True
         # RFC 7323 5.3 PAWS, before the sequence number check.
         ts = opts.timestamp if self.ts_ok else None
         if ts is not None and not flags & RST:
@@ -832,10 +834,7 @@ class Connection:
         self._events.append(EndOfStream())
         st = self.state
         if st is State.ESTABLISHED:
-            # Linux delays this ACK (it hopes to carry it on our FIN).
-            if self._delack_at is None:
-                self._delack_at = now + self.config.delayed_ack
-            self._rcv_unacked += 1
+            self._ack_now = True  # ACK the FIN at once, as Linux does
             self._set_state(now, State.CLOSE_WAIT, "FIN")
         elif st is State.FIN_WAIT_1:
             self._ack_now = True

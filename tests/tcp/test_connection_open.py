@@ -102,6 +102,9 @@ def test_simultaneous_open() -> None:
     assert [t[2] for t in a.transitions] == [State.SYN_SENT, State.SYN_RECEIVED,
                                              State.ESTABLISHED]
     assert a.snd_una == A_ISS + 1 and a.rcv_nxt == B_ISS + 1
+    # each side: SYN, SYN-ACK, then an ACK for the peer's (old) SYN-ACK
+    assert [s.flags_str() for s in net.segs("a>b")] == ["S", "S.", "."]
+    assert [s.flags_str() for s in net.segs("b>a")] == ["S", "S.", "."]
     a.send(net.t, b"hello")
     b.send(net.t, b"world")
     net.run(0.5)
