@@ -20,22 +20,20 @@ import os
 import random
 import struct
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pytcp import native
 from pytcp.drops import DropReason, MalformedPacket
 from pytcp.stack_frag import FragmentReassembler, fragment_datagram
-from pytcp.stack_icmp import (
-    ERROR_TYPES,
-    ICMP_ECHO_REQUEST,
-    build_echo_reply_body,
-    parse_quoted_tcp,
-)
+from pytcp.stack_icmp import ERROR_TYPES, ICMP_ECHO_REQUEST, parse_quoted_tcp
 from pytcp.tcp.events import Closed, Connected, Event
 from pytcp.tcp.segment import Segment
 from pytcp.tcp.seq import seq_add, seq_between
-from pytcp.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG
+from pytcp.wire.icmp import build_dest_unreachable, build_echo_reply, parse_icmp
+from pytcp.wire.ipv4 import parse_ipv4
+from pytcp.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, encode_options, parse_tcp
 
 if TYPE_CHECKING:
     from pytcp.tcp.config import TcpConfig
@@ -68,6 +66,7 @@ class StackConfig:
     ephemeral_ports: tuple[int, int] = (32768, 60999)  # Linux ip_local_port_range
     verify_checksums: bool = True
     prefixlen: int | None = None  # our subnet, to recognise its directed broadcast
+    icmp_errors_per_sec: int = 100  # rate limit of the ICMP errors we send (0 = none)
 
     def __post_init__(self) -> None:
         if not 68 <= self.mtu <= 65535:
@@ -113,8 +112,18 @@ class TcpHandle:
     at once, so the next ``Stack.pending_packets()`` carries them.
     """
 
-    __slots__ = ("key", "conn", "user_data", "listener", "_stack", "_tmpl", "_psum",
-                 "_deadline", "accepted", "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "_deadline",
+        "_psum",
+        "_stack",
+        "_tmpl",
+        "accepted",
+        "conn",
+        "key",
+        "listener",
+        "user_data",
+    )
 
     def __init__(self, stack: Stack, key: FourTuple, conn: Connection,
                  listener: Listener | None = None) -> None:
@@ -261,10 +270,12 @@ class Stack:
         self._conns: dict[FourTuple, TcpHandle] = {}
         self._listeners: dict[int, Listener] = {}
         self._packets: list[bytes | bytearray] = []
-        self._events: list[tuple[TcpHandle | Listener, Event]] = []
+        self._events: list[tuple[TcpHandle | Listener, Event | AcceptReady]] = []
         self._timers: list[tuple[float, int, FourTuple]] = []  # (deadline, order, key), lazy
         self._timer_order = 0
         self._ident = self.rng.randrange(0x10000)
+        self._icmp_tokens = float(self.config.icmp_errors_per_sec)
+        self._icmp_last = now
         self._drops: Counter[DropReason] = Counter()
         self._closed_drops: Counter[DropReason] = Counter()  # engine drops of gone connections
         self._logged_errors: set[str] = set()
@@ -367,7 +378,7 @@ class Stack:
         self._packets = []
         return out
 
-    def pending_events(self) -> list[tuple[TcpHandle | Listener, Event]]:
+    def pending_events(self) -> list[tuple[TcpHandle | Listener, Event | AcceptReady]]:
         out = self._events
         self._events = []
         return out
@@ -390,8 +401,6 @@ class Stack:
                 log.exception("pytcp: error while handling a packet (counted as stack_error)")
 
     def _receive(self, now: float, packet: bytes | bytearray | memoryview) -> None:
-        from pytcp.wire.ipv4 import parse_ipv4
-
         ip = parse_ipv4(packet, self.config.verify_checksums)
         src = ip.src
         dst = ip.dst
@@ -422,18 +431,35 @@ class Stack:
             self._receive_icmp(now, src, dst, payload)
         else:
             self._drops[DropReason.UNSUPPORTED_PROTOCOL] += 1
+            # RFC 1122 3.2.2.1: SHOULD send Protocol Unreachable (code 2), rate-limited
+            # (RFC 1812 4.3.2.8); only for a whole datagram, whose header we still have.
+            if not (ip.mf or ip.frag_offset) and self._icmp_error_allowed(now):
+                self.stats["icmp_unreachable_sent"] += 1
+                self._output_datagram(dst, src, PROTO_ICMP,
+                                      build_dest_unreachable(2, bytes(ip.header) +
+                                                             bytes(payload[:8])))
+
+    def _icmp_error_allowed(self, now: float) -> bool:
+        """Token bucket: at most ``icmp_errors_per_sec`` ICMP errors a second (burst as much)."""
+        rate = self.config.icmp_errors_per_sec
+        if rate <= 0:
+            return False
+        self._icmp_tokens = min(float(rate), self._icmp_tokens + (now - self._icmp_last) * rate)
+        self._icmp_last = now
+        if self._icmp_tokens >= 1.0:
+            self._icmp_tokens -= 1.0
+            return True
+        return False
 
     # ----- ICMP
 
     def _receive_icmp(self, now: float, src: int, dst: int, payload: bytes | memoryview) -> None:
-        from pytcp.wire.icmp import parse_icmp
-
         msg = parse_icmp(payload, self.config.verify_checksums)
         t = msg.type
         if t == ICMP_ECHO_REQUEST:
             # RFC 1122 3.2.2.6: reply with the same identifier, sequence number and data.
             self.stats["icmp_echo"] += 1
-            body = build_echo_reply_body(msg.ident, msg.seq, msg.payload)
+            body = build_echo_reply(msg.ident, msg.seq, msg.payload)
             self._output_datagram(dst, src, PROTO_ICMP, body)
             return
         if t in ERROR_TYPES:
@@ -480,8 +506,6 @@ class Stack:
     # ----- TCP
 
     def _receive_tcp(self, now: float, src: int, dst: int, payload: bytes | memoryview) -> None:
-        from pytcp.wire.tcp import parse_tcp
-
         th = parse_tcp(payload, src, dst, self.config.verify_checksums)
         key = FourTuple(dst, th.dport, src, th.sport)
         h = self._conns.get(key)
@@ -566,8 +590,6 @@ class Stack:
     def _emit(self, h: TcpHandle, seg: Segment) -> None:
         opts = b""
         if seg.options is not NO_OPTIONS and seg.options != NO_OPTIONS:
-            from pytcp.wire.tcp import encode_options
-
             opts = encode_options(seg.options)
         payload = seg.payload
         gso = seg.gso_size

@@ -1,9 +1,8 @@
-"""ICMP for the stack: echo replies (RFC 792, RFC 1122 3.2.2.6) and ICMP error demux.
+"""ICMP for the stack: the demultiplexing of ICMP errors to TCP connections.
 
-This module owns the two ICMP jobs of the host: building the echo reply message body, and
-reading the original datagram quoted in an ICMP error (RFC 792: the IP header plus at least the
-first 64 bits of its payload) to find which TCP connection it is about (RFC 1122 4.2.3.9,
-RFC 5927). The quoted datagram is truncated on purpose, so it is read here with its own small
+This module owns reading the original datagram quoted in an ICMP error (RFC 792: the IP
+header plus at least the first 64 bits of its payload) to find which TCP connection it is
+about (RFC 1122 4.2.3.9, RFC 5927). The quoted datagram is truncated on purpose, so it is read here with its own small
 parser rather than with ``parse_ipv4``, which would reject its total length.
 """
 
@@ -11,8 +10,6 @@ from __future__ import annotations
 
 import struct
 from typing import NamedTuple
-
-from pytcp import native
 
 ICMP_ECHO_REPLY = 0
 ICMP_DEST_UNREACH = 3
@@ -23,17 +20,6 @@ ICMP_PARAM_PROBLEM = 12
 
 ERROR_TYPES = frozenset({ICMP_DEST_UNREACH, ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED,
                          ICMP_PARAM_PROBLEM})
-
-_ECHO_HDR = struct.Struct("!BBHHH")
-
-
-def build_echo_reply_body(ident: int, seq: int, data: bytes | bytearray | memoryview) -> bytes:
-    """The ICMP echo reply message (type 0) for a request's identifier, sequence and data."""
-    body = bytearray(8 + len(data))
-    _ECHO_HDR.pack_into(body, 0, ICMP_ECHO_REPLY, 0, 0, ident, seq)
-    body[8:] = data
-    struct.pack_into("!H", body, 2, native.checksum(body))
-    return bytes(body)
 
 
 class QuotedTcp(NamedTuple):

@@ -122,8 +122,7 @@ class Impairment:
         due = now + spec.delay / 1000.0
         if spec.jitter:
             due += self.rng.uniform(-spec.jitter, spec.jitter) / 1000.0
-        if due < now:
-            due = now
+        due = max(due, now)
         if due > now:
             self.stats["delayed"] += 1
         return due

@@ -21,7 +21,8 @@ import os
 import struct
 import threading
 from collections import Counter
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pytcp.link import LinkError
 
@@ -108,7 +109,7 @@ class TunLink:
         fd = cls._open_dev()
         try:
             try:
-                from pyroute2 import IPRoute
+                from pyroute2 import IPRoute  # type: ignore[import-untyped]
             except ImportError as e:  # pragma: no cover - dependency missing
                 raise LinkError(f"pyroute2 is required to configure a TUN device: {e}") \
                     from None
@@ -249,7 +250,7 @@ class TunLink:
     def __enter__(self) -> TunLink:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

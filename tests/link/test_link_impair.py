@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pytcp.link.impair import REORDER_MAX_HOLD, ImpairSpec, Impairment
+from pytcp.link.impair import REORDER_MAX_HOLD, Impairment, ImpairSpec
 
 
 def test_parse_full_spec() -> None:

@@ -7,8 +7,8 @@ import random
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP  # type: ignore[import-untyped]
-
 from stack_fakeconn import FakeConnection
+
 from pytcp.drops import DropReason
 from pytcp.stack import AcceptReady, FourTuple, Stack, StackConfig
 from pytcp.tcp.events import Closed, Connected

@@ -115,7 +115,6 @@ def test_not_for_us_and_bad_sources(stack: Stack) -> None:
         (IP(src="0.0.0.0", dst=US) / TCP(dport=80, flags="S"), DropReason.BAD_SOURCE),
         (IP(src="127.0.0.1", dst=US) / ICMP(type=8), DropReason.BAD_SOURCE),
         (IP(src=US, dst=US) / TCP(dport=80, flags="S"), DropReason.BAD_SOURCE),  # land
-        (IP(src=PEER, dst=US, proto=17) / b"udp?", DropReason.UNSUPPORTED_PROTOCOL),
     ]
     for pkt, reason in cases:
         before = stack.drops[reason]
@@ -169,3 +168,23 @@ def test_malformed_packets_counted_never_raise(stack: Stack) -> None:
     for reason in (DropReason.TRUNCATED, DropReason.BAD_IP_CHECKSUM, DropReason.BAD_CHECKSUM,
                    DropReason.BAD_IP_VERSION):
         assert drops[reason] > 0, reason
+
+
+def test_unsupported_protocol_gets_rate_limited_protocol_unreachable() -> None:
+    from pytcp.stack import StackConfig
+
+    s = Stack(US, now=0.0, config=StackConfig(icmp_errors_per_sec=10), secret=b"k")
+    udp = bytes(IP(src=PEER, dst=US, proto=17, id=99) / (b"u" * 40))
+    s.receive_packet(0.0, udp)
+    [out] = s.pending_packets()
+    rep = IP(bytes(out))
+    assert (rep.src, rep.dst) == (US, PEER)
+    assert rep[ICMP].type == 3 and rep[ICMP].code == 2  # RFC 1122 3.2.2.1
+    assert bytes(rep[ICMP].payload) == udp[:28]  # IP header + 8 bytes (RFC 792)
+    assert s.drops[DropReason.UNSUPPORTED_PROTOCOL] == 1
+    for _ in range(50):  # a burst: at most the bucket's size gets answers
+        s.receive_packet(0.0, udp)
+    assert len(s.pending_packets()) == 9
+    s.receive_packet(1.0, udp)  # refilled a second later
+    assert len(s.pending_packets()) == 1
+    assert s.drops[DropReason.UNSUPPORTED_PROTOCOL] == 52
