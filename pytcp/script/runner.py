@@ -374,7 +374,9 @@ class Runner:
         item = self.outq.popleft()
         if isinstance(item, str):
             raise self._fail("unexpected packet", expected=exp, actual=item)
-        if line.flags & SYN and self.local_isn is None:
+        if line.flags & SYN and item.flags & SYN and self._isn_stale():
+            # Learn our ISN from our SYN / SYN-ACK (again for a new connection: packetdrill
+            # keeps one ISN per socket).
             self.local_isn = (item.seq - line.seq) & MASK
         if not line.timing.any_time and not lo <= item.time <= hi:
             raise self._fail(f"packet at t={item.time:.3f}, expected at t={target:.3f} "
@@ -392,6 +394,13 @@ class Runner:
                 if o.kind == "TS" and o.ts is not None:
                     self.ts_offset = (item.options.timestamp[0] - o.ts[0]) & MASK
         self.base = item.time
+
+    def _isn_stale(self) -> bool:
+        """True when no live connection owns the ISN learned so far."""
+        if self.local_isn is None:
+            return True
+        return all(getattr(h.conn, "iss", None) != self.local_isn
+                   for h in self.stack.connections())
 
     def _check_return(self, line: SyscallLine, out: tuple[int, str | None]) -> None:
         ret, err = out
