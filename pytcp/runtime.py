@@ -219,8 +219,11 @@ class Runtime:
                 for pkt in batch:
                     impair.submit(now, pkt)
                 batch = impair.release(now)
-            for pkt in batch:
-                stack.receive_packet(now, pkt)
+            try:
+                for pkt in batch:
+                    stack.receive_packet(now, pkt)
+            except Exception as exc:  # noqa: BLE001 - the stack must not raise; never stop
+                self._report_stack_error(exc, "receive_packet")
         self.packets_in += n
         self._service(now)
 
@@ -233,12 +236,22 @@ class Runtime:
         # the deadline we were armed for, so an expired timer is seen as expired.
         if fired_for is not None and self.clock == self.loop.time and now < fired_for:
             now = fired_for
-        if self.impair_in is not None:
-            for pkt in self.impair_in.release(now):
-                self.stack.receive_packet(now, pkt)
-        self.stack.handle_timers(now)
+        try:
+            if self.impair_in is not None:
+                for pkt in self.impair_in.release(now):
+                    self.stack.receive_packet(now, pkt)
+            self.stack.handle_timers(now)
+        except Exception as exc:  # noqa: BLE001 - the stack must not raise; never stop
+            self._report_stack_error(exc, "handle_timers")
         self._last_fired = now
         self._service(now)
+
+    def _report_stack_error(self, exc: Exception, where: str) -> None:
+        """A bug in the stack (it must not raise for network input): count it, report it to
+        the loop's exception handler, and keep serving."""
+        self.counters["stack_errors"] += 1
+        self.loop.call_exception_handler(
+            {"message": f"pytcp: stack.{where} raised", "exception": exc})
 
     def _on_tick(self) -> None:
         self._tick_scheduled = False
@@ -255,6 +268,8 @@ class Runtime:
             if not self._dispatch(now):
                 break
         self.flush(now)
+        if self.pcap is not None:
+            self.pcap.flush()  # once per batch/tick: inbound-only batches are written too
         self._rearm()
 
     def flush(self, now: float | None = None) -> None:
@@ -284,8 +299,6 @@ class Runtime:
                 self.tx_errors += 1
                 continue
             self.packets_out += 1
-        if pcap is not None:
-            pcap.flush()
 
     def _dispatch(self, now: float) -> bool:
         events = self.stack.pending_events()

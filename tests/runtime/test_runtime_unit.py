@@ -244,3 +244,31 @@ def test_start_twice_is_misuse() -> None:
         a.close(); b.close()
 
     asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_a_raising_stack_is_counted_and_the_loop_goes_on() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        reported: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _l, ctx: reported.append(ctx))
+        a, b = MemoryLink.pair()
+
+        class Fragile(FakeStack):
+            def receive_packet(self, now: float, pkt: bytes) -> None:
+                if pkt == b"boom":
+                    raise ValueError("stack bug")
+                super().receive_packet(now, pkt)
+
+        stack = Fragile()
+        rt = Runtime(stack, a, loop=loop)
+        rt.start()
+        b.write(b"boom")
+        await _until(lambda: rt.stats().get("stack_errors") == 1)
+        b.write(b"after")
+        await _until(lambda: stack.received)
+        assert [p for _, p in stack.received] == [b"after"]
+        assert isinstance(reported[0]["exception"], ValueError)
+        await rt.close()
+        a.close(); b.close()
+
+    asyncio.run(asyncio.wait_for(main(), 10))
