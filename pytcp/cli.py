@@ -385,7 +385,7 @@ def _tracked(service: Service, tasks: set[asyncio.Task[Any]]) -> Service:
             await service(reader, writer)
         except asyncio.CancelledError:
             pass  # shutdown; swallowed so asyncio's stream callback does not log it
-        except Exception:  # noqa: BLE001 - one connection's failure must not stop the others
+        except Exception:
             log.exception("service failed")
         finally:
             tasks.discard(task)

@@ -83,7 +83,7 @@ async def fetch(
     where = f"{u.host}:{u.port}"
     try:
         reader, writer = await asyncio.wait_for(open_connection(u.host, u.port), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise FetchError(f"timed out after {timeout:g} s connecting to {where}") from None
     except ConnectionRefusedError:
         raise FetchError(f"connection refused by {where}") from None
@@ -91,7 +91,7 @@ async def fetch(
         raise FetchError(f"cannot connect to {where}: {exc.strerror or exc}") from None
     try:
         return await _exchange(u, where, reader, writer, out_file, progress, timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         writer.transport.abort()
         raise FetchError(f"timed out after {timeout:g} s waiting for data from {where}") from None
     except ConnectionResetError:
@@ -112,9 +112,10 @@ async def _exchange(u: Url, where: str, reader: asyncio.StreamReader,
                     writer: asyncio.StreamWriter, out_file: BinaryIO,
                     progress: Progress | None, timeout: float) -> FetchResult:
     conn = h11.Connection(h11.CLIENT)
-    request = h11.Request(method="GET", target=u.target, headers=[
-        ("Host", u.authority), ("User-Agent", USER_AGENT), ("Accept", "*/*"),
-        ("Connection", "close"),
+    request = h11.Request(method=b"GET", target=u.target.encode(), headers=[
+        (b"Host", u.authority.encode("idna") if not u.authority.isascii()
+         else u.authority.encode()),
+        (b"User-Agent", USER_AGENT), (b"Accept", b"*/*"), (b"Connection", b"close"),
     ])
     writer.write((conn.send(request) or b"") + (conn.send(h11.EndOfMessage()) or b""))
     await asyncio.wait_for(writer.drain(), timeout)

@@ -30,6 +30,7 @@ import os
 import stat
 import urllib.parse
 from pathlib import Path
+
 import h11
 
 import pytcp
@@ -123,7 +124,7 @@ class _HttpSession:
     async def _read(self) -> bytes:
         try:
             return await asyncio.wait_for(self.reader.read(READ_SIZE), self.idle_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _Timeout() from None
 
     async def _next_request(self) -> h11.Request | None:
@@ -153,7 +154,7 @@ class _HttpSession:
         self.writer.write(data)
         try:
             await asyncio.wait_for(self.writer.drain(), self.idle_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _Timeout() from None
 
     def _headers(self, ctype: str, length: int,
@@ -200,7 +201,7 @@ class _HttpSession:
                     self.writer.write(piece)
                 try:
                     await asyncio.wait_for(self.writer.drain(), self.idle_timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     raise _Timeout() from None
         await self._write(self.conn.send(h11.EndOfMessage()) or b"")
 
@@ -373,4 +374,4 @@ async def serve_http(
             await close_writer(writer)
 
 
-__all__ = ["serve_http", "content_type", "target_path", "directory_listing"]
+__all__ = ["content_type", "directory_listing", "serve_http", "target_path"]

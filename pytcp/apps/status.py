@@ -133,8 +133,8 @@ def render_html(status: Mapping[str, Any], refresh_seconds: int = 2) -> bytes:
         "<html><head><meta charset=\"utf-8\">",
         f"<meta http-equiv=\"refresh\" content=\"{int(refresh_seconds)}\">",
         f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:monospace}table{border-collapse:collapse}"
-        "td,th{border:1px solid #999;padding:2px 6px;text-align:right}</style>",
+        ("<style>body{font-family:monospace}table{border-collapse:collapse}"
+         "td,th{border:1px solid #999;padding:2px 6px;text-align:right}</style>"),
         "</head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]

@@ -49,6 +49,6 @@ async def linger_close(
             if not data:
                 break
             seen += len(data)
-    except (ConnectionError, OSError, asyncio.TimeoutError, RuntimeError):
+    except (TimeoutError, ConnectionError, OSError, RuntimeError):
         pass
     await close_writer(writer)

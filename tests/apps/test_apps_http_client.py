@@ -8,6 +8,7 @@ import functools
 import hashlib
 import http.server
 import io
+import itertools
 import socket
 import threading
 from collections.abc import Iterator
@@ -89,7 +90,7 @@ def test_content_length_body_is_written_whole_with_progress(server: int) -> None
     assert out.getvalue() == BODY
     assert (result.status, result.content_length, result.received) == (200, len(BODY), len(BODY))  # type: ignore[attr-defined]
     assert seen[0] == (0, len(BODY)) and seen[-1] == (len(BODY), len(BODY))
-    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(seen))
 
 
 def test_chunked_body_is_decoded(server: int) -> None:

@@ -124,7 +124,7 @@ def test_status_page_lists_the_live_connection_over_pytcp() -> None:
             assert conn["bytes_in"] == len(b"GET /status.json HTTP/1.1\r\nHost: b\r\n\r\n")
             assert snapshot["counters"]["rx_packets"] > 0
             writer.write(b"GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
-            status, headers, page = await read_response(reader)
+            status, _, page = await read_response(reader)
             assert status == 200 and b"ESTABLISHED" in page and b"10.0.0.1:" in page
             assert await read_to_eof(reader) == b""
             writer.close()

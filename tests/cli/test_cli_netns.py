@@ -25,7 +25,7 @@ def _problem() -> str | None:
         return "needs root"
     if not os.path.exists("/dev/net/tun"):
         return "needs /dev/net/tun"
-    if subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0:
+    if subprocess.run(["ip", "netns", "list"], capture_output=True, check=False).returncode != 0:
         return "needs ip netns"
     return None
 
@@ -61,7 +61,7 @@ class Ns:
         return proc
 
     def run(self, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        return subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout, cwd=REPO,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
 
     def close(self) -> None:
@@ -69,7 +69,7 @@ class Ns:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
-        subprocess.run(["ip", "netns", "del", self.name], timeout=10)
+        subprocess.run(["ip", "netns", "del", self.name], timeout=10, check=False)
 
 
 @pytest.fixture
@@ -107,8 +107,8 @@ def test_a_taken_interface_name_is_exit_2_and_leaves_everything_as_it_was(
     res = ns.run(ns.pytcp(*command))
     assert res.returncode == 2, res.stderr
     assert res.stderr.splitlines() == [
-        f"pytcp {command[0]}: error: interface name 'pytcp0' already taken: pick another with "
-        "--ifname or remove it (ip link del pytcp0)"]
+        (f"pytcp {command[0]}: error: interface name 'pytcp0' already taken: pick another "
+         "with --ifname or remove it (ip link del pytcp0)")]
     assert ns.links() == before == ["lo", "pytcp0"]
 
 
