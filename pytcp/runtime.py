@@ -191,6 +191,13 @@ class Runtime:
             "callback_errors": self.callback_errors,
         }
         out.update(self.counters)
+        if self.pcap is not None:
+            out["pcap_packets"] = int(getattr(self.pcap, "packets_written", 0))
+        for name, stage in (("impair_in", self.impair_in), ("impair_out", self.impair_out)):
+            stage_stats = getattr(stage, "stats", None) if stage is not None else None
+            if stage_stats:
+                for key, value in stage_stats.items():
+                    out[f"{name}_{key}"] = int(value)
         return out
 
     # -- loop callbacks ----------------------------------------------------------------------

@@ -215,6 +215,9 @@ def test_impair_out_delay_released_by_timer_and_pcap_sees_link() -> None:
         await _until(lambda: rt.packets_out == 1)
         assert loop.time() - t0 >= 0.04
         assert _read_all(b) == [b"re:hello"]
+        st = rt.stats()
+        assert st["impair_out_delayed"] == 1 and st["impair_out_released"] == 1
+        assert st["pcap_packets"] == 2
         await rt.close()
         # Inbound loss: pcap still records the packet as it came off the link.
         rt2 = Runtime(FakeStack(), a, loop=loop, pcap=pcap, impair_in=imp_in)
