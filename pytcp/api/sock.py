@@ -324,7 +324,17 @@ class Socket:
 
             self._rt.call_soon(close_now)
         if server is not None:
-            self._rt.call_soon(server.close)
+            queue = self._accept_q
+
+            def stop_listening() -> None:
+                server.close()
+                # Connections that arrived but were never accepted are reset, as Linux does
+                # when a listening socket is closed.
+                while queue is not None and not queue.empty():
+                    _r, w = queue.get_nowait()
+                    w.transport.abort()
+
+            self._rt.call_soon(stop_listening)
 
     # -- names -------------------------------------------------------------------------------
 

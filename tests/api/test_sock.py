@@ -143,3 +143,22 @@ def test_peer_abort_is_connection_reset(hosts: tuple[BackgroundRuntime, Backgrou
         c.recv(10)
     c.close()
     server.close()
+
+
+def test_closing_a_listener_resets_unaccepted_connections(
+        hosts: tuple[BackgroundRuntime, BackgroundRuntime]) -> None:
+    a, b = hosts
+    server = b.socket()
+    server.listen(12, 4)
+    c = a.socket()
+    c.settimeout(5)
+    c.connect((ADDR_B, 12))  # established, waiting in the accept queue
+    time.sleep(0.05)
+    server.close()
+    with pytest.raises(ConnectionResetError):
+        c.recv(10)
+    c.close()
+    d = a.socket()
+    d.settimeout(5)
+    with pytest.raises(ConnectionRefusedError):
+        d.connect((ADDR_B, 12))
