@@ -216,7 +216,8 @@ def test_back_pressure_slow_reader_bounds_memory() -> None:
     run(main())
 
 
-@pytest.mark.parametrize("spec", ["loss=0.03", "reorder=0.05,dup=0.03", "loss=0.02,reorder=0.02,dup=0.02"])
+@pytest.mark.parametrize("spec", ["loss=0.03", "reorder=0.05,dup=0.03", "loss=0.02,reorder=0.02,dup=0.02",
+                                  "delay=5,jitter=3,loss=0.01"])
 def test_transfer_under_impairment_exact_bytes(spec: str) -> None:
     payload = _payload(300_000, seed=11)
 
@@ -226,6 +227,8 @@ def test_transfer_under_impairment_exact_bytes(spec: str) -> None:
             assert got == payload
             impaired = a.impair_in.stats + b.impair_in.stats  # type: ignore[union-attr]
             assert impaired["lost"] + impaired["reordered"] + impaired["duplicated"] > 0
+            if "delay" in spec:
+                assert impaired["delayed"] > 0
 
     run(main(), timeout=60)
 
