@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 256 * 1024      # file bytes per write, then drain
 IDLE_TIMEOUT = 30.0          # seconds without progress before we close a keep-alive connection
+REQUEST_TIMEOUT = 60.0       # a started request must be complete within this (slowloris): 408
 READ_SIZE = 65536
 MAX_REQUEST_BODY = 1 << 20   # a GET/HEAD body larger than this: 413 and close
 ALLOWED_METHODS = (b"GET", b"HEAD")
@@ -63,6 +64,10 @@ class _Reply(Exception):
 
 class _Timeout(Exception):
     """The peer made no progress for idle_timeout seconds."""
+
+
+class _RequestTimeout(Exception):
+    """A request was started but not completed within request_timeout seconds."""
 
 
 def content_type(name: str) -> str:
@@ -107,12 +112,13 @@ class _HttpSession:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  root: Path | None, status_provider: StatusProvider | None,
-                 idle_timeout: float, chunk_size: int) -> None:
+                 idle_timeout: float, chunk_size: int, request_timeout: float) -> None:
         self.reader = reader
         self.writer = writer
         self.root = root
         self.status_provider = status_provider
         self.idle_timeout = idle_timeout
+        self.request_timeout = request_timeout
         self.chunk_size = chunk_size
         self.conn = h11.Connection(h11.SERVER)
         peer = writer.get_extra_info("peername")
@@ -121,20 +127,30 @@ class _HttpSession:
 
     # --- input -----------------------------------------------------------------------------
 
-    async def _read(self) -> bytes:
-        try:
-            return await asyncio.wait_for(self.reader.read(READ_SIZE), self.idle_timeout)
-        except TimeoutError:
-            raise _Timeout() from None
-
     async def _next_request(self) -> h11.Request | None:
-        """The next complete request (its body read and discarded), or None when closed."""
+        """The next complete request (its body read and discarded), or None when closed.
+
+        Waiting for a request's first byte is bounded by idle_timeout (quietly closed); once
+        it has started, the whole request must arrive within request_timeout (408).
+        """
+        loop = asyncio.get_running_loop()
+        started: float | None = loop.time() if self.conn.trailing_data[0] else None
         request: h11.Request | None = None
         body = 0
         while True:
             event = self.conn.next_event()
             if event is h11.NEED_DATA:
-                self.conn.receive_data(await self._read())
+                if started is None:
+                    timeout = self.idle_timeout
+                else:
+                    timeout = min(self.idle_timeout, started + self.request_timeout - loop.time())
+                try:
+                    data = await asyncio.wait_for(self.reader.read(READ_SIZE), max(timeout, 0))
+                except TimeoutError:
+                    raise (_Timeout() if started is None else _RequestTimeout()) from None
+                if data and started is None:
+                    started = loop.time()
+                self.conn.receive_data(data)
             elif isinstance(event, h11.Request):
                 request = event
                 if event.method not in ALLOWED_METHODS:
@@ -295,6 +311,12 @@ class _HttpSession:
                 if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                     await self._send_error(b"GET", exc.error_status_hint, str(exc), close=True)
                 return
+            except _RequestTimeout:
+                log.info("http %s: request not complete in %.0f s", self.peer,
+                         self.request_timeout)
+                if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                    await self._send_error(b"GET", 408, "", close=True)
+                return
             except _Reply as reply:  # raised while reading (413)
                 if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                     await self._send_error(b"GET", reply.status, reply.detail, reply.headers,
@@ -346,6 +368,7 @@ async def serve_http(
     *,
     idle_timeout: float = IDLE_TIMEOUT,
     chunk_size: int = CHUNK_SIZE,
+    request_timeout: float = REQUEST_TIMEOUT,
 ) -> None:
     """Serve HTTP/1.1 on one connection until the peer closes, errs, or idles out.
 
@@ -353,7 +376,7 @@ async def serve_http(
     Never raises for anything the peer does.
     """
     session = _HttpSession(reader, writer, root.resolve() if root is not None else None,
-                           status_provider, idle_timeout, chunk_size)
+                           status_provider, idle_timeout, chunk_size, request_timeout)
     linger = False
     try:
         await session.run()

@@ -329,3 +329,39 @@ def test_status_page_html_and_json_without_root() -> None:
             assert (status, data) == (200, b"")
 
     run(body())
+
+
+def test_http_1_0_gets_its_answer_and_a_close(root: Path) -> None:
+    async def body() -> None:
+        async with serving(files(root)) as port:
+            raw = await request(port, b"GET /hello.txt HTTP/1.0\r\n\r\n")
+            head, _, data = raw.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert b"\r\nConnection: close" in head
+            assert data == b"hello world\n"
+
+    run(body())
+
+
+def test_a_request_dribbled_too_slowly_gets_408_and_a_close(root: Path) -> None:
+    async def body() -> None:
+        handler = functools.partial(serve_http, root=root, status_provider=None,
+                                    idle_timeout=5.0, request_timeout=0.4)
+        async with serving(handler) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+
+            async def dribble() -> None:  # one byte every 50 ms, never finishing the head
+                for ch in b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"a" * 200:
+                    writer.write(bytes([ch]))
+                    await asyncio.sleep(0.05)
+
+            slow = asyncio.create_task(dribble())
+            answer = await read_to_eof(reader)
+            slow.cancel()
+            assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer[:100]
+            assert 0.3 < loop.time() - t0 < 3
+            writer.close()
+
+    run(body())
