@@ -72,8 +72,11 @@ def test_echo_through_blocking_sockets(hosts: tuple[BackgroundRuntime, Backgroun
         c.connect((ADDR_B, 7))
         assert c.getpeername() == (ADDR_B, 7)
         assert c.getsockname()[0] == ADDR_A
-        sender = threading.Thread(target=lambda: (c.sendall(payload), c.shutdown(socket.SHUT_WR)),
-                                  daemon=True)
+        def send_all_then_fin() -> None:
+            c.sendall(payload)
+            c.shutdown(socket.SHUT_WR)
+
+        sender = threading.Thread(target=send_all_then_fin, daemon=True)
         sender.start()
         got = _recv_all(c)
         sender.join(10)

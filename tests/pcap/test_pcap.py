@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from scapy.all import IP, TCP, UDP, raw  # type: ignore[import-untyped]
-from scapy.utils import rdpcap  # type: ignore[import-untyped]
+from scapy.all import IP, TCP, UDP, raw  # type: ignore
+from scapy.utils import rdpcap
 
 from pytcp.pcap import LINKTYPE_IPV4, PcapWriter
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Coroutine
 
 import pytest
-from scapy.all import IP, TCP  # type: ignore[import-untyped]
+from scapy.all import IP, TCP  # type: ignore
 
 from pytcp.api.aio import open_connection, start_server
 from pytcp.api.pair import ADDR_B, memory_pair
