@@ -47,6 +47,7 @@ from pytcp.tcp.events import (
 )
 from pytcp.tcp.reassembly import ReassemblyQueue
 from pytcp.tcp.rtt import RttEstimator
+from pytcp.tcp.sackboard import Scoreboard
 from pytcp.tcp.segment import Segment
 from pytcp.tcp.sendbuf import SendBuffer
 from pytcp.tcp.seq import MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
@@ -153,7 +154,10 @@ class Connection:
         self._rto_repeated = False
         self._dupacks = 0
         self._in_recovery = False
-        self._recover = self.iss          # RFC 6582 "recover"
+        self._recover = self.iss          # RFC 6582 "recover" / RFC 6675 RecoveryPoint
+        self._sb = Scoreboard()           # RFC 6675 scoreboard (when SACK is on)
+        self._high_rxt = self.iss         # RFC 6675 HighRxt (exclusive end)
+        self._rexmit_out = 0              # bytes retransmitted in this recovery (no SACK)
         self._syn_lost = False
         # --- timers (absolute deadlines, None = not armed) ---
         self._rto_at: float | None = None
@@ -439,6 +443,7 @@ class Connection:
         self._rto_repeated = True
         self._in_recovery = False
         self._dupacks = 0
+        self._sb.clear()  # RFC 2018 8: the receiver may renege; start over
         self._recover = self.snd_max  # RFC 6582 4: no fast retransmit for this window
         self.snd_nxt = self.snd_una   # go back: resend from the first unacked octet
         self._retransmit_at(now, self.snd_una)
@@ -825,7 +830,9 @@ class Connection:
                 self._dsack = dup
             if not self._reasm.insert(seq, payload):
                 self.drops[DropReason.RECV_QUEUE_FULL] += 1
-            self._ack_now = True  # out-of-order: ACK at once (RFC 5681 4.2)
+            # Out of order: a duplicate ACK at once, one per segment, even inside a batch
+            # (RFC 5681 4.2: the sender counts them for fast retransmit).
+            self._send_ack(now)
 
     def _on_fin(self, now: float) -> None:
         """RFC 9293 3.10.7.4 eighth: the peer's FIN, in order."""
@@ -869,6 +876,11 @@ class Connection:
         acked = seq_sub(ack, self.snd_una)
         if acked > 0:
             self._ack_advance(now, seg, ack, acked)
+        if self.sack_ok:
+            # RFC 6675 2: an ACK that SACKs new data counts as a duplicate ACK.
+            newly = self._sb.update(seg.options.sack_blocks, self.snd_una, self.snd_max)
+            if acked == 0 and newly > 0 and self.snd_max != self.snd_una:
+                self._on_dupack(now)
         elif (acked == 0 and data_len == 0 and not flags & (SYN | FIN)
               and new_wnd == self.snd_wnd and self.snd_max != self.snd_una):
             self._on_dupack(now)
@@ -929,17 +941,20 @@ class Connection:
             self._arm_rto(now)
         if self._in_recovery:
             if seq_ge(ack, self._recover):
-                # RFC 6582 3.2 step 6 / RFC 6675: full acknowledgment ends recovery.
+                # RFC 6582 3.2 step 6 / RFC 6675 5: full acknowledgment ends recovery.
                 self._in_recovery = False
                 self._dupacks = 0
+                self._rexmit_out = 0
                 self._cc.on_recovery_exit(now)
-            else:
+            elif not self.sack_ok:
                 # RFC 6582 3.2 step 5: partial ACK: retransmit the next hole at once.
                 self._dupacks = max(0, self._dupacks - max(0, acked // self.snd_mss - 1))
+                self._rexmit_out = 0
                 self._retransmit_at(now, ack)
+            # With SACK, NextSeg() picks the holes as the pipe allows (RFC 6675 5 step C).
         else:
             self._dupacks = 0
-            self._cc.on_ack(now, acked, sample, flight)
+            self._cc.on_ack(now, acked, self._rtt.srtt, flight)
         if self._want_space and self._sendbuf.free > 0 and not self._fin_queued:
             self._want_space = False
             self._events.append(SendSpaceAvailable())
@@ -949,13 +964,20 @@ class Connection:
         self._dupacks += 1
         if self._in_recovery:
             return  # each dupack lowers the pipe estimate: more may be sent
-        # RFC 6582 3.2 step 1: a new recovery only when the ACK covers more than "recover".
-        if self._dupacks == 3 and seq_gt(self.snd_una, self._recover):
+        # RFC 6675 5: enter recovery on DupThresh dupacks or when IsLost(HighACK + 1).
+        trigger = self._dupacks >= 3 or (
+            self.sack_ok and self._sb.is_lost(self.snd_una, self.snd_mss))
+        # RFC 6582 3.2 step 1 / RFC 6675 5: not again for the same window of data.
+        if trigger and seq_gt(self.snd_una, self._recover):
             flight = seq_sub(self.snd_max, self.snd_una)
             self._cc.on_congestion(now, flight)
             self._in_recovery = True
             self._recover = self.snd_max
-            self._retransmit_at(now, self.snd_una)
+            self._high_rxt = self.snd_una
+            self._rexmit_out = 0
+            # RFC 6675 5 step 4.3 / RFC 5681 3.2: retransmit the first unacknowledged segment.
+            n = self._retransmit_at(now, self.snd_una)
+            self._high_rxt = seq_add(self.snd_una, n)
             self._arm_rto(now)
 
     def _rtt_sample(self, now: float, opts: TcpOptions, ack: int) -> float | None:
@@ -1095,8 +1117,12 @@ class Connection:
             if self.state is State.SYN_RECEIVED:
                 self._ack_now = False
                 return
-            self._emit(Segment(self.snd_nxt, self.rcv_nxt, ACK, self._wnd_field(),
-                               options=self._options(now, 0)))
+            self._send_ack(now)
+
+    def _send_ack(self, now: float) -> None:
+        """A pure ACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> with the current options."""
+        self._emit(Segment(self.snd_nxt, self.rcv_nxt, ACK, self._wnd_field(),
+                           options=self._options(now, 0)))
 
     def _has_unsent(self) -> bool:
         data_end = seq_add(self._buf_seq, len(self._sendbuf))
@@ -1105,20 +1131,49 @@ class Connection:
         return self._fin_queued and (self._fin_seq is None or seq_le(self.snd_nxt, self._fin_seq))
 
     def _pipe(self) -> int:
-        """Octets thought to be in the network (RFC 6675 'pipe'; duplicate ACKs count as
-        segments that left it when SACK is not in use)."""
-        out = seq_sub(self.snd_nxt, self.snd_una)
-        if self._in_recovery:
-            out -= self._dupacks * self.snd_mss
-            out = max(out, 0)
-        return out
+        """Octets thought to be in the network: RFC 6675 SetPipe() from the scoreboard with
+        SACK; without it, duplicate ACKs count as segments that left the network (as Linux's
+        Reno emulation does)."""
+        if not self._in_recovery:
+            return seq_sub(self.snd_nxt, self.snd_una)
+        if self.sack_ok:
+            return self._sb.pipe(self.snd_una, self.snd_nxt, self._high_rxt, self.snd_mss)
+        out = seq_sub(self.snd_nxt, self.snd_una) - self._dupacks * self.snd_mss
+        return max(out, 0) + self._rexmit_out
 
-    def _send_data(self, now: float, force: bool = False) -> None:
-        """Send new data (and the FIN) as the send window, cwnd, Nagle (RFC 896, MUST-17) and
-        sender SWS avoidance (RFC 9293 3.8.6.2.1, MUST-38) allow."""
+    def _sack_recovery_send(self, now: float) -> None:
+        """RFC 6675 5 step (C): while cwnd - pipe >= 1 SMSS, send NextSeg()."""
         mss = self.snd_mss
-        maxp = self.config.max_segment_payload
-        if maxp < mss:
+        for _ in range(1000):
+            if self._cc.cwnd - self._pipe() < mss:
+                return
+            wnd_room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
+            can_new = wnd_room > 0 and self.snd_nxt == self.snd_max and self._has_unsent()
+            nxt = self._sb.next_seg(self.snd_una, self.snd_nxt, self._high_rxt, mss, can_new)
+            if nxt is None:
+                return
+            seq, length, is_rtx = nxt
+            if is_rtx:
+                n = self._retransmit_at(now, seq, length)
+                if n <= 0:
+                    return
+                self._high_rxt = seq_add(seq, n)
+            else:
+                before = self.snd_nxt
+                self._send_data(now, force=True, limit=min(mss, wnd_room))
+                if self.snd_nxt == before:
+                    return
+
+    def _send_data(self, now: float, force: bool = False, limit: int = 0) -> None:
+        """Send new data (and the FIN) as the send window, cwnd, Nagle (RFC 896, MUST-17) and
+        sender SWS avoidance (RFC 9293 3.8.6.2.1, MUST-38) allow. ``force``: one segment
+        regardless of Nagle/SWS/cwnd (persist, recovery); ``limit``: its maximum size."""
+        mss = self.snd_mss
+        if self._in_recovery and self.sack_ok and not force:
+            self._sack_recovery_send(now)
+            return
+        maxp = limit if limit > 0 else self.config.max_segment_payload
+        if maxp < mss and limit <= 0:
             maxp = mss
         sent_any = False
         while True:
@@ -1133,6 +1188,10 @@ class Connection:
                 break
             wnd_room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
             cc_room = self._cc.cwnd - self._pipe()
+            if force:
+                cc_room = max(cc_room, mss)
+            elif not self._in_recovery and 0 < self._dupacks < 3:
+                cc_room += self._dupacks * mss  # RFC 3042 limited transmit
             retrans = seq_lt(self.snd_nxt, self.snd_max)
             n = min(avail, wnd_room, cc_room, maxp)
             if avail <= 0:
@@ -1198,13 +1257,14 @@ class Connection:
             self._arm_rto(now)
         self._persist_at = None
 
-    def _retransmit_at(self, now: float, seq: int) -> None:
-        """Retransmit one segment starting at ``seq`` (fast retransmit, partial ACK, RTO)."""
+    def _retransmit_at(self, now: float, seq: int, length: int = 0) -> int:
+        """Retransmit one segment starting at ``seq`` of at most ``length`` (default one MSS)
+        octets (fast retransmit, partial ACK, NextSeg, RTO). Returns the sequence space sent."""
         off = seq_sub(seq, self._buf_seq)
         buffered = len(self._sendbuf)
         if off < 0 or off > buffered:
-            return
-        n = min(buffered - off, self.snd_mss)
+            return 0
+        n = min(buffered - off, length if length > 0 else self.snd_mss, self.snd_mss)
         payload = self._sendbuf.read(off, n)
         flags = ACK
         if off + n == buffered:
@@ -1213,12 +1273,15 @@ class Connection:
             if self._fin_seq is not None:
                 flags |= FIN
         if n == 0 and not flags & FIN:
-            return
+            return 0
         save = self.snd_nxt
         self._emit_data(now, seq, flags, payload, True)
         end = self.snd_nxt
         # A retransmission does not move SND.NXT back (unless the RTO already did).
         self.snd_nxt = end if seq_gt(end, save) else save
+        if self._in_recovery:
+            self._rexmit_out += n
+        return n + (1 if flags & FIN else 0)
 
 
 def seq_between_wnd(x: int, lo: int, wnd: int) -> bool:

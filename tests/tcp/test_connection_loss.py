@@ -1,0 +1,251 @@
+"""Loss and reordering: RTO with backoff and R2 (RFC 6298, RFC 9293 3.8.3), fast retransmit
+and NewReno (RFC 5681, RFC 6582), SACK recovery (RFC 6675), receiver SACK/D-SACK (RFC 2018,
+RFC 2883), the 2**32 wrap, and seeded lossy transfers that must deliver the exact bytes."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from test_connection_data import data_seg, established_server, payload
+from test_connection_harness import cfg, pair
+
+from pytcp.tcp.events import Closed, ConnectionTimedOut
+from pytcp.tcp.segment import Segment
+from pytcp.tcp.state import State
+from pytcp.wire.tcp import ACK, TcpOptions
+
+
+def transfer(net, data: bytes, max_rounds: int = 3000, step: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+    sent = 0
+    for _ in range(max_rounds):
+        if sent < len(data):
+            sent += net.a.send(net.t, data[sent:])
+        net.run(step)
+        if len(net.received["b"]) >= len(data):
+            break
+
+
+def test_rto_retransmits_with_backoff_then_times_out() -> None:
+    c = established_server(cfg(retries2=4))
+    c.send(1.0, b"q" * 100)
+    [d] = c.pending_output()
+    times = []
+    for _ in range(10):
+        t = c.next_deadline()
+        if t is None:
+            break
+        c.handle_timers(t)
+        for s in c.pending_output():
+            assert s.seq == d.seq and bytes(s.payload) == b"q" * 100
+            times.append(round(t - 1.0, 6))
+    rto = times[0]
+    assert times == pytest.approx([rto, 3 * rto, 7 * rto, 15 * rto])  # RFC 6298 5.5 doubling
+    assert c.state is State.CLOSED
+    assert c.pending_events() == [ConnectionTimedOut(), Closed()]
+    assert c.info().retransmits == 4
+
+
+def test_rto_retransmission_recovers_lost_segment() -> None:
+    lost = []
+
+    def drop(direction: str, seg: Segment) -> bool:
+        if direction == "a>b" and seg.payload and not lost:
+            lost.append(seg.seq)
+            return True
+        return False
+
+    net = pair(drop=drop)
+    net.a.send(net.t, b"only segment")
+    net.run(2.0)
+    assert bytes(net.received["b"]) == b"only segment"
+    assert net.a.info().retransmits == 1
+
+
+def test_fast_retransmit_newreno_without_sack() -> None:
+    dropped: list[int] = []
+
+    def drop(direction: str, seg: Segment) -> bool:
+        # lose the 3rd data segment once
+        if direction == "a>b" and seg.payload and len(dropped) == 0:
+            drop.count += 1  # type: ignore[attr-defined]
+            if drop.count == 3:  # type: ignore[attr-defined]
+                dropped.append(seg.seq)
+                return True
+        return False
+
+    drop.count = 0  # type: ignore[attr-defined]
+    net = pair(cfg(sack=False), cfg(sack=False), drop=drop)
+    data = payload(30 * 1448)
+    t0 = net.t
+    transfer(net, data)
+    assert bytes(net.received["b"]) == data
+    rtx = [(t, s) for (t, d, s) in net.log if d == "a>b" and s.payload and s.seq == dropped[0]]
+    assert len(rtx) == 2
+    # retransmitted after about one RTT of dupacks, long before the 1 s-ish RTO
+    assert rtx[1][0] - rtx[0][0] < 0.1
+    assert net.a.info().retransmits == 1
+    assert net.a.info().ssthresh < 10_000_000
+
+
+def test_sack_recovery_retransmits_several_holes_without_rto() -> None:
+    count = [0]
+    dropped: set[int] = set()
+
+    def drop(direction: str, seg: Segment) -> bool:
+        if direction == "a>b" and seg.payload:
+            count[0] += 1
+            if count[0] in (3, 6, 9):
+                dropped.add(seg.seq)
+                return True
+        return False
+
+    net = pair(drop=drop)
+    assert net.a.sack_ok
+    data = payload(40 * 1448)
+    transfer(net, data)
+    assert bytes(net.received["b"]) == data
+    assert net.a.info().retransmits == 3
+    # the receiver reported the holes with SACK blocks
+    assert any(s.options.sack_blocks for s in net.segs("b>a"))
+    for seq in dropped:
+        sends = [t for (t, d, s) in net.log if d == "a>b" and s.payload and s.seq == seq]
+        assert len(sends) == 2 and sends[1] - sends[0] < 0.1
+
+
+def test_out_of_order_gets_immediate_ack_with_sack_and_hole_fill_acks_all() -> None:
+    c = established_server(cfg(quickack=0))
+    c.handle_segment(0.1, data_seg(1000, 1000))  # bytes 1000..2000 first
+    [a1] = c.pending_output()
+    assert a1.ack == 9001
+    assert a1.options.sack_blocks == ((9001 + 1000, 9001 + 2000),)
+    c.handle_segment(0.1, data_seg(3000, 500))
+    [a2] = c.pending_output()
+    assert a2.options.sack_blocks == ((9001 + 3000, 9001 + 3500), (9001 + 1000, 9001 + 2000))
+    c.handle_segment(0.2, data_seg(0, 1000))  # fills the first hole
+    [a3] = c.pending_output()
+    assert a3.ack == 9001 + 2000
+    assert a3.options.sack_blocks == ((9001 + 3000, 9001 + 3500),)
+    c.handle_segment(0.2, data_seg(2000, 1000))
+    [a4] = c.pending_output()
+    assert a4.ack == 9001 + 3500 and a4.options.sack_blocks == ()
+    assert c.receive(0.3) == b"d" * 3500
+
+
+def test_duplicate_segment_draws_dsack() -> None:
+    c = established_server(cfg(quickack=10))
+    c.handle_segment(0.1, data_seg(0, 1000))
+    c.pending_output()
+    c.handle_segment(0.2, data_seg(0, 1000))  # the same again
+    [a] = c.pending_output()
+    assert a.ack == 9001 + 1000
+    assert a.options.sack_blocks == ((9001, 9001 + 1000),)  # RFC 2883 D-SACK
+    c.handle_segment(0.3, data_seg(1000, 100))
+    [b] = c.pending_output()
+    assert b.options.sack_blocks == ()  # reported once
+
+
+def test_karn_no_rtt_sample_from_retransmission_without_timestamps() -> None:
+    first = [True]
+
+    def drop(direction: str, seg: Segment) -> bool:
+        if direction == "a>b" and seg.payload and first[0]:
+            first[0] = False
+            return True
+        return False
+
+    net = pair(cfg(timestamps=False), cfg(timestamps=False), drop=drop)
+    srtt0 = net.a.info().srtt
+    net.a.send(net.t, b"x")
+    net.run(3.0)
+    assert net.received["b"] == b"x"
+    assert net.a.info().srtt == srtt0  # the retransmitted segment gave no sample
+
+
+@pytest.mark.parametrize("iss", [0xFFFFFFFF - 5000, 0xFFFFFFFF])
+def test_transfer_across_the_sequence_wrap(iss: int) -> None:
+    net = pair(iss_a=iss, iss_b=(iss - 100) & 0xFFFFFFFF)
+    data = payload(300_000, 3)
+    back = payload(100_000, 4)
+    net.b.send(net.t, back)
+    transfer(net, data)
+    net.run(1.0)
+    assert bytes(net.received["b"]) == data
+    assert bytes(net.received["a"]) == back
+    assert net.a.snd_una == (iss + 1 + len(data)) & 0xFFFFFFFF
+
+
+@pytest.mark.parametrize("sack", [True, False])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_lossy_reordering_duplicating_channel_delivers_exact_bytes(sack: bool, seed: int) -> None:
+    c = cfg(sack=sack)
+    net = pair(c, c, loss=0.05, reorder=0.1, dup=0.03, seed=seed, delay=0.01)
+    # the handshake may itself have lost segments: let it finish
+    net.run(10.0)
+    assert net.a.state is State.ESTABLISHED and net.b.state is State.ESTABLISHED
+    data = payload(200_000, seed)
+    back = payload(50_000, seed + 10)
+    net.b.send(net.t, back)
+    transfer(net, data, max_rounds=4000)
+    for _ in range(100):  # a lost retransmission waits for a (backed-off) RTO
+        if len(net.received["a"]) == len(back):
+            break
+        net.run(1.0)
+    assert bytes(net.received["b"]) == data
+    assert bytes(net.received["a"]) == back
+    # then close both ways over the same lossy channel
+    net.a.shutdown(net.t)
+    net.b.shutdown(net.t)
+    net.run(200.0)
+    assert net.a.state is State.CLOSED and net.b.state is State.CLOSED
+
+
+def test_reordering_alone_without_loss() -> None:
+    net = pair(reorder=0.3, seed=9)
+    data = payload(100_000, 9)
+    transfer(net, data)
+    assert bytes(net.received["b"]) == data
+
+
+def test_window_shrinks_to_zero_under_flight_no_timeout() -> None:
+    c = established_server(cfg(retries2=3))
+    c.send(1.0, b"w" * 4000)
+    out = c.pending_output()
+    assert len(out) == 3
+    # the peer takes the first segment and closes its window
+    c.handle_segment(1.05, Segment(9001, out[0].seq + 1448, ACK, 0,
+                                   options=TcpOptions(timestamp=(300, 1000))))
+    assert c.pending_output() == []
+    # for a long time: only probes, never a timeout (MUST-34, MUST-37)
+    t = 1.05
+    for _ in range(50):
+        d = c.next_deadline()
+        assert d is not None
+        t = d
+        c.handle_timers(t)
+        for s in c.pending_output():
+            c.handle_segment(t, Segment(9001, out[0].seq + 1448, ACK, 0,
+                                        options=TcpOptions(timestamp=(300, 1000))))
+    assert c.state is State.ESTABLISHED and t > 300
+    c.handle_segment(t, Segment(9001, out[0].seq + 1448, ACK, 100,
+                                options=TcpOptions(timestamp=(300, 1000))))
+    resent = c.pending_output()
+    assert resent and resent[0].seq == out[0].seq + 1448
+
+
+def test_random_segments_never_raise() -> None:
+    rng = random.Random(5)
+    c = established_server()
+    c.send(1.0, b"abc" * 1000)
+    for i in range(3000):
+        seg = Segment(rng.getrandbits(32) if rng.random() < 0.5 else 9001 + rng.randrange(-5, 70000),
+                      rng.getrandbits(32) if rng.random() < 0.5 else c.snd_una + rng.randrange(-5, 5000),
+                      rng.getrandbits(8), rng.getrandbits(16), b"z" * rng.randrange(0, 3000),
+                      TcpOptions(timestamp=(rng.getrandbits(32), rng.getrandbits(32)),
+                                 sack_blocks=((rng.getrandbits(32), rng.getrandbits(32)),))
+                      if rng.random() < 0.5 else TcpOptions(),
+                      rng.getrandbits(16))
+        c.handle_segment(1.0 + i * 0.001, seg)
+        c.pending_output()
+        if c.state is State.CLOSED:
+            c = established_server()
