@@ -78,6 +78,16 @@ class StackConfig:
             raise ValueError(f"ephemeral_ports {self.ephemeral_ports}: need 1 <= lo <= hi <= 65535")
 
 
+class GsoPacket(bytearray):
+    """An IPv4/TCP super-packet (``StackConfig.gso``): ``gso_size`` is the payload size the
+    link (TUN TSO) must cut it into; it is the engine's segment size, which honours the peer's
+    MSS. Otherwise just a ``bytearray``."""
+
+    __slots__ = ("gso_size",)
+
+    gso_size: int
+
+
 class FourTuple(NamedTuple):
     local_addr: int
     local_port: int
@@ -569,13 +579,19 @@ class Stack:
     # ----- output
 
     def _build_tcp(self, tmpl: bytes, psum: int, seq: int, ack: int, flags: int, wnd: int,
-                   opts: bytes, payload: bytes | bytearray | memoryview, urg: int) -> bytearray:
-        """One IPv4+TCP packet from a 24-byte template (IPv4 header + ports), checksums filled."""
+                   opts: bytes, payload: bytes | bytearray | memoryview, urg: int,
+                   gso_size: int = 0) -> bytearray:
+        """One IPv4+TCP packet from a 24-byte template (IPv4 header + ports), checksums filled;
+        a :class:`GsoPacket` when ``gso_size`` is given."""
         olen = len(opts)
         thl = 20 + olen
         tcp_len = thl + len(payload)
         total = 20 + tcp_len
-        pkt = bytearray(tmpl)
+        if gso_size:
+            pkt: bytearray = GsoPacket(tmpl)
+            pkt.gso_size = gso_size  # type: ignore[attr-defined]
+        else:
+            pkt = bytearray(tmpl)
         self._ident = ident = (self._ident + 1) & 0xFFFF
         _IP_LEN_ID.pack_into(pkt, 2, total, ident)
         _U16.pack_into(pkt, 10, native.checksum(memoryview(pkt)[:20]))
@@ -594,9 +610,13 @@ class Stack:
         payload = seg.payload
         gso = seg.gso_size
         n = len(payload)
-        if gso <= 0 or n <= gso or self.config.gso:
+        if gso <= 0 or n <= gso:
             self._queue_packet(self._build_tcp(h._tmpl, h._psum, seg.seq, seg.ack, seg.flags,
                                                seg.wnd, opts, payload, seg.urg))
+            return
+        if self.config.gso:  # the link cuts it (TUN TSO)
+            self._queue_packet(self._build_tcp(h._tmpl, h._psum, seg.seq, seg.ack, seg.flags,
+                                               seg.wnd, opts, payload, seg.urg, gso))
             return
         # Cut the super-segment into gso-sized pieces: each piece's sequence number advances,
         # SYN stays on the first, PSH and FIN go on the last only.

@@ -6,9 +6,18 @@ pyroute2's netlink ``IPRoute`` (never by running ``ip``). Closing the link remov
 interface. The kernel side of the interface gets ``host_addr``; the stack uses another
 address of the same subnet (e.g. host 10.77.0.1/24, stack 10.77.0.2).
 
-The virtio-net header offload path (``IFF_VNET_HDR`` + ``TUNSETOFFLOAD``, 64 KB TSO/GRO
-segments) is not implemented yet; ``TunLink.vnet_hdr`` is the flag it will hang on and is
-always ``False`` for now.
+With ``offload=True`` the device is opened with ``IFF_VNET_HDR`` and ``TUNSETOFFLOAD``
+(``TUN_F_CSUM | TUN_F_TSO4``): every packet then carries a 10-byte ``struct virtio_net_hdr``
+(linux/virtio_net.h), which this module adds and strips, so the :class:`pytcp.link.Link`
+interface stays "one IPv4 datagram per read/write":
+
+- In: the kernel may hand over TCP super-packets up to 64 KB; a packet flagged
+  ``VIRTIO_NET_HDR_F_NEEDS_CSUM`` has its TCP checksum completed here (the field holds the
+  pseudo-header sum), so the stack can verify it as usual.
+- Out: a TCP packet longer than the MTU (a stack with ``StackConfig(gso=True)``) is written
+  as a GSO packet: ``gso_type TCPV4``, ``gso_size`` from the packet's ``gso_size`` attribute
+  (``pytcp.stack.GsoPacket``) or else MTU minus headers, ``NEEDS_CSUM`` with the TCP checksum
+  field replaced by the pseudo-header sum; the kernel cuts it into segments.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from pytcp import native
 from pytcp.link import LinkError
 
 T = TypeVar("T")
@@ -34,6 +44,19 @@ IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
 IFNAMSIZ = 16
+TUNSETOFFLOAD = 0x400454D0
+TUNSETVNETHDRSZ = 0x400454D8
+TUN_F_CSUM = 0x01
+TUN_F_TSO4 = 0x02
+
+# linux/virtio_net.h: struct virtio_net_hdr, native byte order on a legacy TUN device.
+VNET_HDR = struct.Struct("=BBHHHH")  # flags gso_type hdr_len gso_size csum_start csum_offset
+VNET_HDR_LEN = VNET_HDR.size  # 10
+VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
+VIRTIO_NET_HDR_GSO_NONE = 0
+VIRTIO_NET_HDR_GSO_TCPV4 = 1
+_PLAIN_HDR = bytes(VNET_HDR_LEN)
+_U16 = struct.Struct("!H")
 
 # A read never truncates a packet, even if someone raises the MTU behind our back.
 _READ_SIZE = 65536
@@ -83,13 +106,13 @@ class TunLink:
     """A configured TUN interface. Use :meth:`open`; ``close()`` removes the interface."""
 
     def __init__(self, fd: int, ifname: str, host: ipaddress.IPv4Interface, mtu: int,
-                 index: int | None) -> None:
+                 index: int | None, vnet_hdr: bool = False) -> None:
         self._fd: int | None = fd
         self.ifname = ifname
         self.host = host
         self.mtu = mtu
         self.index = index
-        self.vnet_hdr = False  # IFF_VNET_HDR offloads: not implemented yet
+        self.vnet_hdr = vnet_hdr  # IFF_VNET_HDR with checksum + TSO4 offloads
         # tx_dropped: the kernel queue was full (EAGAIN); tx_errors: the kernel refused it.
         self.stats: Counter[str] = Counter()
 
@@ -97,9 +120,10 @@ class TunLink:
 
     @classmethod
     def open(cls, ifname: str = "pytcp0", host_addr: str = "10.77.0.1/24",
-             mtu: int = 1500) -> TunLink:
+             mtu: int = 1500, *, offload: bool = False) -> TunLink:
         """Create the TUN interface ``ifname``, give the kernel side ``host_addr``, set
-        ``mtu`` and bring it up. Raise :class:`LinkError` with a clear message on failure."""
+        ``mtu`` and bring it up. Raise :class:`LinkError` with a clear message on failure.
+        ``offload=True``: virtio-net header with checksum and TSO4 offloads (see module)."""
         if not ifname or len(ifname.encode()) >= IFNAMSIZ or "/" in ifname or \
                 any(c.isspace() for c in ifname):
             raise LinkError(f"invalid interface name {ifname!r}: 1-15 characters, no '/' or spaces")
@@ -120,11 +144,11 @@ class TunLink:
             if _netlink(lookup):
                 raise LinkError(f"interface name {ifname!r} already taken: pick another "
                                 f"name or remove it (ip link del {ifname})")
-            cls._set_iff(fd, ifname)
+            cls._set_iff(fd, ifname, offload)
         except BaseException:
             os.close(fd)
             raise
-        link = cls(fd, ifname, host, mtu, None)
+        link = cls(fd, ifname, host, mtu, None, offload)
         def configure() -> None:
             with IPRoute() as ipr:
                 found = ipr.link_lookup(ifname=ifname)
@@ -158,9 +182,10 @@ class TunLink:
         return fd
 
     @staticmethod
-    def _set_iff(fd: int, ifname: str) -> None:
+    def _set_iff(fd: int, ifname: str, offload: bool = False) -> None:
         """TUNSETIFF: attach ``fd`` to a new TUN interface ``ifname``, then non-blocking."""
-        ifr = struct.pack("16sH22x", ifname.encode(), IFF_TUN | IFF_NO_PI)
+        flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if offload else 0)
+        ifr = struct.pack("16sH22x", ifname.encode(), flags)
         try:
             fcntl.ioctl(fd, TUNSETIFF, ifr)
         except OSError as e:
@@ -170,6 +195,13 @@ class TunLink:
             if e.errno in (errno.EBUSY, errno.EEXIST, errno.EINVAL):
                 raise LinkError(f"interface name {ifname!r} already taken") from None
             raise LinkError(f"TUNSETIFF {ifname!r} failed: {e.strerror}") from None
+        if offload:
+            try:
+                fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
+                fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
+            except OSError as e:
+                raise LinkError(f"TUN offloads not available on {ifname!r}: {e.strerror}") \
+                    from None
         os.set_blocking(fd, False)
 
     # ----- Link protocol -----
@@ -184,6 +216,8 @@ class TunLink:
         fd = self._fd
         if fd is None:
             return []
+        if self.vnet_hdr:
+            return self._read_batch_vnet(fd, max_packets)
         out: list[bytes] = []
         read = os.read
         try:
@@ -200,6 +234,55 @@ class TunLink:
         self.stats["rx_packets"] += len(out)
         return out
 
+    def _read_batch_vnet(self, fd: int, max_packets: int) -> list[bytes]:
+        out: list[bytes] = []
+        read = os.read
+        stats = self.stats
+        try:
+            while len(out) < max_packets:
+                data = read(fd, _READ_SIZE + VNET_HDR_LEN)
+                if len(data) <= VNET_HDR_LEN:
+                    if not data:
+                        break
+                    stats["rx_errors"] += 1
+                    continue
+                flags, gso_type, _, _, cstart, coff = VNET_HDR.unpack_from(data)
+                if gso_type != VIRTIO_NET_HDR_GSO_NONE:
+                    stats["rx_gso"] += 1
+                if flags & VIRTIO_NET_HDR_F_NEEDS_CSUM:
+                    # The checksum field holds the pseudo-header sum: finish it.
+                    pkt = bytearray(memoryview(data)[VNET_HDR_LEN:])
+                    at = cstart + coff
+                    if cstart < len(pkt) and at + 2 <= len(pkt):
+                        _U16.pack_into(pkt, at, native.checksum(memoryview(pkt)[cstart:]))
+                    out.append(bytes(pkt))
+                else:
+                    out.append(data[VNET_HDR_LEN:])
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            stats["rx_errors"] += 1
+        stats["rx_packets"] += len(out)
+        return out
+
+    def _vnet_header(self, packet: bytes | bytearray | memoryview) -> list[Any]:
+        """The iovec for one packet on an IFF_VNET_HDR device."""
+        n = len(packet)
+        if n <= self.mtu or n < 40 or packet[9] != 6 or packet[0] >> 4 != 4:
+            return [_PLAIN_HDR, packet]
+        # A TCP super-packet: let the kernel cut it (TSO) and finish the checksums.
+        ihl = (packet[0] & 0x0F) * 4
+        thl = (packet[ihl + 12] >> 4) * 4
+        hlen = ihl + thl
+        gso = getattr(packet, "gso_size", 0) or (self.mtu - hlen)
+        src, dst = struct.unpack_from("!II", packet, 12)
+        head = bytearray(memoryview(packet)[:hlen])
+        _U16.pack_into(head, ihl + 16, native.pseudo_header_sum(src, dst, 6, n - ihl))
+        vh = VNET_HDR.pack(VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, hlen, gso,
+                           ihl, 16)
+        self.stats["tx_gso"] += 1
+        return [vh, head, memoryview(packet)[hlen:]]
+
     def write(self, packet: bytes | bytearray | memoryview) -> None:
         """Hand one IPv4 datagram to the kernel; drop (and count) rather than block."""
         fd = self._fd
@@ -207,7 +290,10 @@ class TunLink:
             self.stats["tx_errors"] += 1
             return
         try:
-            os.write(fd, packet)
+            if self.vnet_hdr:
+                os.writev(fd, self._vnet_header(packet))
+            else:
+                os.write(fd, packet)
         except (BlockingIOError, InterruptedError):
             self.stats["tx_dropped"] += 1
             return

@@ -10,7 +10,7 @@ from scapy.layers.inet import ICMP, IP, TCP  # type: ignore[import-untyped]
 from stack_fakeconn import FakeConnection
 
 from pytcp.drops import DropReason
-from pytcp.stack import AcceptReady, FourTuple, Stack, StackConfig
+from pytcp.stack import AcceptReady, FourTuple, GsoPacket, Stack, StackConfig
 from pytcp.tcp.events import Closed, Connected
 from pytcp.tcp.segment import Segment
 from pytcp.wire.ipv4 import ip_to_int
@@ -141,6 +141,7 @@ def test_gso_super_segment_cut_to_pieces() -> None:
     g._service(h, 1.0)
     [one] = g.pending_packets()
     assert len(one) == 40 + 10_000 and bytes(IP(bytes(one))[TCP].payload) == data
+    assert isinstance(one, GsoPacket) and one.gso_size == 1448  # the link's TSO cuts it
 
 
 def test_timer_heap_runs_only_due_connections() -> None:
