@@ -127,15 +127,19 @@ class SocketTable:
             fd += 1
         return fd
 
-    def _apply_opts(self, s: Sock) -> None:
+    def _apply_opts(self, s: Sock, now: float) -> None:
         if s.handle is None:
             return
-        conn = s.handle.conn
+        h = s.handle
+        conn = h.conn
         if s.nodelay is not None:
             conn.set_nodelay(s.nodelay)
         if s.keepalive is not None or s.keep_idle or s.keep_intvl or s.keep_cnt:
             conn.set_keepalive(bool(s.keepalive), idle=s.keep_idle, interval=s.keep_intvl,
                                count=s.keep_cnt)
+        # TcpHandle has no forwarding setters (yet): a zero-byte receive makes the stack
+        # re-service the connection, so a new keep-alive deadline reaches its timer heap.
+        h.receive(now, 0)
 
     def drain_events(self) -> None:
         for obj, ev in self.stack.pending_events():
@@ -197,7 +201,7 @@ class SocketTable:
                   keep_intvl=s.keep_intvl, keep_cnt=s.keep_cnt, linger_zero=s.linger_zero)
         state_of(h)
         self.socks[fd] = ns
-        self._apply_opts(ns)
+        self._apply_opts(ns, now)
         return (fd, None)
 
     sys_accept4 = sys_accept
@@ -208,7 +212,7 @@ class SocketTable:
             s.handle = self.stack.connect(now, self.remote_addr, self.remote_port)
             state_of(s.handle)
             s.connecting = True
-            self._apply_opts(s)
+            self._apply_opts(s, now)
             if self.on_connect is not None:
                 self.on_connect(s.handle)
             return _err("EINPROGRESS") if s.nonblocking else self._connect_done(s)
@@ -264,7 +268,7 @@ class SocketTable:
             s.keep_cnt = n
         else:
             raise SyscallError(f"setsockopt {level} {name} is not supported")
-        self._apply_opts(s)
+        self._apply_opts(s, now)
         return (0, None)
 
     def sys_getsockopt(self, now: float, args: list[str], want: int) -> Outcome:
