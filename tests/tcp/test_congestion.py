@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from pytcp.tcp.congestion import NewReno, make_congestion
+from pytcp.tcp.congestion import CongestionControl, NewReno, make_congestion
 from pytcp.tcp.congestion.base import INITIAL_SSTHRESH, initial_window
 
 
@@ -277,3 +277,111 @@ def test_no_growth_while_application_limited(name: str) -> None:
     for i in range(50):                # now window-limited (less than 2 MSS of room)
         cc.on_ack(60.0 + i, 1000, 0.1, cc.cwnd - 1500)
     assert cc.cwnd > w
+
+
+# ---------------------------------------------------------------- HyStart++ (RFC 9406)
+
+from pytcp.tcp.congestion.hystart import (
+    CSS_GROWTH_DIVISOR,
+    CSS_ROUNDS,
+    N_RTT_SAMPLE,
+    HyStartPP,
+    Phase,
+)
+
+
+def _rtt_rounds(cc: CongestionControl, rtts: list[float]) -> list[tuple[int, Phase]]:
+    """Each entry: one RTT of ACK clocking (one ACK per MSS, the sender keeps cwnd full)."""
+    out = []
+    assert cc.hystart is not None
+    for r, rtt in enumerate(rtts):
+        for _ in range(cc.cwnd // cc.mss):
+            cc.on_ack(r * 0.1, cc.mss, rtt, cc.cwnd)
+        out.append((cc.cwnd, cc.hystart.phase))
+    return out
+
+
+def test_hystart_off_by_default() -> None:
+    assert make_congestion("cubic", 1000).hystart is None
+    assert make_congestion("newreno", 1000, hystart=True).hystart is not None
+
+
+def test_hystart_flat_rtt_keeps_doubling() -> None:
+    cc = make_congestion("newreno", 1000, 10, hystart=True)
+    trace = _rtt_rounds(cc, [0.1] * 5)
+    assert [w for w, _ in trace] == [20_000, 40_000, 80_000, 160_000, 320_000]
+    assert all(p is Phase.SLOW_START for _, p in trace)
+
+
+@pytest.mark.parametrize("name", ["newreno", "cubic"])
+def test_hystart_delay_rise_css_then_exit(name: str) -> None:
+    cc = make_congestion(name, 1000, 10, hystart=True)
+    # RttThresh = max(4 ms, min(100 ms / 8, 16 ms)) = 12.5 ms: 120 ms is a rise
+    trace = _rtt_rounds(cc, [0.1, 0.1, 0.1] + [0.12] * 8)
+    phases = [p for _, p in trace]
+    assert phases[:3] == [Phase.SLOW_START] * 3
+    assert phases[3] is Phase.CSS
+    i_done = phases.index(Phase.DONE)
+    assert phases[3:i_done] == [Phase.CSS] * (i_done - 3)
+    assert cc.hystart is not None and cc.hystart.css_rounds == CSS_ROUNDS
+    # CSS rounds grow by 1/CSS_GROWTH_DIVISOR of the window, not double it
+    for (w0, p0), (w1, _) in itertools.pairwise(trace[4:i_done]):
+        assert p0 is Phase.CSS
+        assert w1 / w0 == pytest.approx(1 + 1 / CSS_GROWTH_DIVISOR, abs=0.02)
+    # slow start ended: ssthresh was set to cwnd at that moment, then congestion avoidance
+    assert not cc.in_slow_start
+    w_done = trace[i_done][0]
+    assert cc.ssthresh <= w_done
+    assert trace[-1][0] < w_done * 1.1
+
+
+def _hs_round(hs: HyStartPP, rtt: float, n: int = 8) -> None:
+    """Round 1 of a fresh HyStartPP: n ACKs of 1000 bytes, 1000 bytes still outstanding."""
+    for _ in range(n):
+        hs.on_ack(1000, rtt, (n + 1) * 1000)
+
+
+def test_hystart_thresholds_and_sample_count() -> None:
+    hs = HyStartPP()
+    _hs_round(hs, 0.001)
+    assert hs.rounds == 1 and hs.round_left == 1000 and hs.samples == 8
+    # this ACK covers windowEnd: round 2 starts with it (its sample belongs to round 2)
+    assert hs.on_ack(1000, 0.004, 10_000) == 1
+    assert hs.rounds == 2 and hs.last_round_min == 0.001 and hs.round_left == 9000
+    # RttThresh = max(4 ms, min(1 ms / 8, 16 ms)) = 4 ms: a 3 ms rise is not enough
+    for _ in range(N_RTT_SAMPLE):
+        assert hs.on_ack(100, 0.004, 10_000) == 1
+    assert hs.phase is Phase.SLOW_START
+    hs2 = HyStartPP()
+    _hs_round(hs2, 0.001)
+    divs = [hs2.on_ack(1000 if i == 0 else 100, 0.0051, 10_000) for i in range(N_RTT_SAMPLE)]
+    # the decision needs N_RTT_SAMPLE samples in the round
+    assert divs == [1] * (N_RTT_SAMPLE - 1) + [CSS_GROWTH_DIVISOR]
+    assert hs2.phase is Phase.CSS and hs2.css_baseline == pytest.approx(0.0051)
+
+
+def _phase(hs: HyStartPP) -> Phase:
+    return hs.phase  # (a call, so that mypy does not narrow hs.phase between asserts)
+
+
+def test_hystart_css_resumes_slow_start_when_rtt_falls() -> None:
+    hs = HyStartPP()
+    _hs_round(hs, 0.010)
+    for i in range(N_RTT_SAMPLE):
+        hs.on_ack(1000 if i == 0 else 100, 0.020, 10_000)
+    assert _phase(hs) is Phase.CSS
+    # finish this round; the next round's minimum falls below the CSS baseline
+    left = hs.round_left or 0
+    assert hs.on_ack(left, 0.011, left + 5000) == CSS_GROWTH_DIVISOR  # sample 1 of round 3
+    assert hs.css_rounds == 1
+    for _ in range(N_RTT_SAMPLE - 2):
+        assert hs.on_ack(100, 0.011, 10_000) == CSS_GROWTH_DIVISOR
+    assert hs.on_ack(100, 0.011, 10_000) == 1
+    assert _phase(hs) is Phase.SLOW_START
+
+
+def test_hystart_stops_at_congestion() -> None:
+    cc = make_congestion("cubic", 1000, 10, hystart=True)
+    cc.on_ack(0.0, 1000, 0.1, 10_000)
+    cc.on_congestion(0.1, 10_000)
+    assert cc.hystart is not None and not cc.hystart.active

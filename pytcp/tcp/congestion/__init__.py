@@ -2,26 +2,29 @@
 
 ``make_congestion(name, mss, initial_window=None)``: ``name`` is ``"newreno"`` or ``"cubic"``
 (``ValueError`` otherwise); ``initial_window`` is the initial cwnd in *segments* (None: RFC
-6928's min(10*MSS, max(2*MSS, 14600)) bytes).
+6928's min(10*MSS, max(2*MSS, 14600)) bytes); ``hystart=True`` enables RFC 9406 HyStart++
+in the initial slow start (off by default).
 """
 
 from __future__ import annotations
 
 from pytcp.tcp.congestion.base import CongestionControl
+from pytcp.tcp.congestion.cubic import Cubic
 from pytcp.tcp.congestion.newreno import NewReno
 
 ALGORITHMS = ("newreno", "cubic")
 
-__all__ = ["ALGORITHMS", "CongestionControl", "NewReno", "make_congestion"]
+__all__ = ["ALGORITHMS", "CongestionControl", "Cubic", "NewReno", "make_congestion"]
 
 
-def make_congestion(name: str, mss: int, initial_window: int | None = None) -> CongestionControl:
-    """A fresh congestion controller for one connection."""
+def make_congestion(
+    name: str, mss: int, initial_window: int | None = None, *, hystart: bool = False
+) -> CongestionControl:
+    """A fresh congestion controller for one connection; ``hystart=True`` adds RFC 9406
+    HyStart++ to the initial slow start."""
     key = name.lower()
     if key == "newreno" or key == "reno":
-        return NewReno(mss, initial_window)
+        return NewReno(mss, initial_window, hystart=hystart)
     if key == "cubic":
-        from pytcp.tcp.congestion.cubic import Cubic
-
-        return Cubic(mss, initial_window)
+        return Cubic(mss, initial_window, hystart=hystart)
     raise ValueError(f"unknown congestion control {name!r} (known: {', '.join(ALGORITHMS)})")

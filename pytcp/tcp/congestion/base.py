@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import abc
 
+from pytcp.tcp.congestion.hystart import HyStartPP
+
 # Effectively "arbitrarily high" initial ssthresh (RFC 5681 3.1).
 INITIAL_SSTHRESH = 0x7FFFFFFF
 
@@ -42,11 +44,16 @@ class CongestionControl(abc.ABC):
 
     name = "base"
 
-    __slots__ = ("_ca_acked", "_iw_segments", "cwnd", "initial_cwnd", "mss", "ssthresh")
+    __slots__ = (
+        "_ca_acked", "_iw_segments", "cwnd", "hystart", "initial_cwnd", "mss", "ssthresh",
+    )
 
-    def __init__(self, mss: int, initial_window_segments: int | None = None) -> None:
+    def __init__(self, mss: int, initial_window_segments: int | None = None, *,
+                 hystart: bool = False) -> None:
         if mss <= 0:
             raise ValueError("mss must be positive")
+        # RFC 9406 HyStart++ for the initial slow start (None: standard slow start only).
+        self.hystart: HyStartPP | None = HyStartPP() if hystart else None
         self.mss = mss
         self._iw_segments = initial_window_segments
         self.initial_cwnd = initial_window(mss, initial_window_segments)
@@ -80,11 +87,23 @@ class CongestionControl(abc.ABC):
             self.cwnd = self.initial_cwnd
         self.mss = mss
 
-    def slow_start(self, acked_bytes: int) -> int:
+    def slow_start(self, acked_bytes: int, rtt: float | None = None, flight_size: int = 0,
+                   grow: bool = True) -> int:
         """RFC 5681 3.1 with RFC 3465 appropriate byte counting, L = 2*SMSS: cwnd grows by
         min(acked, 2*SMSS), not past ssthresh. Returns the acked bytes left over (the part of
-        this ACK beyond ssthresh, for congestion avoidance)."""
+        this ACK beyond ssthresh, for congestion avoidance). With HyStart++ (RFC 9406) the
+        growth is divided by CSS_GROWTH_DIVISOR during CSS, and slow start may end here
+        (ssthresh = cwnd). ``grow=False`` (not cwnd-limited) only feeds HyStart++'s rounds."""
         inc = min(acked_bytes, 2 * self.mss)
+        hs = self.hystart
+        if hs is not None and hs.active:
+            div = hs.on_ack(acked_bytes, rtt, flight_size)
+            if div == 0:
+                self.ssthresh = self.cwnd  # RFC 9406 4.2: enter congestion avoidance
+                return 0
+            inc //= div
+        if not grow:
+            return 0
         if self.cwnd + inc <= self.ssthresh:
             self.cwnd += inc
             return 0
@@ -100,6 +119,12 @@ class CongestionControl(abc.ABC):
     def on_congestion(self, now: float, flight_size: int) -> None:
         ...
 
+    def _end_hystart(self) -> None:
+        # RFC 9406 4.2/4.3: a congestion event ends (conservative) slow start; HyStart++ is
+        # used in the initial slow start only.
+        if self.hystart is not None:
+            self.hystart.stop()
+
     def on_recovery_exit(self, now: float) -> None:
         """RFC 6582 3.2 step 6 / RFC 6675 5: leaving fast recovery: cwnd = ssthresh."""
         self.cwnd = max(self.ssthresh, self.mss)
@@ -113,6 +138,8 @@ class CongestionControl(abc.ABC):
         """RFC 5681 4.1: after an idle period longer than the RTO, cwnd = min(IW, cwnd)."""
         self.cwnd = min(self.initial_cwnd, self.cwnd)
         self._ca_acked = 0
+        if self.hystart is not None:
+            self.hystart.round_left = None  # rounds restart with the next ACK
 
     def on_dupack_inflate(self) -> None:
         """RFC 6582 3.2 step 2-3 (no SACK): each duplicate ACK during fast recovery says a

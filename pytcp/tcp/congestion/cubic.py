@@ -38,8 +38,8 @@ class Cubic(CongestionControl):
     )
 
     def __init__(self, mss: int, initial_window_segments: int | None = None,
-                 fast_convergence: bool = True) -> None:
-        super().__init__(mss, initial_window_segments)
+                 fast_convergence: bool = True, *, hystart: bool = False) -> None:
+        super().__init__(mss, initial_window_segments, hystart=hystart)
         self.fast_convergence = fast_convergence
         self.w_max: float | None = None   # None: undefined (no loss yet, or after an RTO)
         self.cwnd_prior: float | None = None
@@ -78,12 +78,15 @@ class Cubic(CongestionControl):
         """``rtt``: the connection's smoothed RTT (or latest sample); None keeps the last one."""
         if rtt is not None and rtt > 0:
             self.rtt = rtt
-        if acked_bytes <= 0 or not self.cwnd_limited(flight_size):
+        if acked_bytes <= 0:
             return
+        limited = self.cwnd_limited(flight_size)
         if self.cwnd < self.ssthresh:
-            acked_bytes = self.slow_start(acked_bytes)
+            acked_bytes = self.slow_start(acked_bytes, rtt, flight_size, limited)
             if acked_bytes <= 0:
                 return
+        if not limited:
+            return
         if self.t_epoch is None:
             self._start_epoch(now)
         mss = self.mss
@@ -114,6 +117,7 @@ class Cubic(CongestionControl):
         self._frac = total - self.cwnd
 
     def on_congestion(self, now: float, flight_size: int) -> None:
+        self._end_hystart()
         w = self.cwnd / self.mss
         # RFC 9438 4.7 fast convergence: a flow that lost before reaching its previous W_max
         # releases bandwidth: W_max = cwnd * (1 + beta) / 2; otherwise W_max = cwnd.
@@ -130,6 +134,7 @@ class Cubic(CongestionControl):
         self._ca_acked = 0
 
     def on_rto(self, now: float, flight_size: int, repeated: bool = False) -> None:
+        self._end_hystart()
         # RFC 9438 4.8: reduce cwnd as Reno does (1 SMSS) but set ssthresh with beta_cubic;
         # the next congestion avoidance stage uses K = 0 and W_max = cwnd at its start.
         if not repeated:

@@ -15,12 +15,15 @@ class NewReno(CongestionControl):
     __slots__ = ()
 
     def on_ack(self, now: float, acked_bytes: int, rtt: float | None, flight_size: int) -> None:
-        if acked_bytes <= 0 or not self.cwnd_limited(flight_size):
+        if acked_bytes <= 0:
             return
+        limited = self.cwnd_limited(flight_size)
         if self.cwnd < self.ssthresh:
-            acked_bytes = self.slow_start(acked_bytes)
+            acked_bytes = self.slow_start(acked_bytes, rtt, flight_size, limited)
             if acked_bytes <= 0:
                 return
+        if not limited:
+            return
         # RFC 3465 2.1 / RFC 5681 3.1: count acknowledged bytes; when they reach cwnd,
         # cwnd += SMSS (at most one SMSS per ACK).
         self._ca_acked += acked_bytes
@@ -31,12 +34,14 @@ class NewReno(CongestionControl):
                 self._ca_acked = self.cwnd - 1  # never carry more than one increase
 
     def on_congestion(self, now: float, flight_size: int) -> None:
+        self._end_hystart()
         # RFC 5681 eqn. 4: ssthresh = max(FlightSize / 2, 2*SMSS); RFC 6675 5: cwnd = ssthresh.
         self.ssthresh = max(flight_size // 2, 2 * self.mss)
         self.cwnd = self.ssthresh
         self._ca_acked = 0
 
     def on_rto(self, now: float, flight_size: int, repeated: bool = False) -> None:
+        self._end_hystart()
         # RFC 5681 3.1: eqn. 4 unless the segment was already retransmitted by the timer,
         # then cwnd = LW = 1 SMSS.
         if not repeated:
