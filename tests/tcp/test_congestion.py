@@ -385,3 +385,13 @@ def test_hystart_stops_at_congestion() -> None:
     cc.on_ack(0.0, 1000, 0.1, 10_000)
     cc.on_congestion(0.1, 10_000)
     assert cc.hystart is not None and not cc.hystart.active
+
+
+def test_cubic_smooths_rtt_samples() -> None:
+    cc = _cubic_at(10)
+    cc.on_ack(0.0, 1000, 0.1, 10_000)
+    assert cc.rtt == 0.1
+    cc.on_ack(0.0, 1000, 0.2, 10_000)
+    assert cc.rtt == pytest.approx(0.1 + 0.1 / 8)
+    cc.on_ack(0.0, 1000, None, 10_000)
+    assert cc.rtt == pytest.approx(0.1125)

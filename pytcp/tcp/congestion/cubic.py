@@ -75,9 +75,10 @@ class Cubic(CongestionControl):
         self._frac = 0.0
 
     def on_ack(self, now: float, acked_bytes: int, rtt: float | None, flight_size: int) -> None:
-        """``rtt``: the connection's smoothed RTT (or latest sample); None keeps the last one."""
+        """``rtt``: this ACK's RTT sample, or None. CUBIC smooths the samples itself (RFC 9438
+        2: RTT is the smoothed RTT of RFC 6298: SRTT += (R - SRTT) / 8)."""
         if rtt is not None and rtt > 0:
-            self.rtt = rtt
+            self.rtt = rtt if self.rtt == 0.0 else self.rtt + (rtt - self.rtt) * 0.125
         if acked_bytes <= 0:
             return
         limited = self.cwnd_limited(flight_size)
