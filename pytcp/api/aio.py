@@ -447,7 +447,15 @@ class Server:
             self.accepted += 1
             reader = asyncio.StreamReader(limit=self._limit, loop=self._loop)
             protocol = asyncio.StreamReaderProtocol(reader, self._cb, loop=self._loop)
-            PytcpTransport(self._runtime, handle, protocol, connected=True)
+            try:
+                PytcpTransport(self._runtime, handle, protocol, connected=True)
+            except Exception as exc:  # noqa: BLE001 - a failing callback must not stop accepting
+                self._loop.call_exception_handler(
+                    {"message": "pytcp: client_connected_cb failed", "exception": exc})
+                try:
+                    handle.abort(self._runtime.now())
+                except TcpUsageError:
+                    pass
 
     def close(self) -> None:
         """Stop listening (existing connections stay open, as asyncio.Server in 3.11)."""
@@ -507,10 +515,26 @@ async def start_server(
     backlog: int = 128,
     limit: int = DEFAULT_LIMIT,
 ) -> Server:
-    """Listen on ``port`` of the runtime's stack; call ``client_connected_cb(reader, writer)``
+    """Listen on ``port`` (0: a free ephemeral port, see ``Server.port``) of the runtime's
+    stack; call ``client_connected_cb(reader, writer)``
     for each accepted connection (a coroutine result runs as a task, as in asyncio)."""
-    listener = runtime.stack.listen(port, backlog)
+    if port == 0:
+        listener = _listen_ephemeral(runtime.stack, backlog)
+    else:
+        listener = runtime.stack.listen(port, backlog)
     return Server(runtime, listener, client_connected_cb, limit=limit)
+
+
+def _listen_ephemeral(stack: Any, backlog: int) -> Any:
+    """Port 0: the first free port of the stack's ephemeral range (as bind(0) would)."""
+    config = getattr(stack, "config", None)
+    lo, hi = getattr(config, "ephemeral_ports", (32768, 60999))
+    for port in range(lo, hi + 1):
+        try:
+            return stack.listen(port, backlog)
+        except OSError:
+            continue
+    raise OSError(99, "no free port to listen on")
 
 
 async def create_connection(

@@ -278,3 +278,31 @@ def test_many_concurrent_connections() -> None:
             assert len(results) == 50
 
     run(main())
+
+
+def test_port_zero_picks_a_free_port_and_sync_callback_errors_are_contained() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        errors: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _l, ctx: errors.append(ctx))
+        async with memory_pair() as (a, b):
+            calls = {"n": 0}
+
+            def cb(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                calls["n"] += 1
+                if calls["n"] == 1:
+                    raise ValueError("first client fails")
+                w.write(b"second ok")
+                w.close()
+
+            s1 = await start_server(cb, 0, runtime=b)
+            s2 = await start_server(cb, 0, runtime=b)
+            assert s1.port != s2.port and s1.port >= 1024
+            r1, w1 = await open_connection(ADDR_B, s1.port, runtime=a)
+            with pytest.raises(ConnectionResetError):
+                await r1.read(10)  # the failed callback's connection is reset
+            r2, w2 = await open_connection(ADDR_B, s1.port, runtime=a)
+            assert await read_to_eof(r2) == b"second ok"
+            assert any(isinstance(c.get("exception"), ValueError) for c in errors)
+
+    run(main())
