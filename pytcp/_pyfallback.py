@@ -12,9 +12,7 @@ integer before the final ``%`` (faster than one long division at 64 KiB).
 
 from __future__ import annotations
 
-from typing import Union
-
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
 # Below this many bits a single ``% 0xFFFF`` beats further shift-folding (measured).
 _FOLD_THRESHOLD_BITS = 4096

@@ -19,12 +19,13 @@ Buffers may be ``bytes``, ``bytearray`` or a contiguous byte ``memoryview`` (any
 
 from __future__ import annotations
 
+import importlib
 import os
-from typing import Any, Union
+from typing import Any
 
 from pytcp import _pyfallback
 
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
 # The pure-Python helpers need no extension; they are the same in both variants.
 pseudo_header_sum = _pyfallback.pseudo_header_sum
@@ -35,7 +36,8 @@ _ffi: Any = None
 
 if os.environ.get("PYTCP_NO_NATIVE", "") in ("", "0"):
     try:
-        from pytcp._native import ffi as _ffi, lib as _lib  # type: ignore[import-not-found]
+        _mod = importlib.import_module("pytcp._native")
+        _ffi, _lib = _mod.ffi, _mod.lib
     except ImportError:  # not built (no compiler at install time): run on the fallback
         _lib = None
 
@@ -58,9 +60,9 @@ if _lib is not None:
     def checksum(buf: Buffer, start: int = 0) -> int:
         """The Internet checksum field value: ``~csum_partial(buf, start) & 0xFFFF``."""
         if type(buf) is bytes:
-            return ~_c_csum_partial(buf, len(buf), start) & 0xFFFF
+            return ~int(_c_csum_partial(buf, len(buf), start)) & 0xFFFF
         mv = _from_buffer(buf)
-        return ~_c_csum_partial(mv, len(mv), start) & 0xFFFF
+        return ~int(_c_csum_partial(mv, len(mv), start)) & 0xFFFF
 
     def ring_write(ring: bytearray | memoryview, pos: int, src: Buffer) -> None:
         """Copy ``src`` into ``ring`` at ``pos`` (modulo ``len(ring)``), wrapping at the end."""
@@ -91,10 +93,10 @@ else:
 
 __all__ = [
     "HAVE_NATIVE",
-    "csum_partial",
     "checksum",
-    "pseudo_header_sum",
+    "csum_partial",
     "csum_update16",
-    "ring_write",
+    "pseudo_header_sum",
     "ring_read",
+    "ring_write",
 ]

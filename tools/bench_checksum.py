@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from pytcp import _pyfallback, native  # noqa: E402
+from pytcp import _pyfallback, native
 
 SIZES = (1460, 65536)
 

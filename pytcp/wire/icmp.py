@@ -12,12 +12,11 @@ shorter than the 8-byte ICMP header, ``BAD_CHECKSUM`` for a checksum mismatch.
 from __future__ import annotations
 
 import struct
-from typing import Union
 
 from pytcp import native
 from pytcp.drops import DropReason, MalformedPacket
 
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
 # Types (RFC 792, RFC 1122 3.2.2).
 ECHO_REPLY = 0
@@ -61,7 +60,7 @@ class IcmpMessage:
     next-hop MTU of a "fragmentation needed" message (RFC 1191 4), else 0.
     """
 
-    __slots__ = ("type", "code", "checksum", "ident", "seq", "mtu", "payload", "original")
+    __slots__ = ("checksum", "code", "ident", "mtu", "original", "payload", "seq", "type")
 
     type: int
     code: int

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import socket
 import struct
-from typing import Union
 
 from pytcp import native
 from pytcp.drops import DropReason, MalformedPacket
 
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
 PROTO_ICMP = 1
 PROTO_TCP = 6
@@ -40,8 +39,22 @@ _pack_hdr = _HDR.pack_into
 class Ipv4Packet:
     """A parsed IPv4 datagram; ``header`` and ``payload`` are views into the input buffer."""
 
-    __slots__ = ("ihl", "tos", "total_length", "ident", "df", "mf", "frag_offset", "ttl",
-                 "proto", "checksum", "src", "dst", "header", "payload")
+    __slots__ = (
+        "checksum",
+        "df",
+        "dst",
+        "frag_offset",
+        "header",
+        "ident",
+        "ihl",
+        "mf",
+        "payload",
+        "proto",
+        "src",
+        "tos",
+        "total_length",
+        "ttl",
+    )
 
     ihl: int
     tos: int

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Union
 
 from pytcp import native
 from pytcp.drops import DropReason, MalformedPacket
 from pytcp.wire.ipv4 import build_ipv4_header
 
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
 # Flag bits of the 13th/14th header octets (RFC 9293 3.1, RFC 3168).
 FIN = 0x01
@@ -88,8 +87,21 @@ _TS_ONLY_PREFIX = b"\x01\x01\x08\x0a"
 class TcpHeader:
     """A parsed TCP segment; ``header`` and ``payload`` are views into the input buffer."""
 
-    __slots__ = ("sport", "dport", "seq", "ack", "data_offset", "flags", "window", "checksum",
-                 "urg", "options", "option_kinds", "header", "payload")
+    __slots__ = (
+        "ack",
+        "checksum",
+        "data_offset",
+        "dport",
+        "flags",
+        "header",
+        "option_kinds",
+        "options",
+        "payload",
+        "seq",
+        "sport",
+        "urg",
+        "window",
+    )
 
     sport: int
     dport: int
@@ -144,6 +156,7 @@ def parse_options(area: Buffer) -> tuple[TcpOptions, tuple[int, ...]]:
     hit = _OPTIONS_CACHE.get(key)
     if hit is not None:
         return hit
+    result: tuple[TcpOptions, tuple[int, ...]]
     if len(key) == 12 and key[:4] == _TS_ONLY_PREFIX:
         # The common data-segment layout: nop nop TS.
         result = (TcpOptions(timestamp=_TS_VALUES.unpack_from(key, 4)), _TS_ONLY_KINDS)

@@ -7,7 +7,7 @@ import types
 import pytest
 
 import pytcp._pyfallback as fallback
-import pytcp.native as native
+from pytcp import native
 
 NATIVE_SKIP_REASON = (
     "pytcp._native C extension not loaded (not built, or PYTCP_NO_NATIVE is set); "

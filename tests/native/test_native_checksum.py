@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scapy.utils import checksum as scapy_checksum
 
 import pytcp._pyfallback as fallback
-import pytcp.native as native
+from pytcp import native
 
 
 def _buf_from(seed: int, length: int, pattern: str) -> bytes:

@@ -9,8 +9,16 @@ from scapy.layers.inet import ICMP, IP, TCP, IPerror, TCPerror
 
 from pytcp.drops import DropReason, MalformedPacket
 from pytcp.wire.icmp import (
-    DEST_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, TIME_EXCEEDED, UNREACH_FRAG_NEEDED,
-    UNREACH_PORT, build_dest_unreachable, build_echo_reply, build_echo_request, parse_icmp,
+    DEST_UNREACHABLE,
+    ECHO_REPLY,
+    ECHO_REQUEST,
+    TIME_EXCEEDED,
+    UNREACH_FRAG_NEEDED,
+    UNREACH_PORT,
+    build_dest_unreachable,
+    build_echo_reply,
+    build_echo_request,
+    parse_icmp,
 )
 from pytcp.wire.tcp import SYN, build_ipv4_tcp
 

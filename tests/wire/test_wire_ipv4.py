@@ -11,7 +11,12 @@ from scapy.layers.inet import IP, IPOption_EOL, IPOption_NOP, IPOption_RR
 
 from pytcp.drops import DropReason, MalformedPacket
 from pytcp.wire.ipv4 import (
-    PROTO_ICMP, PROTO_TCP, build_ipv4_header, int_to_ip, ip_to_int, parse_ipv4,
+    PROTO_ICMP,
+    PROTO_TCP,
+    build_ipv4_header,
+    int_to_ip,
+    ip_to_int,
+    parse_ipv4,
 )
 
 ip_options = st.lists(

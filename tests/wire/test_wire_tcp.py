@@ -14,8 +14,22 @@ from scapy.layers.inet import IP, TCP, TCPOptions
 from pytcp.drops import DropReason, MalformedPacket
 from pytcp.wire.ipv4 import parse_ipv4
 from pytcp.wire.tcp import (
-    ACK, CWR, ECE, FIN, NO_OPTIONS, OPT_EOL, OPT_NOP, PSH, RST, SYN, URG, TcpOptions,
-    build_ipv4_tcp, build_tcp, encode_options, parse_tcp,
+    ACK,
+    CWR,
+    ECE,
+    FIN,
+    NO_OPTIONS,
+    OPT_EOL,
+    OPT_NOP,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    TcpOptions,
+    build_ipv4_tcp,
+    build_tcp,
+    encode_options,
+    parse_tcp,
 )
 
 SRC = 0x0A4D0001  # 10.77.0.1
@@ -198,7 +212,7 @@ def test_pytcp_built_segments_decode_in_scapy(
     assert (tcp.sport, tcp.dport, tcp.seq, tcp.ack) == (sport, dport, seq, ack)
     assert (int(tcp.flags), tcp.window, tcp.urgptr) == (flags, window, urg)
     assert bytes(tcp.payload) == payload
-    got, kinds = expected_from_scapy(tcp.options)
+    got, _kinds = expected_from_scapy(tcp.options)
     room = (40 - len(encode_options(TcpOptions(timestamp=opts.timestamp))) - 4) // 8
     assert got == TcpOptions(opts.mss, opts.wscale, opts.sack_permitted,
                              opts.sack_blocks[:room], opts.timestamp)
