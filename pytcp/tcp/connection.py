@@ -27,6 +27,7 @@ Choices where the RFCs leave room (documented for docs/conformance.md):
 from __future__ import annotations
 
 import collections
+import logging
 from dataclasses import dataclass
 
 from pytcp.drops import DropReason
@@ -55,6 +56,8 @@ from pytcp.tcp.state import RECEIVE_STATES, State
 from pytcp.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions
 
 Buffer = bytes | bytearray | memoryview
+
+_log = logging.getLogger("pytcp.tcp.connection")
 
 # RFC 9293 3.7.1 / MUST-15: the send MSS when the peer sent no MSS option.
 DEFAULT_SEND_MSS = 536
@@ -99,6 +102,7 @@ class Connection:
         self._out: list[Segment] = []
         self._events: list[Event] = []
         self._passive = False
+        self.debug_name = f"conn-{id(self):x}"  # the owner may set e.g. the 4-tuple
         self.nodelay = config.nodelay
         # --- send sequence space (RFC 9293 3.3.1) ---
         self.snd_una = self.iss
@@ -190,6 +194,8 @@ class Connection:
             return
         self.state = new
         self.transitions.append((now, old, new, why))
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("%s %s -> %s (%s)", self.debug_name, old, new, why)
         if new is State.CLOSED:
             self._rto_at = self._delack_at = self._persist_at = self._tw_at = None
             self._ack_now = False
@@ -564,6 +570,7 @@ class Connection:
         # fourth: SYN
         self.irs = seg.seq
         self.rcv_nxt = seq_add(seg.seq, 1)
+        self._last_rx = now
         self._negotiate(now, seg)
         if ack_ok:
             self.snd_una = seg.ack
