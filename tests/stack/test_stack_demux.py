@@ -240,3 +240,22 @@ def test_engine_exception_is_counted_not_raised() -> None:
     s.receive_packet(1.0, bytes(seg))
     s.receive_packet(1.0, bytes(seg))
     assert s.drops[DropReason.STACK_ERROR] == 2
+
+
+def test_thousands_of_connections_timers_stay_cheap() -> None:
+    import time
+
+    s = make_stack()
+    hs = [s.connect(0.0, PEER, 10_000 + i) for i in range(3000)]
+    for i, h in enumerate(hs):
+        h.conn.deadline = 100.0 + (i % 300)  # 10 connections due per second
+        s._service(h, 0.0)
+    t0 = time.perf_counter()
+    for sec in range(100, 400):
+        assert s.next_deadline() == float(sec)
+        s.handle_timers(float(sec))
+    elapsed = time.perf_counter() - t0
+    assert [len(h.conn.timer_calls) for h in hs] == [1] * 3000
+    assert all(h.conn.timer_calls[0] == 100.0 + (i % 300) for i, h in enumerate(hs))
+    assert s.next_deadline() is None
+    assert elapsed < 1.0  # O(due * log n), not O(n) per call

@@ -183,3 +183,26 @@ def test_icmp_unreachable_refuses_syn_sent_only_with_right_seq() -> None:
                                 bytes(synpkt)[:28]))
     assert (client, ConnectionRefused()) in a.pending_events()
     assert not client.open
+
+
+def test_backlog_overflow_then_syn_retransmission_gets_in() -> None:
+    from pytcp.drops import DropReason
+
+    a, b = pair()
+    w = Wire(a, b)
+    lst = b.listen(80, backlog=1)
+    c1 = a.connect(0.0, B_ADDR, 80)
+    w.run_until(lambda: (lst, AcceptReady()) in w.events)
+    c2 = a.connect(w.now, B_ADDR, 80)
+    w.step()
+    assert b.drops[DropReason.LISTEN_OVERFLOW] == 1  # dropped silently, no RST
+    assert b.stats["rst_sent"] == 0 and str(c2.conn.state) == "SYN-SENT"
+    s1 = lst.accept()
+    assert s1 is not None and s1.key.remote_port == c1.key.local_port
+    t_accept = w.now
+    w.run_until(lambda: w.events.count((lst, AcceptReady())) == 2, max_time=10.0)
+    assert (c2, Connected()) in w.events
+    assert w.now >= t_accept + 0.9  # it took the SYN retransmission (initial RTO 1 s)
+    s2 = lst.accept()
+    assert s2 is not None and s2.key.remote_port == c2.key.local_port
+    assert b.drops[DropReason.LISTEN_OVERFLOW] == 1
