@@ -336,6 +336,43 @@ class Socket:
 
             self._rt.call_soon(stop_listening)
 
+    # -- options -----------------------------------------------------------------------------
+
+    def setsockopt(self, level: int, option: int, value: int | bool) -> None:
+        """TCP_NODELAY (IPPROTO_TCP) and SO_KEEPALIVE (SOL_SOCKET) on a connected socket;
+        other options raise ``OSError(ENOPROTOOPT)``."""
+        _, writer = self._require_stream()
+        handle = writer.get_extra_info("pytcp_handle")
+        if (level, option) == (_socket.IPPROTO_TCP, _socket.TCP_NODELAY):
+            async def nodelay() -> None:
+                handle.conn.set_nodelay(bool(value))
+            self._rt.run(nodelay())
+        elif (level, option) == (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE):
+            async def keepalive() -> None:
+                handle.conn.set_keepalive(bool(value))
+            self._rt.run(keepalive())
+        else:
+            raise OSError(92, "Protocol not available (pytcp supports TCP_NODELAY, SO_KEEPALIVE)")
+
+    def getsockopt(self, level: int, option: int) -> int:
+        _, writer = self._require_stream()
+        conn = writer.get_extra_info("pytcp_handle").conn
+        if (level, option) == (_socket.IPPROTO_TCP, _socket.TCP_NODELAY):
+            return int(bool(getattr(conn, "nodelay", False)))
+        if (level, option) == (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE):
+            return int(bool(getattr(conn, "keepalive", False)))
+        raise OSError(92, "Protocol not available (pytcp supports TCP_NODELAY, SO_KEEPALIVE)")
+
+    def info(self) -> Any:
+        """The engine's ``ConnInfo`` (state, bytes, retransmits, srtt, rto, cwnd, ...)."""
+        _, writer = self._require_stream()
+        handle = writer.get_extra_info("pytcp_handle")
+
+        async def get() -> Any:
+            return handle.conn.info()
+
+        return self._rt.run(get())
+
     # -- names -------------------------------------------------------------------------------
 
     def getpeername(self) -> tuple[str, int]:

@@ -165,3 +165,29 @@ def test_closing_a_listener_resets_unaccepted_connections(
     d.settimeout(5)
     with pytest.raises(ConnectionRefusedError):
         d.connect((ADDR_B, 12))
+
+
+def test_socket_options_and_info(hosts: tuple[BackgroundRuntime, BackgroundRuntime]) -> None:
+    a, b = hosts
+    server = b.socket()
+    server.settimeout(5)
+    server.listen(13, 4)
+    c = a.socket()
+    c.settimeout(5)
+    c.connect((ADDR_B, 13))
+    conn, _ = server.accept()
+    assert c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    assert c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    assert c.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    with pytest.raises(OSError):
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+    c.sendall(b"12345")
+    assert conn.recv(5) == b"12345"
+    info = c.info()
+    assert str(info.state) == "ESTABLISHED"
+    assert info.bytes_out == 5
+    conn.close()
+    c.close()
+    server.close()
