@@ -306,3 +306,68 @@ def test_port_zero_picks_a_free_port_and_sync_callback_errors_are_contained() ->
             assert any(isinstance(c.get("exception"), ValueError) for c in errors)
 
     run(main())
+
+
+def test_connection_accepted_late_still_sees_its_data_and_eof() -> None:
+    from pytcp.api.aio import Server
+
+    async def main() -> None:
+        async with memory_pair() as (a, b):
+            listener = b.stack.listen(3000, 8)  # nobody accepts yet
+            reader, writer = await open_connection(ADDR_B, 3000, runtime=a)
+            writer.write(b"early bytes")
+            writer.write_eof()
+            await asyncio.sleep(0.1)  # data and FIN now wait in B's engine
+            got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+            async def cb(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                got.set_result(await read_to_eof(r))
+                w.close()
+
+            server = Server(b, listener, cb)
+            server._accept_all()
+            assert await asyncio.wait_for(got, 5) == b"early bytes"
+            assert await read_to_eof(reader) == b""
+
+    run(main())
+
+
+def test_bidirectional_concurrent_transfers_under_impairment() -> None:
+    async def main() -> None:
+        async with memory_pair(seed=9, impair_a_in="loss=0.01,reorder=0.02",
+                               impair_b_in="loss=0.01,dup=0.02") as (a, b):
+            async def cb(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                idx = int((await r.readexactly(4)).decode())
+                out = _payload(100_000, seed=1000 + idx)
+
+                async def send() -> None:
+                    w.write(out)
+                    await w.drain()
+                    w.write_eof()
+
+                t = asyncio.create_task(send())
+                incoming = await read_to_eof(r)
+                await t
+                assert incoming == _payload(100_000, seed=2000 + idx)
+                w.close()
+
+            await start_server(cb, 4000, runtime=b)
+
+            async def client(i: int) -> None:
+                reader, writer = await open_connection(ADDR_B, 4000, runtime=a)
+                writer.write(b"%04d" % i)
+
+                async def send() -> None:
+                    writer.write(_payload(100_000, seed=2000 + i))
+                    await writer.drain()
+                    writer.write_eof()
+
+                t = asyncio.create_task(send())
+                got = await read_to_eof(reader)
+                await t
+                assert got == _payload(100_000, seed=1000 + i)
+                writer.close()
+
+            await asyncio.gather(*(client(i) for i in range(10)))
+
+    run(main(), timeout=60)
