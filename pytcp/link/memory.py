@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
+from typing import Self
 
 from pytcp.link import LinkError
 
@@ -86,7 +87,7 @@ class MemoryLink:
     def closed(self) -> bool:
         return self._sock is None
 
-    def __enter__(self) -> MemoryLink:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -31,7 +31,7 @@ import struct
 import threading
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from pytcp import native
 from pytcp.link import LinkError
@@ -333,7 +333,7 @@ class TunLink:
     def closed(self) -> bool:
         return self._fd is None
 
-    def __enter__(self) -> TunLink:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

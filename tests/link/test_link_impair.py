@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -132,6 +133,6 @@ def test_reorder_rate_approximate() -> None:
     assert len(out) == n
     seqs = [int.from_bytes(p[:4], "big") for _, p in out]
     assert sorted(seqs) == list(range(n))
-    inversions = sum(1 for a, b in zip(seqs, seqs[1:]) if a > b)
+    inversions = sum(1 for a, b in itertools.pairwise(seqs) if a > b)
     assert inversions == st["reordered"]
     assert 0.07 * n < st["reordered"] < 0.11 * n
