@@ -163,6 +163,7 @@ class Connection:
         self._high_rxt = self.iss         # RFC 6675 HighRxt (exclusive end)
         self._rexmit_out = 0              # bytes retransmitted in this recovery (no SACK)
         self._syn_lost = False
+        self._last_send = now
         # --- timers (absolute deadlines, None = not armed) ---
         self._rto_at: float | None = None
         self._delack_at: float | None = None
@@ -510,6 +511,18 @@ class Connection:
         self.soft_error = (type, code)
 
     # ------------------------------------------------------------------ segment arrival
+    def accepts_new_syn(self, seg: Segment) -> bool:
+        """For the stack: may this SYN, arriving for a connection in TIME-WAIT, start a new
+        incarnation of the 4-tuple (RFC 6191: timestamps newer, or without timestamps a
+        sequence number above RCV.NXT, as Linux does)? If so the stack should forget this
+        connection and treat the SYN as if for a listener."""
+        if self.state is not State.TIME_WAIT or not seg.flags & SYN or seg.flags & (ACK | RST):
+            return False
+        ts = seg.options.timestamp
+        if self.ts_ok and ts is not None:
+            return seq_gt(ts[0], self.ts_recent)
+        return seq_gt(seg.seq, self.rcv_nxt)
+
     def handle_segment(self, now: float, seg: Segment) -> None:
         """SEGMENT ARRIVES (RFC 9293 3.10.7)."""
         self._now = now
@@ -1182,6 +1195,10 @@ class Connection:
         maxp = limit if limit > 0 else self.config.max_segment_payload
         if maxp < mss and limit <= 0:
             maxp = mss
+        if (self.snd_una == self.snd_max and now - self._last_send > self._rtt.rto
+                and self._has_unsent()):
+            # RFC 5681 4.1: restart from at most the initial window after an idle RTO.
+            self._cc.on_idle_restart(now)
         sent_any = False
         while True:
             buffered = len(self._sendbuf)
@@ -1263,6 +1280,7 @@ class Connection:
         if self._rto_at is None:
             self._arm_rto(now)
         self._persist_at = None
+        self._last_send = now
 
     def _retransmit_at(self, now: float, seq: int, length: int = 0) -> int:
         """Retransmit one segment starting at ``seq`` of at most ``length`` (default one MSS)

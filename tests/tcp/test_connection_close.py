@@ -221,3 +221,17 @@ def test_orphaned_fin_wait_2_times_out_after_close() -> None:
     assert c.state is State.FIN_WAIT_2
     c.handle_timers(61.01)
     assert c.state is State.CLOSED
+
+
+def test_time_wait_tells_the_stack_about_a_new_incarnation_syn() -> None:
+    c = established_server()
+    c.shutdown(1.0)
+    c.pending_output()
+    c.handle_segment(1.01, Segment(9001, B_ISS + 2, FIN | ACK, 502,
+                                   options=TcpOptions(timestamp=(300, 1000))))
+    assert c.state is State.TIME_WAIT
+    newer = Segment(5, 0, SYN, 65535, options=TcpOptions(mss=1460, timestamp=(400, 0)))
+    older = Segment(5, 0, SYN, 65535, options=TcpOptions(mss=1460, timestamp=(200, 0)))
+    assert c.accepts_new_syn(newer)  # RFC 6191
+    assert not c.accepts_new_syn(older)
+    assert not c.accepts_new_syn(Segment(9002, 0, ACK, 0))

@@ -218,3 +218,18 @@ def test_receiver_sws_does_not_open_window_by_tiny_amounts() -> None:
     c.receive(0.2, 3000)
     [u] = c.pending_output()
     assert u.wnd > 0 and u.ack == 9001 + 8000
+
+
+def test_restart_after_idle_uses_initial_window() -> None:
+    net = pair()
+    net.a.send(net.t, payload(300_000))
+    net.run(2.0)
+    assert net.a.info().cwnd > 10 * 1448
+    net.run(10.0)  # idle for much longer than the RTO
+    t0 = net.t
+    net.a.send(net.t, payload(100_000))
+    first_burst = [s for s in net.segs("a>b", since=t0) if s.payload]
+    net.run(0.0)
+    assert len(net.a.pending_output()) == 0
+    burst = [s for (t, d, s) in net.log if d == "a>b" and t == t0 and s.payload]
+    assert first_burst == [] and len(burst) == 10  # RFC 5681 4.1
