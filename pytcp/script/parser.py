@@ -8,13 +8,15 @@ module produces and ``pytcp.script.matcher`` compares packets.
 Grammar (one statement per line; ``//`` and ``/* ... */`` comments anywhere)::
 
     time  := '*' | t | t '~' t            t := ['+'] float
-    line  := time ('<' | '>') FLAGS SEQ ':' END '(' LEN ')' [ack N] [win N] [urg N] [OPTS]
+    line  := time ('<' | '>') FLAGS SEQ ':' END '(' LEN ')' [ack N] [win N] [urg N] [EXT] [OPTS]
            | time '<' 'icmp' TYPE [CODE] ['[' SEQ ':' END '(' LEN ')' ']']
            | time NAME '(' args ')' '=' RET [ERRNO ['(' text ')']]
     FLAGS := one or more of S F R P . E W U    ('.' is ACK)
     OPTS  := '<' '...' '>' | '<' option (',' option)* '>'
     option := nop | eol | mss N | wscale N | sackOK | TS val N ecr N | sack L:R (L:R)*
             | raw HEX     (pytcp extension, inbound only: bytes sent verbatim)
+    EXT   := bad_csum | src A.B.C.D | dst A.B.C.D | ttl N | ip_opts HEX
+                  (pytcp extensions, inbound only)
 """
 
 from __future__ import annotations
@@ -92,6 +94,13 @@ class PacketLine:
     urg: int | None = None
     options: tuple[ScriptOption, ...] | None = ()  # None: '<...>' (any options)
     text: str = ""
+    # pytcp extensions for inbound packets (not in packetdrill): a wrong TCP checksum, other
+    # IP addresses, IP options (raw bytes, padded to 4), and the TTL.
+    bad_csum: bool = False
+    src: str | None = None
+    dst: str | None = None
+    ip_options: bytes = b""
+    ttl: int | None = None
 
 
 @dataclass(slots=True)
@@ -292,6 +301,27 @@ def parse_packet(timing: Timing, rest: str, path: str, lineno: int, text: str) -
         if key in ("ack", "win", "urg") and i + 1 < len(toks):
             v = _int(toks[i + 1], path, lineno, key)
             setattr(pkt, key, v)
+            i += 2
+        elif direction == "<" and key == "bad_csum":
+            pkt.bad_csum = True
+            i += 1
+        elif direction == "<" and key in ("src", "dst") and i + 1 < len(toks):
+            if not re.match(r"^\d+\.\d+\.\d+\.\d+$", toks[i + 1]):
+                raise ScriptSyntaxError(path, lineno, f"bad {key} address {toks[i + 1]!r}")
+            setattr(pkt, key, toks[i + 1])
+            i += 2
+        elif direction == "<" and key == "ttl" and i + 1 < len(toks):
+            pkt.ttl = _int(toks[i + 1], path, lineno, "ttl")
+            i += 2
+        elif direction == "<" and key == "ip_opts" and i + 1 < len(toks):
+            h = toks[i + 1][2:] if toks[i + 1].lower().startswith("0x") else toks[i + 1]
+            try:
+                raw = bytes.fromhex(h)
+            except ValueError:
+                raise ScriptSyntaxError(path, lineno, f"bad ip_opts {toks[i + 1]!r}") from None
+            if len(raw) > 40:
+                raise ScriptSyntaxError(path, lineno, "ip_opts longer than 40 bytes")
+            pkt.ip_options = raw + b"\x00" * (-len(raw) % 4)
             i += 2
         else:
             raise ScriptSyntaxError(path, lineno, f"unexpected {key!r} in packet line")

@@ -159,6 +159,18 @@ def _encode_options(opts: tuple[ScriptOption, ...], ecr_map: Callable[[int], int
     return bytes(out)
 
 
+def _with_ip_options(pkt: bytearray, opts: bytes) -> bytearray:
+    """Insert IPv4 options after the 20-byte header, fixing IHL, total length and checksum."""
+    from pytcp.native import checksum
+
+    hdr = bytearray(pkt[:20]) + opts
+    hdr[0] = 0x40 | (len(hdr) // 4)
+    struct.pack_into("!H", hdr, 2, len(hdr) + len(pkt) - 20)
+    struct.pack_into("!H", hdr, 10, 0)
+    struct.pack_into("!H", hdr, 10, checksum(hdr))
+    return hdr + pkt[20:]
+
+
 class Runner:
     """Executes one parsed script against a fresh stack."""
 
@@ -320,7 +332,7 @@ class Runner:
 
     def _inbound(self, line: PacketLine) -> None:
         from pytcp.native import checksum, pseudo_header_sum
-        from pytcp.wire.ipv4 import PROTO_TCP, build_ipv4_header
+        from pytcp.wire.ipv4 import PROTO_TCP, build_ipv4_header, ip_to_int
 
         seq = (self.remote_isn + line.seq) & MASK
         lisn = self.local_isn or 0
@@ -332,13 +344,18 @@ class Runner:
         hdr = struct.pack("!HHIIBBHHH", self.their_port, self.our_port, seq, ack,
                           (20 + len(opts)) // 4 << 4, line.flags, win, 0, line.urg or 0)
         tcp = bytearray(hdr + opts + payload)
-        csum = checksum(tcp, pseudo_header_sum(self.remote_ip, self.local_ip, PROTO_TCP,
-                                                len(tcp)))
+        src = ip_to_int(line.src) if line.src else self.remote_ip
+        dst = ip_to_int(line.dst) if line.dst else self.local_ip
+        csum = checksum(tcp, pseudo_header_sum(src, dst, PROTO_TCP, len(tcp)))
+        if line.bad_csum:
+            csum ^= 0x5A5A  # pytcp extension: a checksum that cannot verify (MUST-3)
         struct.pack_into("!H", tcp, 16, csum)
         pkt = bytearray(20 + len(tcp))
-        build_ipv4_header(pkt, 0, src=self.remote_ip, dst=self.local_ip, proto=PROTO_TCP,
-                          payload_len=len(tcp))
+        build_ipv4_header(pkt, 0, src=src, dst=dst, proto=PROTO_TCP, payload_len=len(tcp),
+                          ttl=line.ttl if line.ttl is not None else 64)
         pkt[20:] = tcp
+        if line.ip_options:
+            pkt = _with_ip_options(pkt, line.ip_options)
         self.stack.receive_packet(self.now, bytes(pkt))
         self._after_step()
 

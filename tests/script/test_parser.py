@@ -118,3 +118,13 @@ def test_packet_line_roundtrip(seq: int, ln: int, ack: int, win: int, flags: str
     assert (p.seq, p.end, p.length, p.win) == (seq, seq + ln, ln, win)
     assert p.ack == (ack if "." in flags else None)
     assert p.flags_text == flags
+
+
+def test_inbound_extensions() -> None:
+    (p,) = parse_script("0 < S 0:0(0) win 5 bad_csum src 224.0.0.1 ttl 1 ip_opts 0x8601\n",
+                        "e").lines
+    assert isinstance(p, PacketLine)
+    assert p.bad_csum and p.src == "224.0.0.1" and p.ttl == 1
+    assert p.ip_options == b"\x86\x01\x00\x00"
+    with pytest.raises(ScriptSyntaxError):
+        parse_script("0 > S 0:0(0) bad_csum\n", "e")
