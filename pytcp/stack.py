@@ -183,7 +183,26 @@ class TcpHandle:
         finally:
             self._stack._service(self, now)
 
+    def set_nodelay(self, flag: bool, now: float | None = None) -> None:
+        """Nagle off (True) or on (MUST-17); may release held data at once."""
+        try:
+            self.conn.set_nodelay(flag)
+        finally:
+            self._stack._service(self, self._stack._now if now is None else now)
+
+    def set_keepalive(self, flag: bool, idle: float | None = None,
+                      interval: float | None = None, count: int | None = None,
+                      now: float | None = None) -> None:
+        """Keep-alives on/off (RFC 9293 3.8.4); the stack's timer heap picks up the timer."""
+        try:
+            self.conn.set_keepalive(flag, idle, interval, count)
+        finally:
+            self._stack._service(self, self._stack._now if now is None else now)
+
     # ----- introspection -----
+
+    def info(self) -> Any:
+        return self.conn.info()
 
     @property
     def state(self) -> Any:

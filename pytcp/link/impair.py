@@ -146,6 +146,12 @@ class Impairment:
             buf[i] ^= rng.randrange(1, 256)
             data = bytes(buf)
             self.stats["corrupted"] += 1
+        gso = getattr(packet, "gso_size", 0)
+        if gso:
+            # Keep a GSO super-packet's segment size (pytcp.stack.GsoPacket) for the link.
+            kept = type(packet)(data)
+            kept.gso_size = gso  # type: ignore[union-attr]
+            data = kept  # type: ignore[assignment]
         copies = 1
         if spec.dup and rng.random() < spec.dup:
             copies = 2

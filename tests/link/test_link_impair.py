@@ -136,3 +136,17 @@ def test_reorder_rate_approximate() -> None:
     inversions = sum(1 for a, b in itertools.pairwise(seqs) if a > b)
     assert inversions == st["reordered"]
     assert 0.07 * n < st["reordered"] < 0.11 * n
+
+
+def test_gso_packets_keep_their_segment_size() -> None:
+    from pytcp.stack import GsoPacket
+
+    pkt = GsoPacket(b"x" * 3000)
+    pkt.gso_size = 1448
+    imp = Impairment(ImpairSpec.parse("dup=1,corrupt=1"), random.Random(2))
+    imp.submit(0.0, pkt)
+    out = imp.release(0.0)
+    assert len(out) == 2
+    for p in out:
+        assert isinstance(p, GsoPacket) and p.gso_size == 1448 and p is not pkt
+        assert sum(a != b for a, b in zip(p, pkt)) == 1

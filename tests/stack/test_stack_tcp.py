@@ -206,3 +206,19 @@ def test_backlog_overflow_then_syn_retransmission_gets_in() -> None:
     s2 = lst.accept()
     assert s2 is not None and s2.key.remote_port == c2.key.local_port
     assert b.drops[DropReason.LISTEN_OVERFLOW] == 1
+
+
+def test_keepalive_via_handle_arms_the_stack_timer() -> None:
+    a, b = pair()
+    w = Wire(a, b)
+    client, server = connect_pair(w)
+    assert a.next_deadline() is None or a.next_deadline() > 1000  # idle: nothing due soon
+    client.set_keepalive(True, idle=10.0, interval=5.0, count=3, now=w.now)
+    d = a.next_deadline()
+    assert d is not None and d <= w.now + 10.0 + 1e-6
+    before = b.stats["rx_packets"]
+    t0 = w.now
+    w.run_until(lambda: b.stats["rx_packets"] > before, max_time=t0 + 20.0)
+    assert w.now >= t0 + 10.0 - 1e-6  # the probe went out after the idle time
+    client.set_nodelay(True)
+    assert str(client.state) == "ESTABLISHED"
