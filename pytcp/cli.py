@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import ipaddress
@@ -126,6 +127,13 @@ def _add_link_flags(p: argparse.ArgumentParser) -> None:
                         "delay=MS,jitter=MS")
     g.add_argument("--seed", type=_seed,
                    help="seed the ISN secret, port choice and impairment (reproducible runs)")
+    g.add_argument("--offload", action="store_true",
+                   help="TUN checksum/TSO offloads: the kernel and pytcp exchange TCP "
+                        "super-segments of up to 64 KB (much faster)")
+    g.add_argument("--profile", choices=("linux", "rfc"), default="linux",
+                   help="TCP defaults: Linux-like (default) or the RFCs' numbers")
+    g.add_argument("--cc", choices=("cubic", "newreno"), default=None,
+                   help="congestion control (default: the profile's, cubic)")
     g.add_argument("-v", "--verbose", action="count", default=0,
                    help="log to stderr (-v: debug, including TCP state transitions)")
 
@@ -175,6 +183,9 @@ class LinkOptions:
     pcap: Path | None
     impair: Any | None  # pytcp.link.impair.ImpairSpec
     seed: int | None
+    offload: bool = False
+    profile: str = "linux"
+    cc: str | None = None
     services: dict[str, int] = field(default_factory=dict)
     root: Path | None = None
 
@@ -222,7 +233,8 @@ def check_link_args(args: argparse.Namespace) -> LinkOptions:
         if not pcap.absolute().parent.is_dir():
             raise UsageError(f"invalid --pcap {args.pcap!r}: no such directory "
                              f"{str(pcap.absolute().parent)!r}")
-    return LinkOptions(args.ifname, host, addr, args.mtu, pcap, impair, args.seed)
+    return LinkOptions(args.ifname, host, addr, args.mtu, pcap, impair, args.seed,
+                       offload=args.offload, profile=args.profile, cc=args.cc)
 
 
 def check_up_args(args: argparse.Namespace) -> LinkOptions:
@@ -278,6 +290,19 @@ def check_environment(ifname: str) -> None:
 
 # --- bringing the stack up -------------------------------------------------------------------
 
+def tcp_config(opts: LinkOptions) -> Any:
+    """The engine's TcpConfig: the profile, the congestion control, GSO with offloads."""
+    from pytcp.tcp.config import TcpConfig
+
+    cfg = TcpConfig.rfc() if opts.profile == "rfc" else TcpConfig.linux()
+    changes: dict[str, Any] = {}
+    if opts.cc is not None:
+        changes["congestion"] = opts.cc
+    if opts.offload:
+        changes["max_segment_payload"] = 65000  # super-segments; the kernel cuts them (TSO)
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
 def _secret(seed: int | None) -> bytes:
     """The ISN secret (RFC 6528): random, or derived from --seed for reproducible runs."""
     if seed is None:
@@ -295,7 +320,8 @@ def open_link(opts: LinkOptions) -> Any:
     from pytcp.link.tun import TunLink
 
     try:
-        return TunLink.open(opts.ifname, host_addr=str(opts.host), mtu=opts.mtu)
+        return TunLink.open(opts.ifname, host_addr=str(opts.host), mtu=opts.mtu,
+                            offload=opts.offload)
     except LinkError as exc:
         raise UsageError(str(exc)) from None
 
@@ -329,8 +355,9 @@ async def stack_up(opts: LinkOptions, link: Any) -> AsyncIterator[Any]:
             created_pcap = not existed
         rng = random.Random(opts.seed)
         stack = Stack(int(opts.addr), now=loop.time(),
-                      config=StackConfig(mtu=opts.mtu, prefixlen=opts.host.network.prefixlen),
-                      secret=_secret(opts.seed), rng=rng)
+                      config=StackConfig(mtu=opts.mtu, prefixlen=opts.host.network.prefixlen,
+                                         gso=opts.offload),
+                      tcp_config=tcp_config(opts), secret=_secret(opts.seed), rng=rng)
         impair_in = impair_out = None
         if opts.impair is not None:
             base = opts.seed if opts.seed is not None else random.SystemRandom().getrandbits(64)

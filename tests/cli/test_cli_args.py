@@ -48,7 +48,8 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["up", "--help"]) == 0
     out, _ = capsys.readouterr()
     for flag in ("--ifname", "--host-addr", "--addr", "--mtu", "--http", "--root", "--echo",
-                 "--discard", "--pcap", "--impair", "--seed", "-v"):
+                 "--discard", "--pcap", "--impair", "--seed", "--offload", "--profile", "--cc",
+                 "-v"):
         assert flag in out
 
 
@@ -77,6 +78,8 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     (["up", "--echo", "7", "--root", "/tmp"], "--root needs --http PORT"),
     (["up", "--echo", "7", "--discard", "7"], "port 7 given to both --echo and --discard"),
     (["up", "--pcap", "/nonexistent-e2/x.pcapng"], "no such directory"),
+    (["up", "--profile", "bsd"], "invalid choice: 'bsd'"),
+    (["up", "--cc", "bbr"], "invalid choice: 'bbr'"),
     (["get"], "the following arguments are required: URL"),
     (["get", "https://10.77.0.1/"], "unsupported URL scheme"),
     (["get", "http://example.com/"], "no DNS resolver"),
@@ -140,3 +143,15 @@ def test_up_as_nobody_exits_2_with_one_line() -> None:
     assert res.stderr.splitlines() == [
         "pytcp up: error: creating a TUN interface needs root (CAP_NET_ADMIN): run as root"]
     assert not Path("/sys/class/net/e2nobody0").exists()
+
+
+def test_tcp_config_follows_profile_cc_and_offload() -> None:
+    parser = cli.build_parser()
+    opts = cli.check_up_args(parser.parse_args(["up"]))
+    cfg = cli.tcp_config(opts)
+    assert (cfg.min_rto, cfg.congestion, cfg.max_segment_payload) == (0.2, "cubic", 0)
+    opts = cli.check_up_args(parser.parse_args(["up", "--profile", "rfc", "--cc", "newreno",
+                                                "--offload"]))
+    cfg = cli.tcp_config(opts)
+    assert (cfg.min_rto, cfg.congestion, cfg.max_segment_payload) == (1.0, "newreno", 65000)
+    assert opts.offload and opts.services == {"http": 80} and opts.root is None

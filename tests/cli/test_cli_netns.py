@@ -149,7 +149,9 @@ def test_up_serves_then_a_signal_closes_with_fin_exit_0_and_no_interface(
         assert "7" in tshark.stdout.split()  # our FIN from the echo port is in the capture
 
 
-def test_get_downloads_or_fails_with_one_line_and_no_file(ns: Ns, tmp_path: Path) -> None:
+@pytest.mark.parametrize("offload", [[], ["--offload"]], ids=["plain", "offload"])
+def test_get_downloads_or_fails_with_one_line_and_no_file(ns: Ns, tmp_path: Path,
+                                                          offload: list[str]) -> None:
     www = tmp_path / "www"
     www.mkdir()
     body = os.urandom(3 * 1024 * 1024 + 5)
@@ -165,12 +167,12 @@ def test_get_downloads_or_fails_with_one_line_and_no_file(ns: Ns, tmp_path: Path
         time.sleep(0.05)
     out = tmp_path / "out.bin"
     res = ns.run(ns.pytcp("get", "http://10.77.0.1:8000/f.bin", "-o", str(out),
-                          "--ifname", "e2g0"))
+                          "--ifname", "e2g0", *offload))
     assert res.returncode == 0, res.stderr
     assert out.read_bytes() == body
     assert res.stderr.startswith(f"{len(body)} bytes in ")  # the summary line
     missing = tmp_path / "missing.bin"
-    res = ns.run(ns.pytcp("get", "http://10.77.0.1:8000/nope", "-o", str(missing)))
+    res = ns.run(ns.pytcp("get", "http://10.77.0.1:8000/nope", "-o", str(missing), *offload))
     assert res.returncode == 2
     assert res.stderr.splitlines() == ["pytcp get: error: HTTP 404 File not found for /nope"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin", "www"]  # no partial file
