@@ -31,7 +31,7 @@ from pytcp.stack_icmp import ERROR_TYPES, ICMP_ECHO_REQUEST, parse_quoted_tcp
 from pytcp.tcp.events import Closed, Connected, Event
 from pytcp.tcp.segment import Segment
 from pytcp.tcp.seq import seq_add, seq_between
-from pytcp.wire.icmp import build_dest_unreachable, build_echo_reply, parse_icmp
+from pytcp.wire.icmp import build_dest_unreachable, build_echo_reply, build_icmp, parse_icmp
 from pytcp.wire.ipv4 import parse_ipv4
 from pytcp.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, encode_options, parse_tcp
 
@@ -448,7 +448,9 @@ class Stack:
         payload: bytes | memoryview = ip.payload
         if ip.mf or ip.frag_offset:
             whole = self._frag.add(now, (src, dst, ip.proto, ip.ident), ip.frag_offset, ip.mf,
-                                   payload)
+                                   payload, ip.header)
+            if self._frag.timed_out_quotes:
+                self._send_frag_time_exceeded(now)
             if whole is None:
                 return
             payload = whole
@@ -467,6 +469,18 @@ class Stack:
                 self._output_datagram(dst, src, PROTO_ICMP,
                                       build_dest_unreachable(2, bytes(ip.header) +
                                                              bytes(payload[:8])))
+
+    def _send_frag_time_exceeded(self, now: float) -> None:
+        """RFC 1122 3.3.2 / RFC 792: Time Exceeded, code 1 (fragment reassembly time exceeded)
+        for each timed-out datagram whose first fragment had arrived; rate-limited."""
+        quotes = self._frag.timed_out_quotes
+        self._frag.timed_out_quotes = []
+        for quote in quotes:
+            src = int.from_bytes(quote[12:16], "big")
+            if self._icmp_error_allowed(now):
+                self.stats["icmp_time_exceeded_sent"] += 1
+                self._output_datagram(self.addr, src, PROTO_ICMP,
+                                      build_icmp(11, 1, 0, 0, quote))
 
     def _icmp_error_allowed(self, now: float) -> bool:
         """Token bucket: at most ``icmp_errors_per_sec`` ICMP errors a second (burst as much)."""
@@ -746,6 +760,8 @@ class Stack:
         """Run every timer due at ``now``: connection timers and fragment timeouts."""
         self._now = now
         self._frag.expire(now)
+        if self._frag.timed_out_quotes:
+            self._send_frag_time_exceeded(now)
         timers = self._timers
         conns = self._conns
         due: list[TcpHandle] = []

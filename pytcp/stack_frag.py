@@ -39,6 +39,7 @@ class _Datagram:
     pieces: list[tuple[int, int, bytes]] = field(default_factory=list)  # sorted by start
     total: int | None = None  # payload length, known once the last fragment arrived
     nbytes: int = 0
+    quote: bytes | None = None  # first fragment's IP header + 8 bytes, for ICMP time exceeded
 
 
 class FragmentReassembler:
@@ -54,6 +55,9 @@ class FragmentReassembler:
         self._table: OrderedDict[FragKey, _Datagram] = OrderedDict()  # oldest first
         self.drops: Counter[DropReason] = Counter()
         self.stats: Counter[str] = Counter()
+        # Quotes of timed-out datagrams whose first fragment had arrived: the owner sends
+        # ICMP Time Exceeded, code 1 for them (RFC 792, RFC 1122 3.3.2) and clears the list.
+        self.timed_out_quotes: list[bytes] = []
 
     def __len__(self) -> int:
         return len(self._table)
@@ -71,6 +75,8 @@ class FragmentReassembler:
             key, dg = next(iter(table.items()))
             if dg.expires > now:
                 break
+            if dg.quote is not None and len(self.timed_out_quotes) < 16:
+                self.timed_out_quotes.append(dg.quote)
             self._discard(key, DropReason.FRAGMENT_TIMEOUT)
             n += 1
         return n
@@ -81,9 +87,12 @@ class FragmentReassembler:
         return next(iter(self._table.values())).expires
 
     def add(self, now: float, key: FragKey, offset: int, more: bool,
-            data: bytes | bytearray | memoryview) -> bytes | None:
+            data: bytes | bytearray | memoryview, header: bytes | memoryview | None = None
+            ) -> bytes | None:
         """Take one fragment (``offset`` in bytes, ``more`` = the MF flag); return the whole
-        payload when this fragment completed the datagram, else ``None``."""
+        payload when this fragment completed the datagram, else ``None``. ``header`` (the
+        fragment's IP header) lets a timeout of a datagram whose first fragment came be
+        reported in ``timed_out_quotes``."""
         if self._table:
             self.expire(now)
         n = len(data)
@@ -143,6 +152,8 @@ class FragmentReassembler:
             self._discard(key, DropReason.FRAGMENT_LIMIT)
             return None
         pieces.insert(i, (offset, end, bytes(data)))
+        if offset == 0 and header is not None:
+            dg.quote = bytes(header) + bytes(data[:8])
         dg.nbytes += n
         self.bytes_held += n
 

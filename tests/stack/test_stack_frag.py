@@ -166,6 +166,16 @@ def test_stack_reassembles_tcp_and_times_out() -> None:
     s.handle_timers(32.0)
     assert s.drops[DropReason.FRAGMENT_TIMEOUT] == 1
     assert s.next_deadline() is None and s._frag.bytes_held == 0
+    # RFC 1122 3.3.2: the first fragment had come, so ICMP Time Exceeded code 1 quoting it
+    [out] = s.pending_packets()
+    te = IP(bytes(out))
+    assert (te.src, te.dst) == (US, PEER)
+    assert te[ICMP].type == 11 and te[ICMP].code == 1
+    assert bytes(te[ICMP].payload) == frags[0][:28]
+    # a datagram whose first fragment never came times out silently
+    s.receive_packet(40.0, frags[1])
+    s.handle_timers(70.0)
+    assert s.drops[DropReason.FRAGMENT_TIMEOUT] == 2
     assert s.pending_packets() == []
 
 
