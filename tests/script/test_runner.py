@@ -1,0 +1,150 @@
+"""The runner against the real stack: passing traces pass, and each kind of deviation fails
+at the right line with the expected and actual packet named."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytcp.script.parser import parse_script
+from pytcp.script.runner import main, run_script
+
+HANDSHAKE = """\
+0.000 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0    bind(3, ..., ...) = 0
++0    listen(3, 1) = 0
++0    < S 0:0(0) win 65535 <mss 1460,nop,nop,TS val 100 ecr 0>
++0    > S. 0:0(0) ack 1 win 65535 <mss 1460,nop,nop,TS val 1 ecr 100>
++0.1  < . 1:1(0) ack 1 win 65535 <nop,nop,TS val 200 ecr 1>
++0    accept(3, ..., ...) = 4
+"""
+
+
+def run(text: str):  # type: ignore[no-untyped-def]
+    return run_script(parse_script(text, "t.pkt"))
+
+
+def test_passing_trace_passes() -> None:
+    res = run(HANDSHAKE + "+0 write(4, ..., 10) = 10\n"
+              "+0 > P. 1:11(10) ack 1 <nop,nop,TS val 1 ecr 200>\n")
+    assert res.passed, res.failure and res.failure.long("t.pkt")
+
+
+def test_wrong_field_names_line_expected_and_actual() -> None:
+    res = run(HANDSHAKE + "+0 write(4, ..., 10) = 10\n"
+              "+0 > P. 1:11(10) ack 2 <nop,nop,TS val 1 ecr 200>\n")
+    f = res.failure
+    assert not res.passed and f is not None
+    assert f.lineno == 9 and f.reason == "ack expected 2 got 1"
+    assert f.expected == "> P. 1:11(10) ack 2 <nop,nop,TS val 1 ecr 200>"
+    assert f.actual.startswith("> P. 1:11(10) ack 1 win ")
+    assert res.summary().startswith("FAIL t.pkt:9: expected > P. 1:11(10) ack 2")
+    assert "ESTABLISHED" in f.long("t.pkt")  # the connection trace is part of the report
+
+
+def test_ts_ecr_is_checked_on_outbound() -> None:
+    res = run(HANDSHAKE + "+0 write(4, ..., 10) = 10\n"
+              "+0 > P. 1:11(10) ack 1 <nop,nop,TS val 1 ecr 199>\n")
+    assert res.failure is not None and res.failure.reason == "TS ecr expected 199 got 200"
+
+
+def test_unexpected_packet_fails() -> None:
+    res = run(HANDSHAKE + "+0 write(4, ..., 10) = 10\n+0.1 < . 1:1(0) ack 11 win 100\n")
+    f = res.failure
+    assert f is not None and f.lineno == 9 and "unexpected outbound packet" in f.reason
+    assert f.actual.startswith("> P. 1:11(10) ack 1")
+
+
+def test_missing_packet_fails() -> None:
+    res = run(HANDSHAKE + "+0.5 > . 1:1(0) ack 1\n")
+    f = res.failure
+    assert f is not None and f.lineno == 8 and f.reason.startswith("no packet by t=0.610")
+
+
+def test_packet_at_wrong_time_fails() -> None:
+    res = run(HANDSHAKE + "+0 write(4, ..., 10) = 10\n"
+              "+0.05 > P. 1:11(10) ack 1 <...>\n")
+    f = res.failure
+    assert f is not None and "packet at t=0.100, expected at t=0.150" in f.reason
+
+
+def test_time_range_and_any_time() -> None:
+    base = HANDSHAKE + "+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1 <...>\n"
+    # Linux-like RTO after a 100 ms RTT sample is 0.3 s: a range and '*' both accept it.
+    assert run(base + "+0.2~+0.4 > P. 1:11(10) ack 1 <...>\n").passed
+    assert run(base + "* > P. 1:11(10) ack 1 <...>\n").passed
+    assert not run(base + "+0.35~+0.4 > P. 1:11(10) ack 1 <...>\n").passed
+
+
+def test_wrong_syscall_return_fails() -> None:
+    res = run(HANDSHAKE + "+0 fcntl(4, F_SETFL, O_RDWR|O_NONBLOCK) = 0\n"
+              "+0 read(4, ..., 10) = 10\n")
+    f = res.failure
+    assert f is not None and f.lineno == 9
+    assert (f.expected, f.actual) == ("= 10", "= -1 EAGAIN")
+
+
+def test_blocking_read_completes_when_data_arrives() -> None:
+    ok = HANDSHAKE + ("+0 read(4, ..., 10) = 10\n"
+                      "+0.1 < P. 1:11(10) ack 1 win 100 <nop,nop,TS val 300 ecr 1>\n"
+                      "+0 > . 1:1(0) ack 11 <nop,nop,TS val 1 ecr 300>\n")
+    assert run(ok).passed
+    never = HANDSHAKE + "+0 read(4, ..., 10) = 10\n"
+    f = run(never).failure
+    assert f is not None and f.lineno == 8 and "still blocked" in f.reason
+
+
+def test_unsupported_call_is_reported() -> None:
+    f = run(HANDSHAKE + "+0 epoll_create(1) = 5\n").failure
+    assert f is not None and "epoll_create() is not supported" in f.reason
+
+
+def test_syntax_error_is_a_failure_with_line() -> None:
+    res = run_script(parse_script("// x\n", "ok.pkt"))
+    assert res.passed  # an empty script passes trivially
+    p = Path(os.environ.get("TMPDIR", "/tmp")) / "pytcp-bad-syntax.pkt"
+    p.write_text("0 < S 0:1(0)\n")
+    r = run_script(str(p))
+    assert not r.passed and r.failure is not None and r.failure.lineno == 1
+    assert "syntax error" in r.failure.reason
+
+
+def test_main_prints_one_line_per_script_and_summary(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.pkt"
+    good.write_text("0 < S 0:0(0) win 100\n+0 > R. 0:0(0) ack 1\n")
+    bad = tmp_path / "bad.pkt"
+    bad.write_text("0 < S 0:0(0) win 100\n+0 > R. 0:0(0) ack 2\n")
+    xf = tmp_path / "xf.pkt"
+    xf.write_text("// pytcp: xfail=known bug\n0 < S 0:0(0) win 100\n")
+    assert main([str(good)]) == 0
+    assert main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"PASS {good}"
+    assert out[1] == "1 passed, 0 failed"
+    assert out[2].startswith(f"FAIL {bad}:2: expected > R. 0:0(0) ack 2 got > R. 0:0(0) ack 1")
+    assert out[3] == f"PASS {good}"
+    assert out[4].startswith(f"XFAIL {xf}:2:") and out[4].endswith("[xfail: known bug]")
+    assert out[5] == "1 passed, 1 failed, 1 xfailed"
+
+
+def test_pytest_plugin_reports_script_line(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "rst.pkt").write_text("0 < S 0:0(0) win 100\n+0 > R. 0:0(0) ack 7\n")
+    (tmp_path / "a" / "xf.pkt").write_text("// pytcp: xfail=engine bug 12\n"
+                                           "0 < S 0:0(0) win 100\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "pytcp.script.plugin", "-q",
+                           "-rx", "-p", "no:cacheprovider", str(tmp_path / "a")],
+                          capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path)
+    out = proc.stdout
+    assert proc.returncode == 1, out
+    assert "a/rst.pkt:2: ack expected 7 got 1" in out
+    assert "script line: +0 > R. 0:0(0) ack 7" in out
+    assert "XFAIL" in out and "engine bug 12" in out
+    assert "1 failed, 1 xfailed" in out
