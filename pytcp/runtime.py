@@ -15,8 +15,9 @@ stack comes from ``clock`` (default ``loop.time``), pcap timestamps from ``time.
 - App-side calls coalesce: the api calls :meth:`Runtime.kick`, which schedules one
   ``loop.call_soon`` service per tick.
 
-An api object receives events through ``handle_event(event, now)``. Exceptions raised there
-are reported to the loop's exception handler and never stop the loop.
+An api object receives events through ``handle_event(event, now)``; at ``close()`` its
+optional ``runtime_closing(now)`` is called instead of the handle's ``close``. Exceptions
+raised there are reported to the loop's exception handler and never stop the loop.
 """
 
 from __future__ import annotations
@@ -128,7 +129,13 @@ class Runtime:
         for listener in listeners:
             self._call_quietly(listener.close)  # type: ignore[attr-defined]
         for handle in list(self.stack.connections()):
-            self._call_quietly(handle.close, now)
+            # An api object may still hold data the engine has not taken: let it close
+            # itself (FIN after that data); otherwise close the connection directly.
+            hook = getattr(handle.user_data, "runtime_closing", None)
+            if hook is not None:
+                self._call_quietly(hook, now)
+            else:
+                self._call_quietly(handle.close, now)
         self._service(now)
         if self._started:
             deadline = self.loop.time() + graceful_timeout

@@ -264,6 +264,13 @@ class PytcpTransport(asyncio.Transport):
         # SendSpaceAvailable and every other event: move the backlog on.
         self._try_send(now)
 
+    def runtime_closing(self, now: float) -> None:
+        """The runtime is shutting down: close (FIN after the backlog), as ``close()``."""
+        if self._lost or not self._made:
+            self._handle.close(now)
+        else:
+            self.close()
+
     def _connection_made(self) -> None:
         if self._made or self._lost:
             return

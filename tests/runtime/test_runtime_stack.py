@@ -187,3 +187,27 @@ def test_runtime_capture_is_wellformed_for_tshark(tmp_path: Path) -> None:
     dirs = {int(r.split("\t")[0], 16) for r in rows}
     assert dirs == {1, 2}
     assert sum(int(r.split("\t")[2] or 0) for r in rows) == 2 * 256 * 400
+
+
+def test_graceful_close_delivers_the_user_space_backlog_first() -> None:
+    payload = bytes(range(256)) * 8192  # 2 MB: far more than the engine's send buffer
+
+    async def main() -> None:
+        async with memory_pair() as (a, b):
+            got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+            async def cb(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                got.set_result(await r.read())  # to EOF
+                w.close()
+
+            await start_server(cb, 83, runtime=b)
+            reader, writer = await open_connection(ADDR_B, 83, runtime=a)
+            writer.write(payload)
+            assert writer.transport.get_write_buffer_size() > 0
+            await a.close(graceful_timeout=10.0)
+            data = await asyncio.wait_for(got, 10)
+            assert len(data) == len(payload) and data == payload
+            assert a.stack.connections() == [] or all(
+                str(h.conn.state) == "TIME-WAIT" for h in a.stack.connections())
+
+    run(main())
