@@ -131,15 +131,12 @@ class SocketTable:
         if s.handle is None:
             return
         h = s.handle
-        conn = h.conn
+        # TcpHandle's forwarding setters refresh the stack's timer heap.
         if s.nodelay is not None:
-            conn.set_nodelay(s.nodelay)
+            h.set_nodelay(s.nodelay, now=now)
         if s.keepalive is not None or s.keep_idle or s.keep_intvl or s.keep_cnt:
-            conn.set_keepalive(bool(s.keepalive), idle=s.keep_idle, interval=s.keep_intvl,
-                               count=s.keep_cnt)
-        # TcpHandle has no forwarding setters (yet): a zero-byte receive makes the stack
-        # re-service the connection, so a new keep-alive deadline reaches its timer heap.
-        h.receive(now, 0)
+            h.set_keepalive(bool(s.keepalive), idle=s.keep_idle, interval=s.keep_intvl,
+                            count=s.keep_cnt, now=now)
 
     def drain_events(self) -> None:
         for obj, ev in self.stack.pending_events():
