@@ -46,6 +46,8 @@ from pytcp.tcp.events import (
     SendSpaceAvailable,
     UrgentData,
 )
+from pytcp.tcp.output import OUTPUT_STATES as _OUTPUT_STATES
+from pytcp.tcp.output import ConnectionOutput
 from pytcp.tcp.reassembly import ReassemblyQueue
 from pytcp.tcp.rtt import RttEstimator
 from pytcp.tcp.sackboard import Scoreboard
@@ -53,7 +55,7 @@ from pytcp.tcp.segment import Segment
 from pytcp.tcp.sendbuf import SendBuffer
 from pytcp.tcp.seq import MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from pytcp.tcp.state import RECEIVE_STATES, State
-from pytcp.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions
+from pytcp.wire.tcp import ACK, FIN, RST, SYN, URG, TcpOptions
 
 Buffer = bytes | bytearray | memoryview
 
@@ -65,10 +67,6 @@ DEFAULT_SEND_MSS = 536
 PAWS_IDLE = 24 * 24 * 3600.0
 # Option bytes in a data segment: nop nop TS (RFC 7323 appendix A layout).
 TS_OPTION_LEN = 12
-# The states in which segments from the send buffer (data, FIN) may go out.
-_OUTPUT_STATES = frozenset({
-    State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK,
-})
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +85,7 @@ class ConnInfo:
     rcv_wnd: int
 
 
-class Connection:
+class Connection(ConnectionOutput):
     """A TCP connection (RFC 9293). See the module docstring for the sans-I/O contract."""
 
     def __init__(self, config: TcpConfig, *, iss: int, now: float, mss: int | None = None) -> None:
@@ -488,14 +486,6 @@ class Connection:
         self._ka_last = now
         self._emit(Segment(seq_sub(self.snd_una, 1) & MASK, self.rcv_nxt, ACK,
                            self._wnd_field(), options=self._options(now, 0)))
-
-    def _arm_rto(self, now: float) -> None:
-        self._rto_at = now + self._rtt.rto
-
-    def _arm_persist(self, now: float) -> None:
-        base = max(self._rtt.rto, self.config.persist_min)
-        t = min(base * (1 << min(self._persist_backoff, 30)), self.config.persist_max)
-        self._persist_at = now + t
 
     # ------------------------------------------------------------------ ICMP
     def handle_icmp_error(self, now: float, type: int, code: int) -> None:
@@ -910,8 +900,7 @@ class Connection:
             self.snd_wnd = new_wnd
             self.snd_wl1 = seq
             self.snd_wl2 = ack
-            if new_wnd > self.max_snd_wnd:
-                self.max_snd_wnd = new_wnd
+            self.max_snd_wnd = max(self.max_snd_wnd, new_wnd)
             if opened and self._persist_at is not None:
                 self._persist_at = None
                 self._persist_backoff = 0
@@ -1024,289 +1013,6 @@ class Connection:
             return
         self._chal_count += 1
         self._ack_now = True
-
-    # ------------------------------------------------------------------ output
-    def _ts_val(self, now: float) -> int:
-        return (int(now * self.config.ts_hz) + self.ts_offset) & MASK
-
-    def _options(self, now: float, payload_len: int) -> TcpOptions:
-        """Options of a non-SYN segment: TS (RFC 7323) and SACK blocks (RFC 2018, D-SACK
-        first per RFC 2883) on ACKs."""
-        ts = (self._ts_val(now), self.ts_recent) if self.ts_ok else None
-        blocks: tuple[tuple[int, int], ...] = ()
-        if self.sack_ok and (self._reasm or self._dsack is not None):
-            room = 3 if self.ts_ok else 4
-            lst: list[tuple[int, int]] = []
-            if self._dsack is not None:
-                lst.append(self._dsack)
-            for b in self._reasm.blocks():
-                if len(lst) >= room:
-                    break
-                lst.append(b)
-            blocks = tuple(lst)
-        if ts is None and not blocks:
-            return NO_OPTIONS
-        return TcpOptions(timestamp=ts, sack_blocks=blocks)
-
-    def _sws_threshold(self) -> int:
-        return min(self.config.recv_buffer // 2, self.snd_mss)
-
-    def _window_to_advertise(self) -> int:
-        """RCV.WND to offer: the free receive buffer, moving the right edge only in steps of
-        min(RCV.BUFF/2, MSS) (receiver SWS avoidance, RFC 9293 3.8.6.2.2, MUST-39) and never
-        shrinking it (RFC 9293 3.8.6.2.2, 'SHOULD NOT shrink')."""
-        free = max(0, self.config.recv_buffer - len(self._rcvq))
-        cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
-        if free - cur < self._sws_threshold():
-            return cur
-        return free
-
-    def _wnd_field(self) -> int:
-        """The 16-bit window field for a non-SYN segment; updates RCV.ADV."""
-        if self.state in (State.SYN_SENT, State.LISTEN, State.CLOSED):
-            return 0
-        win = self._window_to_advertise()
-        ws = self.rcv_wscale
-        cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
-        field = win >> ws
-        if win == cur and (field << ws) < win:
-            # Keeping the old right edge: round up so as not to shrink it, unless that would
-            # offer more than the buffer holds (then a shrink of < 2**ws octets).
-            up = field + 1
-            if (up << ws) <= self.config.recv_buffer - len(self._rcvq):
-                field = up
-        if field > 0xFFFF:
-            field = 0xFFFF
-        edge = seq_add(self.rcv_nxt, field << ws)
-        if seq_gt(edge, self.rcv_adv):
-            self.rcv_adv = edge
-        return field
-
-    def _syn_options(self, now: float) -> TcpOptions:
-        cfg = self.config
-        if self.state is State.SYN_SENT:  # what we offer (RFC 7323 2.2, RFC 2018 2)
-            return TcpOptions(
-                mss=self.our_mss,
-                wscale=self.rcv_wscale if cfg.window_scaling else None,
-                sack_permitted=cfg.sack,
-                timestamp=(self._ts_val(now), 0) if cfg.timestamps else None)
-        return TcpOptions(  # SYN-ACK: only what the peer offered too
-            mss=self.our_mss,
-            wscale=self.rcv_wscale if self.ws_ok else None,
-            sack_permitted=self.sack_ok,
-            timestamp=(self._ts_val(now), self.ts_recent) if self.ts_ok else None)
-
-    def _send_syn(self, now: float) -> None:
-        wnd = min(0xFFFF, self.config.recv_buffer)  # RFC 7323 2.2: unscaled in a SYN
-        self._out.append(Segment(self.iss, 0, SYN, wnd, options=self._syn_options(now)))
-        self.snd_nxt = self.snd_max = seq_add(self.iss, 1)
-        if self._retries == 0 and self._rtt_seq is None and not self._syn_lost:
-            self._rtt_seq = self.snd_nxt
-            self._rtt_time = now
-        self._arm_rto(now)
-
-    def _send_synack(self, now: float) -> None:
-        wnd = min(0xFFFF, self.config.recv_buffer)
-        self.rcv_adv = seq_add(self.rcv_nxt, wnd)
-        self._emit(Segment(self.iss, self.rcv_nxt, SYN | ACK, wnd,
-                           options=self._syn_options(now)))
-        self.snd_nxt = self.snd_max = seq_add(self.iss, 1)
-        if self._retries == 0 and not self._syn_lost:
-            self._rtt_seq = self.snd_nxt
-            self._rtt_time = now
-        if self._rto_at is None:
-            self._arm_rto(now)
-
-    def _emit(self, seg: Segment) -> None:
-        """Queue a segment; an ACK-bearing one acknowledges everything received so far."""
-        if seg.flags & ACK and not seg.flags & RST:
-            self.last_ack_sent = seg.ack
-            self._ack_now = False
-            self._delack_at = None
-            self._rcv_unacked = 0
-            self._dsack = None
-            if self._quickack > 0 and self.state.synchronized:
-                self._quickack -= 1
-        self._out.append(seg)
-
-    def _flush(self, now: float) -> None:
-        """Build what is due: data the windows allow (carrying the ACK), else a pure ACK."""
-        if self.state in _OUTPUT_STATES:
-            self._send_data(now)
-        if self._ack_now and self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT):
-            if self.state is State.SYN_RECEIVED:
-                self._ack_now = False
-                return
-            self._send_ack(now)
-
-    def _send_ack(self, now: float) -> None:
-        """A pure ACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> with the current options."""
-        self._emit(Segment(self.snd_nxt, self.rcv_nxt, ACK, self._wnd_field(),
-                           options=self._options(now, 0)))
-
-    def _has_unsent(self) -> bool:
-        data_end = seq_add(self._buf_seq, len(self._sendbuf))
-        if seq_lt(self.snd_nxt, data_end):
-            return True
-        return self._fin_queued and (self._fin_seq is None or seq_le(self.snd_nxt, self._fin_seq))
-
-    def _pipe(self) -> int:
-        """Octets thought to be in the network: RFC 6675 SetPipe() from the scoreboard with
-        SACK; without it, duplicate ACKs count as segments that left the network (as Linux's
-        Reno emulation does)."""
-        if not self._in_recovery:
-            return seq_sub(self.snd_nxt, self.snd_una)
-        if self.sack_ok:
-            return self._sb.pipe(self.snd_una, self.snd_nxt, self._high_rxt, self.snd_mss)
-        out = seq_sub(self.snd_nxt, self.snd_una) - self._dupacks * self.snd_mss
-        return max(out, 0) + self._rexmit_out
-
-    def _sack_recovery_send(self, now: float) -> None:
-        """RFC 6675 5 step (C): while cwnd - pipe >= 1 SMSS, send NextSeg()."""
-        mss = self.snd_mss
-        for _ in range(1000):
-            if self._cc.cwnd - self._pipe() < mss:
-                return
-            wnd_room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
-            can_new = wnd_room > 0 and self.snd_nxt == self.snd_max and self._has_unsent()
-            nxt = self._sb.next_seg(self.snd_una, self.snd_nxt, self._high_rxt, mss, can_new)
-            if nxt is None:
-                return
-            seq, length, is_rtx = nxt
-            if is_rtx:
-                n = self._retransmit_at(now, seq, length)
-                if n <= 0:
-                    return
-                self._high_rxt = seq_add(seq, n)
-            else:
-                before = self.snd_nxt
-                self._send_data(now, force=True, limit=min(mss, wnd_room))
-                if self.snd_nxt == before:
-                    return
-
-    def _send_data(self, now: float, force: bool = False, limit: int = 0) -> None:
-        """Send new data (and the FIN) as the send window, cwnd, Nagle (RFC 896, MUST-17) and
-        sender SWS avoidance (RFC 9293 3.8.6.2.1, MUST-38) allow. ``force``: one segment
-        regardless of Nagle/SWS/cwnd (persist, recovery); ``limit``: its maximum size."""
-        mss = self.snd_mss
-        if self._in_recovery and self.sack_ok and not force:
-            self._sack_recovery_send(now)
-            return
-        maxp = limit if limit > 0 else self.config.max_segment_payload
-        if maxp < mss and limit <= 0:
-            maxp = mss
-        if (self.snd_una == self.snd_max and now - self._last_send > self._rtt.rto
-                and self._has_unsent()):
-            # RFC 5681 4.1: restart from at most the initial window after an idle RTO.
-            self._cc.on_idle_restart(now)
-        sent_any = False
-        while True:
-            buffered = len(self._sendbuf)
-            off = seq_sub(self.snd_nxt, self._buf_seq)
-            if off < 0:
-                off = 0
-            avail = buffered - off
-            fin_due = self._fin_queued and (
-                self._fin_seq is None or seq_le(self.snd_nxt, self._fin_seq))
-            if avail <= 0 and not fin_due:
-                break
-            wnd_room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
-            cc_room = self._cc.cwnd - self._pipe()
-            if force:
-                cc_room = max(cc_room, mss)
-            elif not self._in_recovery and 0 < self._dupacks < 3:
-                cc_room += self._dupacks * mss  # RFC 3042 limited transmit
-            retrans = seq_lt(self.snd_nxt, self.snd_max)
-            n = min(avail, wnd_room, cc_room, maxp)
-            if avail <= 0:
-                # A bare FIN: it takes no window room (receivers accept it at RCV.NXT).
-                if cc_room <= 0 and not force and self.snd_una != self.snd_nxt:
-                    break
-                n = 0
-            elif n <= 0:
-                break
-            elif n < avail and n < mss and not force:
-                # Window- or cwnd-limited small segment: sender SWS avoidance.
-                if cc_room < mss or n < self.max_snd_wnd // 2:
-                    break
-            elif n == avail and n < mss and not force and not retrans:
-                # The tail of the queue: Nagle (RFC 896, RFC 9293 3.7.4) with Minshall's
-                # refinement as in Linux: hold it while a small segment is unacknowledged.
-                if (not self.nodelay and not self._fin_queued
-                        and seq_gt(self._snd_sml, self.snd_una)
-                        and seq_le(self._snd_sml, self.snd_nxt)):
-                    break
-            if n > mss and n < avail:
-                n -= n % mss  # whole segments in a GSO super-segment
-            seq = self.snd_nxt
-            payload = self._sendbuf.read(off, n) if n > 0 else b""
-            flags = ACK
-            if off + n == buffered:
-                if n > 0:
-                    flags |= PSH  # MUST-61: PSH on the last buffered segment
-                if self._fin_queued:
-                    flags |= FIN
-                    self._fin_seq = seq_add(seq, n)
-            self._emit_data(now, seq, flags, payload, retrans)
-            if 0 < n < mss:
-                self._snd_sml = self.snd_nxt
-            sent_any = True
-            if force:
-                break
-        if (not sent_any and self._persist_at is None and self._rto_at is None
-                and self.snd_una == self.snd_nxt and self._has_unsent()
-                and self.state in _OUTPUT_STATES):
-            self._arm_persist(now)
-
-    def _emit_data(self, now: float, seq: int, flags: int, payload: bytes,
-                   retrans: bool) -> None:
-        n = len(payload)
-        gso = self.snd_mss if n > self.snd_mss else 0
-        self._emit(Segment(seq, self.rcv_nxt, flags, self._wnd_field(), payload,
-                           self._options(now, n), 0, gso))
-        end = seq_add(seq, n + (1 if flags & FIN else 0))
-        self.snd_nxt = end
-        if seq_gt(end, self.snd_max):
-            if retrans:
-                self.retransmits += 1
-                self._rtt_seq = None
-            self.snd_max = end
-            if self._rtt_seq is None and not retrans and not self.ts_ok:
-                self._rtt_seq = end
-                self._rtt_time = now
-        elif retrans:
-            self.retransmits += 1
-            self._rtt_seq = None  # Karn: a retransmitted segment gives no sample
-        if self._rto_at is None:
-            self._arm_rto(now)
-        self._persist_at = None
-        self._last_send = now
-
-    def _retransmit_at(self, now: float, seq: int, length: int = 0) -> int:
-        """Retransmit one segment starting at ``seq`` of at most ``length`` (default one MSS)
-        octets (fast retransmit, partial ACK, NextSeg, RTO). Returns the sequence space sent."""
-        off = seq_sub(seq, self._buf_seq)
-        buffered = len(self._sendbuf)
-        if off < 0 or off > buffered:
-            return 0
-        n = min(buffered - off, length if length > 0 else self.snd_mss, self.snd_mss)
-        payload = self._sendbuf.read(off, n)
-        flags = ACK
-        if off + n == buffered:
-            if n:
-                flags |= PSH
-            if self._fin_seq is not None:
-                flags |= FIN
-        if n == 0 and not flags & FIN:
-            return 0
-        save = self.snd_nxt
-        self._emit_data(now, seq, flags, payload, True)
-        end = self.snd_nxt
-        # A retransmission does not move SND.NXT back (unless the RTO already did).
-        self.snd_nxt = end if seq_gt(end, save) else save
-        if self._in_recovery:
-            self._rexmit_out += n
-        return n + (1 if flags & FIN else 0)
 
 
 def seq_between_wnd(x: int, lo: int, wnd: int) -> bool:
