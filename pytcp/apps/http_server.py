@@ -261,12 +261,16 @@ class _HttpSession:
 
     async def _respond_file(self, method: bytes, path: str, segments: list[str]) -> int:
         real = self._resolve(segments)
-        if real.is_dir():
+        try:
+            is_dir = real.is_dir()
+        except OSError:
+            raise _Reply(403) from None
+        if is_dir:
             if not path.endswith("/"):
                 location = urllib.parse.quote(path + "/", safe="/")
                 raise _Reply(301, "", [(b"Location", location.encode())])
             index = real / "index.html"
-            if index.is_file():
+            if os.path.isfile(index):
                 real = self._resolve(segments + ["index.html"])
             else:
                 await self._send_bytes(method, 200, "text/html; charset=utf-8",
