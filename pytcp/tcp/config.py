@@ -34,6 +34,7 @@ class TcpConfig:
     # --- congestion control (RFC 5681, RFC 6928, RFC 9438) ---
     initial_window: int = 10          # segments (RFC 6928)
     congestion: str = "cubic"         # "cubic" (RFC 9438) or "newreno" (RFC 5681/6582)
+    hystart: bool = False             # HyStart++ slow-start exit (RFC 9406), opt-in
     # --- acknowledgments (RFC 9293 3.8.6.3, RFC 1122 4.2.3.2, MUST-40/58) ---
     delayed_ack: float = 0.04         # delayed-ACK timer (Linux ATO min 40 ms; MUST-40: < 0.5 s)
     delayed_ack_segments: int = 2     # ACK at least every 2nd full-sized segment (RFC 5681 4.2)

@@ -149,7 +149,7 @@ class Connection(ConnectionOutput):
         # --- retransmission / congestion ---
         self._rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto)
         self._cc: CongestionControl = make_congestion(
-            config.congestion, self.snd_mss, config.initial_window)
+            config.congestion, self.snd_mss, config.initial_window, hystart=config.hystart)
         self._rtt_seq: int | None = None  # Karn: the segment being timed (without TS)
         self._rtt_time = 0.0
         self._retries = 0                # consecutive RTO expirations
@@ -963,7 +963,7 @@ class Connection(ConnectionOutput):
             # With SACK, NextSeg() picks the holes as the pipe allows (RFC 6675 5 step C).
         else:
             self._dupacks = 0
-            self._cc.on_ack(now, acked, self._rtt.srtt, flight)
+            self._cc.on_ack(now, acked, sample, flight)
         if self._want_space and self._sendbuf.free > 0 and not self._fin_queued:
             self._want_space = False
             self._events.append(SendSpaceAvailable())
