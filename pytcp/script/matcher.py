@@ -15,8 +15,22 @@ from dataclasses import dataclass
 
 from pytcp.script.parser import PacketLine, ScriptOption
 from pytcp.wire.tcp import (
-    ACK, CWR, ECE, FIN, OPT_EOL, OPT_MSS, OPT_NOP, OPT_SACK, OPT_SACK_PERMITTED,
-    OPT_TIMESTAMP, OPT_WSCALE, PSH, RST, SYN, URG, TcpOptions,
+    ACK,
+    CWR,
+    ECE,
+    FIN,
+    OPT_EOL,
+    OPT_MSS,
+    OPT_NOP,
+    OPT_SACK,
+    OPT_SACK_PERMITTED,
+    OPT_TIMESTAMP,
+    OPT_WSCALE,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    TcpOptions,
 )
 
 MASK = 0xFFFFFFFF

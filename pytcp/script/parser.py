@@ -160,7 +160,7 @@ def strip_comments(text: str) -> tuple[list[tuple[int, str]], list[tuple[int, st
     comments: list[tuple[int, str]] = []
     in_block = False
     for lineno, raw in enumerate(text.splitlines(), start=1):
-        out = []
+        out: list[str] = []
         i = 0
         n = len(raw)
         while i < n:
@@ -359,7 +359,7 @@ def split_args(s: str, path: str, lineno: int) -> list[str]:
     """Split a syscall's argument text on top-level commas."""
     args: list[str] = []
     depth = 0
-    cur = []
+    cur: list[str] = []
     for ch in s:
         if ch in "([{":
             depth += 1

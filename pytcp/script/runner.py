@@ -22,19 +22,32 @@ import random
 import struct
 import sys
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pytcp.script.matcher import (
-    MASK, Observed, compare, format_expected, format_observed, stream_bytes,
+    MASK,
+    Observed,
+    compare,
+    format_expected,
+    format_observed,
+    stream_bytes,
 )
 from pytcp.script.parser import (
-    IcmpLine, Line, PacketLine, Script, ScriptOption, ScriptSyntaxError, SyscallLine, Timing,
+    IcmpLine,
+    Line,
+    PacketLine,
+    Script,
+    ScriptOption,
+    ScriptSyntaxError,
+    SyscallLine,
+    Timing,
     parse_file,
 )
 from pytcp.script.sockets import BLOCKED, Outcome, SocketTable, SyscallError, SyscallMismatch
 from pytcp.script.sockets import state_of as _state_of
-from pytcp.wire.tcp import ACK, SYN
+from pytcp.wire.tcp import SYN
 
 LOCAL_ADDR = "192.168.0.1"
 REMOTE_ADDR = "192.0.2.1"

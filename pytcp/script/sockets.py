@@ -23,7 +23,11 @@ from typing import Any
 from pytcp.script.matcher import stream_bytes
 from pytcp.tcp.errors import TcpUsageError
 from pytcp.tcp.events import (
-    Closed, ConnectionRefused, ConnectionReset, ConnectionTimedOut, EndOfStream,
+    Closed,
+    ConnectionRefused,
+    ConnectionReset,
+    ConnectionTimedOut,
+    EndOfStream,
 )
 
 O_NONBLOCK = 0o4000

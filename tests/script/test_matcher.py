@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytcp.script.matcher import (
-    Observed, compare, format_observed, stream_bytes,
+    Observed,
+    compare,
+    format_observed,
+    stream_bytes,
 )
 from pytcp.script.parser import PacketLine, parse_script
 from pytcp.wire.tcp import ACK, PSH, SYN, TcpOptions
@@ -22,8 +26,9 @@ def line(text: str) -> PacketLine:
 
 def synack(**kw: object) -> Observed:
     opts = TcpOptions(mss=1460, wscale=7, sack_permitted=True, timestamp=(555, 100))
-    base = dict(time=0.0, flags=SYN | ACK, seq=LISN, ack=RISN + 1, win=65535, urg=0,
-                payload=b"", options=opts, option_kinds=(2, 4, 8, 1, 3))
+    base: dict[str, object] = {
+        "time": 0.0, "flags": SYN | ACK, "seq": LISN, "ack": RISN + 1, "win": 65535, "urg": 0,
+        "payload": b"", "options": opts, "option_kinds": (2, 4, 8, 1, 3)}
     base.update(kw)
     return Observed(**base)  # type: ignore[arg-type]
 

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytcp.script.parser import (
-    IcmpLine, PacketLine, ScriptSyntaxError, SyscallLine, parse_script, parse_timing,
+    IcmpLine,
+    PacketLine,
+    ScriptSyntaxError,
+    SyscallLine,
+    parse_script,
+    parse_timing,
 )
 from pytcp.wire.tcp import ACK, FIN, PSH, RST, SYN
 

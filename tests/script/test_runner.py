@@ -140,7 +140,7 @@ def test_pytest_plugin_reports_script_line(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "pytcp.script.plugin", "-q",
                            "-rx", "-p", "no:cacheprovider", str(tmp_path / "a")],
-                          capture_output=True, text=True, timeout=120, env=env,
+                          check=False, capture_output=True, text=True, timeout=120, env=env,
                           cwd=tmp_path)
     out = proc.stdout
     assert proc.returncode == 1, out
