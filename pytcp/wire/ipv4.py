@@ -161,8 +161,11 @@ def build_ipv4_header(buf: bytearray | memoryview, offset: int, *, src: int, dst
     if frag_offset & 7 or not 0 <= frag_offset <= _OFFSET_MASK << 3:
         raise ValueError(f"fragment offset {frag_offset} is not a multiple of 8 in range")
     frag = (frag_offset >> 3) | (_FLAG_DF if df else 0) | (_FLAG_MF if mf else 0)
-    csum = ipv4_header_checksum(tos=tos, total_length=total, ident=ident, frag=frag, ttl=ttl,
-                                proto=proto, src=src, dst=dst)
+    s = ((0x45 << 8) + tos + total + ident + frag + (ttl << 8) + proto
+         + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF))
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    csum = ~s & 0xFFFF
     try:
         _pack_hdr(buf, offset, 0x45, tos, total, ident, frag, ttl, proto, csum, src, dst)
     except struct.error as err:

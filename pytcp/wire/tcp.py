@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from pytcp import native
 from pytcp.drops import DropReason, MalformedPacket
-from pytcp.wire.ipv4 import build_ipv4_header
 
 Buffer = bytes | bytearray | memoryview
 
@@ -82,6 +81,9 @@ _NOP_NOP_TS = struct.Struct("!BBBBII")            # 01 01 08 0a tsval tsecr
 _NOP_NOP_SACKOK = b"\x01\x01\x04\x02"
 _NOP_WSCALE = struct.Struct("!BBBB")              # 01 03 03 ws
 _TS_ONLY_PREFIX = b"\x01\x01\x08\x0a"
+_TS_ONLY = struct.Struct("!4sII")                 # 01 01 08 0a tsval tsecr
+# An option-less IPv4 header followed by a TCP header, packed in one call.
+_pack_ip_tcp = struct.Struct("!BBHHHBBHII" "HHIIBBHHH").pack_into
 
 
 class TcpHeader:
@@ -262,11 +264,6 @@ def parse_tcp(buf: Buffer, src: int, dst: int, verify_checksum: bool = True) -> 
     return h
 
 
-def options_length(opts: TcpOptions) -> int:
-    """Length in bytes of ``encode_options(opts)`` (a multiple of 4, at most 40)."""
-    return len(encode_options(opts))
-
-
 def encode_options(opts: TcpOptions) -> bytes:
     """The option bytes for ``opts`` in Linux's layout (``tcp_options_write``).
 
@@ -275,9 +272,22 @@ def encode_options(opts: TcpOptions) -> bytes:
     ``nop wscale`` (4). Data segments: ``nop nop TS`` (12), then ``nop nop SACK`` (4 + 8n).
     The result is a multiple of 4 bytes. SACK blocks that do not fit the 40-byte option space
     are left off, keeping the first ones (the most recent, RFC 2018 4), as Linux does.
+    Raises ``ValueError`` for a value that does not fit its field.
     """
     if opts is NO_OPTIONS:
         return b""
+    ts = opts.timestamp
+    try:
+        if (opts.mss is None and opts.wscale is None and not opts.sack_permitted
+                and not opts.sack_blocks):
+            # The common data-segment case: nop nop TS (or nothing).
+            return b"" if ts is None else _TS_ONLY.pack(_TS_ONLY_PREFIX, ts[0], ts[1])
+        return _encode_options_general(opts)
+    except struct.error as err:
+        raise ValueError(f"TCP option value out of range: {err}") from None
+
+
+def _encode_options_general(opts: TcpOptions) -> bytes:
     out = bytearray()
     ts = opts.timestamp
     if opts.mss is not None:
@@ -302,14 +312,9 @@ def encode_options(opts: TcpOptions) -> bytes:
     return bytes(out)
 
 
-def _check_room(buf: bytearray | memoryview, offset: int, need: int) -> None:
-    if offset < 0 or offset + need > len(buf):
-        raise ValueError(f"buffer of {len(buf)} bytes has no room for {need} bytes at {offset}")
-
-
 def write_tcp(buf: bytearray | memoryview, offset: int, opt_bytes: bytes, *, src: int,
               dst: int, sport: int, dport: int, seq: int, ack: int, flags: int, window: int,
-              payload: Buffer = b"", urg: int = 0) -> int:
+              payload: Buffer = b"", urg: int = 0, partial_csum: bool = False) -> int:
     """Like :func:`build_tcp` with the options already encoded (``encode_options``).
 
     Returns the number of bytes written (header + payload)."""
@@ -318,43 +323,76 @@ def write_tcp(buf: bytearray | memoryview, offset: int, opt_bytes: bytes, *, src
         raise ValueError(f"option bytes must be a multiple of 4 up to 40, got {olen}")
     hlen = HEADER_LEN + olen
     seg_len = hlen + len(payload)
-    _check_room(buf, offset, seg_len)
+    if offset < 0 or offset + seg_len > len(buf):
+        raise ValueError(f"buffer of {len(buf)} bytes has no room for {seg_len} bytes at "
+                         f"{offset}")
+    start = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO_TCP + seg_len
+    if partial_csum:
+        start = (start & 0xFFFF) + (start >> 16)
+        start = (start & 0xFFFF) + (start >> 16)
     try:
-        _pack_hdr(buf, offset, sport, dport, seq, ack, (hlen >> 2) << 4, flags, window, 0, urg)
+        _pack_hdr(buf, offset, sport, dport, seq, ack, hlen << 2, flags, window,
+                  start if partial_csum else 0, urg)
     except struct.error as err:
         raise ValueError(f"TCP header field out of range: {err}") from None
     if olen:
         buf[offset + HEADER_LEN:offset + hlen] = opt_bytes
     if payload:
         buf[offset + hlen:offset + seg_len] = payload
-    start = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO_TCP + seg_len
-    seg = memoryview(buf)[offset:offset + seg_len]
-    _pack_csum(buf, offset + 16, native.checksum(seg, start))
+    if not partial_csum:
+        _pack_csum(buf, offset + 16,
+                   native.checksum(memoryview(buf)[offset:offset + seg_len], start))
     return seg_len
 
 
 def build_tcp(buf: bytearray | memoryview, offset: int, *, src: int, dst: int, sport: int,
               dport: int, seq: int, ack: int, flags: int, window: int,
-              options: TcpOptions = NO_OPTIONS, payload: Buffer = b"", urg: int = 0) -> int:
+              options: TcpOptions = NO_OPTIONS, payload: Buffer = b"", urg: int = 0,
+              partial_csum: bool = False) -> int:
     """Write a TCP segment (header, options, payload) at ``buf[offset:]`` with its checksum
     (pseudo-header of ``src``/``dst``). Returns the number of bytes written.
 
+    ``partial_csum=True`` writes only the folded pseudo-header sum into the checksum field,
+    for a device that completes it (TUN ``IFF_VNET_HDR`` with ``VIRTIO_NET_HDR_F_NEEDS_CSUM``,
+    csum_start = the TCP header, csum_offset = 16), as Linux's ``tcp_v4_send_check`` does.
     Raises ``ValueError`` when the buffer is too small or a field is out of range."""
     return write_tcp(buf, offset, encode_options(options), src=src, dst=dst, sport=sport,
                      dport=dport, seq=seq, ack=ack, flags=flags, window=window,
-                     payload=payload, urg=urg)
+                     payload=payload, urg=urg, partial_csum=partial_csum)
 
 
 def build_ipv4_tcp(*, src: int, dst: int, sport: int, dport: int, seq: int, ack: int,
                    flags: int, window: int, options: TcpOptions = NO_OPTIONS,
                    payload: Buffer = b"", urg: int = 0, ttl: int = 64, ident: int = 0,
-                   df: bool = True, tos: int = 0) -> bytearray:
-    """A whole IPv4 datagram carrying one TCP segment, both checksums filled in."""
+                   df: bool = True, tos: int = 0, partial_csum: bool = False) -> bytearray:
+    """A whole IPv4 datagram carrying one TCP segment, both checksums filled in (the TCP one
+    only partially with ``partial_csum=True``, see :func:`build_tcp`)."""
     opt_bytes = encode_options(options)
-    seg_len = HEADER_LEN + len(opt_bytes) + len(payload)
-    pkt = bytearray(20 + seg_len)
-    build_ipv4_header(pkt, 0, src=src, dst=dst, proto=PROTO_TCP, payload_len=seg_len, ttl=ttl,
-                      ident=ident, df=df, tos=tos)
-    write_tcp(pkt, 20, opt_bytes, src=src, dst=dst, sport=sport, dport=dport, seq=seq, ack=ack,
-              flags=flags, window=window, payload=payload, urg=urg)
+    hlen = HEADER_LEN + len(opt_bytes)
+    seg_len = hlen + len(payload)
+    total = 20 + seg_len
+    if total > 0xFFFF:
+        raise ValueError(f"segment of {seg_len} bytes does not fit an IPv4 datagram")
+    frag = 0x4000 if df else 0
+    ip_sum = ((0x45 << 8) + tos + total + ident + frag + (ttl << 8) + PROTO_TCP
+              + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF))
+    ip_sum = (ip_sum & 0xFFFF) + (ip_sum >> 16)
+    ip_sum = (ip_sum & 0xFFFF) + (ip_sum >> 16)
+    start = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO_TCP + seg_len
+    if partial_csum:
+        start = (start & 0xFFFF) + (start >> 16)
+        start = (start & 0xFFFF) + (start >> 16)
+    pkt = bytearray(total)
+    try:
+        _pack_ip_tcp(pkt, 0, 0x45, tos, total, ident, frag, ttl, PROTO_TCP, ~ip_sum & 0xFFFF,
+                     src, dst, sport, dport, seq, ack, hlen << 2, flags, window,
+                     start if partial_csum else 0, urg)
+    except struct.error as err:
+        raise ValueError(f"IPv4/TCP header field out of range: {err}") from None
+    if hlen > HEADER_LEN:
+        pkt[40:20 + hlen] = opt_bytes
+    if payload:
+        pkt[20 + hlen:] = payload
+    if not partial_csum:
+        _pack_csum(pkt, 36, native.checksum(memoryview(pkt)[20:], start))
     return pkt

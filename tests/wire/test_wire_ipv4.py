@@ -156,3 +156,13 @@ def test_build_refuses_misuse() -> None:
         build_ipv4_header(bytearray(20), 0, src=1, dst=2, proto=6, payload_len=0, frag_offset=5)
     with pytest.raises(ValueError):
         build_ipv4_header(bytearray(20), 0, src=1, dst=2, proto=256, payload_len=0)
+
+
+def test_header_checksum_helper_matches_the_built_header() -> None:
+    buf = bytearray(20)
+    build_ipv4_header(buf, 0, src=0x01020304, dst=0x05060708, proto=6, payload_len=100,
+                      ttl=9, ident=77, df=False, tos=4, mf=True, frag_offset=64)
+    frag = 0x2000 | 8
+    assert struct.unpack_from("!H", buf, 10)[0] == ipv4_header_checksum(
+        tos=4, total_length=120, ident=77, frag=frag, ttl=9, proto=6, src=0x01020304,
+        dst=0x05060708)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, TCPOptions
 
+from pytcp import native
 from pytcp.drops import DropReason, MalformedPacket
 from pytcp.wire.ipv4 import parse_ipv4
 from pytcp.wire.tcp import (
@@ -358,3 +359,41 @@ def test_option_cache_does_not_mix_up_segments() -> None:
         assert seg.options.timestamp == ts
         assert seg.option_kinds == (OPT_NOP, OPT_NOP, 8)
     assert OPT_EOL == 0
+
+
+@pytest.mark.parametrize("size", [0, 1, 1460, 65000])
+def test_partial_csum_is_completed_like_a_virtio_device(size: int) -> None:
+    payload = random.Random(size).randbytes(size)
+    opts = TcpOptions(timestamp=(1, 2))
+    wire = build_ipv4_tcp(src=SRC, dst=DST, sport=1, dport=2, seq=3, ack=4, flags=ACK,
+                          window=5, options=opts, payload=payload, partial_csum=True)
+    field = struct.unpack_from("!H", wire, 36)[0]
+    assert field == native.pseudo_header_sum(SRC, DST, 6, len(wire) - 20)
+    with pytest.raises(MalformedPacket):
+        parse_tcp(parse_ipv4(wire).payload, SRC, DST)
+    # The device: checksum from csum_start (20) to the end, stored at csum_start + 16.
+    struct.pack_into("!H", wire, 36, native.checksum(memoryview(wire)[20:]))
+    full = build_ipv4_tcp(src=SRC, dst=DST, sport=1, dport=2, seq=3, ack=4, flags=ACK,
+                          window=5, options=opts, payload=payload)
+    assert wire == full
+    buf = bytearray(len(wire))
+    build_tcp(buf, 20, src=SRC, dst=DST, sport=1, dport=2, seq=3, ack=4, flags=ACK, window=5,
+              options=opts, payload=payload, partial_csum=True)
+    assert struct.unpack_from("!H", buf, 36)[0] == field
+
+
+def test_build_ipv4_tcp_header_fields() -> None:
+    wire = build_ipv4_tcp(src=SRC, dst=DST, sport=1, dport=2, seq=3, ack=4, flags=ACK,
+                          window=5, ttl=7, ident=0xBEEF, df=False, tos=0x10)
+    ip = IP(bytes(wire))
+    assert (ip.ttl, ip.id, int(ip.flags), ip.tos, ip.len) == (7, 0xBEEF, 0, 0x10, 40)
+    p = parse_ipv4(wire)  # header checksum verified
+    assert (p.df, p.ttl, p.ident) == (False, 7, 0xBEEF)
+    with pytest.raises(ValueError):
+        build_ipv4_tcp(src=SRC, dst=DST, sport=1, dport=2, seq=3, ack=4, flags=ACK, window=5,
+                       payload=bytes(65536 - 40))
+    with pytest.raises(ValueError):
+        build_ipv4_tcp(src=SRC, dst=DST, sport=70000, dport=2, seq=3, ack=4, flags=ACK,
+                       window=5)
+    with pytest.raises(ValueError):
+        encode_options(TcpOptions(mss=70000))
