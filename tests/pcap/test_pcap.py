@@ -120,3 +120,33 @@ def test_bad_arguments() -> None:
     w.close()
     with pytest.raises(ValueError):
         w.write(0, b"x", "in")
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from scapy.utils import RawPcapNgReader  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    records=st.lists(
+        st.tuples(st.integers(0, 2**63 - 1), st.binary(max_size=300),
+                  st.sampled_from(["in", "out", None])),
+        max_size=12),
+    tsresol=st.sampled_from([6, 9]),
+)
+def test_any_packets_round_trip_through_scapy(
+        records: list[tuple[int, bytes, str | None]], tsresol: int) -> None:
+    f = io.BytesIO()
+    with PcapWriter(f, tsresol=tsresol) as w:
+        for ts, pkt, direction in records:
+            w.write(ts, pkt, direction)  # type: ignore[arg-type]
+    f.seek(0)
+    got = list(RawPcapNgReader(f))
+    assert [data for data, _ in got] == [pkt for _, pkt, _ in records]
+    div = 1 if tsresol == 9 else 1000
+    for (data, meta), (ts, pkt, direction) in zip(got, records):
+        assert (meta.tshigh << 32 | meta.tslow) == ts // div
+        assert meta.wirelen == len(pkt)
+        assert meta.direction == {"in": 1, "out": 2, None: None}[direction]
+    assert len(f.getvalue()) % 4 == 0
