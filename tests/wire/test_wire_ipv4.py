@@ -16,6 +16,7 @@ from pytcp.wire.ipv4 import (
     build_ipv4_header,
     int_to_ip,
     ip_to_int,
+    ipv4_header_checksum,
     parse_ipv4,
 )
 
