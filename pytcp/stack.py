@@ -33,7 +33,18 @@ from pytcp.tcp.segment import Segment
 from pytcp.tcp.seq import seq_add, seq_between
 from pytcp.wire.icmp import build_dest_unreachable, build_echo_reply, build_icmp, parse_icmp
 from pytcp.wire.ipv4 import parse_ipv4
-from pytcp.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, encode_options, parse_tcp
+from pytcp.wire.tcp import (
+    ACK,
+    CWR,
+    FIN,
+    NO_OPTIONS,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    encode_options,
+    parse_tcp,
+)
 
 if TYPE_CHECKING:
     from pytcp.tcp.config import TcpConfig
@@ -652,7 +663,7 @@ class Stack:
                                                seg.wnd, opts, payload, seg.urg, gso))
             return
         # Cut the super-segment into gso-sized pieces: each piece's sequence number advances,
-        # SYN stays on the first, PSH and FIN go on the last only.
+        # SYN and CWR stay on the first, PSH and FIN go on the last only.
         self.stats["gso_cut"] += 1
         mv = memoryview(payload)
         flags = seg.flags
@@ -665,7 +676,7 @@ class Stack:
             last = end == n
             f = flags if last else first_flags
             if off:
-                f &= ~SYN
+                f &= ~(SYN | CWR)  # as Linux tcp_gso_segment: CWR on the first piece only
             pseq = seq_add(data_seq, off) if off else seg.seq
             urg = 0
             if urg_end is not None:

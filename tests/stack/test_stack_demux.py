@@ -14,7 +14,7 @@ from pytcp.stack import AcceptReady, FourTuple, GsoPacket, Stack, StackConfig
 from pytcp.tcp.events import Closed, Connected
 from pytcp.tcp.segment import Segment
 from pytcp.wire.ipv4 import ip_to_int
-from pytcp.wire.tcp import ACK, FIN, PSH, SYN
+from pytcp.wire.tcp import ACK, CWR, ECE, FIN, PSH, SYN
 
 US = "10.0.0.2"
 PEER = "10.0.0.1"
@@ -118,13 +118,14 @@ def test_gso_super_segment_cut_to_pieces() -> None:
     s.pending_packets()
     data = bytes(random.Random(1).randbytes(10_000))
     seq0 = 0xFFFFF000  # crosses the 2**32 wrap
-    h.conn.out.append(Segment(seq0, 777, ACK | PSH | FIN, 500, payload=data, gso_size=1448))
+    h.conn.out.append(Segment(seq0, 777, ACK | PSH | FIN | CWR | ECE, 500, payload=data,
+                              gso_size=1448))
     s._service(h, 1.0)
     pkts = [IP(bytes(p)) for p in s.pending_packets()]
     assert len(pkts) == 7
     assert [len(bytes(p[TCP].payload)) for p in pkts] == [1448] * 6 + [10_000 - 6 * 1448]
     assert [p[TCP].seq for p in pkts] == [(seq0 + i * 1448) & 0xFFFFFFFF for i in range(7)]
-    assert [str(p[TCP].flags) for p in pkts] == ["A"] * 6 + ["FPA"]
+    assert [str(p[TCP].flags) for p in pkts] == ["AEC"] + ["AE"] * 5 + ["FPAE"]
     assert all(p[TCP].ack == 777 and p[TCP].window == 500 for p in pkts)
     assert b"".join(bytes(p[TCP].payload) for p in pkts) == data
     for raw in pkts:  # checksums right (scapy recomputes them)
