@@ -150,3 +150,14 @@ def test_any_packets_round_trip_through_scapy(
         assert meta.wirelen == len(pkt)
         assert meta.direction == {"in": 1, "out": 2, None: None}[direction]
     assert len(f.getvalue()) % 4 == 0
+
+
+def test_snaplen_truncates_captured_bytes_but_keeps_original_length() -> None:
+    f = io.BytesIO()
+    pkt = bytes(range(100))
+    with PcapWriter(f, snaplen=40) as w:
+        w.write(1, pkt, "in")
+    f.seek(0)
+    [(data, meta)] = list(RawPcapNgReader(f))
+    assert data == pkt[:40]
+    assert meta.wirelen == 100
