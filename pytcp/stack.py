@@ -434,11 +434,15 @@ class Stack:
         except MalformedPacket as e:
             self._drops[e.reason] += 1
         except Exception as e:  # a bug in a later layer must not kill the event loop
-            self._drops[DropReason.STACK_ERROR] += 1
-            sig = f"{type(e).__name__}:{e}"
-            if sig not in self._logged_errors and len(self._logged_errors) < 100:
-                self._logged_errors.add(sig)
-                log.exception("pytcp: error while handling a packet (counted as stack_error)")
+            self._count_error(e, "while handling a packet")
+
+    def _count_error(self, e: Exception, where: str) -> None:
+        """Count a bug under STACK_ERROR; log each distinct one once (at most 100)."""
+        self._drops[DropReason.STACK_ERROR] += 1
+        sig = f"{where}:{type(e).__name__}:{e}"
+        if sig not in self._logged_errors and len(self._logged_errors) < 100:
+            self._logged_errors.add(sig)
+            log.error("pytcp: error %s (counted as stack_error)", where, exc_info=e)
 
     def _receive(self, now: float, packet: bytes | bytearray | memoryview) -> None:
         ip = parse_ipv4(packet, self.config.verify_checksums)
@@ -788,8 +792,9 @@ class Stack:
             if not h.open:
                 continue
             try:
-                h.conn.handle_timers(now)
-            except Exception:
-                self._drops[DropReason.STACK_ERROR] += 1
-                log.exception("pytcp: error in a connection timer")
-            self._service(h, now)
+                try:
+                    h.conn.handle_timers(now)
+                finally:
+                    self._service(h, now)
+            except Exception as e:  # a bug must not stop the other timers or the loop
+                self._count_error(e, "in a connection timer")

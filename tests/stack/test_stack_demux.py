@@ -260,3 +260,19 @@ def test_thousands_of_connections_timers_stay_cheap() -> None:
     assert all(h.conn.timer_calls[0] == 100.0 + (i % 300) for i, h in enumerate(hs))
     assert s.next_deadline() is None
     assert elapsed < 1.0  # O(due * log n), not O(n) per call
+
+
+def test_timer_exception_is_counted_and_other_timers_still_run() -> None:
+    s = make_stack()
+    bad, good = s.connect(0.0, PEER, 80), s.connect(0.0, PEER, 81)
+    for h in (bad, good):
+        h.conn.deadline = 5.0
+        s._service(h, 0.0)
+
+    def boom(now: float) -> None:
+        raise RuntimeError("timer bug")
+
+    bad.conn.handle_timers = boom  # type: ignore[method-assign]
+    s.handle_timers(5.0)
+    assert s.drops[DropReason.STACK_ERROR] == 1
+    assert good.conn.timer_calls == [5.0]
