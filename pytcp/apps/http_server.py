@@ -66,6 +66,10 @@ class _Timeout(Exception):
     """The peer made no progress for idle_timeout seconds."""
 
 
+class _SendTimeout(Exception):
+    """The peer did not read our response for idle_timeout seconds."""
+
+
 class _RequestTimeout(Exception):
     """A request was started but not completed within request_timeout seconds."""
 
@@ -171,7 +175,7 @@ class _HttpSession:
         try:
             await asyncio.wait_for(self.writer.drain(), self.idle_timeout)
         except TimeoutError:
-            raise _Timeout() from None
+            raise _SendTimeout() from None
 
     def _headers(self, ctype: str, length: int,
                  extra: list[tuple[bytes, bytes]] | None = None) -> list[tuple[bytes, bytes]]:
@@ -218,7 +222,7 @@ class _HttpSession:
                 try:
                     await asyncio.wait_for(self.writer.drain(), self.idle_timeout)
                 except TimeoutError:
-                    raise _Timeout() from None
+                    raise _SendTimeout() from None
         await self._write(self.conn.send(h11.EndOfMessage()) or b"")
 
     # --- routing ---------------------------------------------------------------------------
@@ -237,7 +241,11 @@ class _HttpSession:
     async def _respond_status(self, method: bytes, segments: list[str]) -> int:
         if self.status_provider is None or segments not in ([], ["status.json"]):
             raise _Reply(404)
-        snapshot = self.status_provider()
+        try:
+            snapshot = self.status_provider()
+        except Exception:
+            log.exception("status provider failed")
+            raise _Reply(500) from None
         if segments:
             await self._send_bytes(method, 200, "application/json", render_json(snapshot),
                                    [(b"Cache-Control", b"no-store")])
@@ -388,6 +396,10 @@ async def serve_http(
             h11.DONE, h11.CLOSED, h11.IDLE)
     except _Timeout:
         log.info("http %s: idle for %.0f s, closing", session.peer, idle_timeout)
+    except _SendTimeout:
+        # The peer stopped reading: a FIN would wait behind data it never takes. Reset.
+        log.info("http %s: not reading for %.0f s, aborting", session.peer, idle_timeout)
+        writer.transport.abort()
     except (ConnectionError, OSError, h11.LocalProtocolError) as exc:
         log.info("http %s: connection ended: %r", session.peer, exc)
         writer.transport.abort()

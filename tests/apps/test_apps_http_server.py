@@ -365,3 +365,38 @@ def test_a_request_dribbled_too_slowly_gets_408_and_a_close(root: Path) -> None:
             writer.close()
 
     run(body())
+
+
+def test_a_client_that_stops_reading_is_cut_off_after_the_timeout(root: Path) -> None:
+    (root / "big.bin").write_bytes(bytes(32 * 1024 * 1024))
+
+    async def body() -> None:
+        handler = functools.partial(serve_http, root=root, status_provider=None,
+                                    idle_timeout=0.5)
+        async with serving(handler) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 16)
+            writer.write(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            await asyncio.sleep(2.0)  # read nothing: the server's drain times out
+            got = 0
+            try:  # what the kernel buffered, then the end (asyncio's abort() is a FIN here)
+                while data := await reader.read(1 << 20):
+                    got += len(data)
+            except ConnectionResetError:
+                pass
+            assert 0 < got < 32 * 1024 * 1024
+            writer.close()
+
+    run(body())
+
+
+def test_a_failing_status_provider_is_a_500_not_a_dead_server() -> None:
+    def broken() -> dict[str, object]:
+        raise RuntimeError("boom")
+
+    async def body() -> None:
+        handler = functools.partial(serve_http, root=None, status_provider=broken)
+        async with serving(handler) as port:
+            status, _, data = await get(port, "/status.json")
+            assert status == 500 and b"boom" not in data
+
+    run(body())
