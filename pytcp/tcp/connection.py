@@ -332,7 +332,7 @@ class Connection(ConnectionOutput):
         self._now = now
         if self.state in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
                           State.FIN_WAIT_2, State.CLOSE_WAIT):
-            self._emit(Segment(self.snd_nxt, self.rcv_nxt, RST | ACK, self._wnd_field(),
+            self._emit(Segment(self.snd_max, self.rcv_nxt, RST | ACK, self._wnd_field(),
                                options=self._options(now, 0)))
         self._rcvq.clear()
         self._reset_close(now, "ABORT", None)
@@ -439,7 +439,9 @@ class Connection(ConnectionOutput):
             self._syn_lost = True
             self._send_syn(now)
             return
-        if st is State.SYN_RECEIVED:
+        if st is State.SYN_RECEIVED or (self.snd_una == self.iss and self._passive):
+            # (also a passive open closed before the handshake ended: FIN-WAIT-1 with the
+            # SYN-ACK unacknowledged)
             self._syn_lost = True
             self._send_synack(now)
             return
@@ -478,7 +480,7 @@ class Connection(ConnectionOutput):
             self._ka_probes = 0
             return
         if self._ka_probes >= self.keepalive_count:
-            self._emit(Segment(self.snd_nxt, self.rcv_nxt, RST | ACK, self._wnd_field(),
+            self._emit(Segment(self.snd_max, self.rcv_nxt, RST | ACK, self._wnd_field(),
                                options=self._options(now, 0)))
             self._reset_close(now, "keep-alive timeout", ConnectionTimedOut())
             return
@@ -789,7 +791,7 @@ class Connection(ConnectionOutput):
                 payload = b""
             elif self._app_closed:
                 # Nobody will read it: RST (RFC 2525 2.17, Linux).
-                self._emit(Segment(self.snd_nxt, self.rcv_nxt, RST | ACK, 0,
+                self._emit(Segment(self.snd_max, self.rcv_nxt, RST | ACK, 0,
                                    options=self._options(now, 0)))
                 self._reset_close(now, "data after close", None)
                 return

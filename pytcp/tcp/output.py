@@ -174,7 +174,9 @@ class ConnectionOutput:
         self.rcv_adv = seq_add(self.rcv_nxt, wnd)
         self._emit(Segment(self.iss, self.rcv_nxt, SYN | ACK, wnd,
                            options=self._syn_options(now)))
-        self.snd_nxt = self.snd_max = seq_add(self.iss, 1)
+        after_syn = seq_add(self.iss, 1)
+        if seq_lt(self.snd_max, after_syn):  # (a FIN may already follow the SYN)
+            self.snd_nxt = self.snd_max = after_syn
         if self._retries == 0 and not self._syn_lost:
             self._rtt_seq = self.snd_nxt
             self._rtt_time = now

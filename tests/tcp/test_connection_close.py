@@ -124,7 +124,7 @@ def test_close_with_unread_data_sends_rst() -> None:
     assert net.b.state is State.CLOSED
     net.run(0.1)
     [r] = net.segs("b>a", since=t0)
-    assert r.flags == RST | ACK and r.seq == net.b.snd_nxt
+    assert r.flags == RST | ACK and r.seq == net.b.snd_max
     assert net.a.state is State.CLOSED
     assert net.a.pending_events()[-2:] == [ConnectionReset(), Closed()]
 
@@ -235,3 +235,18 @@ def test_time_wait_tells_the_stack_about_a_new_incarnation_syn() -> None:
     assert c.accepts_new_syn(newer)  # RFC 6191
     assert not c.accepts_new_syn(older)
     assert not c.accepts_new_syn(Segment(9002, 0, ACK, 0))
+
+
+def test_close_in_syn_received_sends_fin_and_keeps_retransmitting_syn_ack() -> None:
+    c = Connection(cfg(), iss=B_ISS, now=0.0)
+    c.open_passive()
+    c.handle_segment(0.0, Segment(9000, 0, SYN, 65535))
+    [sa] = c.pending_output()
+    c.close(0.1)
+    assert c.state is State.FIN_WAIT_1
+    [f] = c.pending_output()
+    assert (f.seq, f.flags) == (B_ISS + 1, FIN | ACK)  # RFC 9293 3.10.4 SYN-RECEIVED
+    c.handle_timers(c.next_deadline() or 0.0)
+    assert [s.flags for s in c.pending_output()] == [SYN | ACK]
+    c.handle_segment(1.5, Segment(9001, B_ISS + 2, ACK, 100))
+    assert c.state is State.FIN_WAIT_2
