@@ -31,6 +31,7 @@ from pytcp.stack_icmp import ERROR_TYPES, ICMP_ECHO_REQUEST, parse_quoted_tcp
 from pytcp.tcp.events import Closed, Connected, Event
 from pytcp.tcp.segment import Segment
 from pytcp.tcp.seq import seq_add, seq_between
+from pytcp.tcp.state import State
 from pytcp.wire.icmp import build_dest_unreachable, build_echo_reply, build_icmp, parse_icmp
 from pytcp.wire.ipv4 import parse_ipv4
 from pytcp.wire.tcp import (
@@ -381,6 +382,7 @@ class Stack:
         h = TcpHandle(self, key, conn)
         self._conns[key] = h
         self.stats["active_opens"] += 1
+        self._name(conn, key)
         try:
             conn.open_active(now)
         finally:
@@ -395,6 +397,14 @@ class Stack:
             factory = Connection
         # RFC 6528 ISN from the 4-tuple; we announce MSS = MTU - 40 (RFC 9293 3.7.1, MUST-67).
         return factory(self.tcp_config, iss=self._isn.iss(now, *key), now=now, mss=self._mss)
+
+    @staticmethod
+    def _name(conn: Connection, key: FourTuple) -> None:
+        """Name the connection in the engine's transition log by its 4-tuple."""
+        if hasattr(conn, "debug_name"):
+            la, lp, ra, rp = key
+            conn.debug_name = (f"{ipaddress.IPv4Address(la)}:{lp}-"
+                               f"{ipaddress.IPv4Address(ra)}:{rp}")
 
     def _pick_ephemeral(self, raddr: int, rport: int) -> FourTuple:
         lo, hi = self.config.ephemeral_ports
@@ -570,11 +580,20 @@ class Stack:
         flags = th.flags
         if h is not None:
             seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg)
-            try:
-                h.conn.handle_segment(now, seg)
-            finally:
-                self._service(h, now)
-            return
+            conn = h.conn
+            if (flags & (SYN | ACK | RST) == SYN and conn.state is State.TIME_WAIT
+                    and th.dport in self._listeners and conn.accepts_new_syn(seg)):
+                # RFC 6191 / RFC 9293 3.10.7.4: a new SYN may reopen a 4-tuple in TIME-WAIT;
+                # the old incarnation is forgotten and the SYN goes to the listener.
+                self.stats["time_wait_reused"] += 1
+                self._forget(h)
+                self._events.append((h, Closed()))  # its owner may forget it too
+            else:
+                try:
+                    conn.handle_segment(now, seg)
+                finally:
+                    self._service(h, now)
+                return
         lst = self._listeners.get(th.dport)
         if lst is not None:
             # RFC 9293 3.10.7.2 (LISTEN): first check RST (ignore), second ACK (RST), third SYN.
@@ -596,6 +615,7 @@ class Stack:
             h = TcpHandle(self, key, conn, lst)
             self._conns[key] = h
             lst._embryonic[key] = h
+            self._name(conn, key)
             self.stats["passive_opens"] += 1
             conn.open_passive()
             seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg)

@@ -222,3 +222,30 @@ def test_keepalive_via_handle_arms_the_stack_timer() -> None:
     assert w.now >= t0 + 10.0 - 1e-6  # the probe went out after the idle time
     client.set_nodelay(True)
     assert str(client.state) == "ESTABLISHED"
+
+
+def test_new_syn_reopens_a_four_tuple_in_time_wait() -> None:
+    """The server closes first, so the server side sits in TIME-WAIT; the client reconnects
+    from the same port at once (RFC 6191: newer timestamps) and gets a fresh connection."""
+    a, b = pair()
+    w = Wire(a, b)
+    lst = b.listen(80)
+    client = a.connect(0.0, B_ADDR, 80, local_port=40000)
+    w.run_until(lambda: (lst, AcceptReady()) in w.events)
+    server = lst.accept()
+    assert server is not None
+    server.close(w.now)
+    w.run_until(lambda: client.conn.at_eof)
+    client.close(w.now)
+    w.run_until(lambda: (client, Closed()) in w.events)
+    assert str(server.state) == "TIME-WAIT" and server.open
+    w.now += 1.0  # TS clock moves on
+    again = a.connect(w.now, B_ADDR, 80, local_port=40000)
+    w.run_until(lambda: w.events.count((lst, AcceptReady())) == 2, max_time=w.now + 0.5)
+    assert (again, Connected()) in w.events
+    assert b.stats["time_wait_reused"] == 1
+    assert not server.open  # the old incarnation is gone, and its owner was told
+    assert (server, Closed()) in w.events
+    new_server = lst.accept()
+    assert new_server is not None and new_server is not server
+    assert new_server.key == server.key
