@@ -68,6 +68,49 @@ class BackgroundRuntime:
         self._start_error: BaseException | None = None
         self._closed = False
 
+    @classmethod
+    def on_tun(
+        cls,
+        addr: str = "10.77.0.2",
+        *,
+        ifname: str = "pytcp0",
+        host_addr: str = "10.77.0.1/24",
+        mtu: int = 1500,
+        pcap_path: str | None = None,
+        impair: str | None = None,
+        seed: int | None = None,
+        tcp_config: Any | None = None,
+    ) -> BackgroundRuntime:
+        """A (not yet started) runtime for a stack at ``addr`` on a new TUN interface whose
+        kernel side is ``host_addr``; optional pcapng capture and inbound+outbound impairment
+        (an ``ImpairSpec`` string). Needs root. Closing it removes the interface."""
+        import ipaddress
+        import os
+        import random
+        import time
+
+        from pytcp.link.impair import Impairment
+        from pytcp.link.tun import TunLink
+        from pytcp.pcap import PcapWriter
+        from pytcp.stack import Stack, StackConfig
+
+        link = TunLink.open(ifname, host_addr=host_addr, mtu=mtu)
+        try:
+            rng = random.Random(seed)
+            secret = os.urandom(16) if seed is None else rng.randbytes(16)
+            prefixlen = ipaddress.IPv4Interface(host_addr).network.prefixlen
+            stack = Stack(addr, now=time.monotonic(),
+                          config=StackConfig(mtu=mtu, prefixlen=prefixlen),
+                          tcp_config=tcp_config, secret=secret, rng=rng)
+            imp_in = Impairment(impair, random.Random(rng.random())) if impair else None
+            imp_out = Impairment(impair, random.Random(rng.random())) if impair else None
+            pcap = PcapWriter(pcap_path) if pcap_path else None
+        except BaseException:
+            link.close()
+            raise
+        return cls(stack, link, pcap=pcap, impair_in=imp_in, impair_out=imp_out,
+                   close_link=True)
+
     def start(self) -> BackgroundRuntime:
         if self._thread is not None:
             raise RuntimeError("BackgroundRuntime already started")
