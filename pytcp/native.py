@@ -38,16 +38,17 @@ if os.environ.get("PYTCP_NO_NATIVE", "") in ("", "0"):
     try:
         _mod = importlib.import_module("pytcp._native")
         _ffi, _lib = _mod.ffi, _mod.lib
-    except ImportError:  # not built (no compiler at install time): run on the fallback
+        _from_buffer = _ffi.from_buffer
+        _c_csum_partial = _lib.pytcp_csum_partial
+        _c_ring_write = _lib.pytcp_ring_write
+        _c_ring_read = _lib.pytcp_ring_read
+    except (ImportError, AttributeError):
+        # Not built (no compiler at install time) or a stale build: run on the fallback.
         _lib = None
 
 HAVE_NATIVE: bool = _lib is not None
 
 if _lib is not None:
-    _from_buffer = _ffi.from_buffer
-    _c_csum_partial = _lib.pytcp_csum_partial
-    _c_ring_write = _lib.pytcp_ring_write
-    _c_ring_read = _lib.pytcp_ring_read
 
     def csum_partial(buf: Buffer, start: int = 0) -> int:
         """RFC 1071 one's-complement sum of ``buf`` plus ``start``, folded to 16 bits."""
