@@ -10,7 +10,8 @@ does not come within the time tolerance. ``main(argv)`` is the ``pytcp script`` 
 
 Settings come from ``// pytcp: key=value ...`` comments (see docs/conformance.md):
 ``tolerance`` (seconds, default 0.01), ``profile`` (``linux`` or ``rfc``), ``remote_isn``,
-``local_port`` (8080), ``remote_port`` (46143), ``mtu`` (1500), ``seed``, ``xfail=<reason>``
+``local_port`` (8080), ``remote_port`` (46143), ``mtu`` (1500), ``ttl`` (64), ``seed``,
+``xfail=<reason>``
 and ``config.<TcpConfig field>=<value>``.
 """
 
@@ -55,8 +56,8 @@ DEFAULT_TOLERANCE = 0.01
 MAX_TIMER_STEPS = 100_000
 ANY_TIME_LIMIT = 3600.0  # how far '*' lets virtual time run looking for a packet
 
-_SETTINGS = {"tolerance", "profile", "remote_isn", "local_port", "remote_port", "mtu", "seed",
-             "xfail"}
+_SETTINGS = {"tolerance", "profile", "remote_isn", "local_port", "remote_port", "mtu", "ttl",
+             "seed", "xfail"}
 
 
 class ScriptFailure(Exception):
@@ -201,13 +202,14 @@ class Runner:
             self.local_port = int(st.get("local_port", "8080"))
             self.remote_port = int(st.get("remote_port", "46143"))
             mtu = int(st.get("mtu", "1500"))
+            self.ttl = int(st.get("ttl", "64"))
             seed = int(st.get("seed", "1"))
         except ValueError as e:
             raise ScriptSyntaxError(path, 1, f"bad setting: {e}") from None
         self.local_ip = ip_to_int(LOCAL_ADDR)
         self.remote_ip = ip_to_int(REMOTE_ADDR)
         self.now = 0.0
-        stack_cfg = StackConfig(mtu=mtu) if mtu != 1500 else None
+        stack_cfg = StackConfig(mtu=mtu, ttl=self.ttl) if (mtu, self.ttl) != (1500, 64) else None
         self.stack = Stack(LOCAL_ADDR, now=self.now, config=stack_cfg, tcp_config=self.tcp_config,
                            secret=b"pytcp-script-" + str(seed).encode(),
                            rng=random.Random(seed))
@@ -273,6 +275,10 @@ class Runner:
             if ip.dst != self.remote_ip:
                 self.outq.append(f"packet to {int_to_ip(ip.dst)} (not the script side)")
                 continue
+            # MUST-44/45: our packets come from the stack's address; MUST-49: with its TTL.
+            if ip.src != self.local_ip or ip.ttl != self.ttl:
+                raise self._fail(f"IP header: src {int_to_ip(ip.src)} ttl {ip.ttl}, expected "
+                                 f"{LOCAL_ADDR} ttl {self.ttl}")
             obs = Observed(self.now, th.flags, th.seq, th.ack, th.window, th.urg,
                            bytes(th.payload), th.options, tuple(th.option_kinds),
                            th.sport, th.dport)
