@@ -135,7 +135,8 @@ def _add_link_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cc", choices=("cubic", "newreno"), default=None,
                    help="congestion control (default: the profile's, cubic)")
     g.add_argument("-v", "--verbose", action="count", default=0,
-                   help="log to stderr (-v: debug, including TCP state transitions)")
+                   help="log to stderr (-v: pytcp at debug, e.g. requests and TCP state "
+                        "transitions; -vv: libraries too)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -523,11 +524,14 @@ async def run_get(opts: LinkOptions, link: Any, url: str, output: str | None,
 # --- main ------------------------------------------------------------------------------------
 
 def _setup_logging(verbose: int) -> None:
+    """-v: pytcp's own loggers at debug; -vv: every library's too (pyroute2, asyncio)."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
+        level=logging.DEBUG if verbose >= 2 else logging.WARNING,
         format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if verbose:
+        logging.getLogger("pytcp").setLevel(logging.DEBUG)
 
 
 def _version() -> str:
