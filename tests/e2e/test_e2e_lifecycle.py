@@ -89,3 +89,27 @@ def test_pcap_of_a_session_is_valid_and_shows_handshake_and_fin(
     fins = [(src, flags) for src, flags in packets if flags & fin]
     assert {src for src, _ in fins} == {client, server}, f"FINs seen: {fins}"
     assert not [p for p in packets if p[1] & 0x004], "the session ended with a reset"
+
+
+def test_signal_with_a_peer_that_never_closes_resets_after_grace(
+        netns: Netns, start_pytcp: StartPytcp) -> None:
+    up = start_pytcp(netns, "--echo", str(ECHO))
+    sock = netns.socket()
+    sock.settimeout(10)
+    sock.connect((STACK_ADDR, ECHO))
+    sock.sendall(b"hello")
+    assert sock.recv(100) == b"hello"
+
+    began = time.monotonic()
+    up.proc.send_signal(signal.SIGTERM)
+    sock.settimeout(5)
+    assert sock.recv(100) == b"", "no FIN from pytcp after SIGTERM"
+    # We stay in CLOSE-WAIT: pytcp must give up with a RST after its 2 s grace, then exit 0.
+    rc = up.proc.wait(timeout=15)
+    took = time.monotonic() - began
+    assert rc == 0, f"exit status {rc}; stderr:\n{up.stderr()}"
+    assert 1.5 <= took <= 10, f"exited {took:.2f} s after SIGTERM (grace is 2 s)"
+    with pytest.raises((ConnectionResetError, BrokenPipeError)):
+        sock.send(b"after the reset")
+        sock.send(b"after the reset")  # a send after a RST fails (the first may be queued)
+    sock.close()
