@@ -9,7 +9,7 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scapy.layers.inet import IP, TCP, TCPOptions
+from scapy.layers.inet import IP, TCP, IPOption_EOL, IPOption_NOP, TCPOptions
 
 from pytcp import native
 from pytcp.drops import DropReason, MalformedPacket
@@ -115,12 +115,14 @@ def _segment(pkt: bytes) -> memoryview:
     sport=st.integers(0, 0xFFFF), dport=st.integers(0, 0xFFFF), seq=u32(), ack=u32(),
     flags=st.integers(0, 0xFF), window=st.integers(0, 0xFFFF), urg=st.integers(0, 0xFFFF),
     opts=option_lists(), payload=st.binary(max_size=300), padding=st.binary(max_size=6),
+    ip_nops=st.integers(0, 8),
 )
 def test_scapy_built_segments_parse_to_the_same_fields(
     sport: int, dport: int, seq: int, ack: int, flags: int, window: int, urg: int,
-    opts: list[tuple[object, object]], payload: bytes, padding: bytes,
+    opts: list[tuple[object, object]], payload: bytes, padding: bytes, ip_nops: int,
 ) -> None:
-    pkt = IP(src="10.77.0.1", dst="10.77.0.2") / TCP(
+    ip_options = [IPOption_NOP()] * ip_nops + ([IPOption_EOL()] if ip_nops else [])
+    pkt = IP(src="10.77.0.1", dst="10.77.0.2", options=ip_options) / TCP(
         sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, window=window, urgptr=urg,
         options=opts) / payload
     wire = bytes(pkt) + padding  # link padding past the IP total length is ignored
