@@ -180,3 +180,15 @@ def test_get_downloads_or_fails_with_one_line_and_no_file(ns: Ns, tmp_path: Path
     assert res.returncode == 2
     assert res.stderr.splitlines() == ["pytcp get: error: connection refused by 10.77.0.1:8009"]
     assert ns.links() == ["lo"]
+
+
+def test_get_from_a_silent_address_times_out_with_one_line(ns: Ns) -> None:
+    # 10.77.0.5 is nobody: the kernel (forwarding off) drops our SYNs without a word.
+    t0 = time.monotonic()
+    res = ns.run(ns.pytcp("get", "http://10.77.0.5/", "--timeout", "1"))
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == [
+        "pytcp get: error: timed out after 1 s connecting to 10.77.0.5:80"]
+    assert res.stdout == ""
+    assert time.monotonic() - t0 < 20
+    assert ns.links() == ["lo"]
