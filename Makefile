@@ -3,8 +3,9 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 APT_PKGS_TEST := curl tshark wrk iputils-ping iproute2
 PYTEST_ARGS ?=
+PYTCP_ARGS ?=
 
-.PHONY: install install-test up test test-fast bench clean
+.PHONY: install install-test up test test-e2e test-fast bench clean
 
 # Install pytcp itself (builds the cffi extension when a compiler is present).
 install:
@@ -23,11 +24,17 @@ install-test: install
 	fi
 	$(PIP) install -q -e '.[test]'
 
+# `python -m pytcp`, not the `pytcp` script: a fresh install's script may not be on PATH yet
+# (pyenv needs a rehash). PYTCP_ARGS passes flags, e.g. make up PYTCP_ARGS="--echo 7".
 up: install
-	pytcp up
+	$(PYTHON) -m pytcp up $(PYTCP_ARGS)
 
 test: install-test
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+
+# Only the end-to-end tests (kernel as the peer, network namespaces; root).
+test-e2e: install-test
+	$(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 bench: install-test
 	$(PYTHON) tools/bench_checksum.py
