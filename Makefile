@@ -32,6 +32,10 @@ up: install
 test: install-test
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
 
+# Everything but the end-to-end tests (no root needed).
+test-fast: install-test
+	$(PYTHON) -m pytest -q --ignore=tests/e2e $(PYTEST_ARGS)
+
 # Only the end-to-end tests (kernel as the peer, network namespaces; root).
 test-e2e: install-test
 	$(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
