@@ -20,6 +20,8 @@ _FOLD_THRESHOLD_BITS = 4096
 
 def _ones_sum_mod(buf: Buffer) -> int:
     """Sum of the big-endian 16-bit words of ``buf`` (odd byte zero-padded), mod 0xFFFF."""
+    if type(buf) is memoryview and buf.itemsize != 1:
+        buf = buf.cast("B")  # count bytes, not items
     n = len(buf)
     x = int.from_bytes(buf, "big")
     if n & 1:

@@ -143,3 +143,9 @@ def test_csum_update16_equals_full_recompute(
     changed = bytearray(buf)
     changed[i:i + 2] = new.to_bytes(2, "big")
     assert impl.csum_update16(before, old, new) == impl.checksum(changed, start)
+
+
+def test_memoryview_of_wider_items_counts_bytes(impl: types.ModuleType) -> None:
+    data = bytes(range(1, 8)) + b"\x09"  # 8 bytes
+    wide = memoryview(bytearray(data)).cast("H")
+    assert impl.csum_partial(wide) == impl.csum_partial(data)
