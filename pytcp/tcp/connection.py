@@ -525,8 +525,49 @@ class Connection(ConnectionOutput):
             self._on_listen(now, seg)
         elif st is State.SYN_SENT:
             self._on_syn_sent(now, seg)
-        else:
+        elif st is not State.ESTABLISHED or not self._fast_path(now, seg):
             self._on_other(now, seg)
+
+    def _fast_path(self, now: float, seg: Segment) -> bool:
+        """Header prediction (Van Jacobson's, as in BSD and Linux's tcp_rcv_established): in
+        ESTABLISHED, the next in-order data that acknowledges nothing new, or a pure ACK of new
+        data, with an unchanged window, no SACK/recovery state and an acceptable timestamp, is
+        processed here with the same results as the full RFC 9293 3.10.7.4 path. False: take
+        the full path."""
+        if seg.flags & (SYN | FIN | RST | URG | ACK) != ACK or seg.seq != self.rcv_nxt:
+            return False
+        ts = seg.options.timestamp
+        if self.ts_ok and (ts is None or seq_lt(ts[0], self.ts_recent)):
+            return False
+        if (seg.options.sack_blocks or self._in_recovery or self._dupacks or self._sb
+                or self._app_closed or (seg.wnd << self.snd_wscale) != self.snd_wnd):
+            return False
+        payload = seg.payload
+        n = len(payload)
+        ack = seg.ack
+        acked = 0
+        if n:
+            if (ack != self.snd_una or self._reasm or self._ooo_fin is not None
+                    or n > seq_sub(self.rcv_adv, self.rcv_nxt)):
+                return False
+        else:
+            acked = seq_sub(ack, self.snd_una)
+            if acked <= 0 or seq_gt(ack, self.snd_max) or self._fin_seq is not None:
+                return False
+        self._last_rx = now
+        self._ka_probes = 0
+        if ts is not None and self.ts_ok and self.last_ack_sent == seg.seq:
+            self.ts_recent = ts[0]  # RFC 7323 4.3
+            self._ts_recent_age = now
+        if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq
+                                              and seq_le(self.snd_wl2, ack)):
+            self.snd_wl1 = seg.seq
+            self.snd_wl2 = ack
+        if n:
+            self._receive_text(now, seg.seq, payload)
+        else:
+            self._ack_advance(now, seg, ack, acked)
+        return True
 
     def _on_listen(self, now: float, seg: Segment) -> None:
         """RFC 9293 3.10.7.2."""

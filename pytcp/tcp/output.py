@@ -82,6 +82,8 @@ class ConnectionOutput:
     _high_rxt: int
     _rexmit_out: int
     _last_send: float
+    _burst_key: tuple[float, int, int, int] | None = None
+    _burst_val: tuple[int, TcpOptions] = (0, NO_OPTIONS)
 
     def _arm_rto(self, now: float) -> None:
         self._rto_at = now + self._rtt.rto
@@ -327,8 +329,17 @@ class ConnectionOutput:
                    retrans: bool) -> None:
         n = len(payload)
         gso = self.snd_mss if n > self.snd_mss else 0
-        self._emit(Segment(seq, self.rcv_nxt, flags, self._wnd_field(), payload,
-                           self._options(now, n), 0, gso))
+        # A burst shares its window field and options (same time, nothing received between):
+        # compute them once. Not when SACK blocks are due (they change per segment).
+        key = (now, self.rcv_nxt, len(self._rcvq), self.ts_recent)
+        if key == self._burst_key and not self._reasm and self._dsack is None:
+            wnd, opts = self._burst_val
+        else:
+            wnd = self._wnd_field()
+            opts = self._options(now, n)
+            self._burst_key = key
+            self._burst_val = (wnd, opts)
+        self._emit(Segment(seq, self.rcv_nxt, flags, wnd, payload, opts, 0, gso))
         end = seq_add(seq, n + (1 if flags & FIN else 0))
         self.snd_nxt = end
         if seq_gt(end, self.snd_max):
