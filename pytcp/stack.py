@@ -138,6 +138,7 @@ class TcpHandle:
         "__weakref__",
         "_deadline",
         "_psum",
+        "_ipsum",
         "_stack",
         "_tmpl",
         "accepted",
@@ -162,6 +163,7 @@ class TcpHandle:
                                         key.remote_addr.to_bytes(4, "big"),
                                         key.local_port, key.remote_port)
         self._psum = native.pseudo_header_sum(key.local_addr, key.remote_addr, PROTO_TCP, 0)
+        self._ipsum = native.csum_partial(self._tmpl[:20])  # without length and ident
 
     # ----- application calls -----
 
@@ -568,8 +570,9 @@ class Stack:
 
     def _queue_packet(self, pkt: bytes | bytearray) -> None:
         self._packets.append(pkt)
-        self.stats["tx_packets"] += 1
-        self.stats["tx_bytes"] += len(pkt)
+        stats = self.stats
+        stats["tx_packets"] += 1
+        stats["tx_bytes"] += len(pkt)
 
     # ----- TCP
 
@@ -637,20 +640,22 @@ class Stack:
     def _send_rst(self, remote: int, local: int, lport: int, rport: int, seq: int, ack: int,
                   flags: int) -> None:
         self.stats["rst_sent"] += 1
+        tmpl = _IPV4_TCP_HDR.pack(0x45, 0, 0, 0, 0x4000, self.config.ttl, PROTO_TCP, 0,
+                                  local.to_bytes(4, "big"), remote.to_bytes(4, "big"),
+                                  lport, rport)
         self._queue_packet(self._build_tcp(
-            _IPV4_TCP_HDR.pack(0x45, 0, 0, 0, 0x4000, self.config.ttl, PROTO_TCP, 0,
-                               local.to_bytes(4, "big"), remote.to_bytes(4, "big"),
-                               lport, rport),
+            tmpl, native.csum_partial(tmpl[:20]),
             native.pseudo_header_sum(local, remote, PROTO_TCP, 0),
             seq, ack, flags, 0, b"", b"", 0))
 
     # ----- output
 
-    def _build_tcp(self, tmpl: bytes, psum: int, seq: int, ack: int, flags: int, wnd: int,
-                   opts: bytes, payload: bytes | bytearray | memoryview, urg: int,
+    def _build_tcp(self, tmpl: bytes, ipsum: int, psum: int, seq: int, ack: int, flags: int,
+                   wnd: int, opts: bytes, payload: bytes | bytearray | memoryview, urg: int,
                    gso_size: int = 0) -> bytearray:
         """One IPv4+TCP packet from a 24-byte template (IPv4 header + ports), checksums filled;
-        a :class:`GsoPacket` when ``gso_size`` is given."""
+        a :class:`GsoPacket` when ``gso_size`` is given. ``ipsum`` is the template's IPv4
+        header sum (length and ident zero), ``psum`` the pseudo-header sum without length."""
         olen = len(opts)
         thl = 20 + olen
         tcp_len = thl + len(payload)
@@ -661,8 +666,12 @@ class Stack:
         else:
             pkt = bytearray(tmpl)
         self._ident = ident = (self._ident + 1) & 0xFFFF
+        # RFC 1071: the header sum is the template's plus the two words that vary.
+        c = ipsum + total + ident
+        c = (c & 0xFFFF) + (c >> 16)
+        c = (c & 0xFFFF) + (c >> 16)
         _IP_LEN_ID.pack_into(pkt, 2, total, ident)
-        _U16.pack_into(pkt, 10, native.checksum(memoryview(pkt)[:20]))
+        _U16.pack_into(pkt, 10, ~c & 0xFFFF)
         pkt += _TCP_REST.pack(seq, ack, thl << 2, flags, wnd, 0, urg)
         if olen:
             pkt += opts
@@ -679,11 +688,11 @@ class Stack:
         gso = seg.gso_size
         n = len(payload)
         if gso <= 0 or n <= gso:
-            self._queue_packet(self._build_tcp(h._tmpl, h._psum, seg.seq, seg.ack, seg.flags,
+            self._queue_packet(self._build_tcp(h._tmpl, h._ipsum, h._psum, seg.seq, seg.ack, seg.flags,
                                                seg.wnd, opts, payload, seg.urg))
             return
         if self.config.gso:  # the link cuts it (TUN TSO)
-            self._queue_packet(self._build_tcp(h._tmpl, h._psum, seg.seq, seg.ack, seg.flags,
+            self._queue_packet(self._build_tcp(h._tmpl, h._ipsum, h._psum, seg.seq, seg.ack, seg.flags,
                                                seg.wnd, opts, payload, seg.urg, gso))
             return
         # Cut the super-segment into gso-sized pieces: each piece's sequence number advances,
@@ -709,7 +718,7 @@ class Stack:
                     urg = min(d, 0xFFFF)
                 else:
                     f &= ~URG
-            self._queue_packet(self._build_tcp(h._tmpl, h._psum, pseq, seg.ack, f, seg.wnd,
+            self._queue_packet(self._build_tcp(h._tmpl, h._ipsum, h._psum, pseq, seg.ack, f, seg.wnd,
                                                opts, mv[off:end], urg))
             off = end
 
