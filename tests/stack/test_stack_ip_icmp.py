@@ -188,3 +188,16 @@ def test_unsupported_protocol_gets_rate_limited_protocol_unreachable() -> None:
     s.receive_packet(1.0, udp)  # refilled a second later
     assert len(s.pending_packets()) == 1
     assert s.drops[DropReason.UNSUPPORTED_PROTOCOL] == 52
+
+
+def test_output_ip_header_fields() -> None:
+    from pytcp.stack import StackConfig
+
+    s = Stack(US, now=0.0, config=StackConfig(ttl=99), secret=b"k", rng=random.Random(3))
+    for port in (1, 2):
+        s.receive_packet(0.0, bytes(IP(src=PEER, dst=US) / TCP(dport=port, flags="S")))
+    a, b = (IP(bytes(p)) for p in s.pending_packets())
+    for p in (a, b):
+        assert p.version == 4 and p.ihl == 5 and p.tos == 0 and p.ttl == 99
+        assert p.flags == "DF" and p.frag == 0 and p.proto == 6 and p.len == 40
+    assert b.id == (a.id + 1) & 0xFFFF  # a fresh identification per datagram
