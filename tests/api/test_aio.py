@@ -195,9 +195,14 @@ def test_back_pressure_slow_reader_bounds_memory() -> None:
 
             await start_server(cb, 5001, runtime=b)
             reader, writer = await open_connection(ADDR_B, 5001, runtime=a)
-            # Do not read for a while: the sender must stall with bounded memory.
-            await asyncio.sleep(0.5)
-            stalled_at = progress["written"]
+            # Do not read: the sender must stall with bounded memory. Wait (bounded) until its
+            # progress stops moving.
+            stalled_at = -1
+            for _ in range(50):
+                await asyncio.sleep(0.1)
+                if progress["written"] == stalled_at:
+                    break
+                stalled_at = progress["written"]
             assert stalled_at < total, "the writer was never held back"
             assert progress["paused_seen"]
             assert not done.is_set()
