@@ -399,3 +399,22 @@ def test_build_ipv4_tcp_header_fields() -> None:
                        window=5)
     with pytest.raises(ValueError):
         encode_options(TcpOptions(mss=70000))
+
+
+@settings(max_examples=300, deadline=None)
+@given(opts=linux_options(), payload=st.binary(max_size=100), seq=u32(), ack=u32(),
+       flags=st.integers(0, 0xFF))
+def test_build_then_parse_round_trip(opts: TcpOptions, payload: bytes, seq: int, ack: int,
+                                     flags: int) -> None:
+    wire = build_ipv4_tcp(src=SRC, dst=DST, sport=443, dport=50000, seq=seq, ack=ack,
+                          flags=flags, window=1234, options=opts, payload=payload)
+    ip = parse_ipv4(wire)
+    seg = parse_tcp(ip.payload, ip.src, ip.dst)
+    encoded = encode_options(opts)
+    room = (40 - len(encode_options(TcpOptions(timestamp=opts.timestamp))) - 4) // 8
+    expect = TcpOptions(opts.mss, opts.wscale, opts.sack_permitted, opts.sack_blocks[:room],
+                        opts.timestamp)
+    assert seg.options == (expect if encoded else NO_OPTIONS)
+    assert (seg.seq, seg.ack, seg.flags, bytes(seg.payload)) == (seq, ack, flags, payload)
+    assert bytes(seg.header[20:]) == encoded
+    assert encode_options(seg.options) == encoded  # re-encoding is stable
