@@ -153,6 +153,8 @@ class Connection(ConnectionOutput):
         self._rtt_seq: int | None = None  # Karn: the segment being timed (without TS)
         self._rtt_time = 0.0
         self._retries = 0                # consecutive RTO expirations
+        self.retries2 = config.retries2  # R2 (MUST-20/21), per connection
+        self.syn_retries = config.syn_retries
         self._rto_repeated = False
         self._dupacks = 0
         self._in_recovery = False
@@ -341,6 +343,19 @@ class Connection(ConnectionOutput):
         """Turn Nagle's algorithm off (True) or on (MUST-17)."""
         self.nodelay = bool(flag)
 
+    def set_retries(self, retries2: int | None = None, syn_retries: int | None = None) -> None:
+        """The application sets R2 for this connection (RFC 9293 3.8.3, MUST-21): how many
+        retransmissions of data/FIN (``retries2``) or of the SYN (``syn_retries``) before the
+        connection is aborted with ``ConnectionTimedOut``."""
+        if retries2 is not None:
+            if retries2 < 0:
+                raise TcpUsageError("retries2 must be >= 0")
+            self.retries2 = retries2
+        if syn_retries is not None:
+            if syn_retries < 0:
+                raise TcpUsageError("syn_retries must be >= 0")
+            self.syn_retries = syn_retries
+
     def set_keepalive(self, flag: bool, idle: float | None = None,
                       interval: float | None = None, count: int | None = None) -> None:
         """Keep-alive per connection (RFC 9293 3.8.4, MUST-24/27)."""
@@ -423,11 +438,11 @@ class Connection(ConnectionOutput):
         if self.snd_una == self.snd_max and st not in (State.SYN_SENT, State.SYN_RECEIVED):
             return
         if st is State.SYN_SENT:
-            limit = self.config.syn_retries
+            limit = self.syn_retries
         elif st is State.SYN_RECEIVED:
             limit = self.config.synack_retries
         else:
-            limit = self.config.retries2
+            limit = self.retries2
         if self._retries >= limit:
             # RFC 9293 3.8.3 R2 / MUST-20: give up.
             self._reset_close(now, "retransmission timeout", ConnectionTimedOut())

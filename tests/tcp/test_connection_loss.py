@@ -249,3 +249,19 @@ def test_random_segments_never_raise() -> None:
         c.pending_output()
         if c.state is State.CLOSED:
             c = established_server()
+
+
+def test_application_sets_r2_per_connection() -> None:
+    c = established_server(cfg(retries2=15))
+    c.set_retries(retries2=1)  # MUST-21
+    c.send(1.0, b"q")
+    c.pending_output()
+    sends = 0
+    for _ in range(10):
+        t = c.next_deadline()
+        if t is None:
+            break
+        c.handle_timers(t)
+        sends += len(c.pending_output())
+    assert sends == 1
+    assert c.pending_events() == [ConnectionTimedOut(), Closed()]
