@@ -355,7 +355,8 @@ class Stack:
             raise ValueError(f"port {port} out of range 1..65535")
         if port in self._listeners:
             raise OSError(errno.EADDRINUSE, f"port {port} already has a listener")
-        lst = Listener(self, port, self.config.backlog if backlog is None else max(0, backlog))
+        # As Linux, listen(port, 0) still lets one connection wait to be accepted.
+        lst = Listener(self, port, self.config.backlog if backlog is None else max(1, backlog))
         self._listeners[port] = lst
         return lst
 
