@@ -465,7 +465,10 @@ class Connection(ConnectionOutput):
         self._rto_repeated = True
         self._in_recovery = False
         self._dupacks = 0
-        self._sb.clear()  # RFC 2018 8: the receiver may renege; start over
+        # The scoreboard is kept: the go-back skips SACKed data (RFC 6675 5.1). A second
+        # timeout in a row may mean the receiver reneged (RFC 2018 8): then forget it.
+        if self._retries > 1:
+            self._sb.clear()
         self._recover = self.snd_max  # RFC 6582 4: no fast retransmit for this window
         self.snd_nxt = self.snd_una   # go back: resend from the first unacked octet
         self._retransmit_at(now, self.snd_una)

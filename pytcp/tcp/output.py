@@ -285,6 +285,16 @@ class ConnectionOutput:
                 cc_room += self._dupacks * mss  # RFC 3042 limited transmit
             retrans = seq_lt(self.snd_nxt, self.snd_max)
             n = min(avail, wnd_room, cc_room, maxp)
+            if retrans and self.sack_ok and self._sb:
+                # Going back after an RTO: skip what the peer SACKed (RFC 6675 5.1).
+                sacked_end = self._sb.sacked_end(self.snd_nxt)
+                if sacked_end is not None:
+                    self.snd_nxt = sacked_end if seq_lt(sacked_end, self.snd_max) \
+                        else self.snd_max
+                    continue
+                hole = self._sb.first_hole(self.snd_nxt, self.snd_nxt)
+                if hole is not None and hole[0] == self.snd_nxt:
+                    n = min(n, seq_sub(hole[1], hole[0]))
             if avail <= 0:
                 # A bare FIN: it takes no window room (receivers accept it at RCV.NXT).
                 if cc_room <= 0 and not force and self.snd_una != self.snd_nxt:

@@ -265,3 +265,25 @@ def test_application_sets_r2_per_connection() -> None:
         sends += len(c.pending_output())
     assert sends == 1
     assert c.pending_events() == [ConnectionTimedOut(), Closed()]
+
+
+def test_rto_go_back_skips_sacked_data() -> None:
+    # segments 1 and 2 of 6 lost, and the ACKs draw no fast retransmit (RTO instead)
+    count = [0]
+
+    def drop(direction: str, seg: Segment) -> bool:
+        if direction == "a>b" and seg.payload:
+            count[0] += 1
+            return count[0] in (1, 2, 7)  # 7: the first fast retransmission is lost too
+        return False
+
+    net = pair(drop=drop)
+    data = payload(6 * 1448)
+    net.a.send(net.t, data)
+    net.run(5.0)
+    assert bytes(net.received["b"]) == data
+    sent = [s.seq for (_, d, s) in net.log if d == "a>b" and s.payload]
+    # each of the 4 SACKed segments went out once: nothing SACKed was sent again
+    first = net.a.iss + 1
+    for k in range(2, 6):
+        assert sent.count(first + k * 1448) == 1
