@@ -137,6 +137,7 @@ class TunLink:
             except ImportError as e:  # pragma: no cover - dependency missing
                 raise LinkError(f"pyroute2 is required to configure a TUN device: {e}") \
                     from None
+
             def lookup() -> list[int]:
                 with IPRoute() as ipr:
                     return list(ipr.link_lookup(ifname=ifname))
@@ -149,6 +150,7 @@ class TunLink:
             os.close(fd)
             raise
         link = cls(fd, ifname, host, mtu, None, offload)
+
         def configure() -> None:
             with IPRoute() as ipr:
                 found = ipr.link_lookup(ifname=ifname)
