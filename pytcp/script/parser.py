@@ -7,7 +7,7 @@ module produces and ``pytcp.script.matcher`` compares packets.
 
 Grammar (one statement per line; ``//`` and ``/* ... */`` comments anywhere)::
 
-    time  := '*' | t | t '~' t            t := ['+'] float
+    time  := '*' | t | t '~' t | t '...' t   t := ['+'] float
     line  := time ('<' | '>') FLAGS SEQ ':' END '(' LEN ')' [ack N] [win N] [urg N] [EXT] [OPTS]
            | time '<' 'icmp' TYPE [CODE] ['[' SEQ ':' END '(' LEN ')' ']']
            | time NAME '(' args ')' '=' RET [ERRNO ['(' text ')']]
@@ -199,6 +199,12 @@ def _parse_time_value(tok: str, path: str, lineno: int) -> tuple[float, bool]:
 def parse_timing(tok: str, path: str, lineno: int) -> Timing:
     if tok == "*":
         return Timing(any_time=True)
+    if "..." in tok:
+        # packetdrill's blocking-call form 'start...end': the call is issued at start; the
+        # runner checks its return value when it completes, not the end time.
+        a, b = tok.split("...", 1)
+        _parse_time_value(b, path, lineno)
+        tok = a
     if "~" in tok:
         a, b = tok.split("~", 1)
         sv, sr = _parse_time_value(a, path, lineno)

@@ -134,3 +134,10 @@ def test_inbound_extensions() -> None:
     assert p.ip_options == b"\x86\x01\x00\x00"
     with pytest.raises(ScriptSyntaxError):
         parse_script("0 > S 0:0(0) bad_csum\n", "e")
+
+
+def test_blocking_call_timing_uses_the_start() -> None:
+    t = parse_timing("+.1...0.200", "p", 1)
+    assert (t.start, t.start_relative, t.end) == (0.1, True, None)
+    with pytest.raises(ScriptSyntaxError):
+        parse_timing("+.1...x", "p", 1)
