@@ -148,13 +148,19 @@ def flags_to_str(flags: int) -> str:
 _OPTIONS_CACHE: dict[bytes, tuple[TcpOptions, tuple[int, ...]]] = {}
 _OPTIONS_CACHE_MAX = 512
 _TS_ONLY_KINDS = (OPT_NOP, OPT_NOP, OPT_TIMESTAMP)
+# Header length -> unpack_from for its option area as one bytes object.
+_OPTION_AREA = {hlen: struct.Struct(f"{hlen - HEADER_LEN}s").unpack_from
+                for hlen in range(HEADER_LEN + 4, HEADER_LEN + MAX_OPTIONS_LEN + 1, 4)}
 
 
 def parse_options(area: Buffer) -> tuple[TcpOptions, tuple[int, ...]]:
     """Parse an option area (the header bytes after the fixed 20) into values and the kinds in
     wire order. Raises :class:`MalformedPacket` (``BAD_OPTION``) for a length byte of 0 or 1,
     a missing length byte, or an option running past the area."""
-    key = bytes(area)
+    return _parse_option_bytes(bytes(area))
+
+
+def _parse_option_bytes(key: bytes) -> tuple[TcpOptions, tuple[int, ...]]:
     hit = _OPTIONS_CACHE.get(key)
     if hit is not None:
         return hit
@@ -246,7 +252,8 @@ def parse_tcp(buf: Buffer, src: int, dst: int, verify_checksum: bool = True) -> 
             raise MalformedPacket(DropReason.BAD_CHECKSUM, f"TCP checksum {csum:#06x}")
     h = TcpHeader()
     if hlen > HEADER_LEN:
-        h.options, h.option_kinds = parse_options(mv[HEADER_LEN:hlen])
+        # One struct call copies the option area out as bytes (the memo's key).
+        h.options, h.option_kinds = _parse_option_bytes(_OPTION_AREA[hlen](mv, HEADER_LEN)[0])
     else:
         h.options = NO_OPTIONS
         h.option_kinds = ()
