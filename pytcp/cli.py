@@ -498,23 +498,27 @@ async def run_get(opts: LinkOptions, link: Any, url: str, output: str | None,
                                         dir=target.absolute().parent)
             tmp = Path(name)
             out = os.fdopen(fd, "wb")
+        failure: str | None = None
+        result = None
         try:
+            result = await fetch(url, out, open_connection=open_connection, progress=bar,
+                                 timeout=timeout)
+        except FetchError as exc:
+            failure = str(exc)
+        finally:  # also when cancelled (Ctrl-C): never leave a partial -o FILE behind
             try:
-                result = await fetch(url, out, open_connection=open_connection, progress=bar,
-                                     timeout=timeout)
-            finally:
                 out.flush()
                 if tmp is not None:
                     out.close()
-        except FetchError as exc:
+            except OSError as exc:
+                failure = failure or f"cannot write the output: {exc.strerror or exc}"
+                if tmp is None:  # stdout is gone (closed pipe): let the exit flush be quiet
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            if tmp is not None and (failure is not None or result is None):
+                tmp.unlink(missing_ok=True)
+        if failure is not None or result is None:
             bar.finish()
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-            raise UsageError(str(exc)) from None
-        except BaseException:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-            raise
+            raise UsageError(failure or "download failed")
         if tmp is not None:
             os.replace(tmp, output)  # type: ignore[arg-type]
         bar.finish(result.received)

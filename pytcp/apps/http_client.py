@@ -144,7 +144,10 @@ async def _exchange(u: Url, where: str, reader: asyncio.StreamReader,
             if progress is not None:
                 progress(0, length)
         elif isinstance(event, h11.Data):
-            out_file.write(event.data)
+            try:
+                out_file.write(event.data)
+            except OSError as exc:  # disk full, closed pipe: not the network's fault
+                raise FetchError(f"cannot write the body: {exc.strerror or exc}") from None
             received += len(event.data)
             if progress is not None:
                 progress(received, length)

@@ -209,3 +209,13 @@ def test_progress_bar_draws_only_on_a_tty_and_always_summarises() -> None:
     t[0] = 3.0
     bar.finish(2_000_000)
     assert plain.getvalue() == "2000000 bytes in 2.00 s (8.0 Mbit/s)\n"
+
+
+class FullDisk(io.BytesIO):
+    def write(self, data: object) -> int:
+        raise OSError(28, "No space left on device")
+
+
+def test_an_output_that_cannot_be_written_is_named_as_such(server: int) -> None:
+    with pytest.raises(FetchError, match="^cannot write the body: No space left on device$"):
+        kernel_fetch(f"http://127.0.0.1:{server}/fixed", FullDisk())
