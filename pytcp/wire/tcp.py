@@ -206,23 +206,18 @@ def _parse_options_slow(area: bytes) -> tuple[TcpOptions, tuple[int, ...]]:
                                   f"option {kind} of length {length} runs past the header")
         kinds.append(kind)
         # A known option with the wrong length is ignored (Linux tcp_parse_options does so).
-        if kind == OPT_MSS:
-            if length == 4:
-                mss = (area[i + 2] << 8) | area[i + 3]
-        elif kind == OPT_WSCALE:
-            if length == 3:
-                wscale = area[i + 2]
-        elif kind == OPT_SACK_PERMITTED:
-            if length == 2:
-                sack_permitted = True
-        elif kind == OPT_TIMESTAMP:
-            if length == 10:
-                timestamp = _TS_VALUES.unpack_from(area, i + 2)
-        elif kind == OPT_SACK:
-            if length >= 10 and (length - 2) % 8 == 0:
-                sack_blocks = tuple(
-                    _TS_VALUES.unpack_from(area, j) for j in range(i + 2, i + length, 8)
-                )
+        if kind == OPT_MSS and length == 4:
+            mss = (area[i + 2] << 8) | area[i + 3]
+        elif kind == OPT_WSCALE and length == 3:
+            wscale = area[i + 2]
+        elif kind == OPT_SACK_PERMITTED and length == 2:
+            sack_permitted = True
+        elif kind == OPT_TIMESTAMP and length == 10:
+            timestamp = _TS_VALUES.unpack_from(area, i + 2)
+        elif kind == OPT_SACK and length >= 10 and (length - 2) % 8 == 0:
+            sack_blocks = tuple(
+                _TS_VALUES.unpack_from(area, j) for j in range(i + 2, i + length, 8)
+            )
         # else: unknown kind, skipped by its length (RFC 9293 MUST-6).
         i += length
     if mss is None and wscale is None and not sack_permitted and not sack_blocks \
