@@ -99,6 +99,7 @@ class Connection(ConnectionOutput):
         self.drops: collections.Counter[DropReason] = collections.Counter()
         self._out: list[Segment] = []
         self._events: list[Event] = []
+        self._data_event = False  # a DataAvailable is waiting in _events
         self._passive = False
         self.debug_name = f"conn-{id(self):x}"  # the owner may set e.g. the 4-tuple
         self.nodelay = config.nodelay
@@ -381,6 +382,7 @@ class Connection(ConnectionOutput):
         ev = self._events
         if ev:
             self._events = []
+            self._data_event = False
         return ev
 
     def info(self) -> ConnInfo:
@@ -883,7 +885,9 @@ class Connection(ConnectionOutput):
                     self.rcv_nxt = seq_add(self.rcv_nxt, len(more))
                     self.bytes_in += len(more)
                 self._ack_now = True  # a hole filled (RFC 5681 4.2)
-            self._events.append(DataAvailable())
+            if not self._data_event:  # one per drain of pending_events()
+                self._data_event = True
+                self._events.append(DataAvailable())
             if self._ooo_fin is not None and self._ooo_fin == self.rcv_nxt:
                 self._ooo_fin = None
                 self._on_fin(now)
