@@ -22,6 +22,7 @@ import os
 import random
 import struct
 import sys
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -507,13 +508,20 @@ def run_script(path_or_script: str | Script) -> ScriptResult:
     except OSError as e:
         return ScriptResult(str(path_or_script), False, ScriptFailure(0, "", str(e)))
     xfail = script.settings.get("xfail")
+    runner: Runner | None = None
     try:
         runner = Runner(script)
         runner.run()
     except ScriptSyntaxError as e:
         return ScriptResult(script.path, False, ScriptFailure(e.line, "", e.msg), xfail)
-    except ScriptFailure as f:
-        return ScriptResult(script.path, False, f, xfail)
+    except ScriptFailure as failure:
+        return ScriptResult(script.path, False, failure, xfail)
+    except Exception as e:  # noqa: BLE001 - a bug in the stack (or the runner): report its line
+        cur = runner.current if runner is not None else None
+        crash = ScriptFailure(cur.lineno if cur else 0, cur.text if cur else "",
+                              f"exception from the stack: {type(e).__name__}: {e}")
+        crash.trace = [f"  {ln}" for ln in traceback.format_exc().rstrip().splitlines()[-8:]]
+        return ScriptResult(script.path, False, crash, xfail)
     return ScriptResult(script.path, True, None, xfail)
 
 

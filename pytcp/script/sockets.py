@@ -38,6 +38,10 @@ class SyscallError(Exception):
     """The script used a call or an argument this emulation does not support."""
 
 
+class _BadFd(Exception):
+    """The call named a descriptor that is not open: the call returns -1 EBADF."""
+
+
 class SyscallMismatch(Exception):
     """A value the call produced differs from the one the script wrote (e.g. SO_ERROR)."""
 
@@ -122,7 +126,7 @@ class SocketTable:
         fd = _int_arg(tok)
         s = self.socks.get(fd)
         if s is None:
-            raise SyscallError(f"fd {fd} is not open")
+            raise _BadFd()
         return s
 
     def _new_fd(self, want: int) -> int:
@@ -170,7 +174,12 @@ class SocketTable:
         fn = getattr(self, "sys_" + name, None)
         if fn is None:
             raise SyscallError(f"system call {name}() is not supported")
-        out: Outcome | _Blocked = fn(now, args, want_ret)
+        if not args and name != "socket":
+            raise SyscallError(f"{name}() needs arguments")
+        try:
+            out: Outcome | _Blocked = fn(now, args, want_ret)
+        except _BadFd:
+            return _err("EBADF")
         return out
 
     def sys_socket(self, now: float, args: list[str], want: int) -> Outcome:

@@ -148,3 +148,22 @@ def test_pytest_plugin_reports_script_line(tmp_path: Path) -> None:
     assert "script line: +0 > R. 0:0(0) ack 7" in out
     assert "XFAIL" in out and "engine bug 12" in out
     assert "1 failed, 1 xfailed" in out
+
+
+def test_closed_descriptor_gives_ebadf() -> None:
+    assert run(HANDSHAKE + "+0 close(4) = 0\n+0 > F. 1:1(0) ack 1 <...>\n"
+               "+0 read(4, ..., 10) = -1 EBADF (Bad file descriptor)\n").passed
+
+
+def test_exception_from_the_stack_is_reported_at_its_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytcp.stack import Stack
+
+    def boom(self: Stack, port: int, backlog: int = 128) -> None:
+        raise RuntimeError("listener exploded")
+
+    monkeypatch.setattr(Stack, "listen", boom)
+    res = run(HANDSHAKE)
+    f = res.failure
+    assert f is not None and f.lineno == 3
+    assert f.reason == "exception from the stack: RuntimeError: listener exploded"
