@@ -155,3 +155,30 @@ def test_tcp_config_follows_profile_cc_and_offload() -> None:
     cfg = cli.tcp_config(opts)
     assert (cfg.min_rto, cfg.congestion, cfg.max_segment_payload) == (1.0, "newreno", 65000)
     assert opts.offload and opts.services == {"http": 80} and opts.root is None
+
+
+PASSING_SCRIPT = """\
+// A passive open: SYN in, SYN-ACK out (RFC 9293 3.5), then the handshake's ACK.
+0.000 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0    bind(3, ..., ...) = 0
++0    listen(3, 1) = 0
++0    < S 0:0(0) win 65535 <mss 1460>
++0    > S. 0:0(0) ack 1 <mss 1460>
+"""
+
+FAILING_SCRIPT = PASSING_SCRIPT.replace("> S. 0:0(0) ack 1", "> R 0:0(0) ack 1")
+
+
+def test_script_runs_the_packetdrill_runner_and_returns_its_status(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    good = tmp_path / "good.pkt"
+    good.write_text(PASSING_SCRIPT)
+    bad = tmp_path / "bad.pkt"
+    bad.write_text(FAILING_SCRIPT)
+    assert cli.main(["script", str(good)]) == 0
+    out, _ = capsys.readouterr()
+    assert f"PASS {good}" in out
+    assert cli.main(["script", str(good), str(bad)]) != 0
+    out, _ = capsys.readouterr()
+    assert f"FAIL {bad}" in out
+    assert one_error_line(capsys, ["script"]).startswith("pytcp script: error: ")
