@@ -70,7 +70,6 @@ _HDR = struct.Struct("!HHIIBBHHH")
 _unpack_hdr = _HDR.unpack_from
 _pack_hdr = _HDR.pack_into
 _U16 = struct.Struct("!H")
-_U32 = struct.Struct("!I")
 _TS_VALUES = struct.Struct("!II")
 _pack_csum = _U16.pack_into
 
