@@ -83,6 +83,8 @@ class Sock:
     keep_intvl: float | None = None
     keep_cnt: int | None = None
     linger_zero: bool = False
+    syn_cnt: int | None = None
+    retries2: int | None = None
     pending_write: int = 0  # bytes a blocking write still has to hand over
     pending_written: int = 0
     opts: dict[str, int] = field(default_factory=dict)
@@ -145,6 +147,8 @@ class SocketTable:
         if s.keepalive is not None or s.keep_idle or s.keep_intvl or s.keep_cnt:
             h.set_keepalive(bool(s.keepalive), idle=s.keep_idle, interval=s.keep_intvl,
                             count=s.keep_cnt, now=now)
+        if s.syn_cnt is not None or s.retries2 is not None:
+            h.conn.set_retries(retries2=s.retries2, syn_retries=s.syn_cnt)  # MUST-21
 
     def drain_events(self) -> None:
         for obj, ev in self.stack.pending_events():
@@ -208,7 +212,8 @@ class SocketTable:
             return _err("EAGAIN") if s.nonblocking else BLOCKED
         fd = self._new_fd(want)
         ns = Sock(fd, handle=h, nodelay=s.nodelay, keepalive=s.keepalive, keep_idle=s.keep_idle,
-                  keep_intvl=s.keep_intvl, keep_cnt=s.keep_cnt, linger_zero=s.linger_zero)
+                  keep_intvl=s.keep_intvl, keep_cnt=s.keep_cnt, linger_zero=s.linger_zero,
+                  retries2=s.retries2)
         state_of(h)
         self.socks[fd] = ns
         self._apply_opts(ns, now)
@@ -276,6 +281,14 @@ class SocketTable:
             s.keep_intvl = float(n)
         elif name == "TCP_KEEPCNT":
             s.keep_cnt = n
+        elif name == "TCP_SYNCNT":  # Linux: SYN retransmissions for this socket
+            if not 1 <= n <= 127:
+                return _err("EINVAL")
+            s.syn_cnt = n
+        elif name == "PYTCP_RETRIES2":  # pytcp extension: R2 (data retransmissions) per socket
+            if n < 0:
+                return _err("EINVAL")
+            s.retries2 = n
         else:
             raise SyscallError(f"setsockopt {level} {name} is not supported")
         self._apply_opts(s, now)
