@@ -959,8 +959,10 @@ class Connection(ConnectionOutput):
         elif (acked == 0 and data_len == 0 and not flags & (SYN | FIN)
               and new_wnd == self.snd_wnd and self.snd_max != self.snd_una):
             self._on_dupack(now)
-        # Window update (3.10.7.4 fifth: SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK)).
-        if seq_lt(self.snd_wl1, seq) or (self.snd_wl1 == seq and seq_le(self.snd_wl2, ack)):
+        # Window update (3.10.7.4 fifth: when SND.UNA =< SEG.ACK =< SND.NXT, and
+        # SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)).
+        if seq_le(self.snd_una, ack) and (
+                seq_lt(self.snd_wl1, seq) or (self.snd_wl1 == seq and seq_le(self.snd_wl2, ack))):
             opened = new_wnd > self.snd_wnd
             self.snd_wnd = new_wnd
             self.snd_wl1 = seq

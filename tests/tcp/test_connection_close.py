@@ -250,3 +250,17 @@ def test_close_in_syn_received_sends_fin_and_keeps_retransmitting_syn_ack() -> N
     assert [s.flags for s in c.pending_output()] == [SYN | ACK]
     c.handle_segment(1.5, Segment(9001, B_ISS + 2, ACK, 100))
     assert c.state is State.FIN_WAIT_2
+
+
+def test_old_ack_does_not_update_the_send_window() -> None:
+    c = established_server()
+    c.send(1.0, b"x" * 3000)
+    c.pending_output()
+    c.handle_segment(1.05, Segment(9001, B_ISS + 1 + 3000, ACK, 400,
+                                   options=TcpOptions(timestamp=(300, 1000))))
+    assert c.snd_wnd == 400 << 7
+    # a later segment (new data) carrying an older ACK and a bigger window
+    c.handle_segment(1.06, Segment(9001, B_ISS + 1 + 1000, ACK | PSH, 500, b"hi",
+                                   options=TcpOptions(timestamp=(301, 1000))))
+    assert c.snd_wnd == 400 << 7  # RFC 9293 3.10.7.4: only if SND.UNA =< SEG.ACK
+    assert c.receive(1.1) == b"hi"
