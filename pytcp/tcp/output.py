@@ -102,7 +102,9 @@ class ConnectionOutput:
         ts = (self._ts_val(now), self.ts_recent) if self.ts_ok else None
         blocks: tuple[tuple[int, int], ...] = ()
         if self.sack_ok and (self._reasm or self._dsack is not None):
-            room = 3 if self.ts_ok else 4
+            # At most 3 blocks next to TS (40 octets of options), and only as many as fit
+            # beside the payload within the MSS (RFC 6691: options come out of the MSS).
+            room = min(3 if self.ts_ok else 4, (self.snd_mss - payload_len - 4) // 8)
             lst: list[tuple[int, int]] = []
             if self._dsack is not None:
                 lst.append(self._dsack)
@@ -110,7 +112,7 @@ class ConnectionOutput:
                 if len(lst) >= room:
                     break
                 lst.append(b)
-            blocks = tuple(lst)
+            blocks = tuple(lst[:max(room, 0)])
         if ts is None and not blocks:
             return NO_OPTIONS
         return TcpOptions(timestamp=ts, sack_blocks=blocks)
@@ -192,7 +194,8 @@ class ConnectionOutput:
             self._ack_now = False
             self._delack_at = None
             self._rcv_unacked = 0
-            self._dsack = None
+            if self._dsack is not None and seg.options.sack_blocks[:1] == (self._dsack,):
+                self._dsack = None  # reported (once, RFC 2883)
             if self._quickack > 0 and self.state.synchronized:
                 self._quickack -= 1
         self._out.append(seg)

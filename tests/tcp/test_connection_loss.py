@@ -287,3 +287,17 @@ def test_rto_go_back_skips_sacked_data() -> None:
     first = net.a.iss + 1
     for k in range(2, 6):
         assert sent.count(first + k * 1448) == 1
+
+
+def test_sack_blocks_never_push_a_data_segment_past_the_mss() -> None:
+    c = established_server(cfg(quickack=0))
+    c.handle_segment(0.1, data_seg(2000, 100))  # a hole: SACK blocks are due
+    [dupack] = c.pending_output()
+    assert dupack.options.sack_blocks == ((9001 + 2000, 9001 + 2100),)
+    c.send(0.2, b"y" * 3000)
+    out = c.pending_output()
+    for s in out:
+        opt_len = 12 + (4 + 8 * len(s.options.sack_blocks) if s.options.sack_blocks else 0)
+        assert len(s.payload) + opt_len <= 1460
+    assert out[0].options.sack_blocks == ()  # a full segment has no room for them
+    assert out[-1].options.sack_blocks == ((9001 + 2000, 9001 + 2100),)  # the short tail does
