@@ -229,6 +229,9 @@ class Runner:
         self.base = 0.0  # time the next relative timing is measured from
         self.current: Line | None = None
         self.seen: list[Any] = []
+        # The last packets both ways, for failure reports (outbound ones formatted late, once
+        # our ISN is known).
+        self.history: deque[tuple[float, Observed | str]] = deque(maxlen=10)
 
     # --- plumbing ---
     def _on_connect(self, handle: Any) -> None:
@@ -247,6 +250,9 @@ class Runner:
     def _trace(self) -> list[str]:
         """State transitions of every connection seen, for failure reports."""
         out = []
+        if self.history:
+            out.append("  last packets (relative seq/ack):")
+            out.extend(f"    t={t:.3f} {self._fmt(h)}" for t, h in self.history)
         for h in self.seen:
             k = h.key
             out.append(f"  connection :{k[1]} -> :{k[3]} now {h.conn.state}, transitions:")
@@ -287,6 +293,7 @@ class Runner:
                 self.last_tsval = th.options.timestamp[0]
             self.last_seq = th.seq
             self.outq.append(obs)
+            self.history.append((self.now, obs))
 
     def _after_step(self) -> None:
         for h in self.stack.connections():
@@ -376,6 +383,7 @@ class Runner:
         pkt[20:] = tcp
         if line.ip_options:
             pkt = _with_ip_options(pkt, line.ip_options)
+        self.history.append((self.now, format_expected(line)))
         self.stack.receive_packet(self.now, bytes(pkt))
         self._after_step()
 
