@@ -188,6 +188,10 @@ class Connection(ConnectionOutput):
         self.retransmits = 0
         self.soft_error: tuple[int, int] | None = None
 
+    def __repr__(self) -> str:
+        return (f"<Connection {self.debug_name} {self.state} snd_una={self.snd_una} "
+                f"snd_nxt={self.snd_nxt} snd_wnd={self.snd_wnd} rcv_nxt={self.rcv_nxt}>")
+
     # ------------------------------------------------------------------ state and events
     def _set_state(self, now: float, new: State, why: str) -> None:
         """The one place the state changes; it records (now, old, new, why)."""
@@ -652,7 +656,8 @@ class Connection(ConnectionOutput):
             self._ack_now = True
             if seg.payload or flags & (FIN | URG):
                 # RFC 9293 3.10.7.3: continue at the sixth step with the rest.
-                self._after_ack(now, seq_add(seg.seq, 1), flags, seg.payload, seg.urg)
+                self._after_ack(now, seq_add(seg.seq, 1), flags, seg.payload,
+                                seq_add(seg.seq, seg.urg))
         else:
             # Simultaneous open (MUST-10): SYN-RECEIVED, resend our SYN with an ACK.
             self.snd_wnd = seg.wnd
@@ -833,14 +838,13 @@ class Connection(ConnectionOutput):
             return
         if self.state is State.CLOSED:
             return
-        self._after_ack(now, seq, flags, payload, seg.urg)
+        self._after_ack(now, seq, flags, payload, seq_add(seg.seq, seg.urg))
 
-    def _after_ack(self, now: float, seq: int, flags: int, payload: Buffer, urg: int) -> None:
+    def _after_ack(self, now: float, seq: int, flags: int, payload: Buffer, up: int) -> None:
         """Steps six to eight of RFC 9293 3.10.7.4: URG, segment text, FIN."""
         st = self.state
         # sixth: URG (RFC 9293 3.8.5, MUST-30..32)
         if flags & URG and st in RECEIVE_STATES:
-            up = seq_add(seq, urg)
             if not self._urg_valid or seq_gt(up, self.rcv_up):
                 self.rcv_up = up
                 self._urg_valid = True
