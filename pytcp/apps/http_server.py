@@ -14,7 +14,8 @@ Routing:
   A directory is served as its ``index.html`` if it has one, else as an HTML listing; a
   directory URL without a trailing ``/`` is redirected (301) to the one with it.
 - without a root: ``/`` is the status page (HTML) and ``/status.json`` its JSON; else 404.
-- files are streamed in ``chunk_size`` pieces, never loaded whole, with ``await drain()``.
+- files are streamed in ``chunk_size`` pieces, never loaded whole, with ``await drain()``;
+  a single byte range is honoured (206/416, RFC 9110 14), so ``curl -C -`` resumes.
 - a connection idle for ``idle_timeout`` seconds (no request bytes, or no send progress) is
   closed.
 """
@@ -29,6 +30,7 @@ import mimetypes
 import os
 import stat
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
 
 import h11
@@ -109,6 +111,44 @@ def target_path(target: bytes) -> tuple[str, list[str]]:
     if ".." in segments:
         raise _Reply(400, "'..' in path", close=True)
     return path, segments
+
+
+def requested_range(headers: Sequence[tuple[bytes, bytes]],
+                    size: int) -> tuple[int, int] | None:
+    """The single byte range a request asks for, as (first, last) offsets, or None for the
+    whole file; raise _Reply(416) when it cannot be satisfied (RFC 9110 14.1.2, 15.5.17).
+
+    Only one range is honoured: a list of ranges, another unit, or an ``If-Range`` (we keep no
+    validators to compare) makes us ignore Range and send 200, which RFC 9110 14.2 allows.
+    """
+    ranges = [v for k, v in headers if k == b"range"]
+    if len(ranges) != 1 or any(k == b"if-range" for k, _ in headers):
+        return None
+    unit, _, spec = ranges[0].decode("latin-1").strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_s, dash, last_s = spec.strip().partition("-")
+    first_s, last_s = first_s.strip(), last_s.strip()
+    if not dash or not (first_s or last_s) or not all(
+            s.isascii() and s.isdigit() for s in (first_s, last_s) if s):
+        return None
+    try:
+        if not first_s:  # suffix: the last N bytes
+            n = int(last_s)
+            if n == 0 or size == 0:
+                raise _Reply(416, headers=[(b"Content-Range", f"bytes */{size}".encode())])
+            return max(0, size - n), size - 1
+        first = int(first_s)
+        last = int(last_s) if last_s else None
+    except ValueError:
+        return None
+    if last is not None and last < first:
+        return None  # syntactically invalid: ignore (RFC 9110 14.1.1)
+    if last is None or last >= size:
+        last = size - 1
+    if first >= size:
+        raise _Reply(416, headers=[(b"Content-Range", f"bytes */{size}".encode())])
+    return first, min(last, size - 1)
 
 
 class _HttpSession:
@@ -206,12 +246,23 @@ class _HttpSession:
             headers.append((b"Connection", b"close"))
         await self._send_bytes(method, status, "text/plain; charset=utf-8", body, headers)
 
-    async def _send_file(self, method: bytes, fd: int, size: int, ctype: str) -> None:
-        """Headers, then the file in chunk_size pieces with back-pressure (never all at once)."""
+    async def _send_file(self, method: bytes, fd: int, size: int, ctype: str,
+                         byte_range: tuple[int, int] | None) -> int:
+        """Headers, then the file (or ``byte_range``, first and last offsets) in chunk_size
+        pieces with back-pressure, never all at once. Returns the status sent (200 or 206)."""
+        extra = [(b"Accept-Ranges", b"bytes")]
+        status, reason, first, length = 200, b"OK", 0, size
+        if byte_range is not None:
+            first, last = byte_range
+            status, reason, length = 206, b"Partial Content", last - first + 1
+            extra.append((b"Content-Range", f"bytes {first}-{last}/{size}".encode()))
         await self._write(self.conn.send(h11.Response(
-            status_code=200, headers=self._headers(ctype, size), reason=b"OK")) or b"")
+            status_code=status, headers=self._headers(ctype, length, extra), reason=reason))
+            or b"")
         if method == b"GET":
-            left = size
+            if first:
+                os.lseek(fd, first, os.SEEK_SET)
+            left = length
             while left > 0:
                 chunk = os.read(fd, min(self.chunk_size, left))
                 if not chunk:  # the file shrank under us: we cannot keep our Content-Length
@@ -224,6 +275,7 @@ class _HttpSession:
                 except TimeoutError:
                     raise _SendTimeout() from None
         await self._write(self.conn.send(h11.EndOfMessage()) or b"")
+        return status
 
     # --- routing ---------------------------------------------------------------------------
 
@@ -236,7 +288,7 @@ class _HttpSession:
         path, segments = target_path(request.target)
         if self.root is None:
             return await self._respond_status(method, segments)
-        return await self._respond_file(method, path, segments)
+        return await self._respond_file(request, path, segments)
 
     async def _respond_status(self, method: bytes, segments: list[str]) -> int:
         if self.status_provider is None or segments not in ([], ["status.json"]):
@@ -267,7 +319,8 @@ class _HttpSession:
             raise _Reply(404)
         return real
 
-    async def _respond_file(self, method: bytes, path: str, segments: list[str]) -> int:
+    async def _respond_file(self, request: h11.Request, path: str, segments: list[str]) -> int:
+        method = request.method
         real = self._resolve(segments)
         try:
             is_dir = real.is_dir()
@@ -295,10 +348,11 @@ class _HttpSession:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise _Reply(404)
-            await self._send_file(method, fd, st.st_size, content_type(real.name))
+            byte_range = requested_range(request.headers, st.st_size)
+            return await self._send_file(method, fd, st.st_size, content_type(real.name),
+                                         byte_range)
         finally:
             os.close(fd)
-        return 200
 
     # --- the connection's life ---------------------------------------------------------------
 

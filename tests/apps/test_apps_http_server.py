@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from apps_helpers import read_response, read_to_eof, run, serving
 
-from pytcp.apps.http_server import content_type, serve_http, target_path
+from pytcp.apps.http_server import content_type, requested_range, serve_http, target_path
 
 SECRET = b"TOP-SECRET-OUTSIDE-ROOT"
 
@@ -398,5 +398,57 @@ def test_a_failing_status_provider_is_a_500_not_a_dead_server() -> None:
         async with serving(handler) as port:
             status, _, data = await get(port, "/status.json")
             assert status == 500 and b"boom" not in data
+
+    run(body())
+
+
+# --- byte ranges (RFC 9110 14) -------------------------------------------------------------------
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (b"bytes=0-9", (0, 9)), (b"bytes=5-", (5, 99)), (b"bytes=-3", (97, 99)),
+    (b"bytes=-500", (0, 99)), (b"bytes=90-200", (90, 99)), (b"bytes=99-99", (99, 99)),
+    (b"bytes= 3 - 4", (3, 4)),
+    (b"bytes=0-0,5-6", None), (b"items=0-1", None), (b"bytes=9-2", None), (b"bytes=x-2", None),
+    (b"bytes=-", None), (b"bytes=\xb2-3", None),
+])
+def test_requested_range(value: bytes, expected: tuple[int, int] | None) -> None:
+    assert requested_range([(b"range", value)], 100) == expected
+
+
+@pytest.mark.parametrize("value", [b"bytes=100-", b"bytes=-0", b"bytes=500-600"])
+def test_unsatisfiable_ranges_are_416(value: bytes) -> None:
+    with pytest.raises(Exception) as info:
+        requested_range([(b"range", value)], 100)
+    assert getattr(info.value, "status", None) == 416
+
+
+def test_if_range_or_two_range_headers_mean_the_whole_file() -> None:
+    assert requested_range([(b"range", b"bytes=0-1"), (b"if-range", b"x")], 100) is None
+    assert requested_range([(b"range", b"bytes=0-1"), (b"range", b"bytes=2-3")], 100) is None
+
+
+def test_range_requests_get_206_with_content_range_or_416(root: Path) -> None:
+    async def body() -> None:
+        async with serving(files(root)) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=10-19\r\n\r\n"
+                         b"GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=-6\r\n\r\n"
+                         b"HEAD /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=250-\r\n\r\n"
+                         b"GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=256-\r\n\r\n"
+                         b"GET /data.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            status, headers, data = await read_response(reader)
+            assert (status, headers["content-range"], data) == (206, "bytes 10-19/256",
+                                                                bytes(range(10, 20)))
+            status, headers, data = await read_response(reader)
+            assert (status, headers["content-range"], data) == (206, "bytes 250-255/256",
+                                                                bytes(range(250, 256)))
+            status, headers, data = await read_response(reader, head=True)
+            assert (status, headers["content-length"], data) == (206, "6", b"")
+            status, headers, _ = await read_response(reader)
+            assert (status, headers["content-range"]) == (416, "bytes */256")
+            status, headers, data = await read_response(reader)  # the connection survived
+            assert (status, headers["accept-ranges"], data) == (200, "bytes", bytes(range(256)))
+            assert await read_to_eof(reader) == b""
+            writer.close()
 
     run(body())
