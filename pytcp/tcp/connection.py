@@ -326,7 +326,7 @@ class Connection(ConnectionOutput):
         self._now = now
         if self.state is State.CLOSED:
             return
-        if self._rcvq or (self._reasm and self.state in RECEIVE_STATES):
+        if self._rcvq:  # unread in-order data (Linux tcp_close; RFC 2525 2.17)
             self.abort(now)
             return
         self._app_closed = True
