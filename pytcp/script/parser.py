@@ -15,8 +15,8 @@ Grammar (one statement per line; ``//`` and ``/* ... */`` comments anywhere)::
     OPTS  := '<' '...' '>' | '<' option (',' option)* '>'
     option := nop | eol | mss N | wscale N | sackOK | TS val N ecr N | sack L:R (L:R)*
             | raw HEX     (pytcp extension, inbound only: bytes sent verbatim)
-    EXT   := bad_csum | src A.B.C.D | dst A.B.C.D | ttl N | ip_opts HEX
-                  (pytcp extensions, inbound only)
+    EXT   := port N (both directions) | bad_csum | src A.B.C.D | dst A.B.C.D | ttl N
+           | ip_opts HEX          (pytcp extensions; all but port inbound only)
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ class PacketLine:
     dst: str | None = None
     ip_options: bytes = b""
     ttl: int | None = None
+    port: int | None = None  # the script side's port for this packet (pytcp extension)
 
 
 @dataclass(slots=True)
@@ -307,6 +308,11 @@ def parse_packet(timing: Timing, rest: str, path: str, lineno: int, text: str) -
         if key in ("ack", "win", "urg") and i + 1 < len(toks):
             v = _int(toks[i + 1], path, lineno, key)
             setattr(pkt, key, v)
+            i += 2
+        elif key == "port" and i + 1 < len(toks):
+            pkt.port = _int(toks[i + 1], path, lineno, "port")
+            if not 1 <= pkt.port <= 65535:
+                raise ScriptSyntaxError(path, lineno, f"port {pkt.port} out of range")
             i += 2
         elif direction == "<" and key == "bad_csum":
             pkt.bad_csum = True

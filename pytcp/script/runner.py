@@ -220,7 +220,9 @@ class Runner:
         # The connection under test: our port and the script side's port.
         self.our_port = self.local_port
         self.their_port = self.remote_port
-        self.local_isn: int | None = None
+        # Our ISN per script-side port (one connection per port), learned from our SYN/SYN-ACK.
+        self.isns: dict[int, int] = {}
+        self.peer_isn: dict[int, int] = {}  # the script side's ISN per port, as written
         self.ts_offset: int | None = None   # our TSval minus the script's, once learned
         self.last_tsval = 0
         self.last_seq = 0
@@ -263,7 +265,7 @@ class Runner:
     def _fmt(self, item: Observed | str) -> str:
         if isinstance(item, str):
             return item
-        return format_observed(item, self.local_isn, self.remote_isn)
+        return format_observed(item, self.isns.get(item.dport), self.remote_isn)
 
     def _collect(self) -> None:
         from pytcp.drops import MalformedPacket
@@ -362,13 +364,19 @@ class Runner:
         from pytcp.wire.ipv4 import PROTO_TCP, build_ipv4_header, ip_to_int
 
         seq = (self.remote_isn + line.seq) & MASK
-        lisn = self.local_isn or 0
+        port = line.port or self.their_port
+        lisn = self.isns.get(port, 0)
         ack = (lisn + line.ack) & MASK if line.ack is not None else 0
         opts = _encode_options(line.options or (), self._ecr_map, lisn)
-        first = line.seq + (1 if line.flags & SYN else 0)
+        if line.flags & SYN and all(h.key[3] != port or str(h.conn.state) == "SYN-SENT"
+                                    for h in self.stack.connections()):
+            # A SYN that starts a connection: the data pattern starts after it (a SYN into a
+            # live connection, e.g. an RFC 5961 test, changes nothing).
+            self.peer_isn[port] = line.seq
+        first = line.seq + (1 if line.flags & SYN else 0) - self.peer_isn.get(port, 0)
         payload = stream_bytes((first - 1) & MASK, line.length) if line.length else b""
         win = line.win if line.win is not None else 65535
-        hdr = struct.pack("!HHIIBBHHH", self.their_port, self.our_port, seq, ack,
+        hdr = struct.pack("!HHIIBBHHH", port, self.our_port, seq, ack,
                           (20 + len(opts)) // 4 << 4, line.flags, win, 0, line.urg or 0)
         tcp = bytearray(hdr + opts + payload)
         src = ip_to_int(line.src) if line.src else self.remote_ip
@@ -392,7 +400,7 @@ class Runner:
         from pytcp.wire.ipv4 import PROTO_ICMP, PROTO_TCP, build_ipv4_header
 
         if line.seq is not None:
-            qseq = ((self.local_isn or 0) + line.seq) & MASK
+            qseq = (self.isns.get(self.their_port, 0) + line.seq) & MASK
         else:
             qseq = self.last_seq
         quoted = bytearray(28)
@@ -419,19 +427,20 @@ class Runner:
         item = self.outq.popleft()
         if isinstance(item, str):
             raise self._fail("unexpected packet", expected=exp, actual=item)
-        if line.flags & SYN and item.flags & SYN and self._isn_stale():
+        port = line.port or self.their_port
+        if line.flags & SYN and item.flags & SYN and self._isn_stale(port):
             # Learn our ISN from our SYN / SYN-ACK (again for a new connection: packetdrill
             # keeps one ISN per socket).
-            self.local_isn = (item.seq - line.seq) & MASK
+            self.isns[port] = (item.seq - line.seq) & MASK
         if not line.timing.any_time and not lo <= item.time <= hi:
             raise self._fail(f"packet at t={item.time:.3f}, expected at t={target:.3f} "
                              f"(tolerance {self.tolerance})", expected=exp,
                              actual=self._fmt(item))
-        if (item.sport, item.dport) != (self.our_port, self.their_port):
+        if (item.sport, item.dport) != (self.our_port, port):
             raise self._fail(f"ports {item.sport}->{item.dport}, expected "
-                             f"{self.our_port}->{self.their_port}", expected=exp,
+                             f"{self.our_port}->{port}", expected=exp,
                              actual=self._fmt(item))
-        diff = compare(line, item, self.local_isn, self.remote_isn)
+        diff = compare(line, item, self.isns.get(port), self.remote_isn)
         if diff:
             raise self._fail(diff, expected=exp, actual=self._fmt(item))
         if self.ts_offset is None and line.options and item.options.timestamp is not None:
@@ -440,11 +449,13 @@ class Runner:
                     self.ts_offset = (item.options.timestamp[0] - o.ts[0]) & MASK
         self.base = item.time
 
-    def _isn_stale(self) -> bool:
-        """True when no live connection owns the ISN learned so far."""
-        if self.local_isn is None:
+    def _isn_stale(self, port: int) -> bool:
+        """True when no live connection to the script side's ``port`` owns the ISN learned for
+        it so far."""
+        isn = self.isns.get(port)
+        if isn is None:
             return True
-        return all(getattr(h.conn, "iss", None) != self.local_isn
+        return all(h.key[3] != port or getattr(h.conn, "iss", None) != isn
                    for h in self.stack.connections())
 
     def _check_return(self, line: SyscallLine, out: tuple[int, str | None]) -> None:

@@ -141,3 +141,12 @@ def test_blocking_call_timing_uses_the_start() -> None:
     assert (t.start, t.start_relative, t.end) == (0.1, True, None)
     with pytest.raises(ScriptSyntaxError):
         parse_timing("+.1...x", "p", 1)
+
+
+def test_port_extension_both_directions() -> None:
+    a, b = parse_script("0 < S 0:0(0) win 5 port 40001\n0 > S. 0:0(0) ack 1 port 40001 <...>\n",
+                        "p").lines
+    assert isinstance(a, PacketLine) and isinstance(b, PacketLine)
+    assert a.port == b.port == 40001
+    with pytest.raises(ScriptSyntaxError):
+        parse_script("0 < S 0:0(0) port 70000\n", "p")
