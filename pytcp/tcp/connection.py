@@ -182,6 +182,7 @@ class Connection(ConnectionOutput):
         # --- challenge ACK rate limit (RFC 5961 7) ---
         self._chal_window = -1.0
         self._chal_count = 0
+        self._oow_ack_at = -1.0
         # --- statistics ---
         self.bytes_in = 0
         self.bytes_out = 0
@@ -762,7 +763,11 @@ class Connection(ConnectionOutput):
                         # The peer's FIN again: ACK it and restart 2MSL (3.10.7.4 eighth).
                         self._tw_at = now + self.config.time_wait
                 self.drops[DropReason.OUT_OF_WINDOW] += 1
-                self._ack_now = True
+                if seg_len or now - self._oow_ack_at >= 0.5:
+                    # A duplicate ACK; for bare ACKs at most one per 500 ms, which keeps two
+                    # confused ends out of an ACK storm (Linux tcp_oow_rate_limited).
+                    self._oow_ack_at = now
+                    self._ack_now = True
                 return
         self._last_rx = now
         self._ka_probes = 0

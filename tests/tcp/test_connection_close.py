@@ -264,3 +264,17 @@ def test_old_ack_does_not_update_the_send_window() -> None:
                                    options=TcpOptions(timestamp=(301, 1000))))
     assert c.snd_wnd == 400 << 7  # RFC 9293 3.10.7.4: only if SND.UNA =< SEG.ACK
     assert c.receive(1.1) == b"hi"
+
+
+def test_out_of_window_bare_acks_answered_at_most_every_half_second() -> None:
+    c = established_server()
+    answers = 0
+    for i in range(20):
+        c.handle_segment(1.0 + i * 0.1, Segment(9001 + 10_000_000, B_ISS + 1, ACK, 502))
+        answers += len(c.pending_output())
+    assert answers == 4  # at 1.0, 1.5, 2.0, 2.5
+    # data-bearing duplicates are always answered (the peer lost our ACK)
+    for i in range(3):
+        c.handle_segment(3.0, Segment(9001 - 100, B_ISS + 1, ACK, 502, b"x" * 50))
+        answers += len(c.pending_output())
+    assert answers == 7
