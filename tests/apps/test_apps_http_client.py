@@ -43,6 +43,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 piece = BODY[i:i + 70_000]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.write(b"0\r\n\r\n")
+        elif self.path == "/until-close":  # no length, no chunking: the body ends at our FIN
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(BODY)
+            self.close_connection = True
         elif self.path == "/short":
             self.send_response(200)
             self.send_header("Content-Length", "1000")
@@ -96,6 +102,13 @@ def test_content_length_body_is_written_whole_with_progress(server: int) -> None
 def test_chunked_body_is_decoded(server: int) -> None:
     out = io.BytesIO()
     result = kernel_fetch(f"http://127.0.0.1:{server}/chunked", out)
+    assert out.getvalue() == BODY
+    assert (result.content_length, result.received) == (None, len(BODY))  # type: ignore[attr-defined]
+
+
+def test_close_delimited_body_is_read_to_the_fin(server: int) -> None:
+    out = io.BytesIO()
+    result = kernel_fetch(f"http://127.0.0.1:{server}/until-close", out)
     assert out.getvalue() == BODY
     assert (result.content_length, result.received) == (None, len(BODY))  # type: ignore[attr-defined]
 
