@@ -41,7 +41,8 @@ log = logging.getLogger("pytcp.cli")
 
 EXIT_OK = 0
 EXIT_ERROR = 2  # usage errors, environment errors, and failed downloads
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 IFNAMSIZ = 16
 SHUTDOWN_GRACE = 2.0  # seconds of FIN before RST on shutdown
@@ -485,6 +486,10 @@ async def run_get(opts: LinkOptions, link: Any, url: str, output: str | None,
     from pytcp.api import aio
     from pytcp.apps.http_client import FetchError, ProgressBar, fetch
 
+    # SIGTERM cancels the download like Ctrl-C does, so the cleanup below still runs.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     async with stack_up(opts, link) as runtime:
         open_connection = functools.partial(aio.open_connection, runtime=runtime)
         bar = ProgressBar(sys.stderr)
@@ -584,6 +589,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except asyncio.CancelledError:  # SIGTERM during pytcp get
+        return EXIT_TERMINATED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -192,3 +192,25 @@ def test_get_from_a_silent_address_times_out_with_one_line(ns: Ns) -> None:
     assert res.stdout == ""
     assert time.monotonic() - t0 < 20
     assert ns.links() == ["lo"]
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
+                         ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_get_leaves_no_partial_file_and_no_interface(
+        ns: Ns, tmp_path: Path, sig: int, status: int) -> None:
+    out = tmp_path / "out.bin"
+    get = ns.popen(ns.pytcp("get", "http://10.77.0.5/", "-o", str(out), "-v"),
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while "pytcp0" not in ns.links():  # up and sending SYNs into the void
+        assert time.monotonic() < deadline and get.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.5)
+    # ip netns exec runs the command as its child: signal the Python process itself.
+    children = subprocess.run(["pgrep", "-P", str(get.pid)], capture_output=True, text=True,
+                              check=False).stdout.split()
+    target = int(children[0]) if children else get.pid
+    os.kill(target, sig)
+    assert get.wait(15) == status
+    assert list(tmp_path.iterdir()) == []
+    assert ns.links() == ["lo"]
