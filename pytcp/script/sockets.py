@@ -31,6 +31,12 @@ from pytcp.tcp.events import (
 )
 
 O_NONBLOCK = 0o4000
+
+# Linux's tcp_states.h numbering, as TCP_INFO reports it.
+LINUX_STATE = {
+    "ESTABLISHED": 1, "SYN-SENT": 2, "SYN-RECEIVED": 3, "FIN-WAIT-1": 4, "FIN-WAIT-2": 5,
+    "TIME-WAIT": 6, "CLOSED": 7, "CLOSE-WAIT": 8, "LAST-ACK": 9, "LISTEN": 10, "CLOSING": 11,
+}
 O_RDWR = 2
 
 
@@ -304,6 +310,8 @@ class SocketTable:
             if s.handle is not None:
                 st = state_of(s.handle)
                 got, st.so_error = st.so_error, 0
+        elif name == "TCP_INFO":
+            return self._tcp_info(s, val)
         elif name == "TCP_NODELAY":
             got = int(bool(s.nodelay))
         elif name == "SO_KEEPALIVE":
@@ -312,6 +320,42 @@ class SocketTable:
             raise SyscallError(f"getsockopt {name} is not supported")
         if val.strip() not in ("...",) and _int_arg(val) != got:
             raise SyscallMismatch(f"{name} is {got}, the script expects {val}")
+        return (0, None)
+
+    def _tcp_info(self, s: Sock, val: str) -> Outcome:
+        """``{tcpi_FIELD=VALUE, ...}``: each named field must have that value (Linux's units:
+        microseconds for times, segments for cwnd and ssthresh, bytes for windows)."""
+        if s.handle is None:
+            return _err("ENOTCONN")
+        body = val.strip()
+        if not (body.startswith("{") and body.endswith("}")):
+            raise SyscallError("TCP_INFO expects {tcpi_field=value, ...}")
+        conn = s.handle.conn
+        info = conn.info()
+        mss = max(1, int(getattr(conn, "snd_mss", 1)))
+        fields = {
+            "tcpi_state": LINUX_STATE.get(str(info.state), -1),
+            "tcpi_rto": round(info.rto * 1e6),
+            "tcpi_rtt": round((info.srtt or 0.0) * 1e6),
+            "tcpi_snd_cwnd": info.cwnd // mss,
+            "tcpi_snd_ssthresh": min(info.ssthresh // mss, 0x7FFFFFFF),
+            "tcpi_total_retrans": info.retransmits,
+            "tcpi_snd_mss": mss,
+            "tcpi_snd_wnd": info.snd_wnd,
+            "tcpi_rcv_wnd": info.rcv_wnd,
+            "tcpi_bytes_received": info.bytes_in,
+            "tcpi_bytes_sent": info.bytes_out,
+        }
+        for item in body[1:-1].split(","):
+            if not item.strip():
+                continue
+            if "=" not in item:
+                raise SyscallError(f"TCP_INFO: {item.strip()!r} is not field=value")
+            k, v = (x.strip() for x in item.split("=", 1))
+            if k not in fields:
+                raise SyscallError(f"TCP_INFO: unknown field {k!r}; known: {', '.join(fields)}")
+            if fields[k] != _int_arg(v):
+                raise SyscallMismatch(f"TCP_INFO {k} is {fields[k]}, the script expects {v}")
         return (0, None)
 
     def _write(self, now: float, s: Sock, n: int, flags: str) -> Outcome | _Blocked:
@@ -389,6 +433,18 @@ class SocketTable:
 
     def sys_recv(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
         return self._read(now, self._sock(args[0]), _int_arg(args[2]))
+
+    def sys_ioctl(self, now: float, args: list[str], want: int) -> Outcome:
+        """``ioctl(fd, FIONREAD|SIOCINQ, [N])``: N bytes are readable now."""
+        s = self._sock(args[0])
+        if len(args) < 3 or args[1].strip() not in ("FIONREAD", "SIOCINQ"):
+            raise SyscallError("only ioctl(fd, FIONREAD|SIOCINQ, [N]) is supported")
+        if s.handle is None:
+            return _err("EINVAL")
+        got = int(s.handle.conn.bytes_readable)
+        if got != _int_arg(args[2]):
+            raise SyscallMismatch(f"{args[1].strip()} is {got}, the script expects {args[2]}")
+        return (0, None)
 
     def sys_shutdown(self, now: float, args: list[str], want: int) -> Outcome:
         s = self._sock(args[0])
