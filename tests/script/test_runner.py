@@ -167,3 +167,13 @@ def test_exception_from_the_stack_is_reported_at_its_line(
     f = res.failure
     assert f is not None and f.lineno == 3
     assert f.reason == "exception from the stack: RuntimeError: listener exploded"
+
+
+def test_tcp_info_fields_are_checked() -> None:
+    ok = HANDSHAKE + ("+0 getsockopt(4, SOL_TCP, TCP_INFO, {tcpi_state=1, tcpi_snd_cwnd=10}, "
+                      "[...]) = 0\n")
+    assert run(ok).passed
+    f = run(HANDSHAKE + "+0 getsockopt(4, SOL_TCP, TCP_INFO, {tcpi_state=6}, [...]) = 0\n").failure
+    assert f is not None and f.reason == "TCP_INFO tcpi_state is 1, the script expects 6"
+    f = run(HANDSHAKE + "+0 getsockopt(4, SOL_TCP, TCP_INFO, {tcpi_bogus=1}, [...]) = 0\n").failure
+    assert f is not None and "unknown field 'tcpi_bogus'" in f.reason
