@@ -198,6 +198,9 @@ class Runtime:
             "callback_errors": self.callback_errors,
         }
         out.update(self.counters)
+        drops = getattr(self.stack, "drops", None)
+        if drops is not None:
+            out["drops"] = int(sum(drops.values()))  # by reason: runtime.stack.drops
         if self.pcap is not None:
             out["pcap_packets"] = int(getattr(self.pcap, "packets_written", 0))
         for name, stage in (("impair_in", self.impair_in), ("impair_out", self.impair_out)):
