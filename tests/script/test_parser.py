@@ -150,3 +150,34 @@ def test_port_extension_both_directions() -> None:
     assert a.port == b.port == 40001
     with pytest.raises(ScriptSyntaxError):
         parse_script("0 < S 0:0(0) port 70000\n", "p")
+
+
+_OPTION = st.one_of(
+    st.just("nop"), st.just("sackOK"), st.just("eol"),
+    st.integers(0, 65535).map(lambda v: f"mss {v}"),
+    st.integers(0, 14).map(lambda v: f"wscale {v}"),
+    st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)).map(
+        lambda t: f"TS val {t[0]} ecr {t[1]}"),
+    st.lists(st.tuples(st.integers(0, 2**31), st.integers(0, 2**31)), min_size=1,
+             max_size=4).map(lambda bl: "sack " + " ".join(f"{a}:{b}" for a, b in bl)),
+)
+
+
+@given(st.sampled_from(["<", ">"]), st.sampled_from(["S", "S.", ".", "P.", "F.", "R.", "FP."]),
+       st.integers(0, 2**31), st.integers(0, 3000), st.integers(0, 2**32 - 1),
+       st.integers(0, 65535), st.lists(_OPTION, max_size=6))
+def test_expected_packet_text_round_trips(direction: str, flags: str, seq: int, ln: int,
+                                          ack: int, win: int, opts: list[str]) -> None:
+    """parse(line) then format_expected() gives the same line back (the matcher's failure
+    messages quote exactly what the script says)."""
+    from pytcp.script.matcher import format_expected
+
+    text = f"{direction} {flags} {seq}:{seq + ln}({ln})"
+    if "." in flags:
+        text += f" ack {ack}"
+    text += f" win {win}"
+    if opts:
+        text += " <" + ",".join(opts) + ">"
+    (p,) = parse_script("0 " + text + "\n", "rt").lines
+    assert isinstance(p, PacketLine)
+    assert format_expected(p) == text
