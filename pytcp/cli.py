@@ -115,7 +115,7 @@ def _ifname(text: str) -> str:
 
 def _add_link_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("link")
-    g.add_argument("--ifname", type=_ifname, default="pytcp0",
+    g.add_argument("--ifname", type=_ifname, default="pytcp0", metavar="NAME",
                    help="TUN interface to create (default: pytcp0)")
     g.add_argument("--host-addr", default="10.77.0.1/24", metavar="ADDR/LEN",
                    help="the kernel side's address on the TUN (default: 10.77.0.1/24)")
@@ -126,7 +126,7 @@ def _add_link_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--impair", metavar="SPEC",
                    help="impair both directions: loss=P,reorder=P,dup=P,corrupt=P,"
                         "delay=MS,jitter=MS")
-    g.add_argument("--seed", type=_seed,
+    g.add_argument("--seed", type=_seed, metavar="N",
                    help="seed the ISN secret, port choice and impairment (reproducible runs)")
     g.add_argument("--offload", action="store_true",
                    help="TUN checksum/TSO offloads: the kernel and pytcp exchange TCP "
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("url", metavar="URL")
     get.add_argument("-o", "--output", metavar="FILE",
                      help="write the body to FILE (default or '-': stdout)")
-    get.add_argument("--timeout", type=_timeout, default=30.0,
+    get.add_argument("--timeout", type=_timeout, default=30.0, metavar="SECONDS",
                      help="seconds to wait for the connection and for each read (default 30)")
     _add_link_flags(get)
 
