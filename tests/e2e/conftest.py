@@ -118,13 +118,16 @@ class Served:
     data: Data
 
 
-@pytest.fixture(scope="module")
-def served(e2e_data: Data, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+@pytest.fixture(scope="module", params=[(), ("--offload",)], ids=["plain", "offload"])
+def served(request: pytest.FixtureRequest, e2e_data: Data,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """Plain (one MSS-sized packet per segment) and ``--offload`` (TUN TSO/checksum offloads:
+    64 KB super-segments both ways) are both served to every test that uses this."""
     ns = Netns()
     up: PytcpUp | None = None
     try:
         up = PytcpUp(ns, ["--http", "80", "--root", str(e2e_data.root), "--echo", "7",
-                          "--discard", "9"], tmp_path_factory.mktemp("served"))
+                          "--discard", "9", *request.param], tmp_path_factory.mktemp("served"))
         up.wait_ready(READY_TIMEOUT)
         yield Served(ns, up, e2e_data)
     finally:

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import HOST_ADDR, STACK_ADDR, Data, StartPytcp, curl, file_sha256, sha256
 from tools.netns import Netns, pytcp_argv, pytcp_env, REPO_ROOT
 
@@ -24,8 +26,9 @@ def _wait_listening(ns: Netns, port: int, timeout: float = 10.0) -> None:
     raise AssertionError(f"nothing listens on port {port} after {timeout} s")
 
 
+@pytest.mark.parametrize("extra", [(), ("--offload",)], ids=["plain", "offload"])
 def test_pytcp_get_downloads_10_mb_from_kernel_http_server(
-        netns: Netns, e2e_data: Data, tmp_path: Path) -> None:
+        netns: Netns, e2e_data: Data, tmp_path: Path, extra: tuple[str, ...]) -> None:
     # The host address appears only when pytcp brings the TUN up, so the server binds to it
     # ahead of time (ip_nonlocal_bind, in this namespace only).
     netns.sysctl("net.ipv4.ip_nonlocal_bind", "1")
@@ -34,7 +37,7 @@ def test_pytcp_get_downloads_10_mb_from_kernel_http_server(
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_listening(netns, 8000)
     out = tmp_path / "out"
-    res = netns.run(pytcp_argv("get", f"http://{HOST_ADDR}:8000/big", "-o", str(out)),
+    res = netns.run(pytcp_argv("get", f"http://{HOST_ADDR}:8000/big", "-o", str(out), *extra),
                     timeout=90, env=pytcp_env(), cwd=str(REPO_ROOT))
     assert res.returncode == 0, res.stderr.decode(errors="replace")[-3000:]
     assert out.stat().st_size == len(e2e_data.big)
