@@ -551,15 +551,24 @@ async def create_connection(
     *,
     runtime: Runtime,
     local_port: int | None = None,
+    configure: Callable[[Any], None] | None = None,
 ) -> tuple[PytcpTransport, asyncio.Protocol]:
     """Actively open a connection; returns once established (``Connected``).
 
     Raises ``ConnectionRefusedError`` (RST to our SYN), ``TimeoutError`` (the engine gave up),
     ``ConnectionResetError``. Cancelling the wait aborts the half-open connection.
+    ``configure(handle)`` runs right after the SYN is queued (socket options, retries).
     """
     loop = runtime.loop
     protocol = protocol_factory()
     handle = runtime.stack.connect(runtime.now(), _ip_int(host), port, local_port)
+    if configure is not None:
+        try:
+            configure(handle)
+        except BaseException:
+            handle.abort(runtime.now())
+            runtime.kick()
+            raise
     waiter: asyncio.Future[None] = loop.create_future()
     transport = PytcpTransport(runtime, handle, protocol, waiter=waiter)
     runtime.kick()
@@ -578,13 +587,14 @@ async def open_connection(
     runtime: Runtime,
     limit: int = DEFAULT_LIMIT,
     local_port: int | None = None,
+    configure: Callable[[Any], None] | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Like ``asyncio.open_connection`` over pytcp: asyncio's own reader and writer."""
     loop = runtime.loop
     reader = asyncio.StreamReader(limit=limit, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     transport, _ = await create_connection(
-        lambda: protocol, host, port, runtime=runtime, local_port=local_port
-    )
+        lambda: protocol, host, port, runtime=runtime, local_port=local_port,
+        configure=configure)
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import socket as _socket
 import threading
+from collections.abc import Mapping
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
 from pytcp.api import aio
@@ -219,6 +220,7 @@ class Socket:
         self._bound_port: int | None = None
         self._shut_rd = False
         self._closed = False
+        self._options: dict[str, int] = {}  # socket options, applied at connect()
         if _streams is not None:
             self._reader, self._writer = _streams
 
@@ -310,8 +312,12 @@ class Socket:
         assert runtime is not None
         host, port = address
         local_port = self._bound_port
+        opts = dict(self._options)
+        bg = self._rt
         self._reader, self._writer = self._run(
-            lambda: aio.open_connection(host, port, runtime=runtime, local_port=local_port)
+            lambda: aio.open_connection(
+                host, port, runtime=runtime, local_port=local_port,
+                configure=lambda handle: _apply_options(handle, opts, bg))
         )
 
     # -- data --------------------------------------------------------------------------------
@@ -381,30 +387,56 @@ class Socket:
 
     # -- options -----------------------------------------------------------------------------
 
+    _OPTS = {
+        (_socket.IPPROTO_TCP, _socket.TCP_NODELAY): "nodelay",
+        (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE): "keepalive",
+        (_socket.IPPROTO_TCP, getattr(_socket, "TCP_SYNCNT", 7)): "syn_retries",
+    }
+
     def setsockopt(self, level: int, option: int, value: int | bool) -> None:
-        """TCP_NODELAY (IPPROTO_TCP) and SO_KEEPALIVE (SOL_SOCKET) on a connected socket;
-        other options raise ``OSError(ENOPROTOOPT)``."""
-        _, writer = self._require_stream()
-        handle = writer.get_extra_info("pytcp_handle")
-        if (level, option) == (_socket.IPPROTO_TCP, _socket.TCP_NODELAY):
-            async def nodelay() -> None:
-                handle.conn.set_nodelay(bool(value))
-            self._rt.run(nodelay())
-        elif (level, option) == (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE):
-            async def keepalive() -> None:
-                handle.conn.set_keepalive(bool(value))
-            self._rt.run(keepalive())
-        else:
-            raise OSError(92, "Protocol not available (pytcp supports TCP_NODELAY, SO_KEEPALIVE)")
+        """TCP_NODELAY, SO_KEEPALIVE and TCP_SYNCNT (SYN retransmissions before giving up).
+        Set before ``connect()`` they apply from the first segment; others raise
+        ``OSError(ENOPROTOOPT)``."""
+        name = self._OPTS.get((level, option))
+        if name is None:
+            raise OSError(92, "Protocol not available (pytcp: TCP_NODELAY, SO_KEEPALIVE, "
+                              "TCP_SYNCNT)")
+        self._options[name] = int(value)
+        if self._writer is not None:
+            handle = self._writer.get_extra_info("pytcp_handle")
+            opts = {name: int(value)}
+
+            async def apply() -> None:
+                _apply_options(handle, opts, self._rt)
+
+            self._rt.run(apply())
 
     def getsockopt(self, level: int, option: int) -> int:
-        _, writer = self._require_stream()
-        conn = writer.get_extra_info("pytcp_handle").conn
-        if (level, option) == (_socket.IPPROTO_TCP, _socket.TCP_NODELAY):
-            return int(bool(getattr(conn, "nodelay", False)))
-        if (level, option) == (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE):
-            return int(bool(getattr(conn, "keepalive", False)))
-        raise OSError(92, "Protocol not available (pytcp supports TCP_NODELAY, SO_KEEPALIVE)")
+        name = self._OPTS.get((level, option))
+        if name is None:
+            raise OSError(92, "Protocol not available (pytcp: TCP_NODELAY, SO_KEEPALIVE, "
+                              "TCP_SYNCNT)")
+        if self._writer is not None and name != "syn_retries":
+            conn = self._writer.get_extra_info("pytcp_handle").conn
+            return int(bool(getattr(conn, name, False)))
+        return self._options.get(name, 0)
+
+    def set_retries(self, retries2: int | None = None, syn_retries: int | None = None) -> None:
+        """R2 for this connection (RFC 9293 3.8.3, MUST-21): how many retransmissions of
+        data/FIN (``retries2``) or of the SYN (``syn_retries``) before the connection times
+        out. Before ``connect()`` the values are kept and applied at connect."""
+        if retries2 is not None:
+            self._options["retries2"] = retries2
+        if syn_retries is not None:
+            self._options["syn_retries"] = syn_retries
+        if self._writer is not None:
+            handle = self._writer.get_extra_info("pytcp_handle")
+            opts = {"retries2": retries2, "syn_retries": syn_retries}
+
+            async def apply() -> None:
+                _apply_options(handle, opts, self._rt)
+
+            self._rt.run(apply())
 
     def info(self) -> Any:
         """The engine's ``ConnInfo`` (state, bytes, retransmits, srtt, rto, cwnd, ...)."""
@@ -446,3 +478,15 @@ class Socket:
         if self._server is not None:
             return f"<pytcp Socket listening port={self._server.port}>"
         return "<pytcp Socket unconnected>"
+
+
+def _apply_options(handle: Any, opts: Mapping[str, int | None], bg: BackgroundRuntime) -> None:
+    """Apply socket options to a connection (on the loop thread)."""
+    now = bg.runtime.now() if bg.runtime is not None else None
+    if opts.get("nodelay") is not None:
+        handle.set_nodelay(bool(opts["nodelay"]), now)
+    if opts.get("keepalive") is not None:
+        handle.set_keepalive(bool(opts["keepalive"]), now=now)
+    retries2, syn_retries = opts.get("retries2"), opts.get("syn_retries")
+    if retries2 is not None or syn_retries is not None:
+        handle.conn.set_retries(retries2=retries2, syn_retries=syn_retries)

@@ -183,6 +183,8 @@ def test_socket_options_and_info(hosts: tuple[BackgroundRuntime, BackgroundRunti
     assert c.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
     with pytest.raises(OSError):
         c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+    c.set_retries(retries2=5)
+    assert c.getsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT) == 0  # engine default kept
     c.sendall(b"12345")
     assert conn.recv(5) == b"12345"
     info = c.info()
@@ -191,3 +193,22 @@ def test_socket_options_and_info(hosts: tuple[BackgroundRuntime, BackgroundRunti
     conn.close()
     c.close()
     server.close()
+
+
+def test_syn_retries_bound_the_connect_to_a_silent_host(
+        hosts: tuple[BackgroundRuntime, BackgroundRuntime]) -> None:
+    a, _b = hosts
+    c = a.socket()
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)  # one SYN retransmission
+    assert c.getsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT) == 1
+    c.settimeout(20)
+    t0 = time.monotonic()
+    # 10.0.0.99 does not exist: host B drops the SYNs (not for us), nobody answers.
+    with pytest.raises(TimeoutError):
+        c.connect(("10.0.0.99", 80))
+    elapsed = time.monotonic() - t0
+    # SYN at 0, retransmission at RTO=1 s, give up after the backed-off 2 s: about 3 s,
+    # far from the settimeout bound and from the default 6 retries (127 s).
+    assert 2.5 <= elapsed < 6.0, elapsed
+    c.close()
