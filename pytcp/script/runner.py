@@ -10,6 +10,7 @@ does not come within the time tolerance. ``main(argv)`` is the ``pytcp script`` 
 
 Settings come from ``// pytcp: key=value ...`` comments (see docs/conformance.md):
 ``tolerance`` (seconds, default 0.01), ``profile`` (``linux`` or ``rfc``), ``remote_isn``,
+``local_isn`` (a fixed ISN for our connections, to test the 2**32 wrap),
 ``local_port`` (8080), ``remote_port`` (46143), ``mtu`` (1500), ``ttl`` (64), ``seed``,
 ``xfail=<reason>``
 and ``config.<TcpConfig field>=<value>``.
@@ -57,8 +58,8 @@ DEFAULT_TOLERANCE = 0.01
 MAX_TIMER_STEPS = 100_000
 ANY_TIME_LIMIT = 3600.0  # how far '*' lets virtual time run looking for a packet
 
-_SETTINGS = {"tolerance", "profile", "remote_isn", "local_port", "remote_port", "mtu", "ttl",
-             "seed", "xfail"}
+_SETTINGS = {"tolerance", "profile", "remote_isn", "local_isn", "local_port", "remote_port",
+             "mtu", "ttl", "seed", "xfail"}
 
 
 class ScriptFailure(Exception):
@@ -174,6 +175,17 @@ def _encode_options(opts: tuple[ScriptOption, ...], ecr_map: Callable[[int], int
     return bytes(out)
 
 
+class _FixedIsn:
+    """An ISN generator that always answers the same number (the ``local_isn`` setting)."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def iss(self, now: float, local_addr: int, local_port: int, remote_addr: int,
+            remote_port: int) -> int:
+        return self.value
+
+
 def _with_ip_options(pkt: bytearray, opts: bytes) -> bytearray:
     """Insert IPv4 options after the 20-byte header, fixing IHL, total length and checksum."""
     from pytcp.native import checksum
@@ -214,6 +226,17 @@ class Runner:
         self.stack = Stack(LOCAL_ADDR, now=self.now, config=stack_cfg, tcp_config=self.tcp_config,
                            secret=b"pytcp-script-" + str(seed).encode(),
                            rng=random.Random(seed))
+        if "local_isn" in st:
+            # Testing aid: every connection the stack creates starts at this ISN, so a script
+            # can make our own sequence numbers cross 2**32. (Replaces the stack's ISN
+            # generator; clock-driven ISNs themselves are unit-tested in tests/tcp/test_isn.py.)
+            try:
+                fixed = int(st["local_isn"], 0) & MASK
+            except ValueError:
+                raise ScriptSyntaxError(path, 1, "local_isn must be a number") from None
+            if not hasattr(self.stack, "_isn"):
+                raise ScriptSyntaxError(path, 1, "local_isn: this stack has no ISN generator")
+            setattr(self.stack, "_isn", _FixedIsn(fixed))  # noqa: B010 - a private slot
         self.table = SocketTable(self.stack, local_port=self.local_port,
                                  remote_addr=REMOTE_ADDR, remote_port=self.local_port)
         self.table.on_connect = self._on_connect
