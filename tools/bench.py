@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mb", type=int, default=100, help="file size (MiB), default 100")
     parser.add_argument("--runs", type=int, default=3, help="downloads per server (median)")
     parser.add_argument("--mtu", type=int, default=1500, help="MTU of the TUN and the veth")
+    parser.add_argument("--pytcp-variants", default=",--offload", metavar="LIST",
+                        help="comma-separated extra `pytcp up` flags, one pytcp row each "
+                             "(default ',--offload': plain, then TUN offloads)")
     parser.add_argument("--direct", action="store_true",
                         help="curl in pytcp's namespace (TUN only, no veth hop to pytcp)")
     parser.add_argument("--timeout", type=float, default=300.0, help="per download, seconds")
@@ -147,35 +150,43 @@ def main(argv: list[str] | None = None) -> int:
                                     str(KERNEL_PORT)], stdout=subprocess.PIPE)
             assert kserver.stdout is not None
             kserver.stdout.readline()  # "listening"
-            up = PytcpUp(server, ["--http", "80", "--root", str(root), "--mtu",
-                                  str(args.mtu)], Path(tmp))
-            ready = up.wait_ready(30)
-
             pytcp_client = server if args.direct else client
             kernel = [curl_rate(client, f"http://{SERVER_VETH}:{KERNEL_PORT}/blob", size,
                                 args.timeout) for _ in range(args.runs)]
-            pytcp = [curl_rate(pytcp_client, f"http://{STACK_ADDR}/blob", size, args.timeout)
-                     for _ in range(args.runs)]
+            rows: list[tuple[str, list[float]]] = []
+            for variant in args.pytcp_variants.split(","):
+                extra = variant.split()
+                up = PytcpUp(server, ["--http", "80", "--root", str(root), "--mtu",
+                                      str(args.mtu), *extra], Path(tmp))
+                ready = up.wait_ready(30)
+                rates = [curl_rate(pytcp_client, f"http://{STACK_ADDR}/blob", size,
+                                   args.timeout) for _ in range(args.runs)]
+                rows.append((" ".join(["pytcp up --http", *extra]), rates))
+                if up.stop() != 0:
+                    raise RuntimeError(f"pytcp up {variant} did not exit 0: {up.stderr()}")
+                up = None
         finally:
             if up is not None:
                 up.stop()
             client.close()
             server.close()
 
-    k, p = statistics.median(kernel), statistics.median(pytcp)
+    k = statistics.median(kernel)
     path = "TUN only (--direct)" if args.direct else "veth + forwarding + TUN"
     print(f"file: {args.size_mb} MiB, MTU {args.mtu}, median of {args.runs} curl downloads")
     print(f"pytcp checksums: {native_state()}")
     print(f"pytcp: {ready}")
     print()
     print("| server | path | Mbit/s (median) | runs |")
-    print("|---|---|---|---|")
+    print("|---|---|---:|---|")
     print(f"| Linux kernel TCP (sendfile) | veth | {k:,.0f} | "
           f"{', '.join(f'{r:,.0f}' for r in kernel)} |")
-    print(f"| pytcp up --http | {path} | {p:,.0f} | "
-          f"{', '.join(f'{r:,.0f}' for r in pytcp)} |")
+    for name, rates in rows:
+        print(f"| {name} | {path} | {statistics.median(rates):,.0f} | "
+              f"{', '.join(f'{r:,.0f}' for r in rates)} |")
     print()
-    print(f"ratio pytcp / kernel: {p / k:.3f}")
+    for name, rates in rows:
+        print(f"ratio {name} / kernel: {statistics.median(rates) / k:.3f}")
     return 0
 
 
