@@ -97,6 +97,7 @@ class ScriptResult:
     passed: bool
     failure: ScriptFailure | None = None
     xfail: str | None = None
+    trace: list[str] = dataclasses.field(default_factory=list)  # with verbose=True
 
     def summary(self) -> str:
         if self.passed:
@@ -201,7 +202,7 @@ def _with_ip_options(pkt: bytearray, opts: bytes) -> bytearray:
 class Runner:
     """Executes one parsed script against a fresh stack."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, *, pcap: Any = None, verbose: bool = False) -> None:
         from pytcp.stack import Stack, StackConfig
         from pytcp.wire.ipv4 import ip_to_int
 
@@ -257,6 +258,9 @@ class Runner:
         # The last packets both ways, for failure reports (outbound ones formatted late, once
         # our ISN is known).
         self.history: deque[tuple[float, Observed | str]] = deque(maxlen=10)
+        # Everything, for `pytcp script -v`; and a pcapng writer (pytcp.pcap) for --pcap.
+        self.log: list[tuple[float, Observed | str]] | None = [] if verbose else None
+        self.pcap = pcap
 
     # --- plumbing ---
     def _on_connect(self, handle: Any) -> None:
@@ -296,6 +300,8 @@ class Runner:
         from pytcp.wire.tcp import parse_tcp
 
         for raw in self.stack.pending_packets():
+            if self.pcap is not None:
+                self.pcap.write(self.now, raw, "out")
             try:
                 ip = parse_ipv4(raw)
                 if ip.proto != PROTO_TCP:
@@ -318,7 +324,16 @@ class Runner:
                 self.last_tsval = th.options.timestamp[0]
             self.last_seq = th.seq
             self.outq.append(obs)
-            self.history.append((self.now, obs))
+            self._record(obs)
+
+    def _record(self, item: Observed | str) -> None:
+        self.history.append((self.now, item))
+        if self.log is not None:
+            self.log.append((self.now, item))
+
+    def trace_lines(self) -> list[str]:
+        """The verbose trace: every packet both ways and every call, in script notation."""
+        return [f"t={t:.3f} {self._fmt(item)}" for t, item in (self.log or [])]
 
     def _after_step(self) -> None:
         for h in self.stack.connections():
@@ -414,7 +429,9 @@ class Runner:
         pkt[20:] = tcp
         if line.ip_options:
             pkt = _with_ip_options(pkt, line.ip_options)
-        self.history.append((self.now, format_expected(line)))
+        self._record(format_expected(line))
+        if self.pcap is not None:
+            self.pcap.write(self.now, pkt, "in")
         self.stack.receive_packet(self.now, bytes(pkt))
         self._after_step()
 
@@ -437,6 +454,9 @@ class Runner:
         build_ipv4_header(pkt, 0, src=self.remote_ip, dst=self.local_ip, proto=PROTO_ICMP,
                           payload_len=len(icmp))
         pkt[20:] = icmp
+        self._record(line.text.split(None, 1)[1])
+        if self.pcap is not None:
+            self.pcap.write(self.now, pkt, "in")
         self.stack.receive_packet(self.now, bytes(pkt))
         self._after_step()
 
@@ -484,6 +504,8 @@ class Runner:
     def _check_return(self, line: SyscallLine, out: tuple[int, str | None]) -> None:
         ret, err = out
         got = f"{ret}" + (f" {err}" if err else "")
+        if self.log is not None:
+            self.log.append((self.now, f"{line.name}({', '.join(line.args)}) = {got}"))
         want = f"{line.ret}" + (f" {line.errno_name}" if line.errno_name else "")
         if ret != line.ret or err != line.errno_name:
             raise self._fail(f"{line.name}() returned {got}", expected=f"= {want}",
@@ -539,8 +561,12 @@ class Runner:
                              line=line)
 
 
-def run_script(path_or_script: str | Script) -> ScriptResult:
-    """Parse (if given a path) and run one script; never raises for script failures."""
+def run_script(path_or_script: str | Script, *, pcap_path: str | None = None,
+               verbose: bool = False) -> ScriptResult:
+    """Parse (if given a path) and run one script; never raises for script failures.
+
+    ``pcap_path``: write every packet both ways to this pcapng file (virtual time as
+    timestamps). ``verbose``: keep the whole trace in ``ScriptResult.trace``."""
     try:
         script = (parse_file(path_or_script) if isinstance(path_or_script, str)
                   else path_or_script)
@@ -550,21 +576,36 @@ def run_script(path_or_script: str | Script) -> ScriptResult:
     except OSError as e:
         return ScriptResult(str(path_or_script), False, ScriptFailure(0, "", str(e)))
     xfail = script.settings.get("xfail")
+    pcap = None
+    if pcap_path is not None:
+        from pytcp.pcap import PcapWriter
+
+        pcap = PcapWriter(pcap_path, ifname="pytcp-script")
+    try:
+        return _run(script, xfail, pcap, verbose)
+    finally:
+        if pcap is not None:
+            pcap.close()
+
+
+def _run(script: Script, xfail: str | None, pcap: Any, verbose: bool) -> ScriptResult:
     runner: Runner | None = None
     try:
-        runner = Runner(script)
+        runner = Runner(script, pcap=pcap, verbose=verbose)
         runner.run()
     except ScriptSyntaxError as e:
         return ScriptResult(script.path, False, ScriptFailure(e.line, "", e.msg), xfail)
     except ScriptFailure as failure:
-        return ScriptResult(script.path, False, failure, xfail)
+        return ScriptResult(script.path, False, failure, xfail,
+                            runner.trace_lines() if runner else [])
     except Exception as e:  # noqa: BLE001 - a bug in the stack (or the runner): report its line
         cur = runner.current if runner is not None else None
         crash = ScriptFailure(cur.lineno if cur else 0, cur.text if cur else "",
                               f"exception from the stack: {type(e).__name__}: {e}")
         crash.trace = [f"  {ln}" for ln in traceback.format_exc().rstrip().splitlines()[-8:]]
-        return ScriptResult(script.path, False, crash, xfail)
-    return ScriptResult(script.path, True, None, xfail)
+        return ScriptResult(script.path, False, crash, xfail,
+                            runner.trace_lines() if runner else [])
+    return ScriptResult(script.path, True, None, xfail, runner.trace_lines())
 
 
 def _expand(paths: list[str]) -> list[str]:
@@ -578,14 +619,60 @@ def _expand(paths: list[str]) -> list[str]:
     return out
 
 
+USAGE = """usage: pytcp script [-v] [--pcap PATH] FILE.pkt|DIR ...
+
+Run packetdrill-syntax scripts against the pytcp stack in virtual time (docs/conformance.md).
+  -v, --verbose  print every packet and system call of each script (relative seq/ack)
+  --pcap PATH    write each script's packets to a pcapng file: PATH itself for one script
+                 ending in .pcapng, else PATH/<dir>-<name>.pcapng
+Prints PASS/FAIL per script and 'N passed, N failed'; exit status 0 only when none failed."""
+
+
 def main(argv: list[str]) -> int:
-    """``pytcp script FILE|DIR...``: one line per script, then a summary; 0 when all pass."""
-    if not argv or argv[0] in ("-h", "--help"):
-        print("usage: pytcp script FILE.pkt|DIR ...", file=sys.stderr)
-        return 0 if argv else 2
+    """``pytcp script [-v] [--pcap PATH] FILE|DIR...``: one line per script, then a summary;
+    0 when all pass, 1 when one failed, 2 for a usage error."""
+    verbose = False
+    pcap: str | None = None
+    paths: list[str] = []
+    args = list(argv)
+    while args:
+        a = args.pop(0)
+        if a in ("-h", "--help"):
+            print(USAGE)
+            return 0
+        if a in ("-v", "--verbose"):
+            verbose = True
+        elif a == "--pcap" or a.startswith("--pcap="):
+            if a == "--pcap":
+                if not args:
+                    print("pytcp script: --pcap needs a PATH", file=sys.stderr)
+                    return 2
+                pcap = args.pop(0)
+            else:
+                pcap = a.split("=", 1)[1]
+        elif a.startswith("-") and a != "-":
+            print(f"pytcp script: unknown option {a} (see --help)", file=sys.stderr)
+            return 2
+        else:
+            paths.append(a)
+    if not paths:
+        print(USAGE, file=sys.stderr)
+        return 2
+    files = _expand(paths)
+    one_file = pcap is not None and len(files) == 1 and pcap.endswith((".pcapng", ".pcap"))
+    if pcap is not None and not one_file:
+        os.makedirs(pcap, exist_ok=True)
     passed = failed = xfailed = 0
-    for path in _expand(argv):
-        res = run_script(path)
+    for path in files:
+        target = None
+        if pcap is not None:
+            stem = os.path.splitext(os.path.basename(path))[0]
+            area = os.path.basename(os.path.dirname(os.path.abspath(path)))
+            target = pcap if one_file else os.path.join(pcap, f"{area}-{stem}.pcapng")
+        res = run_script(path, pcap_path=target, verbose=verbose)
+        if verbose:
+            for ln in res.trace:
+                print(f"  {ln}")
         print(res.summary(), flush=True)
         if res.passed:
             passed += 1

@@ -177,3 +177,25 @@ def test_tcp_info_fields_are_checked() -> None:
     assert f is not None and f.reason == "TCP_INFO tcpi_state is 1, the script expects 6"
     f = run(HANDSHAKE + "+0 getsockopt(4, SOL_TCP, TCP_INFO, {tcpi_bogus=1}, [...]) = 0\n").failure
     assert f is not None and "unknown field 'tcpi_bogus'" in f.reason
+
+
+def test_verbose_trace_and_pcap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from scapy.all import TCP, rdpcap  # test oracle only
+
+    script = tmp_path / "rst.pkt"
+    script.write_text("0 < S 0:0(0) win 100\n+0 > R. 0:0(0) ack 1\n")
+    assert main(["-v", "--pcap", str(tmp_path / "one.pcapng"), str(script)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == ["  t=0.000 < S 0:0(0) win 100", "  t=0.000 > R. 0:0(0) ack 1 win 0"]
+    pkts = rdpcap(str(tmp_path / "one.pcapng"))
+    assert [p[TCP].flags for p in pkts] == ["S", "RA"]
+    # Several scripts: one file per script in the directory.
+    assert main(["--pcap", str(tmp_path / "caps"), str(script), str(script)]) == 0
+    assert sorted(os.listdir(tmp_path / "caps")) == [f"{tmp_path.name}-rst.pcapng"]
+
+
+def test_usage_errors() -> None:
+    assert main([]) == 2
+    assert main(["--bogus", "x.pkt"]) == 2
+    assert main(["--pcap"]) == 2
+    assert main(["--help"]) == 0
