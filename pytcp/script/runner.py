@@ -238,8 +238,10 @@ class Runner:
             if not hasattr(self.stack, "_isn"):
                 raise ScriptSyntaxError(path, 1, "local_isn: this stack has no ISN generator")
             setattr(self.stack, "_isn", _FixedIsn(fixed))  # noqa: B010 - a private slot
+        # A listening script listens on local_port; a connecting one connects to the script
+        # side's local_port (packetdrill's 8080 both ways).
         self.table = SocketTable(self.stack, local_port=self.local_port,
-                                 remote_addr=REMOTE_ADDR, remote_port=self.local_port)
+                                 remote_addr=REMOTE_ADDR, connect_port=self.local_port)
         self.table.on_connect = self._on_connect
         # The connection under test: our port and the script side's port.
         self.our_port = self.local_port

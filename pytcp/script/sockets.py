@@ -121,11 +121,12 @@ def _int_arg(tok: str) -> int:
 class SocketTable:
     """The fd table of one script run over one stack."""
 
-    def __init__(self, stack: Any, *, local_port: int, remote_addr: str, remote_port: int) -> None:
+    def __init__(self, stack: Any, *, local_port: int, remote_addr: str,
+                 connect_port: int) -> None:
         self.stack = stack
-        self.local_port = local_port
-        self.remote_addr = remote_addr
-        self.remote_port = remote_port
+        self.local_port = local_port      # what listen() listens on
+        self.remote_addr = remote_addr    # where connect() goes ...
+        self.connect_port = connect_port  # ... and to which port
         self.socks: dict[int, Sock] = {}
         self.on_connect: Any = None  # runner callback(handle) when a connection is created
 
@@ -230,7 +231,7 @@ class SocketTable:
     def sys_connect(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
         s = self._sock(args[0])
         if s.handle is None:
-            s.handle = self.stack.connect(now, self.remote_addr, self.remote_port)
+            s.handle = self.stack.connect(now, self.remote_addr, self.connect_port)
             state_of(s.handle)
             s.connecting = True
             self._apply_opts(s, now)
