@@ -271,6 +271,8 @@ class ConnectionOutput:
             # RFC 5681 4.1: restart from at most the initial window after an idle RTO.
             self._cc.on_idle_restart(now)
         sent_any = False
+        if not force and not self._in_recovery and self.snd_nxt == self.snd_max:
+            sent_any = self._send_burst(now, mss, maxp)
         while True:
             buffered = len(self._sendbuf)
             off = seq_sub(self.snd_nxt, self._buf_seq)
@@ -337,6 +339,64 @@ class ConnectionOutput:
                 and self.snd_una == self.snd_nxt and self._has_unsent()
                 and self.state in OUTPUT_STATES):
             self._arm_persist(now)
+
+    def _send_burst(self, now: float, mss: int, maxp: int) -> bool:
+        """The bulk-transfer fast path of ``_send_data``: new, full-sized segments (whole
+        MSS multiples for GSO) that end before the last buffered byte, as many as the send
+        window and cwnd allow, sharing one window field and one options value. The tail of
+        the buffer (PSH, FIN, Nagle, SWS) is left to the general loop. True if it sent."""
+        buffered = len(self._sendbuf)
+        off = seq_sub(self.snd_nxt, self._buf_seq)
+        if off < 0 or buffered - off <= mss:
+            return False
+        allowed = min(buffered - off - 1,
+                      seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt),
+                      self._cc.cwnd - seq_sub(self.snd_nxt, self.snd_una)
+                      + (self._dupacks * mss if 0 < self._dupacks < 3 else 0))
+        size = maxp - maxp % mss if maxp > mss else mss
+        if allowed < mss:
+            return False
+        self._send_data_segment_prelude(now)
+        wnd, opts = self._burst_val
+        gso = mss if size > mss else 0
+        rcv_nxt = self.rcv_nxt
+        read = self._sendbuf.read
+        out = self._out
+        seq = self.snd_nxt
+        start = seq
+        sent = 0
+        while allowed - sent >= mss:
+            n = size if allowed - sent >= size else (allowed - sent) // mss * mss
+            out.append(Segment(seq, rcv_nxt, ACK, wnd, read(off + sent, n), opts, 0,
+                               gso if n > mss else 0))
+            sent += n
+            seq = (seq + n) & MASK
+        self.snd_nxt = self.snd_max = seq
+        if self._rtt_seq is None and not self.ts_ok:
+            self._rtt_seq = seq_add(start, min(size, sent))
+            self._rtt_time = now
+        if self._rto_at is None:
+            self._arm_rto(now)
+        self._persist_at = None
+        self._last_send = now
+        return True
+
+    def _send_data_segment_prelude(self, now: float) -> None:
+        """Window field and options for a burst (into ``_burst_val``), and the bookkeeping
+        of sending an ACK-bearing segment (``_emit``) done once for the burst."""
+        key = (now, self.rcv_nxt, len(self._rcvq), self.ts_recent)
+        if key != self._burst_key or self._reasm or self._dsack is not None:
+            self._burst_key = key
+            self._burst_val = (self._wnd_field(), self._options(now, self.snd_mss))
+        wnd, opts = self._burst_val
+        self.last_ack_sent = self.rcv_nxt
+        self._ack_now = False
+        self._delack_at = None
+        self._rcv_unacked = 0
+        if self._dsack is not None and opts.sack_blocks[:1] == (self._dsack,):
+            self._dsack = None
+        if self._quickack > 0:
+            self._quickack -= 1
 
     def _emit_data(self, now: float, seq: int, flags: int, payload: bytes,
                    retrans: bool) -> None:
