@@ -5,6 +5,7 @@ RFC 2883), the 2**32 wrap, and seeded lossy transfers that must deliver the exac
 from __future__ import annotations
 
 import random
+import zlib
 
 import pytest
 from test_connection_data import data_seg, established_server, payload
@@ -301,3 +302,73 @@ def test_sack_blocks_never_push_a_data_segment_past_the_mss() -> None:
         assert len(s.payload) + opt_len <= 1460
     assert out[0].options.sack_blocks == ()  # a full segment has no room for them
     assert out[-1].options.sack_blocks == ((9001 + 2000, 9001 + 2100),)  # the short tail does
+
+
+def _fuzz_segment(rng: random.Random, c) -> Segment:  # type: ignore[no-untyped-def]
+    near = rng.random() < 0.7
+    seq = (c.rcv_nxt + rng.randrange(-3000, 70000)) & 0xFFFFFFFF if near else rng.getrandbits(32)
+    ack = (c.snd_una + rng.randrange(-3000, 5000)) & 0xFFFFFFFF if near else rng.getrandbits(32)
+    opts = TcpOptions(
+        mss=rng.choice([None, 0, 1, 536, 65535]),
+        wscale=rng.choice([None, 0, 14, 200]),
+        sack_permitted=rng.random() < 0.3,
+        sack_blocks=tuple((rng.getrandbits(32), rng.getrandbits(32))
+                          for _ in range(rng.randrange(0, 4))),
+        timestamp=rng.choice([None, (rng.getrandbits(32), rng.getrandbits(32))]))
+    return Segment(seq, ack, rng.getrandbits(8), rng.getrandbits(16),
+                   b"f" * rng.choice([0, 0, 1, 100, 1448, 5000]), opts, rng.getrandbits(16))
+
+
+@pytest.mark.parametrize("setup", ["syn_sent", "syn_received", "established", "fin_wait",
+                                   "close_wait", "time_wait", "closing_data"])
+def test_hostile_segments_in_every_state_never_raise(setup: str) -> None:
+    from pytcp.tcp.config import TcpConfig
+    from pytcp.tcp.connection import Connection
+
+    rng = random.Random(zlib.crc32(setup.encode()))
+
+    def fresh():  # type: ignore[no-untyped-def]
+        if setup == "syn_sent":
+            c = Connection(TcpConfig(), iss=rng.getrandbits(32), now=0.0)
+            c.open_active(0.0)
+            return c
+        if setup == "syn_received":
+            c = Connection(TcpConfig(), iss=rng.getrandbits(32), now=0.0)
+            c.open_passive()
+            c.handle_segment(0.0, Segment(rng.getrandbits(32), 0, 0x02, 65535))
+            return c
+        net = pair(iss_a=rng.getrandbits(32), iss_b=rng.getrandbits(32))
+        net.a.send(net.t, b"a" * 3000)
+        net.b.send(net.t, b"b" * 3000)
+        net.run(0.1)
+        if setup == "fin_wait":
+            net.a.shutdown(net.t)
+            net.run(0.1)
+        elif setup == "close_wait":
+            net.b.shutdown(net.t)
+            net.run(0.1)
+        elif setup == "time_wait":
+            net.a.shutdown(net.t)
+            net.b.shutdown(net.t)
+            net.run(0.1)
+        elif setup == "closing_data":
+            net.a.send(net.t, b"z" * 100_000)
+            net.a.shutdown(net.t)
+        return net.a
+
+    c = fresh()
+    t = 1.0
+    for _ in range(1500):
+        t += rng.random() * 0.05
+        c.handle_segment(t, _fuzz_segment(rng, c))
+        if rng.random() < 0.1:
+            d = c.next_deadline()
+            if d is not None:
+                t = max(t, d)
+                c.handle_timers(t)
+        if rng.random() < 0.05:
+            c.receive(t)
+        c.pending_output()
+        c.pending_events()
+        if c.state is State.CLOSED:
+            c = fresh()
