@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-import struct
 import sys
 import traceback
 from collections import deque
@@ -29,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pytcp.script.inject import build_icmp_error, build_tcp_packet, encode_options
 from pytcp.script.matcher import (
     MASK,
     Observed,
@@ -42,7 +42,6 @@ from pytcp.script.parser import (
     Line,
     PacketLine,
     Script,
-    ScriptOption,
     ScriptSyntaxError,
     SyscallLine,
     Timing,
@@ -146,36 +145,6 @@ def make_tcp_config(settings: dict[str, str], path: str) -> Any:
     return dataclasses.replace(cfg, **changes) if changes else cfg  # type: ignore[arg-type]
 
 
-def _encode_options(opts: tuple[ScriptOption, ...], ecr_map: Callable[[int], int],
-                    local_isn: int) -> bytes:
-    """Inbound options exactly in the written order (packetdrill sends what is written),
-    padded with zeros (EOL) to a 4-octet boundary (RFC 9293 3.1, MUST-69)."""
-    out = bytearray()
-    for o in opts:
-        if o.kind == "nop":
-            out += b"\x01"
-        elif o.kind == "eol":
-            out += b"\x00"
-        elif o.kind == "mss":
-            out += struct.pack("!BBH", 2, 4, o.value or 0)
-        elif o.kind == "wscale":
-            out += struct.pack("!BBB", 3, 3, o.value or 0)
-        elif o.kind == "sackOK":
-            out += b"\x04\x02"
-        elif o.kind == "TS":
-            assert o.ts is not None
-            out += struct.pack("!BBII", 8, 10, o.ts[0] & MASK, ecr_map(o.ts[1]))
-        elif o.kind == "sack":
-            out += struct.pack("!BB", 5, 2 + 8 * len(o.blocks))
-            for a, b in o.blocks:
-                out += struct.pack("!II", (a + local_isn) & MASK, (b + local_isn) & MASK)
-        elif o.kind == "raw":
-            out += o.raw
-    while len(out) % 4:
-        out += b"\x00"
-    return bytes(out)
-
-
 class _FixedIsn:
     """An ISN generator that always answers the same number (the ``local_isn`` setting)."""
 
@@ -185,18 +154,6 @@ class _FixedIsn:
     def iss(self, now: float, local_addr: int, local_port: int, remote_addr: int,
             remote_port: int) -> int:
         return self.value
-
-
-def _with_ip_options(pkt: bytearray, opts: bytes) -> bytearray:
-    """Insert IPv4 options after the 20-byte header, fixing IHL, total length and checksum."""
-    from pytcp.native import checksum
-
-    hdr = bytearray(pkt[:20]) + opts
-    hdr[0] = 0x40 | (len(hdr) // 4)
-    struct.pack_into("!H", hdr, 2, len(hdr) + len(pkt) - 20)
-    struct.pack_into("!H", hdr, 10, 0)
-    struct.pack_into("!H", hdr, 10, checksum(hdr))
-    return hdr + pkt[20:]
 
 
 class Runner:
@@ -400,67 +357,47 @@ class Runner:
         return self.last_tsval
 
     def _inbound(self, line: PacketLine) -> None:
-        from pytcp.native import checksum, pseudo_header_sum
-        from pytcp.wire.ipv4 import PROTO_TCP, build_ipv4_header, ip_to_int
+        from pytcp.wire.ipv4 import ip_to_int
 
-        seq = (self.remote_isn + line.seq) & MASK
         port = line.port or self.their_port
         lisn = self.isns.get(port, 0)
-        ack = (lisn + line.ack) & MASK if line.ack is not None else 0
-        opts = _encode_options(line.options or (), self._ecr_map, lisn)
         if line.flags & SYN and all(h.key[3] != port or str(h.conn.state) == "SYN-SENT"
                                     for h in self.stack.connections()):
             # A SYN that starts a connection: the data pattern starts after it (a SYN into a
             # live connection, e.g. an RFC 5961 test, changes nothing).
             self.peer_isn[port] = line.seq
         first = line.seq + (1 if line.flags & SYN else 0) - self.peer_isn.get(port, 0)
-        payload = stream_bytes((first - 1) & MASK, line.length) if line.length else b""
-        win = line.win if line.win is not None else 65535
-        hdr = struct.pack("!HHIIBBHHH", port, self.our_port, seq, ack,
-                          (20 + len(opts)) // 4 << 4, line.flags, win, 0, line.urg or 0)
-        tcp = bytearray(hdr + opts + payload)
-        src = ip_to_int(line.src) if line.src else self.remote_ip
-        dst = ip_to_int(line.dst) if line.dst else self.local_ip
-        csum = checksum(tcp, pseudo_header_sum(src, dst, PROTO_TCP, len(tcp)))
-        if line.bad_csum:
-            csum ^= 0x5A5A  # pytcp extension: a checksum that cannot verify (MUST-3)
-        struct.pack_into("!H", tcp, 16, csum)
-        pkt = bytearray(20 + len(tcp))
-        build_ipv4_header(pkt, 0, src=src, dst=dst, proto=PROTO_TCP, payload_len=len(tcp),
-                          ttl=line.ttl if line.ttl is not None else 64)
-        pkt[20:] = tcp
-        if line.ip_options:
-            pkt = _with_ip_options(pkt, line.ip_options)
+        pkt = build_tcp_packet(
+            src=ip_to_int(line.src) if line.src else self.remote_ip,
+            dst=ip_to_int(line.dst) if line.dst else self.local_ip,
+            sport=port, dport=self.our_port,
+            seq=(self.remote_isn + line.seq) & MASK,
+            ack=(lisn + line.ack) & MASK if line.ack is not None else 0,
+            flags=line.flags, win=line.win if line.win is not None else 65535,
+            urg=line.urg or 0,
+            options=encode_options(line.options or (), self._ecr_map, lisn),
+            payload=stream_bytes((first - 1) & MASK, line.length) if line.length else b"",
+            bad_csum=line.bad_csum, ttl=line.ttl if line.ttl is not None else 64,
+            ip_options=line.ip_options)
         self._record(format_expected(line))
+        self._inject(pkt)
+
+    def _inject(self, pkt: bytes) -> None:
         if self.pcap is not None:
             self.pcap.write(self.now, pkt, "in")
-        self.stack.receive_packet(self.now, bytes(pkt))
+        self.stack.receive_packet(self.now, pkt)
         self._after_step()
 
     def _icmp(self, line: IcmpLine) -> None:
-        from pytcp.native import checksum
-        from pytcp.wire.ipv4 import PROTO_ICMP, PROTO_TCP, build_ipv4_header
-
         if line.seq is not None:
             qseq = (self.isns.get(self.their_port, 0) + line.seq) & MASK
         else:
             qseq = self.last_seq
-        quoted = bytearray(28)
-        build_ipv4_header(quoted, 0, src=self.local_ip, dst=self.remote_ip, proto=PROTO_TCP,
-                          payload_len=20)
-        struct.pack_into("!HHI", quoted, 20, self.our_port, self.their_port, qseq)
-        rest = (line.mtu or 0) if line.icmp_type == 3 and line.icmp_code == 4 else 0
-        icmp = bytearray(struct.pack("!BBHI", line.icmp_type, line.icmp_code, 0, rest) + quoted)
-        struct.pack_into("!H", icmp, 2, checksum(icmp))
-        pkt = bytearray(20 + len(icmp))
-        build_ipv4_header(pkt, 0, src=self.remote_ip, dst=self.local_ip, proto=PROTO_ICMP,
-                          payload_len=len(icmp))
-        pkt[20:] = icmp
+        pkt = build_icmp_error(src=self.remote_ip, dst=self.local_ip, icmp_type=line.icmp_type,
+                               code=line.icmp_code, mtu=line.mtu or 0, sport=self.our_port,
+                               dport=self.their_port, seq=qseq)
         self._record(line.text.split(None, 1)[1])
-        if self.pcap is not None:
-            self.pcap.write(self.now, pkt, "in")
-        self.stack.receive_packet(self.now, bytes(pkt))
-        self._after_step()
+        self._inject(pkt)
 
     def _outbound(self, line: PacketLine, target: float, lo: float, hi: float) -> None:
         exp = format_expected(line)

@@ -1,0 +1,99 @@
+"""Build the packets the script side sends: inbound TCP segments and ICMP errors.
+
+This module owns the wire image of what a script injects. packetdrill sends options exactly
+as written, so TCP options are encoded here in the written order (not ``pytcp.wire``'s Linux
+layout), and pytcp's script extensions (a wrong checksum, IP options, other addresses and
+TTL, raw option bytes) are applied here. IPv4 headers come from ``pytcp.wire.ipv4`` and
+checksums from ``pytcp.native``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from pytcp.native import checksum, pseudo_header_sum
+from pytcp.script.parser import ScriptOption
+from pytcp.wire.ipv4 import PROTO_ICMP, PROTO_TCP, build_ipv4_header
+
+MASK = 0xFFFFFFFF
+
+
+def encode_options(opts: tuple[ScriptOption, ...], ecr_map: Callable[[int], int],
+                   local_isn: int) -> bytes:
+    """Inbound options exactly in the written order (packetdrill sends what is written),
+    padded with zeros (EOL) to a 4-octet boundary (RFC 9293 3.1, MUST-69)."""
+    out = bytearray()
+    for o in opts:
+        if o.kind == "nop":
+            out += b"\x01"
+        elif o.kind == "eol":
+            out += b"\x00"
+        elif o.kind == "mss":
+            out += struct.pack("!BBH", 2, 4, o.value or 0)
+        elif o.kind == "wscale":
+            out += struct.pack("!BBB", 3, 3, o.value or 0)
+        elif o.kind == "sackOK":
+            out += b"\x04\x02"
+        elif o.kind == "TS":
+            assert o.ts is not None
+            out += struct.pack("!BBII", 8, 10, o.ts[0] & MASK, ecr_map(o.ts[1]))
+        elif o.kind == "sack":
+            out += struct.pack("!BB", 5, 2 + 8 * len(o.blocks))
+            for a, b in o.blocks:
+                out += struct.pack("!II", (a + local_isn) & MASK, (b + local_isn) & MASK)
+        elif o.kind == "raw":
+            out += o.raw
+    while len(out) % 4:
+        out += b"\x00"
+    return bytes(out)
+
+
+def build_tcp_packet(*, src: int, dst: int, sport: int, dport: int, seq: int, ack: int,
+                     flags: int, win: int, urg: int = 0, options: bytes = b"",
+                     payload: bytes = b"", bad_csum: bool = False, ttl: int = 64,
+                     ip_options: bytes = b"") -> bytes:
+    """A whole IPv4 datagram carrying one TCP segment (checksums filled, or the TCP one made
+    wrong on purpose with ``bad_csum``)."""
+    hdr = struct.pack("!HHIIBBHHH", sport, dport, seq & MASK, ack & MASK,
+                      (20 + len(options)) // 4 << 4, flags, win, 0, urg)
+    tcp = bytearray(hdr + options + payload)
+    csum = checksum(tcp, pseudo_header_sum(src, dst, PROTO_TCP, len(tcp)))
+    if bad_csum:
+        csum ^= 0x5A5A  # pytcp extension: a checksum that cannot verify (MUST-3)
+    struct.pack_into("!H", tcp, 16, csum)
+    pkt = bytearray(20 + len(tcp))
+    build_ipv4_header(pkt, 0, src=src, dst=dst, proto=PROTO_TCP, payload_len=len(tcp), ttl=ttl)
+    pkt[20:] = tcp
+    if ip_options:
+        pkt = with_ip_options(pkt, ip_options)
+    return bytes(pkt)
+
+
+def build_icmp_error(*, src: int, dst: int, icmp_type: int, code: int, mtu: int, sport: int,
+                     dport: int, seq: int) -> bytes:
+    """An ICMP error from ``src`` to ``dst`` quoting the IPv4 header and first 8 TCP octets of
+    a segment we (``dst``) sent from ``sport`` to ``dport`` with sequence number ``seq``
+    (RFC 792; RFC 1191's next-hop MTU for "fragmentation needed")."""
+    quoted = bytearray(28)
+    build_ipv4_header(quoted, 0, src=dst, dst=src, proto=PROTO_TCP, payload_len=20)
+    struct.pack_into("!HHI", quoted, 20, sport, dport, seq & MASK)
+    rest = mtu if icmp_type == 3 and code == 4 else 0
+    icmp = bytearray(struct.pack("!BBHI", icmp_type, code, 0, rest) + quoted)
+    struct.pack_into("!H", icmp, 2, checksum(icmp))
+    pkt = bytearray(20 + len(icmp))
+    build_ipv4_header(pkt, 0, src=src, dst=dst, proto=PROTO_ICMP, payload_len=len(icmp))
+    pkt[20:] = icmp
+    return bytes(pkt)
+
+
+def with_ip_options(pkt: bytearray, opts: bytes) -> bytearray:
+    """Insert IPv4 options after the 20-byte header, fixing IHL, total length and checksum."""
+    hdr = bytearray(pkt[:20]) + opts
+    hdr[0] = 0x40 | (len(hdr) // 4)
+    struct.pack_into("!H", hdr, 2, len(hdr) + len(pkt) - 20)
+    struct.pack_into("!H", hdr, 10, 0)
+    struct.pack_into("!H", hdr, 10, checksum(hdr))
+    return hdr + pkt[20:]
+
+
