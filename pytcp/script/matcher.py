@@ -4,7 +4,8 @@ This module owns packetdrill's matching rules as pytcp applies them (docs/confor
 "Writing scripts"): sequence numbers are shown and compared relative to the ISNs, ``win``,
 ``ack`` and ``urg`` are checked only where written, ``<...>`` accepts any options, a written
 option list must match the sent options in order and value with NOP/EOL padding ignored, TS val
-is never compared (our clock is not the script's) while TS ecr is, SACK blocks are relative to
+is not compared here (the runner checks it against the clock offset it learned) while TS ecr
+is, SACK blocks are relative to
 the script side's ISN, and payload bytes must be the bytes the application wrote (the runner
 writes and injects a known pattern, see :func:`stream_bytes`).
 """

@@ -49,6 +49,7 @@ from pytcp.script.parser import (
 )
 from pytcp.script.sockets import BLOCKED, Outcome, SocketTable, SyscallError, SyscallMismatch
 from pytcp.script.sockets import state_of as _state_of
+from pytcp.tcp.seq import seq_sub
 from pytcp.wire.tcp import SYN
 
 LOCAL_ADDR = "192.168.0.1"
@@ -206,8 +207,11 @@ class Runner:
         # Our ISN per script-side port (one connection per port), learned from our SYN/SYN-ACK.
         self.isns: dict[int, int] = {}
         self.peer_isn: dict[int, int] = {}  # the script side's ISN per port, as written
-        self.ts_offset: int | None = None   # our TSval minus the script's, once learned
+        # Our TSval minus the script's, per script-side port, learned from the first outbound
+        # line that writes a TS val; later written TS vals are checked against it.
+        self.ts_offset: dict[int, int] = {}
         self.last_tsval = 0
+        self._ecr_port = self.remote_port
         self.last_seq = 0
         self.outq: deque[Observed | str] = deque()
         self.pending: list[tuple[SyscallLine, Callable[[float], Outcome | object]]] = []
@@ -352,8 +356,9 @@ class Runner:
     def _ecr_map(self, ecr: int) -> int:
         if ecr == 0:
             return 0
-        if self.ts_offset is not None:
-            return (ecr + self.ts_offset) & MASK
+        off = self.ts_offset.get(self._ecr_port)
+        if off is not None:
+            return (ecr + off) & MASK
         return self.last_tsval
 
     def _inbound(self, line: PacketLine) -> None:
@@ -375,12 +380,16 @@ class Runner:
             ack=(lisn + line.ack) & MASK if line.ack is not None else 0,
             flags=line.flags, win=line.win if line.win is not None else 65535,
             urg=line.urg or 0,
-            options=encode_options(line.options or (), self._ecr_map, lisn),
+            options=self._encode_inbound_options(line, port, lisn),
             payload=stream_bytes((first - 1) & MASK, line.length) if line.length else b"",
             bad_csum=line.bad_csum, ttl=line.ttl if line.ttl is not None else 64,
             ip_options=line.ip_options)
         self._record(format_expected(line))
         self._inject(pkt)
+
+    def _encode_inbound_options(self, line: PacketLine, port: int, lisn: int) -> bytes:
+        self._ecr_port = port
+        return encode_options(line.options or (), self._ecr_map, lisn)
 
     def _inject(self, pkt: bytes) -> None:
         if self.pcap is not None:
@@ -425,11 +434,30 @@ class Runner:
         diff = compare(line, item, self.isns.get(port), self.remote_isn)
         if diff:
             raise self._fail(diff, expected=exp, actual=self._fmt(item))
-        if self.ts_offset is None and line.options and item.options.timestamp is not None:
-            for o in line.options:
-                if o.kind == "TS" and o.ts is not None:
-                    self.ts_offset = (item.options.timestamp[0] - o.ts[0]) & MASK
+        self._check_tsval(line, item, port, exp)
         self.base = item.time
+
+    def _check_tsval(self, line: PacketLine, item: Observed, port: int, exp: str) -> None:
+        """RFC 7323 5.4: our TS clock. The first written TS val fixes the offset between the
+        script's numbers and ours; each later one must match within the time tolerance
+        (converted to clock ticks, plus one tick of rounding)."""
+        if not line.options or item.options.timestamp is None:
+            return
+        for o in line.options:
+            if o.kind != "TS" or o.ts is None:
+                continue
+            got = item.options.timestamp[0]
+            off = self.ts_offset.get(port)
+            if off is None:
+                self.ts_offset[port] = (got - o.ts[0]) & MASK
+                return
+            want = (o.ts[0] + off) & MASK
+            slack = int(self.tolerance * self.tcp_config.ts_hz) + 1
+            if abs(seq_sub(got, want)) > slack:
+                script_got = (got - off) & MASK
+                raise self._fail(f"TS val expected {o.ts[0]} got {script_got} (in the script's "
+                                 f"numbering; tolerance {slack} ticks)", expected=exp,
+                                 actual=self._fmt(item))
 
     def _isn_stale(self, port: int) -> bool:
         """True when no live connection to the script side's ``port`` owns the ISN learned for

@@ -30,7 +30,7 @@ def run(text: str):  # type: ignore[no-untyped-def]
 
 def test_passing_trace_passes() -> None:
     res = run(HANDSHAKE + "+0 write(4, ..., 10) = 10\n"
-              "+0 > P. 1:11(10) ack 1 <nop,nop,TS val 1 ecr 200>\n")
+              "+0 > P. 1:11(10) ack 1 <nop,nop,TS val 101 ecr 200>\n")
     assert res.passed, res.failure and res.failure.long("t.pkt")
 
 
@@ -44,6 +44,14 @@ def test_wrong_field_names_line_expected_and_actual() -> None:
     assert f.actual.startswith("> P. 1:11(10) ack 1 win ")
     assert res.summary().startswith("FAIL t.pkt:9: expected > P. 1:11(10) ack 2")
     assert "ESTABLISHED" in f.long("t.pkt")  # the connection trace is part of the report
+
+
+def test_ts_val_follows_our_clock_after_the_first() -> None:
+    # The SYN-ACK's "TS val 1" at t=0 fixes the offset; 100 ms later our clock (1 kHz) says 101.
+    res = run(HANDSHAKE + "+0 write(4, ..., 10) = 10\n"
+              "+0 > P. 1:11(10) ack 1 <nop,nop,TS val 150 ecr 200>\n")
+    f = res.failure
+    assert f is not None and f.reason.startswith("TS val expected 150 got 101")
 
 
 def test_ts_ecr_is_checked_on_outbound() -> None:
@@ -91,7 +99,7 @@ def test_wrong_syscall_return_fails() -> None:
 def test_blocking_read_completes_when_data_arrives() -> None:
     ok = HANDSHAKE + ("+0 read(4, ..., 10) = 10\n"
                       "+0.1 < P. 1:11(10) ack 1 win 100 <nop,nop,TS val 300 ecr 1>\n"
-                      "+0 > . 1:1(0) ack 11 <nop,nop,TS val 1 ecr 300>\n")
+                      "+0 > . 1:1(0) ack 11 <nop,nop,TS val 201 ecr 300>\n")
     assert run(ok).passed
     never = HANDSHAKE + "+0 read(4, ..., 10) = 10\n"
     f = run(never).failure
