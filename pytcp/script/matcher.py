@@ -5,9 +5,8 @@ This module owns packetdrill's matching rules as pytcp applies them (docs/confor
 ``ack`` and ``urg`` are checked only where written, ``<...>`` accepts any options, a written
 option list must match the sent options in order and value with NOP/EOL padding ignored, TS val
 is not compared here (the runner checks it against the clock offset it learned) while TS ecr
-is, SACK blocks are relative to
-the script side's ISN, and payload bytes must be the bytes the application wrote (the runner
-writes and injects a known pattern, see :func:`stream_bytes`).
+is, SACK blocks are relative to the script side's ISN, and payload bytes must be the bytes the
+application wrote (the runner writes and injects a known pattern, see :func:`stream_bytes`).
 """
 
 from __future__ import annotations
