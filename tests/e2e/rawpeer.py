@@ -35,6 +35,7 @@ class RawPeer:
                  stack_addr: str = STACK_ADDR) -> None:
         self.addr = addr
         self.stack_addr = stack_addr
+        self.ifname = ifname
         self.tx = ns.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         self.rx = ns.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
         self.rx.bind((ifname, ETH_P_IP))
@@ -47,7 +48,12 @@ class RawPeer:
 
     # -- sending -----------------------------------------------------------------------
     def send_raw(self, packet: bytes) -> None:
+        """Through the kernel's IP layer (which fills in the IP checksum and total length)."""
         self.tx.sendto(packet, (self.stack_addr, 0))
+
+    def send_link(self, packet: bytes) -> None:
+        """Straight onto the TUN, byte for byte (malformed IP headers included)."""
+        self.rx.sendto(packet, (self.ifname, ETH_P_IP))
 
     def send_tcp(self, sport: int, dport: int, seq: int, ack: int = 0, flags: str = "S",
                  payload: bytes = b"", window: int = 65535,
