@@ -20,9 +20,11 @@ from tools.netns import Netns, PytcpUp
 ECHO = 7
 
 
-@pytest.fixture
-def hostile(netns: Netns, start_pytcp: StartPytcp) -> Iterator[tuple[Netns, PytcpUp, RawPeer]]:
-    up = start_pytcp(netns, "--echo", str(ECHO), "--http", "80")  # no --root: status page
+@pytest.fixture(params=[(), ("--offload",)], ids=["plain", "offload"])
+def hostile(request: pytest.FixtureRequest, netns: Netns,
+            start_pytcp: StartPytcp) -> Iterator[tuple[Netns, PytcpUp, RawPeer]]:
+    # No --root: port 80 serves the status page, whose JSON has the drop counters.
+    up = start_pytcp(netns, "--echo", str(ECHO), "--http", "80", *request.param)
     peer = RawPeer(netns)
     try:
         yield netns, up, peer
