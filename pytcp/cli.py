@@ -11,7 +11,8 @@ of ``pytcp up``, the download of ``pytcp get``, and the clean shutdown on SIGINT
   or exit 2 with one line on stderr (refused, timeout, HTTP error status, bad argument). A
   summary line (bytes, seconds, Mbit/s) goes to stderr on success; ``-o FILE`` appears only
   when the download is complete (written to a temporary file, then renamed).
-- ``pytcp script FILE...``: ``pytcp.script.runner.main``.
+- ``pytcp script [OPTIONS] FILE...``: everything after ``script`` goes to
+  ``pytcp.script.runner.main`` (its options: ``-v``, ``--pcap PATH``, ``-h``).
 """
 
 from __future__ import annotations
@@ -169,8 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds to wait for the connection and for each read (default 30)")
     _add_link_flags(get)
 
-    script = sub.add_parser("script", help="run packetdrill-syntax scripts in virtual time")
-    script.add_argument("files", nargs="+", metavar="FILE")
+    # Listed for --help only: main() hands everything after "script" to the runner, which
+    # owns its options (-v, --pcap PATH, -h).
+    sub.add_parser("script", help="run packetdrill-syntax scripts in virtual time "
+                                  "(pytcp script -h)")
     return parser
 
 
@@ -553,6 +556,11 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pytcp`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["script"]:
+        from pytcp.script.runner import main as run_scripts
+
+        return run_scripts(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -565,10 +573,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("pytcp: error: choose a command: up, get or script (pytcp --help)",
               file=sys.stderr)
         return EXIT_ERROR
-    if args.command == "script":
-        from pytcp.script.runner import main as run_scripts
-
-        return run_scripts(list(args.files))
     prog = f"pytcp {args.command}"
     try:
         if args.command == "up":

@@ -181,4 +181,10 @@ def test_script_runs_the_packetdrill_runner_and_returns_its_status(
     assert cli.main(["script", str(good), str(bad)]) != 0
     out, _ = capsys.readouterr()
     assert f"FAIL {bad}" in out
-    assert one_error_line(capsys, ["script"]).startswith("pytcp script: error: ")
+    # Options after "script" belong to the runner (pytcp/script/runner.py), not to argparse.
+    assert cli.main(["script", "-v", str(good)]) == 0
+    out, _ = capsys.readouterr()
+    assert f"PASS {good}" in out
+    assert cli.main(["script"]) == 2  # no file: the runner's usage error
+    _, err = capsys.readouterr()
+    assert "usage: pytcp script" in err
