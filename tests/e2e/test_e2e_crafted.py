@@ -90,7 +90,9 @@ def test_in_window_inexact_rst_gets_challenge_ack_and_connection_survives(
     peer.send_tcp(41003, DISCARD, our_nxt, their_nxt, flags="PA", payload=b"abc")
     seg = peer.expect_tcp(DISCARD, 41003, want=lambda t: t.ack == our_nxt + 3)
     assert seg is not None and flags_of(seg) & RST == 0, "connection did not survive"
-    # An exact RST closes it: no answer to the RST, and later data draws a reset.
+    # An exact RST closes it: no answer to the RST, and later data draws a reset. (Let any
+    # delayed ACK or window update for "abc" go out first, so it is not taken as an answer.)
+    peer.quiet_for(0.3, lambda p: False)
     peer.send_tcp(41003, DISCARD, our_nxt + 3, flags="R")
     assert peer.quiet_for(0.5, lambda p: TCP in p and p[TCP].dport == 41003) == []
     peer.send_tcp(41003, DISCARD, our_nxt + 3, their_nxt, flags="PA", payload=b"x")
