@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import re
 import sys
 import traceback
 from collections import deque
@@ -161,7 +162,7 @@ class Runner:
     """Executes one parsed script against a fresh stack."""
 
     def __init__(self, script: Script, *, pcap: Any = None, verbose: bool = False,
-                 strict: bool = True) -> None:
+                 strict: bool = True, record: bool = False) -> None:
         from pytcp.stack import Stack, StackConfig
         from pytcp.wire.ipv4 import ip_to_int
 
@@ -227,7 +228,13 @@ class Runner:
         self.pcap = pcap
         # strict=False (for fuzz tests): unexpected outbound packets are dropped instead of
         # failing; they are still parsed, checksum-verified and address-checked.
-        self.strict = strict
+        self.strict = strict and not record
+        # record=True (`pytcp script --record`): outbound lines in the script are skipped, our
+        # ISNs are learned from what the stack sends, calls' actual results are logged rather
+        # than checked, and the log becomes a runnable script (record_lines()).
+        self.record = record
+        if record:
+            self.log = []
 
     # --- plumbing ---
     def _on_connect(self, handle: Any) -> None:
@@ -290,6 +297,8 @@ class Runner:
             if th.options.timestamp is not None:
                 self.last_tsval = th.options.timestamp[0]
             self.last_seq = th.seq
+            if self.record and th.flags & SYN and self._isn_stale(th.dport):
+                self.isns[th.dport] = th.seq
             self.outq.append(obs)
             self._record(obs)
 
@@ -297,6 +306,21 @@ class Runner:
         self.history.append((self.now, item))
         if self.log is not None:
             self.log.append((self.now, item))
+
+    def record_lines(self) -> list[str]:
+        """The run as a script: settings, then every event at its absolute time, our packets
+        in script notation (relative to our ISNs). Edit and keep what should be checked."""
+        out = [f"// Recorded by `pytcp script --record` from {self.script.path}."]
+        kept = {k: v for k, v in self.script.settings.items() if k != "xfail"}
+        if kept:
+            out.append("// pytcp: " + " ".join(f"{k}={v}" for k, v in kept.items()))
+        for t, item in self.log or []:
+            text = self._fmt(item)
+            if isinstance(item, Observed):
+                # Our own packets: leave the window unchecked unless the author adds it back.
+                text = re.sub(r" win \d+", "", text)
+            out.append(f"{t:.3f} {text}")
+        return out
 
     def trace_lines(self) -> list[str]:
         """The verbose trace: every packet both ways and every call, in script notation."""
@@ -479,6 +503,8 @@ class Runner:
         got = f"{ret}" + (f" {err}" if err else "")
         if self.log is not None:
             self.log.append((self.now, f"{line.name}({', '.join(line.args)}) = {got}"))
+        if self.record:
+            return
         want = f"{line.ret}" + (f" {line.errno_name}" if line.errno_name else "")
         if ret != line.ret or err != line.errno_name:
             raise self._fail(f"{line.name}() returned {got}", expected=f"= {want}",
@@ -513,7 +539,8 @@ class Runner:
             self.current = line
             target, lo, hi = self._times(line.timing)
             if isinstance(line, PacketLine) and line.direction == ">":
-                self._outbound(line, target, lo, hi)
+                if not self.record:
+                    self._outbound(line, target, lo, hi)
                 continue
             self._advance(target, stop_on_packet=False)
             what = f"line {line.lineno}"
@@ -528,7 +555,7 @@ class Runner:
         self.current = self.script.lines[-1] if self.script.lines else None
         self._after_step()
         self._no_unexpected("the end of the script")
-        if self.pending:
+        if self.pending and not self.record:
             line = self.pending[0][0]
             raise self._fail(f"{line.name}() was still blocked at the end of the script",
                              line=line)
@@ -592,12 +619,29 @@ def _expand(paths: list[str]) -> list[str]:
     return out
 
 
-USAGE = """usage: pytcp script [-v] [--pcap PATH] FILE.pkt|DIR ...
+def _record(files: list[str]) -> int:
+    """``--record``: run each script leniently and print it back with what the stack did."""
+    status = 0
+    for path in files:
+        try:
+            runner = Runner(parse_file(path), record=True)
+            runner.run()
+        except (ScriptSyntaxError, ScriptFailure, OSError) as e:
+            print(f"pytcp script: {path}: {e}", file=sys.stderr)
+            status = 1
+            continue
+        print("\n".join(runner.record_lines()))
+    return status
+
+
+USAGE = """usage: pytcp script [-v] [--pcap PATH] [--record] FILE.pkt|DIR ...
 
 Run packetdrill-syntax scripts against the pytcp stack in virtual time (docs/conformance.md).
   -v, --verbose  print every packet and system call of each script (relative seq/ack)
   --pcap PATH    write each script's packets to a pcapng file: PATH itself for one script
                  ending in .pcapng, else PATH/<dir>-<name>.pcapng
+  --record       do not check: run the inbound packets and calls, and print the script back
+                 with the packets the stack sent and the values the calls returned
 Prints PASS/FAIL per script and 'N passed, N failed'; exit status 0 only when none failed."""
 
 
@@ -605,6 +649,7 @@ def main(argv: list[str]) -> int:
     """``pytcp script [-v] [--pcap PATH] FILE|DIR...``: one line per script, then a summary;
     0 when all pass, 1 when one failed, 2 for a usage error."""
     verbose = False
+    record = False
     pcap: str | None = None
     paths: list[str] = []
     args = list(argv)
@@ -615,6 +660,8 @@ def main(argv: list[str]) -> int:
             return 0
         if a in ("-v", "--verbose"):
             verbose = True
+        elif a == "--record":
+            record = True
         elif a == "--pcap" or a.startswith("--pcap="):
             if a == "--pcap":
                 if not args:
@@ -632,6 +679,8 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     files = _expand(paths)
+    if record:
+        return _record(files)
     one_file = pcap is not None and len(files) == 1 and pcap.endswith((".pcapng", ".pcap"))
     if pcap is not None and not one_file:
         os.makedirs(pcap, exist_ok=True)

@@ -207,3 +207,20 @@ def test_usage_errors() -> None:
     assert main(["--bogus", "x.pkt"]) == 2
     assert main(["--pcap"]) == 2
     assert main(["--help"]) == 0
+
+
+def test_record_prints_a_script_that_replays(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in.pkt"
+    src.write_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n"
+                   "+0 listen(3, 1) = 0\n+0 < S 0:0(0) win 65535 <mss 1460>\n"
+                   "+.1 < . 1:1(0) ack 1 win 65535\n+0 accept(3, ..., ...) = 9\n"
+                   "+0 write(4, ..., 10) = 0\n")
+    assert main(["--record", str(src)]) == 0
+    out = capsys.readouterr().out
+    assert "0.000 > S. 0:0(0) ack 1 <mss 1460>" in out
+    assert "0.100 accept(3, ..., ...) = 4" in out       # the actual value, not the script's
+    assert "0.100 > P. 1:11(10) ack 1" in out
+    replay = tmp_path / "replay.pkt"
+    replay.write_text(out)
+    assert run_script(str(replay)).passed
