@@ -26,7 +26,9 @@ def _wait_listening(ns: Netns, port: int, timeout: float = 10.0) -> None:
     raise AssertionError(f"nothing listens on port {port} after {timeout} s")
 
 
-@pytest.mark.parametrize("extra", [(), ("--offload",)], ids=["plain", "offload"])
+@pytest.mark.parametrize("extra", [
+    (), ("--offload",), ("--impair", "loss=0.05,reorder=0.05,dup=0.01", "--seed", "1"),
+], ids=["plain", "offload", "impaired"])
 def test_pytcp_get_downloads_10_mb_from_kernel_http_server(
         netns: Netns, e2e_data: Data, tmp_path: Path, extra: tuple[str, ...]) -> None:
     # The host address appears only when pytcp brings the TUN up, so the server binds to it
@@ -38,7 +40,7 @@ def test_pytcp_get_downloads_10_mb_from_kernel_http_server(
     _wait_listening(netns, 8000)
     out = tmp_path / "out"
     res = netns.run(pytcp_argv("get", f"http://{HOST_ADDR}:8000/big", "-o", str(out), *extra),
-                    timeout=90, env=pytcp_env(), cwd=str(REPO_ROOT))
+                    timeout=120, env=pytcp_env(), cwd=str(REPO_ROOT))
     assert res.returncode == 0, res.stderr.decode(errors="replace")[-3000:]
     assert out.stat().st_size == len(e2e_data.big)
     assert file_sha256(out) == sha256(e2e_data.big)
