@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.netns import REPO_ROOT, Netns, PytcpUp, environment_problem  # noqa: E402
+from tools.netns import REPO_ROOT, Netns, PytcpUp, environment_problem
 
 SERVER_VETH, CLIENT_VETH = "10.88.0.1", "10.88.0.2"
 STACK_ADDR = "10.77.0.2"
@@ -128,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp) / "www"
         root.mkdir()
         with open(root / "blob", "wb") as f:
-            for _ in range(args.size_mb):
-                f.write(os.urandom(1024 * 1024))
+            f.writelines(os.urandom(1024 * 1024) for _ in range(args.size_mb))
         os.chmod(tmp, 0o755)
 
         server = Netns("pytcp-bench-srv")

@@ -24,8 +24,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, Iterator, Sequence
+from typing import IO, Any, Self
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLONE_NEWNET = 0x40000000
@@ -47,7 +48,9 @@ def environment_problem() -> str | None:
     if not os.path.exists("/dev/net/tun"):
         return "/dev/net/tun is missing"
     for tool in ("ip",):
-        if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode:
+        found = subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True,
+                               check=False)
+        if found.returncode:
             return f"`{tool}` is not installed"
     return None
 
@@ -121,7 +124,7 @@ class Netns:
     def ip(self, *args: str) -> None:
         """``ip -n NS args...``; raises RuntimeError with ip's message on failure."""
         res = subprocess.run(["ip", "-n", self.name, *args], capture_output=True, text=True,
-                             timeout=10)
+                             timeout=10, check=False)
         if res.returncode:
             raise RuntimeError(f"ip -n {self.name} {' '.join(args)}: {res.stderr.strip()}")
 
@@ -192,20 +195,20 @@ class Netns:
         if self._created:
             # Anything else still running inside (a grandchild) would keep the netns alive.
             pids = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True,
-                                  text=True, timeout=10).stdout.split()
+                                  text=True, timeout=10, check=False).stdout.split()
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), signal.SIGKILL)
             for _ in range(20):
                 res = subprocess.run(["ip", "netns", "del", self.name], capture_output=True,
-                                     timeout=10)
+                                     timeout=10, check=False)
                 if res.returncode == 0 or not os.path.exists(f"/run/netns/{self.name}"):
                     break
                 time.sleep(0.1)
             self._created = False
             _LIVE.discard(self)
 
-    def __enter__(self) -> Netns:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -227,7 +230,7 @@ class PytcpUp:
         self.ready_line: str | None = None
         self._ready = threading.Event()
         self._stderr_path = workdir / f"pytcp-up-{secrets.token_hex(3)}.stderr"
-        self._stderr: IO[bytes] = open(self._stderr_path, "wb")
+        self._stderr: IO[bytes] = open(self._stderr_path, "wb")  # noqa: SIM115 - closed by stop()
         self.proc = ns.popen(pytcp_argv("up", *self.args), stdout=subprocess.PIPE,
                              stderr=self._stderr, env=pytcp_env(env), cwd=str(REPO_ROOT))
         self._reader = threading.Thread(target=self._drain, daemon=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import random
 import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 

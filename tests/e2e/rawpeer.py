@@ -14,9 +14,9 @@ from __future__ import annotations
 import select
 import socket
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from scapy.layers.inet import IP, TCP  # type: ignore[import-untyped]
+from scapy.layers.inet import IP, TCP
 
 from tools.netns import Netns
 
@@ -82,7 +82,7 @@ class RawPeer:
                 return
             try:
                 pkt = IP(data)
-            except Exception:  # noqa: BLE001 - a packet scapy cannot parse is still "seen"
+            except Exception:  # noqa: BLE001, S112 - not an IPv4 packet scapy can read: skip
                 continue
             if pkt.src == self.stack_addr and pkt.dst == self.addr:
                 self.seen.append(pkt)
@@ -139,7 +139,7 @@ class RawPeer:
             timeout, start=mark)
         if synack is None:
             raise AssertionError(f"no reply to SYN {sport}->{dport} within {timeout} s")
-        t = synack[TCP]
+        t: TCP = synack[TCP]
         if int(t.flags) & (SYN | ACK | RST) != SYN | ACK or t.ack != (isn + 1) % 2**32:
             raise AssertionError(f"expected SYN-ACK ack={isn + 1}, got {t.summary()}")
         self.send_tcp(sport, dport, isn + 1, (t.seq + 1) % 2**32, flags="A")

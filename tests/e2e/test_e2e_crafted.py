@@ -6,10 +6,10 @@ a SYN and an ACK to a closed port, a bad TCP checksum, an in-window RST that is 
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-from scapy.layers.inet import IP, TCP  # type: ignore[import-untyped]
+from scapy.layers.inet import IP, TCP
 
 from tests.e2e.conftest import StartPytcp
 from tests.e2e.rawpeer import ACK, FIN, RST, SYN, RawPeer

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import random
 import struct
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-from scapy.layers.inet import ICMP, IP, TCP  # type: ignore[import-untyped]
+from scapy.layers.inet import ICMP, IP, TCP
 
 from tests.e2e.conftest import STACK_ADDR, StartPytcp, curl
 from tests.e2e.rawpeer import PEER_ADDR, RawPeer

@@ -10,13 +10,14 @@ import asyncio
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import STACK_ADDR, Served, curl, file_sha256, sha256
 
 
-def test_curl_downloads_10_mb_byte_identical(served: Served, tmp_path) -> None:
+def test_curl_downloads_10_mb_byte_identical(served: Served, tmp_path: Path) -> None:
     out = tmp_path / "big"
     res = curl(served.ns, "-o", str(out), "-w", "%{http_code} %{size_download}",
                f"http://{STACK_ADDR}/big", timeout=60)
@@ -25,7 +26,7 @@ def test_curl_downloads_10_mb_byte_identical(served: Served, tmp_path) -> None:
     assert file_sha256(out) == sha256(served.data.big)
 
 
-def test_fifty_files_over_one_keep_alive_connection(served: Served, tmp_path) -> None:
+def test_fifty_files_over_one_keep_alive_connection(served: Served, tmp_path: Path) -> None:
     paths = sorted(served.data.small)
     args: list[str] = ["-w", "%{http_code} %{num_connects} %{size_download}\\n"]
     for i, path in enumerate(paths):

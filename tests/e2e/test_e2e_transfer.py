@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import HOST_ADDR, STACK_ADDR, Data, StartPytcp, curl, file_sha256, sha256
-from tools.netns import Netns, pytcp_argv, pytcp_env, REPO_ROOT
+from tools.netns import REPO_ROOT, Netns, pytcp_argv, pytcp_env
 
 
 def _wait_listening(ns: Netns, port: int, timeout: float = 10.0) -> None:
