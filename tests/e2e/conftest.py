@@ -92,11 +92,13 @@ StartPytcp = Callable[..., PytcpUp]
 
 @pytest.fixture
 def start_pytcp(tmp_path: Path) -> Iterator[StartPytcp]:
-    """``start_pytcp(ns, *args)``: ``pytcp up ARGS`` in ``ns``, ready; stopped at teardown."""
+    """``start_pytcp(ns, *args, env=None)``: ``pytcp up ARGS`` in ``ns`` (extra environment
+    ``env``), ready; stopped at teardown."""
     started: list[PytcpUp] = []
 
-    def start(ns: Netns, *args: str, timeout: float = READY_TIMEOUT) -> PytcpUp:
-        up = PytcpUp(ns, args, tmp_path)
+    def start(ns: Netns, *args: str, timeout: float = READY_TIMEOUT,
+              env: dict[str, str] | None = None) -> PytcpUp:
+        up = PytcpUp(ns, args, tmp_path, env=env)
         started.append(up)
         up.wait_ready(timeout)
         return up

@@ -68,3 +68,20 @@ def test_download_under_loss_reorder_and_duplication_stays_identical(
     assert res.stdout.decode() == f"200 {len(e2e_data.big)}"
     assert file_sha256(out) == sha256(e2e_data.big)
     print(f"10 MB under 5% loss, 5% reorder, 1% dup in {took:.1f} s")
+
+
+@pytest.mark.parametrize("extra", [(), ("--offload",)], ids=["plain", "offload"])
+def test_download_on_the_pure_python_checksum_fallback(
+        netns: Netns, start_pytcp: StartPytcp, e2e_data: Data, tmp_path: Path,
+        extra: tuple[str, ...]) -> None:
+    # PYTCP_NO_NATIVE=1: every checksum (64 KB super-segments with --offload) in Python.
+    up = start_pytcp(netns, "--http", "80", "--root", str(e2e_data.root), *extra,
+                     env={"PYTCP_NO_NATIVE": "1"})
+    version = netns.run(pytcp_argv("--version"), timeout=30, cwd=str(REPO_ROOT),
+                        env=pytcp_env({"PYTCP_NO_NATIVE": "1"})).stdout.decode()
+    assert "native: no" in version, version
+    out = tmp_path / "big"
+    res = curl(netns, "-o", str(out), f"http://{STACK_ADDR}/big", timeout=60)
+    assert res.returncode == 0, res.stderr.decode()
+    assert file_sha256(out) == sha256(e2e_data.big)
+    assert up.proc.poll() is None
