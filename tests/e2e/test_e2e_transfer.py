@@ -85,3 +85,21 @@ def test_download_on_the_pure_python_checksum_fallback(
     assert res.returncode == 0, res.stderr.decode()
     assert file_sha256(out) == sha256(e2e_data.big)
     assert up.proc.poll() is None
+
+
+@pytest.mark.parametrize("mtu", ["576", "9000"])
+def test_other_mtus_download_and_fragmented_ping(
+        netns: Netns, start_pytcp: StartPytcp, e2e_data: Data, tmp_path: Path,
+        mtu: str) -> None:
+    start_pytcp(netns, "--http", "80", "--root", str(e2e_data.root), "--mtu", mtu)
+    out = tmp_path / "big"
+    res = curl(netns, "-o", str(out), f"http://{STACK_ADDR}/big", timeout=60)
+    assert res.returncode == 0, res.stderr.decode()
+    assert file_sha256(out) == sha256(e2e_data.big)
+    # 12,000 bytes of ICMP: fragments both ways at either MTU (pytcp reassembles the request
+    # and fragments its reply).
+    res = netns.run(["ping", "-c", "2", "-i", "0.2", "-W", "2", "-s", "12000", STACK_ADDR],
+                    timeout=20)
+    assert res.returncode == 0, res.stdout.decode() + res.stderr.decode()
+    assert "2 received" in res.stdout.decode()
+    assert "wrong data" not in res.stdout.decode(), res.stdout.decode()  # ping checks the echo
