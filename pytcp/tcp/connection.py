@@ -699,11 +699,15 @@ class Connection(ConnectionOutput):
 
     def _on_syn_acked(self, now: float, seg: Segment) -> None:
         """Our SYN was acknowledged: RTT sample, timer off (RFC 6298)."""
-        sample = self._rtt_sample(now, seg.options, seg.ack)
-        if sample is not None:
-            self._rtt.sample(sample)
-        elif self._syn_lost:
+        if self._syn_lost:
+            # RFC 6298 5.7 and Karn: no sample after a retransmitted SYN (even with
+            # timestamps: the peer may echo the first SYN's TSval and inflate the RTT).
+            self._rtt_seq = None
             self._rtt.reinit_after_syn_loss()
+        else:
+            sample = self._rtt_sample(now, seg.options, seg.ack)
+            if sample is not None:
+                self._rtt.sample(sample)
         self._rtt.reset_backoff()
         self._retries = 0
         self._rto_at = None

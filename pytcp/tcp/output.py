@@ -211,8 +211,11 @@ class ConnectionOutput:
             self._send_ack(now)
 
     def _send_ack(self, now: float) -> None:
-        """A pure ACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> with the current options."""
-        self._emit(Segment(self.snd_nxt, self.rcv_nxt, ACK, self._wnd_field(),
+        """A pure ACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> with the current options. While
+        an RTO go-back has pulled SND.NXT below SND.MAX, the ACK carries SND.MAX (as BSD
+        does): the peer has seen sequence numbers up to there and would find an older one
+        unacceptable (RFC 9293 3.10.7.4) and ignore the ACK."""
+        self._emit(Segment(self.snd_max, self.rcv_nxt, ACK, self._wnd_field(),
                            options=self._options(now, 0)))
 
     def _has_unsent(self) -> bool:

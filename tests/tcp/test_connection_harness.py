@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pytcp.tcp.config import TcpConfig
 from pytcp.tcp.connection import Connection
 from pytcp.tcp.segment import Segment
-from pytcp.wire.tcp import ACK, SYN, TcpOptions
+from pytcp.tcp.state import State
+from pytcp.wire.tcp import ACK, RST, SYN, TcpOptions
 
 A_ISS = 1000
 B_ISS = 50000
@@ -52,6 +53,7 @@ class Net:
         self._n = 0
         self.received = {"a": bytearray(), "b": bytearray()}
         self.auto_read = True
+        self.closed_rst = True  # a CLOSED end answers like the stack (RST), not silently
 
     def _collect(self) -> None:
         for name, conn in (("a>b", self.a), ("b>a", self.b)):
@@ -97,6 +99,16 @@ class Net:
         while self._q and self._q[0][0] <= self.t:
             _, _, name, seg = heapq.heappop(self._q)
             dst = self.b if name == "a>b" else self.a
+            if dst.state is State.CLOSED and self.closed_rst:
+                # What the stack does for a segment to no connection (RFC 9293 3.10.7.1).
+                if not seg.flags & RST:
+                    back = "b>a" if name == "a>b" else "a>b"
+                    rst = (Segment(seg.ack, 0, RST, 0) if seg.flags & ACK else
+                           Segment(0, (seg.seq + seg.seg_len) & 0xFFFFFFFF, RST | ACK, 0))
+                    self.log.append((self.t, back, rst))
+                    self._n += 1
+                    heapq.heappush(self._q, (self.t + self.delay, self._n, back, rst))
+                continue
             dst.handle_segment(self.t, seg)
         for c in (self.a, self.b):
             d = c.next_deadline()

@@ -372,3 +372,23 @@ def test_hostile_segments_in_every_state_never_raise(setup: str) -> None:
         c.pending_events()
         if c.state is State.CLOSED:
             c = fresh()
+
+
+def test_pure_ack_during_rto_go_back_carries_snd_max() -> None:
+    # both directions lose their first segment; each end's RTO goes back, and its ACKs for
+    # the peer's data must still be acceptable to the peer
+    lost: set[str] = set()
+
+    def drop(direction: str, seg: Segment) -> bool:
+        if seg.payload and direction not in lost:
+            lost.add(direction)
+            return True
+        return False
+
+    net = pair(cfg(sack=False, timestamps=False), cfg(sack=False, timestamps=False), drop=drop)
+    net.a.send(net.t, b"A" * 3000)
+    net.b.send(net.t, b"B" * 3000)
+    net.run(3.0)
+    assert net.received == {"a": bytearray(b"B" * 3000), "b": bytearray(b"A" * 3000)}
+    assert net.a.snd_una == net.a.snd_max and net.b.snd_una == net.b.snd_max
+    assert net.a.info().retransmits <= 2 and net.b.info().retransmits <= 2
