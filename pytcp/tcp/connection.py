@@ -1073,7 +1073,17 @@ class Connection(ConnectionOutput):
         """RTT measurement: RFC 7323 4 (TSecr) when timestamps are on, else RFC 6298 with
         Karn's algorithm (the timed segment was not retransmitted)."""
         if self.ts_ok and opts.timestamp is not None and opts.timestamp[1] != 0:
-            ticks = (self._ts_val(now) - opts.timestamp[1]) & MASK
+            tsecr = opts.timestamp[1]
+            rtx_end = self._rtx_end
+            if rtx_end is not None:
+                if seq_ge(ack, rtx_end):
+                    self._rtx_end = None
+                if seq_lt(self.snd_una, rtx_end) and seq_lt(tsecr, self._rtx_ts):
+                    # This ACK covers retransmitted data but echoes a TSval from before the
+                    # retransmission (a duplicate the peer answered with an old TS.Recent):
+                    # the sample would include the whole timeout. Karn: take none.
+                    return None
+            ticks = (self._ts_val(now) - tsecr) & MASK
             if ticks < 0x7FFFFFFF:
                 self._rtt_seq = None
                 return ticks / self.config.ts_hz

@@ -83,6 +83,8 @@ class ConnectionOutput:
     _rexmit_out: int
     _last_send: float
     _burst_key: tuple[float, int, int, int] | None = None
+    _rtx_ts = 0                    # TSval of the latest retransmission
+    _rtx_end: int | None = None    # end of the highest retransmitted range, until acked
     _burst_val: tuple[int, TcpOptions] = (0, NO_OPTIONS)
 
     def _arm_rto(self, now: float) -> None:
@@ -429,6 +431,11 @@ class ConnectionOutput:
         elif retrans:
             self.retransmits += 1
             self._rtt_seq = None  # Karn: a retransmitted segment gives no sample
+        if retrans:
+            # Remember the retransmission for RTTM (see Connection._rtt_sample).
+            self._rtx_ts = self._ts_val(now)
+            if self._rtx_end is None or seq_gt(end, self._rtx_end):
+                self._rtx_end = end
         if self._rto_at is None:
             self._arm_rto(now)
         self._persist_at = None

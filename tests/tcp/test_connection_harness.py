@@ -122,7 +122,7 @@ class Net:
         until = self.t + duration
         for _ in range(max_steps):
             if not self.step(until):
-                self.t = max(self.t, until) if not self._q else self.t
+                self.t = max(self.t, until)
                 return
         raise AssertionError("harness: step limit reached")
 
