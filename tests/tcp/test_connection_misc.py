@@ -105,3 +105,29 @@ def test_info_and_transitions_and_debug_log(caplog: pytest.LogCaptureFixture) ->
     net.a.shutdown(net.t)
     net.run(0.1)
     assert "A ESTABLISHED -> FIN-WAIT-1 (CLOSE)" in caplog.text
+
+
+def test_no_rtt_sample_when_ack_of_retransmission_echoes_the_original_tsval() -> None:
+    c = established_server()
+    srtt0 = c.info().srtt
+    c.send(1.0, b"x" * 100)
+    [orig] = c.pending_output()
+    assert orig.options.timestamp is not None
+    t = c.next_deadline()
+    assert t is not None
+    c.handle_timers(t)
+    [rtx] = c.pending_output()
+    assert rtx.seq == orig.seq and rtx.options.timestamp != orig.options.timestamp
+    # the peer got the original, its ACK was lost; the retransmission is a duplicate there and
+    # its ACK echoes the original TSval: Karn applies, no sample
+    c.handle_segment(t + 0.01, Segment(9001, orig.seq + 100, ACK, 502,
+                                       options=TcpOptions(timestamp=(500, orig.options.timestamp[0]))))
+    assert c.snd_una == orig.seq + 100
+    assert c.info().srtt == srtt0
+    # a later ACK of new data gives a sample again
+    c.send(t + 0.02, b"y")
+    [d] = c.pending_output()
+    assert d.options.timestamp is not None
+    c.handle_segment(t + 0.05, Segment(9001, d.seq + 1, ACK, 502,
+                                       options=TcpOptions(timestamp=(501, d.options.timestamp[0]))))
+    assert c.info().srtt != srtt0
