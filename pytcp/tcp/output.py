@@ -393,7 +393,7 @@ class ConnectionOutput:
         if key != self._burst_key or self._reasm or self._dsack is not None:
             self._burst_key = key
             self._burst_val = (self._wnd_field(), self._options(now, self.snd_mss))
-        wnd, opts = self._burst_val
+        opts = self._burst_val[1]
         self.last_ack_sent = self.rcv_nxt
         self._ack_now = False
         self._delack_at = None

@@ -3,6 +3,7 @@ TIME-WAIT (MUST-13, RFC 1337), RST handling and RFC 5961 challenge ACKs."""
 
 from __future__ import annotations
 
+from test_connection_data import established_server
 from test_connection_harness import B_ISS, cfg, pair
 
 from pytcp.drops import DropReason
@@ -11,8 +12,6 @@ from pytcp.tcp.events import Closed, ConnectionReset, EndOfStream
 from pytcp.tcp.segment import Segment
 from pytcp.tcp.state import State
 from pytcp.wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions
-
-from test_connection_data import established_server  # noqa: E402
 
 
 def states(c: Connection) -> list[State]:

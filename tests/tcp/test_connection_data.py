@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from test_connection_harness import A_ISS, B_ISS, cfg, pair, syn_options
+from test_connection_harness import B_ISS, cfg, pair, syn_options
 
 from pytcp.tcp.config import TcpConfig
 from pytcp.tcp.connection import Connection
