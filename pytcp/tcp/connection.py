@@ -555,20 +555,23 @@ class Connection(ConnectionOutput):
 
     def _fast_path(self, now: float, seg: Segment) -> bool:
         """Header prediction (Van Jacobson's, as in BSD and Linux's tcp_rcv_established): in
-        ESTABLISHED, the next in-order data that acknowledges nothing new, or a pure ACK of new
-        data, with an unchanged window, no SACK/recovery state and an acceptable timestamp, is
-        processed here with the same results as the full RFC 9293 3.10.7.4 path. False: take
-        the full path."""
+        ESTABLISHED, the next in-order data that acknowledges nothing new and leaves the window
+        as it was, or a pure ACK of new data (with a non-zero window), with no SACK/recovery
+        state and an acceptable timestamp, is processed here with the same results as the full
+        RFC 9293 3.10.7.4 path. False: take the full path."""
         if seg.flags & (SYN | FIN | RST | URG | ACK) != ACK or seg.seq != self.rcv_nxt:
             return False
         ts = seg.options.timestamp
         if self.ts_ok and (ts is None or seq_lt(ts[0], self.ts_recent)):
             return False
         if (seg.options.sack_blocks or self._in_recovery or self._dupacks or self._sb
-                or self._app_closed or (seg.wnd << self.snd_wscale) != self.snd_wnd):
+                or self._app_closed):
             return False
         payload = seg.payload
         n = len(payload)
+        new_wnd = seg.wnd << self.snd_wscale
+        if new_wnd != self.snd_wnd and (n or new_wnd == 0 or self._persist_at is not None):
+            return False
         ack = seg.ack
         acked = 0
         if n:
@@ -588,6 +591,10 @@ class Connection(ConnectionOutput):
                                               and seq_le(self.snd_wl2, ack)):
             self.snd_wl1 = seg.seq
             self.snd_wl2 = ack
+            if new_wnd != self.snd_wnd:  # (pure ACK: a window update, 3.10.7.4 fifth)
+                self.snd_wnd = new_wnd
+                if new_wnd > self.max_snd_wnd:
+                    self.max_snd_wnd = new_wnd
         if n:
             self._receive_text(now, seg.seq, payload)
         else:
