@@ -392,3 +392,27 @@ def test_pure_ack_during_rto_go_back_carries_snd_max() -> None:
     assert net.received == {"a": bytearray(b"B" * 3000), "b": bytearray(b"A" * 3000)}
     assert net.a.snd_una == net.a.snd_max and net.b.snd_una == net.b.snd_max
     assert net.a.info().retransmits <= 2 and net.b.info().retransmits <= 2
+
+
+def test_newreno_partial_ack_recovers_second_loss_without_rto() -> None:
+    count = [0]
+    dropped: set[int] = set()
+
+    def drop(direction: str, seg: Segment) -> bool:
+        if direction == "a>b" and seg.payload:
+            count[0] += 1
+            if count[0] in (3, 6):
+                dropped.add(seg.seq)
+                return True
+        return False
+
+    net = pair(cfg(sack=False), cfg(sack=False), drop=drop)
+    data = payload(30 * 1448)
+    transfer(net, data)
+    assert bytes(net.received["b"]) == data
+    assert net.a.info().retransmits == 2
+    sends = {seq: [t for (t, d, s) in net.log if d == "a>b" and s.payload and s.seq == seq]
+             for seq in dropped}
+    # the second hole is retransmitted one RTT after the first (RFC 6582 partial ACK)
+    for times in sends.values():
+        assert len(times) == 2 and times[1] - times[0] < 0.1
