@@ -113,7 +113,9 @@ class Connection(ConnectionOutput):
         self.max_snd_wnd = 0
         self.peer_mss = DEFAULT_SEND_MSS
         self.snd_mss = DEFAULT_SEND_MSS  # effective send MSS (MUST-16)
-        self._sendbuf = SendBuffer(config.send_buffer)
+        # The ring is allocated on the first send(): a flood of half-open connections must
+        # not cost send_buffer bytes each.
+        self._sendbuf = SendBuffer(1)
         self._buf_seq = seq_add(self.iss, 1)  # sequence number of the send buffer's byte 0
         self._fin_queued = False         # the application shut down its sending side
         self._fin_seq: int | None = None  # our FIN's sequence number once it was sent
@@ -245,7 +247,10 @@ class Connection(ConnectionOutput):
         if self.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED,
                               State.CLOSE_WAIT) or self._fin_queued:
             raise TcpUsageError(f"connection closing (send in {self.state})")
-        n = self._sendbuf.write(data)
+        buf = self._sendbuf
+        if buf.capacity < self.config.send_buffer and not len(buf):
+            buf = self._sendbuf = SendBuffer(self.config.send_buffer)
+        n = buf.write(data)
         if n < len(data):
             self._want_space = True
         return n
@@ -292,6 +297,8 @@ class Connection(ConnectionOutput):
         if self.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED,
                               State.CLOSE_WAIT) or self._fin_queued:
             return 0
+        if self._sendbuf.capacity < self.config.send_buffer and not len(self._sendbuf):
+            return self.config.send_buffer  # not allocated yet
         return self._sendbuf.free
 
     @property

@@ -235,3 +235,15 @@ def test_restart_after_idle_uses_initial_window() -> None:
     assert len(net.a.pending_output()) == 0
     burst = [s for (t, d, s) in net.log if d == "a>b" and t == t0 and s.payload]
     assert first_burst == [] and len(burst) == 10  # RFC 5681 4.1
+
+
+def test_send_buffer_is_allocated_on_first_send_only() -> None:
+    c = Connection(cfg(send_buffer=1 << 20), iss=B_ISS, now=0.0)
+    c.open_passive()
+    c.handle_segment(0.0, Segment(9000, 0, SYN, 65535, options=syn_options()))
+    assert c._sendbuf.capacity < 1 << 20  # a half-open connection holds no big ring
+    c.handle_segment(0.01, Segment(9001, B_ISS + 1, ACK, 502,
+                                   options=TcpOptions(timestamp=(110, 0))))
+    assert c.send_space == 1 << 20
+    assert c.send(0.02, b"abc") == 3
+    assert c.send_space == (1 << 20) - 3
