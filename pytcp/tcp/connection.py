@@ -212,6 +212,11 @@ class Connection(ConnectionOutput):
         elif new is State.TIME_WAIT:
             self._rto_at = self._persist_at = self._delack_at = None
             self._tw_at = now + self.config.time_wait  # RFC 9293 3.10.7.4, MUST-13
+        if new is State.TIME_WAIT or new is State.CLOSED:
+            # Everything we sent was acknowledged (or never will be): free the ring, so a
+            # busy server's many TIME-WAIT connections stay small.
+            self._sendbuf = SendBuffer(1)
+            self._reasm.clear()
         elif new is State.ESTABLISHED:
             self._events.append(Connected())
 
