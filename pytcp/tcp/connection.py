@@ -8,8 +8,12 @@ clock and never does I/O. Output is built lazily: handlers only record what is d
 data the window now allows), and ``pending_output()`` / ``next_deadline()`` build the segments,
 so a batch of arriving segments is answered with one ACK (RFC 9293 MUST-58/59).
 
-The components it drives live in their own modules: ``rtt`` (RFC 6298), ``sendbuf``,
-``reassembly`` (out-of-order queue, SACK blocks), ``congestion`` (RFC 5681/6582/9438).
+Segment building and the decision of what to send now live in ``output.py`` (a mixin). The
+components it drives live in their own modules: ``rtt`` (RFC 6298), ``sendbuf``,
+``reassembly`` (out-of-order queue, SACK blocks), ``sackboard`` (RFC 6675 scoreboard),
+``congestion`` (RFC 5681/6582/9438). Loss recovery: fast retransmit on three duplicate ACKs
+(RFC 5681), NewReno partial ACKs without SACK (RFC 6582), NextSeg()/SetPipe() with SACK (RFC
+6675), limited transmit (RFC 3042), RTO go-back that skips SACKed data.
 
 Choices where the RFCs leave room (documented for docs/conformance.md):
 - RST in TIME-WAIT is ignored (RFC 1337 TIME-WAIT assassination fix).
@@ -21,7 +25,15 @@ Choices where the RFCs leave room (documented for docs/conformance.md):
   advance (MUST-30..33). The data itself stays in the normal stream (no out-of-band byte).
   Sending urgent data is not offered.
 - ``close()`` with unread data sends RST (RFC 2525 / Linux); data arriving after ``close()``
-  is answered with RST.
+  is answered with RST; an orphaned FIN-WAIT-2 ends after ``config.fin_wait2_timeout``.
+- The retry limits (R2) count retransmissions (``retries2``, ``syn_retries``,
+  ``synack_retries``), not time; ``set_retries()`` changes them per connection (MUST-21).
+- Timestamps give an RTT sample per ACK of new data (RFC 7323 4), except when that ACK covers
+  retransmitted data but echoes an older TSval, and after a retransmitted SYN (Karn).
+- A pure ACK sent while an RTO go-back has pulled SND.NXT back carries SND.MAX (as BSD does).
+- Linux-like details: quick ACKs for the first ``config.quickack`` segments, the FIN ACKed at
+  once, Nagle with Minshall's refinement, 65535 in the SYN's window field, no ACK after the
+  third segment of the handshake.
 """
 
 from __future__ import annotations
