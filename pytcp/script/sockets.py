@@ -370,6 +370,14 @@ class SocketTable:
             return e
         if st.shut_wr or st.reset:
             return _err("EPIPE")
+        if self._conn_pending(s):
+            # Linux (sk_stream_wait_connect): a write waits until the connection is
+            # established, EAGAIN when non-blocking; the engine itself could queue it (RFC
+            # 9293 3.10.2), but scripts follow the socket API.
+            if s.nonblocking:
+                return _err("EAGAIN")
+            s.pending_write, s.pending_written = n, 0
+            return BLOCKED
         data = stream_bytes(st.write_offset, n)
         try:
             k = s.handle.send(now, data)
@@ -390,6 +398,8 @@ class SocketTable:
             s.pending_write = 0
             e = self._take_error(st)
             return e if e else _err("EPIPE")
+        if self._conn_pending(s):
+            return BLOCKED
         data = stream_bytes(st.write_offset, s.pending_write)
         k = s.handle.send(now, data)
         st.write_offset += k
