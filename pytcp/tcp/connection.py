@@ -539,17 +539,35 @@ class Connection(ConnectionOutput):
                            self._wnd_field(), options=self._options(now, 0)))
 
     # ------------------------------------------------------------------ ICMP
-    def handle_icmp_error(self, now: float, type: int, code: int) -> None:
+    def handle_icmp_error(self, now: float, type: int, code: int,
+                          mtu: int | None = None) -> None:
         """RFC 9293 3.9.2.2 / RFC 1122 4.2.3.9: soft errors never abort (MUST-56); source
         quench is ignored (MUST-55); in SYN-SENT a port/protocol unreachable (or an
-        administratively prohibited) refuses the connection, as Linux does."""
+        administratively prohibited) refuses the connection, as Linux does. "Fragmentation
+        needed" (3/4) with the next-hop ``mtu`` lowers the send MSS and resends what is in
+        flight at once (RFC 1191 path MTU discovery; MTUs below 552 are raised to it, as
+        Linux's min_pmtu)."""
         self._now = now
         if type == 4:
             return  # source quench (MUST-55)
+        if type == 3 and code == 4 and mtu:
+            self._path_mtu(now, max(mtu, 552))
         if type == 3 and code in (2, 3, 9, 10, 13) and self.state is State.SYN_SENT:
             self._reset_close(now, f"ICMP unreachable {code}", ConnectionRefused())
             return
         self.soft_error = (type, code)
+
+    def _path_mtu(self, now: float, mtu: int) -> None:
+        mss = mtu - 40 - (TS_OPTION_LEN if self.ts_ok else 0)
+        if mss >= self.snd_mss:
+            return
+        self.snd_mss = mss
+        self._cc.set_mss(mss)
+        if self.state in _OUTPUT_STATES and self.snd_una != self.snd_max:
+            # RFC 1191 6.5: the too-big segment was dropped: send again, in smaller pieces
+            # (no congestion response: this was not congestion).
+            self.snd_nxt = self.snd_una
+            self._rtt_seq = None
 
     # ------------------------------------------------------------------ segment arrival
     def accepts_new_syn(self, seg: Segment) -> bool:

@@ -232,3 +232,19 @@ def test_syn_sent_shutdown_closes() -> None:
     c.shutdown(0.1)
     assert c.state is State.CLOSED
     assert c.next_deadline() is None
+
+
+def test_icmp_fragmentation_needed_lowers_mss_and_resends() -> None:
+    net = pair()
+    net.auto_read = False
+    net.drop = lambda d, s: d == "a>b" and len(s.payload) > 1048  # a 1,100-byte MTU hop
+    net.a.send(net.t, b"m" * 5000)
+    net.run(0.005)
+    assert net.a.snd_mss == 1448
+    net.a.handle_icmp_error(net.t, 3, 4, mtu=1100)
+    assert net.a.snd_mss == 1100 - 40 - 12
+    assert net.a.state is State.ESTABLISHED
+    net.run(1.0)
+    assert net.b.receive(net.t) == b"m" * 5000
+    resent = [s for (t, d, s) in net.log if d == "a>b" and s.payload][4:]
+    assert len(resent) == 5 and max(len(s.payload) for s in resent) == 1048
