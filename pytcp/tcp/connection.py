@@ -22,8 +22,9 @@ Choices where the RFCs leave room (documented for docs/conformance.md):
   indefinitely (MUST-37): probes never time the connection out.
 - Urgent data: the urgent pointer is received and kept (RCV.UP); ``urgent_pending`` tells how
   many urgent octets lie ahead of the read position and an ``UrgentData`` event reports each
-  advance (MUST-30..33). The data itself stays in the normal stream (no out-of-band byte).
-  Sending urgent data is not offered.
+  advance (MUST-30..33). The data itself stays in the normal stream (no out-of-band byte,
+  RFC 6093). ``send(..., urgent=True)`` sends urgent data: URG and the pointer to the first
+  octet after it, until it is acknowledged.
 - ``close()`` with unread data sends RST (RFC 2525 / Linux); data arriving after ``close()``
   is answered with RST; an orphaned FIN-WAIT-2 ends after ``config.fin_wait2_timeout``.
 - The retry limits (R2) count retransmissions (``retries2``, ``syn_retries``,
@@ -133,6 +134,7 @@ class Connection(ConnectionOutput):
         self._fin_seq: int | None = None  # our FIN's sequence number once it was sent
         self._want_space = False         # a send() was short: report SendSpaceAvailable
         self._snd_sml = self.iss         # end of the last small segment sent (Minshall)
+        self._snd_up: int | None = None  # SND.UP while urgent data is unacknowledged
         # --- receive sequence space ---
         self.irs = 0
         self.rcv_nxt = 0
@@ -257,9 +259,12 @@ class Connection(ConnectionOutput):
         self._passive = True
         self._set_state(self._now, State.LISTEN, "passive OPEN")
 
-    def send(self, now: float, data: Buffer, push: bool = True) -> int:
+    def send(self, now: float, data: Buffer, push: bool = True, urgent: bool = False) -> int:
         """SEND (RFC 9293 3.10.2): queue as much of ``data`` as fits; return the count.
-        ``push`` is accepted for the interface; every write's last segment carries PSH."""
+        ``push`` is accepted for the interface; every write's last segment carries PSH.
+        ``urgent``: the accepted bytes are urgent data (RFC 9293 3.8.5): SND.UP is set after
+        them and segments before it carry URG with the pointer to the first non-urgent octet
+        (MUST-62), until it is acknowledged."""
         self._now = now
         if self.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED,
                               State.CLOSE_WAIT) or self._fin_queued:
@@ -270,6 +275,8 @@ class Connection(ConnectionOutput):
         n = buf.write(data)
         if n < len(data):
             self._want_space = True
+        if urgent and n:
+            self._snd_up = seq_add(self._buf_seq, len(buf))
         return n
 
     def receive(self, now: float, max_bytes: int = -1) -> bytes:
@@ -1072,6 +1079,8 @@ class Connection(ConnectionOutput):
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
+        if self._snd_up is not None and seq_ge(ack, self._snd_up):
+            self._snd_up = None  # the urgent data was received
         # RFC 6298 5.2/5.3: timer off when all is acknowledged, else restart it.
         if self.snd_una == self.snd_max:
             self._rto_at = None

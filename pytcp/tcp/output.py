@@ -22,7 +22,7 @@ from pytcp.tcp.segment import Segment
 from pytcp.tcp.sendbuf import SendBuffer
 from pytcp.tcp.seq import MASK, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from pytcp.tcp.state import State
-from pytcp.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, TcpOptions
+from pytcp.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions
 
 # The states in which segments from the send buffer (data, FIN) may go out.
 OUTPUT_STATES = frozenset({
@@ -84,6 +84,7 @@ class ConnectionOutput:
     _last_send: float
     _burst_key: tuple[float, int, int, int] | None = None
     _rtx_ts = 0                    # TSval of the latest retransmission
+    _snd_up: int | None
     _rtx_end: int | None = None    # end of the highest retransmitted range, until acked
     _burst_val: tuple[int, TcpOptions] = (0, NO_OPTIONS)
 
@@ -276,7 +277,8 @@ class ConnectionOutput:
             # RFC 5681 4.1: restart from at most the initial window after an idle RTO.
             self._cc.on_idle_restart(now)
         sent_any = False
-        if not force and not self._in_recovery and self.snd_nxt == self.snd_max:
+        if (not force and not self._in_recovery and self.snd_nxt == self.snd_max
+                and self._snd_up is None):
             sent_any = self._send_burst(now, mss, maxp)
         while True:
             buffered = len(self._sendbuf)
@@ -417,7 +419,12 @@ class ConnectionOutput:
             opts = self._options(now, n)
             self._burst_key = key
             self._burst_val = (wnd, opts)
-        self._emit(Segment(seq, self.rcv_nxt, flags, wnd, payload, opts, 0, gso))
+        urg = 0
+        up = self._snd_up
+        if up is not None and seq_lt(seq, up):
+            flags |= URG  # RFC 9293 3.8.5: the pointer is to the first non-urgent octet
+            urg = min(seq_sub(up, seq), 0xFFFF)
+        self._emit(Segment(seq, self.rcv_nxt, flags, wnd, payload, opts, urg, gso))
         end = seq_add(seq, n + (1 if flags & FIN else 0))
         self.snd_nxt = end
         if seq_gt(end, self.snd_max):

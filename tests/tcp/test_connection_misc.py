@@ -131,3 +131,24 @@ def test_no_rtt_sample_when_ack_of_retransmission_echoes_the_original_tsval() ->
     c.handle_segment(t + 0.05, Segment(9001, d.seq + 1, ACK, 502,
                                        options=TcpOptions(timestamp=(501, d.options.timestamp[0]))))
     assert c.info().srtt != srtt0
+
+
+def test_sending_urgent_data_sets_urg_and_pointer() -> None:
+    net = pair()
+    net.auto_read = False
+    net.a.send(net.t, b"normal ")
+    net.a.send(net.t, b"URGENT", urgent=True)
+    net.run(0.1)
+    segs = [s for s in net.segs("a>b") if s.payload]
+    urg = [s for s in segs if s.flags & URG]
+    assert urg, segs
+    last = urg[-1]
+    # the pointer points at the first non-urgent octet: right after b"URGENT" (MUST-62)
+    assert (last.seq + last.urg) & 0xFFFFFFFF == net.a.iss + 1 + len(b"normal URGENT")
+    assert UrgentData(len(b"normal URGENT")) in net.b.pending_events()
+    assert net.b.urgent_pending == len(b"normal URGENT")
+    assert net.b.receive(net.t) == b"normal URGENT"  # inline (RFC 6093)
+    net.a.send(net.t, b"after")
+    net.run(0.1)
+    later = [s for s in net.segs("a>b") if s.payload][-1]
+    assert not later.flags & URG  # SND.UP acknowledged: no more URG
