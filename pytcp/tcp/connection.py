@@ -871,7 +871,12 @@ class Connection(ConnectionOutput):
             if len(payload) > room:
                 payload = payload[:max(0, room)]
                 flags &= ~FIN  # the FIN lies beyond the window
-        # fourth: SYN in a synchronized state -> challenge ACK (RFC 5961 4.2)
+        # fourth: SYN. SYN-RECEIVED from a passive OPEN: back to LISTEN (MUST-11), which for
+        # the stack's per-SYN connection means it ends quietly. Otherwise (synchronized
+        # states, or an active open) -> challenge ACK (RFC 5961 4.2).
+        if flags & SYN and st is State.SYN_RECEIVED and self._passive:
+            self._reset_close(now, "SYN (passive SYN-RECEIVED)", None)
+            return
         if flags & SYN:
             self.drops[DropReason.SYN_CHALLENGED] += 1
             self._challenge_ack(now)

@@ -208,10 +208,7 @@ class ConnectionOutput:
         if self.state in OUTPUT_STATES:
             self._send_data(now)
         if self._ack_now and self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT):
-            if self.state is State.SYN_RECEIVED:
-                self._ack_now = False
-                return
-            self._send_ack(now)
+            self._send_ack(now)  # (in SYN-RECEIVED too: e.g. a challenge ACK, RFC 9293)
 
     def _send_ack(self, now: float) -> None:
         """A pure ACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> with the current options. While

@@ -248,3 +248,26 @@ def test_icmp_fragmentation_needed_lowers_mss_and_resends() -> None:
     assert net.b.receive(net.t) == b"m" * 5000
     resent = [s for (t, d, s) in net.log if d == "a>b" and s.payload][4:]
     assert len(resent) == 5 and max(len(s.payload) for s in resent) == 1048
+
+
+def test_new_syn_in_passive_syn_received_ends_it_quietly() -> None:
+    c = Connection(TcpConfig(), iss=B_ISS, now=0.0)
+    c.open_passive()
+    c.handle_segment(0.0, Segment(9000, 0, SYN, 65535, options=syn_options()))
+    c.pending_output()
+    c.handle_segment(0.1, Segment(14000, 0, SYN, 65535, options=syn_options()))
+    assert c.pending_output() == []
+    assert c.state is State.CLOSED  # RFC 9293 3.10.7.4 fourth: back to LISTEN (MUST-11)
+    assert c.pending_events() == [Closed()]
+
+
+def test_inexact_rst_in_syn_received_draws_challenge_ack() -> None:
+    c = Connection(TcpConfig(), iss=B_ISS, now=0.0)
+    c.open_passive()
+    c.handle_segment(0.0, Segment(9000, 0, SYN, 65535))
+    c.pending_output()
+    c.handle_segment(0.1, Segment(9500, 0, RST, 0))
+    [ch] = c.pending_output()
+    assert (ch.seq, ch.ack, ch.flags) == (B_ISS + 1, 9001, ACK)
+    assert c.state is State.SYN_RECEIVED
+    assert c.drops[DropReason.RST_CHALLENGED] == 1
