@@ -311,7 +311,7 @@ class ConnectionOutput:
                 n = 0
             elif n <= 0:
                 break
-            elif n < avail and n < mss and not force:
+            elif n < avail and n < mss and not force and not retrans:
                 # Window- or cwnd-limited small segment: sender SWS avoidance.
                 if cc_room < mss or n < self.max_snd_wnd // 2:
                     break
