@@ -120,6 +120,7 @@ class Net:
 
     def run(self, duration: float, max_steps: int = 200_000) -> None:
         until = self.t + duration
+        self._read()
         for _ in range(max_steps):
             if not self.step(until):
                 self.t = max(self.t, until)
