@@ -1047,9 +1047,13 @@ class Connection(ConnectionOutput):
                 self._persist_backoff = 0
             if new_wnd == 0 and self.snd_nxt != self.snd_una:
                 # MUST-34: the window shrank to zero under data in flight: pull back and
-                # probe instead of timing out (as BSD does).
+                # probe instead of timing out (as BSD does). Not a loss: recovery ends.
                 self.snd_nxt = self.snd_una
                 self._rto_at = None
+                if self._in_recovery:
+                    self._in_recovery = False
+                    self._dupacks = 0
+                    self._cc.on_recovery_exit(now)
         st = self.state
         if self._fin_acked():
             if st is State.FIN_WAIT_1:

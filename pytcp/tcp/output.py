@@ -207,6 +207,12 @@ class ConnectionOutput:
         """Build what is due: data the windows allow (carrying the ACK), else a pure ACK."""
         if self.state in OUTPUT_STATES:
             self._send_data(now)
+            if self._rto_at is None and self._persist_at is None:
+                # Never leave data without a timer: in flight -> RTO, else -> persist.
+                if self.snd_una != self.snd_nxt:
+                    self._arm_rto(now)
+                elif self.snd_una != self.snd_max or self._has_unsent():
+                    self._arm_persist(now)
         if self._ack_now and self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT):
             self._send_ack(now)  # (in SYN-RECEIVED too: e.g. a challenge ACK, RFC 9293)
 

@@ -416,3 +416,25 @@ def test_newreno_partial_ack_recovers_second_loss_without_rto() -> None:
     # the second hole is retransmitted one RTT after the first (RFC 6582 partial ACK)
     for times in sends.values():
         assert len(times) == 2 and times[1] - times[0] < 0.1
+
+
+def test_window_closing_during_sack_recovery_does_not_stall() -> None:
+    # found by a stress run: the peer's window closed while the sender was in SACK recovery;
+    # the pull-back of SND.NXT left no timer and NextSeg() found nothing to send
+    c = established_server()
+    c.send(1.0, b"r" * 20 * 1448)
+    out = c.pending_output()
+    first = out[0].seq
+    ts = TcpOptions(timestamp=(300, 1000))
+    for k in range(2, 6):  # segment 0 lost: SACKs for 2..5 -> recovery
+        c.handle_segment(1.05, Segment(9001, first, ACK, 502,
+                                       options=TcpOptions(timestamp=(300, 1000), sack_blocks=(
+                                           (first + 1448, first + k * 1448),))))
+    c.pending_output()
+    assert c._in_recovery
+    c.handle_segment(1.06, Segment(9001, first, ACK, 0, options=ts))  # window closes
+    c.pending_output()
+    assert c.next_deadline() is not None  # a timer keeps the connection alive
+    c.handle_segment(1.5, Segment(9001, first, ACK, 502, options=ts))  # window reopens
+    resent = c.pending_output()
+    assert resent and resent[0].seq == first
