@@ -2,8 +2,8 @@
 
 This module owns collection and reporting of packet scripts under pytest. A failure prints the
 script line, the expected packet (or return value) and the actual one. A script with a
-``// pytcp: xfail=<reason>`` header is marked xfail (non-strict) with that reason, so a known
-engine bug is reported, not hidden.
+``// pytcp: xfail=<reason>`` header is marked xfail (strict) with that reason, so a known
+engine bug is reported, not hidden, and a script that passes while marked fails the run.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ class ScriptItem(pytest.Item):
         except (ScriptSyntaxError, OSError):
             reason = None
         if reason:
-            self.add_marker(pytest.mark.xfail(reason=reason, strict=False))
+            # Strict: a marked script that passes fails the run, so a stale marker cannot
+            # hide a regression or a fix nobody noticed.
+            self.add_marker(pytest.mark.xfail(reason=reason, strict=True))
 
     def runtest(self) -> None:
         res = run_script(str(self.path))

@@ -100,7 +100,15 @@ class ScriptResult:
     xfail: str | None = None
     trace: list[str] = dataclasses.field(default_factory=list)  # with verbose=True
 
+    @property
+    def ok(self) -> bool:
+        """What counts for the exit status: a pass, or an expected (xfail) failure. A marked
+        script that passes is not ok (strict xfail: the marker is stale)."""
+        return self.passed != bool(self.xfail)
+
     def summary(self) -> str:
+        if self.passed and self.xfail:
+            return f"FAIL {self.path}: passed but is marked xfail ({self.xfail}): drop the marker"
         if self.passed:
             return f"PASS {self.path}"
         f = self.failure
@@ -696,12 +704,12 @@ def main(argv: list[str]) -> int:
             for ln in res.trace:
                 print(f"  {ln}")
         print(res.summary(), flush=True)
-        if res.passed:
-            passed += 1
-        elif res.xfail:
-            xfailed += 1
-        else:
+        if not res.ok:
             failed += 1
+        elif res.passed:
+            passed += 1
+        else:
+            xfailed += 1
     tail = f", {xfailed} xfailed" if xfailed else ""
     print(f"{passed} passed, {failed} failed{tail}")
     return 0 if failed == 0 else 1

@@ -129,6 +129,8 @@ def test_main_prints_one_line_per_script_and_summary(tmp_path: Path,
     bad.write_text("0 < S 0:0(0) win 100\n+0 > R. 0:0(0) ack 2\n")
     xf = tmp_path / "xf.pkt"
     xf.write_text("// pytcp: xfail=known bug\n0 < S 0:0(0) win 100\n")
+    stale = tmp_path / "zz-stale.pkt"
+    stale.write_text("// pytcp: xfail=was a bug\n0 < S 0:0(0) win 100\n+0 > R. 0:0(0) ack 1\n")
     assert main([str(good)]) == 0
     assert main([str(tmp_path)]) == 1
     out = capsys.readouterr().out.splitlines()
@@ -137,7 +139,8 @@ def test_main_prints_one_line_per_script_and_summary(tmp_path: Path,
     assert out[2].startswith(f"FAIL {bad}:2: expected > R. 0:0(0) ack 2 got > R. 0:0(0) ack 1")
     assert out[3] == f"PASS {good}"
     assert out[4].startswith(f"XFAIL {xf}:2:") and out[4].endswith("[xfail: known bug]")
-    assert out[5] == "1 passed, 1 failed, 1 xfailed"
+    assert out[5] == (f"FAIL {stale}: passed but is marked xfail (was a bug): drop the marker")
+    assert out[6] == "1 passed, 2 failed, 1 xfailed"
 
 
 def test_pytest_plugin_reports_script_line(tmp_path: Path) -> None:
@@ -145,6 +148,8 @@ def test_pytest_plugin_reports_script_line(tmp_path: Path) -> None:
     (tmp_path / "a" / "rst.pkt").write_text("0 < S 0:0(0) win 100\n+0 > R. 0:0(0) ack 7\n")
     (tmp_path / "a" / "xf.pkt").write_text("// pytcp: xfail=engine bug 12\n"
                                            "0 < S 0:0(0) win 100\n")
+    (tmp_path / "a" / "xpass.pkt").write_text("// pytcp: xfail=fixed long ago\n"
+                                              "0 < S 0:0(0) win 100\n+0 > R. 0:0(0) ack 1\n")
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "pytcp.script.plugin", "-q",
                            "-rx", "-p", "no:cacheprovider", str(tmp_path / "a")],
@@ -155,7 +160,8 @@ def test_pytest_plugin_reports_script_line(tmp_path: Path) -> None:
     assert "a/rst.pkt:2: ack expected 7 got 1" in out
     assert "script line: +0 > R. 0:0(0) ack 7" in out
     assert "XFAIL" in out and "engine bug 12" in out
-    assert "1 failed, 1 xfailed" in out
+    assert "[XPASS(strict)] fixed long ago" in out
+    assert "2 failed, 1 xfailed" in out
 
 
 def test_closed_descriptor_gives_ebadf() -> None:
