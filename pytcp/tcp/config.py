@@ -48,21 +48,21 @@ class TcpConfig:
     ts_hz: int = 1000                 # timestamp clock, ticks per second (RFC 7323 5.4)
     sack: bool = True                 # RFC 2018 / RFC 2883 / RFC 6675
     # --- buffers ---
-    recv_buffer: int = 1 << 20        # receive buffer: bounds the advertised window
-    send_buffer: int = 1 << 20        # send buffer (ring)
+    recv_buffer: int = 1 << 20        # receive buffer: bounds RCV.WND (RFC 9293 3.8.6.2.2)
+    send_buffer: int = 1 << 20        # send buffer (ring; RFC 9293 3.10.2 SEND queues here)
     reassembly_limit: int = 1 << 20   # bytes kept out of order (RFC 9293 3.10.7.4 seventh)
     # --- closing (RFC 9293 3.3.2, MUST-13) ---
-    msl: float = 30.0                 # maximum segment lifetime
+    msl: float = 30.0                 # maximum segment lifetime (RFC 9293 3.4.2)
     time_wait: float = 60.0           # TIME-WAIT length, 2*MSL (Linux TCP_TIMEWAIT_LEN)
     fin_wait2_timeout: float = 60.0   # orphan FIN-WAIT-2 after close() (Linux tcp_fin_timeout)
     # --- zero-window probing (RFC 9293 3.8.6.1, MUST-35..37) ---
-    persist_min: float = 0.2
-    persist_max: float = 120.0
+    persist_min: float = 0.2          # first probe after max(RTO, this) (RFC 1122 4.2.2.17)
+    persist_max: float = 120.0        # cap of the exponential probe backoff (MUST-36/37)
     # --- keep-alive (RFC 9293 3.8.4, MUST-24..29) ---
     keepalive: bool = False           # MUST-25: off by default
     keepalive_idle: float = 7200.0    # MUST-28: at least 2 hours by default
-    keepalive_interval: float = 75.0
-    keepalive_count: int = 9
+    keepalive_interval: float = 75.0  # between unanswered probes (MUST-27, Linux default)
+    keepalive_count: int = 9          # unanswered probes before abort (MUST-29 tolerance)
     # --- security (RFC 5961) ---
     challenge_ack_limit: int = 1000   # challenge ACKs per second (RFC 5961 7)
 
