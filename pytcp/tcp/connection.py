@@ -712,8 +712,14 @@ class Connection(ConnectionOutput):
             self._set_state(now, State.ESTABLISHED, "SYN-ACK")
             self._ack_now = True
             if seg.payload or flags & (FIN | URG):
-                # RFC 9293 3.10.7.3: continue at the sixth step with the rest.
-                self._after_ack(now, seq_add(seg.seq, 1), flags, seg.payload,
+                # RFC 9293 3.10.7.3: continue at the sixth step with the rest (the text
+                # trimmed to the window, and then any FIN beyond it dropped).
+                payload = seg.payload
+                room = seq_sub(self.rcv_adv, self.rcv_nxt)
+                if len(payload) > room:
+                    payload = payload[:room]
+                    flags &= ~FIN
+                self._after_ack(now, seq_add(seg.seq, 1), flags, payload,
                                 seq_add(seg.seq, seg.urg))
         else:
             # Simultaneous open (MUST-10): SYN-RECEIVED, resend our SYN with an ACK.

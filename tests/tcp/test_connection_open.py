@@ -271,3 +271,15 @@ def test_inexact_rst_in_syn_received_draws_challenge_ack() -> None:
     assert (ch.seq, ch.ack, ch.flags) == (B_ISS + 1, 9001, ACK)
     assert c.state is State.SYN_RECEIVED
     assert c.drops[DropReason.RST_CHALLENGED] == 1
+
+
+def test_data_on_syn_ack_is_taken_within_the_window() -> None:
+    c = Connection(cfg(recv_buffer=1000), iss=A_ISS, now=0.0)
+    c.open_active(0.0)
+    c.pending_output()
+    sa = syn_ack_for(A_ISS)
+    c.handle_segment(0.05, Segment(sa.seq, sa.ack, sa.flags | 0x01, sa.wnd, b"h" * 5000,
+                                   sa.options))
+    assert c.state is State.ESTABLISHED
+    assert c.receive(0.06) == b"h" * 1000  # trimmed to the 1,000-byte window; FIN dropped
+    assert not c.at_eof
