@@ -179,6 +179,10 @@ class Connection(ConnectionOutput):
         self._sb = Scoreboard()           # RFC 6675 scoreboard (when SACK is on)
         self._high_rxt = self.iss         # RFC 6675 HighRxt (exclusive end)
         self._rexmit_out = 0              # bytes retransmitted in this recovery (no SACK)
+        # Eifel (RFC 3522/4015): (cwnd, ssthresh, TSval of the first retransmission,
+        # retransmit count then, was it an RTO) until the first ACK that advances SND.UNA.
+        self._undo: tuple[int, int, int, int, bool] | None = None
+        self.spurious_retransmits = 0
         self._syn_lost = False
         self._last_send = now
         # --- timers (absolute deadlines, None = not armed) ---
@@ -499,6 +503,9 @@ class Connection(ConnectionOutput):
             self._send_synack(now)
             return
         flight = seq_sub(self.snd_max, self.snd_una)
+        if self.ts_ok and not self._rto_repeated and self._undo is None:
+            self._undo = (self._cc.cwnd, self._cc.ssthresh, self._ts_val(now),
+                          self.retransmits, True)
         self._cc.on_rto(now, flight, repeated=self._rto_repeated)
         self._rto_repeated = True
         self._in_recovery = False
@@ -1076,6 +1083,8 @@ class Connection(ConnectionOutput):
     def _ack_advance(self, now: float, seg: Segment, ack: int, acked: int) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: new data acknowledged."""
         flight = seq_sub(self.snd_max, self.snd_una)
+        if self._undo is not None:
+            self._eifel(seg)
         sample = self._rtt_sample(now, seg.options, ack)
         if sample is not None:
             self._rtt.sample(sample)
@@ -1121,6 +1130,30 @@ class Connection(ConnectionOutput):
             self._want_space = False
             self._events.append(SendSpaceAvailable())
 
+    def _eifel(self, seg: Segment) -> None:
+        """RFC 3522 Eifel detection on the first ACK that advances SND.UNA after a fast
+        retransmit or an RTO: if it echoes a TSval older than the retransmission's, the
+        original arrived and the retransmission was spurious (reordering or a delay, not a
+        loss). Response as RFC 4015 and Linux's undo: restore cwnd and ssthresh, leave
+        recovery, and after an RTO resume with new data (SND.NXT = SND.MAX). Only when
+        exactly one segment was retransmitted in the episode."""
+        undo = self._undo
+        self._undo = None
+        ts = seg.options.timestamp
+        if undo is None or ts is None or ts[1] == 0:
+            return
+        cwnd, ssthresh, rtx_ts, rtx_count, was_rto = undo
+        if not seq_lt(ts[1], rtx_ts) or self.retransmits - rtx_count > 1:
+            return
+        self.spurious_retransmits += 1
+        self._cc.cwnd = max(self._cc.cwnd, cwnd)
+        self._cc.ssthresh = max(self._cc.ssthresh, ssthresh)
+        self._in_recovery = False
+        self._dupacks = 0
+        self._rexmit_out = 0
+        if was_rto and seq_lt(self.snd_nxt, self.snd_max):
+            self.snd_nxt = self.snd_max
+
     def _on_dupack(self, now: float) -> None:
         """RFC 5681 3.2 / RFC 6582: fast retransmit on the third duplicate ACK."""
         self._dupacks += 1
@@ -1132,6 +1165,9 @@ class Connection(ConnectionOutput):
         # RFC 6582 3.2 step 1 / RFC 6675 5: not again for the same window of data.
         if trigger and seq_gt(self.snd_una, self._recover):
             flight = seq_sub(self.snd_max, self.snd_una)
+            if self.ts_ok:
+                self._undo = (self._cc.cwnd, self._cc.ssthresh, self._ts_val(now),
+                              self.retransmits, False)
             self._cc.on_congestion(now, flight)
             self._in_recovery = True
             self._recover = self.snd_max

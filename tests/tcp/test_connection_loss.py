@@ -438,3 +438,60 @@ def test_window_closing_during_sack_recovery_does_not_stall() -> None:
     c.handle_segment(1.5, Segment(9001, first, ACK, 502, options=ts))  # window reopens
     resent = c.pending_output()
     assert resent and resent[0].seq == first
+
+
+def _sacks(c, first: int, t: float, n: int, tsecr: int) -> None:  # type: ignore[no-untyped-def]
+    for k in range(2, 2 + n):
+        c.handle_segment(t, Segment(9001, first, ACK, 502, options=TcpOptions(
+            timestamp=(300, tsecr), sack_blocks=((first + 1448, first + k * 1448),))))
+
+
+def test_eifel_undoes_a_spurious_fast_retransmit() -> None:
+    c = established_server()
+    c.send(1.0, b"e" * 10 * 1448)
+    out = c.pending_output()
+    first, ts0 = out[0].seq, out[0].options.timestamp[0]  # type: ignore[index]
+    cwnd0 = c.info().cwnd
+    _sacks(c, first, 1.05, 3, ts0)  # segment 0 is only late: three SACKed segments pass it
+    [rtx] = c.pending_output()
+    assert rtx.seq == first and c.info().cwnd < cwnd0
+    # the original arrives; its ACK echoes the original's TSval (RFC 3522)
+    c.handle_segment(1.06, Segment(9001, first + 10 * 1448, ACK, 502,
+                                   options=TcpOptions(timestamp=(301, ts0))))
+    assert c.spurious_retransmits == 1
+    assert c.info().cwnd >= cwnd0 and not c._in_recovery
+
+
+def test_eifel_keeps_the_reduction_after_a_real_loss() -> None:
+    c = established_server()
+    c.send(1.0, b"e" * 10 * 1448)
+    out = c.pending_output()
+    first, ts0 = out[0].seq, out[0].options.timestamp[0]  # type: ignore[index]
+    cwnd0 = c.info().cwnd
+    _sacks(c, first, 1.05, 3, ts0)
+    [rtx] = c.pending_output()
+    ts1 = rtx.options.timestamp[0]  # type: ignore[index]
+    # the retransmission filled the hole: the ACK echoes the retransmission's TSval
+    c.handle_segment(1.08, Segment(9001, first + 10 * 1448, ACK, 502,
+                                   options=TcpOptions(timestamp=(301, ts1))))
+    assert c.spurious_retransmits == 0
+    assert c.info().cwnd < cwnd0
+
+
+def test_eifel_after_spurious_rto_resumes_new_data() -> None:
+    c = established_server()
+    c.send(1.0, b"e" * 4 * 1448)
+    out = c.pending_output()
+    first, ts0 = out[0].seq, out[0].options.timestamp[0]  # type: ignore[index]
+    t = c.next_deadline()
+    assert t is not None
+    c.handle_timers(t)  # the ACKs are only slow: RTO
+    [rtx] = c.pending_output()
+    assert rtx.seq == first
+    c.handle_segment(t + 0.01, Segment(9001, first + 1448, ACK, 502,
+                                       options=TcpOptions(timestamp=(301, ts0))))
+    assert c.spurious_retransmits == 1
+    assert c.snd_nxt == c.snd_max  # no go-back of the rest (RFC 4015)
+    c.send(t + 0.02, b"n" * 100)
+    nxt = c.pending_output()
+    assert nxt and nxt[0].seq == first + 4 * 1448  # new data, not retransmissions
