@@ -13,7 +13,8 @@ components it drives live in their own modules: ``rtt`` (RFC 6298), ``sendbuf``,
 ``reassembly`` (out-of-order queue, SACK blocks), ``sackboard`` (RFC 6675 scoreboard),
 ``congestion`` (RFC 5681/6582/9438). Loss recovery: fast retransmit on three duplicate ACKs
 (RFC 5681), NewReno partial ACKs without SACK (RFC 6582), NextSeg()/SetPipe() with SACK (RFC
-6675), limited transmit (RFC 3042), RTO go-back that skips SACKed data.
+6675), limited transmit (RFC 3042), RTO go-back that skips SACKed data, Eifel detection of
+spurious retransmissions with timestamps (RFC 3522) and an undo of the reduction (RFC 4015).
 
 Choices where the RFCs leave room (documented for docs/conformance.md):
 - RST in TIME-WAIT is ignored (RFC 1337 TIME-WAIT assassination fix).
