@@ -21,7 +21,8 @@ Choices where the RFCs leave room (documented for docs/conformance.md):
 - RST in TIME-WAIT is ignored (RFC 1337 TIME-WAIT assassination fix).
 - Zero-window probes and keep-alive probes are Linux-style: an ACK with SEQ = SND.UNA - 1 and no
   data, which any receiver answers with an ACK carrying its window; a zero window may last
-  indefinitely (MUST-37): probes never time the connection out.
+  indefinitely (MUST-37): probes never time the connection out, unless the application
+  already closed it (an orphan gives up after ``ORPHAN_PROBES`` probes with RST, as Linux).
 - Urgent data: the urgent pointer is received and kept (RCV.UP); ``urgent_pending`` tells how
   many urgent octets lie ahead of the read position and an ``UrgentData`` event reports each
   advance (MUST-30..33). The data itself stays in the normal stream (no out-of-band byte,
@@ -77,6 +78,9 @@ _log = logging.getLogger("pytcp.tcp.connection")
 
 # RFC 9293 3.7.1 / MUST-15: the send MSS when the peer sent no MSS option.
 DEFAULT_SEND_MSS = 536
+# Zero-window probes an orphaned connection (closed by the application) sends before it gives
+# up (Linux's tcp_orphan_retries default).
+ORPHAN_PROBES = 8
 # RFC 7323 5.5: TS.Recent older than 24 days is invalid for PAWS.
 PAWS_IDLE = 24 * 24 * 3600.0
 # Option bytes in a data segment: nop nop TS (RFC 7323 appendix A layout).
@@ -528,6 +532,14 @@ class Connection(ConnectionRecovery):
         if self.snd_una != self.snd_nxt:
             return  # data in flight: the RTO covers it
         room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
+        if self._app_closed and room <= 0 and self._persist_backoff >= ORPHAN_PROBES:
+            # Nobody waits for this data any more (close() was called): unlike a connection
+            # with an owner (MUST-37), an orphan does not let a zero window hold it forever
+            # (Linux tcp_orphan_retries).
+            self._emit(Segment(self.snd_max, self.rcv_nxt, RST | ACK, self._wnd_field(),
+                               options=self._options(now, 0)))
+            self._reset_close(now, "orphan zero-window timeout", None)
+            return
         if room > 0:
             self._send_data(now, force=True)
         else:

@@ -247,3 +247,16 @@ def test_send_buffer_is_allocated_on_first_send_only() -> None:
     assert c.send_space == 1 << 20
     assert c.send(0.02, b"abc") == 3
     assert c.send_space == (1 << 20) - 3
+
+
+def test_orphan_gives_up_on_a_window_that_never_opens() -> None:
+    net = pair(cfg_b=cfg(recv_buffer=20000))
+    net.auto_read = False
+    net.a.send(net.t, payload(100_000))
+    net.run(1.0)
+    assert net.a.snd_wnd == 0
+    net.a.close(net.t)  # the application is gone; the peer never reads
+    net.run(3000.0)
+    assert net.a.state is State.CLOSED
+    assert net.a.transitions[-1][3] == "orphan zero-window timeout"
+    assert net.b.state is State.CLOSED  # it got the RST
