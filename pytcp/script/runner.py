@@ -570,11 +570,12 @@ class Runner:
 
 
 def run_script(path_or_script: str | Script, *, pcap_path: str | None = None,
-               verbose: bool = False) -> ScriptResult:
+               verbose: bool = False, overrides: dict[str, str] | None = None) -> ScriptResult:
     """Parse (if given a path) and run one script; never raises for script failures.
 
     ``pcap_path``: write every packet both ways to this pcapng file (virtual time as
-    timestamps). ``verbose``: keep the whole trace in ``ScriptResult.trace``."""
+    timestamps). ``verbose``: keep the whole trace in ``ScriptResult.trace``. ``overrides``:
+    settings that replace the script's own (``pytcp script --set KEY=VALUE``)."""
     try:
         script = (parse_file(path_or_script) if isinstance(path_or_script, str)
                   else path_or_script)
@@ -583,6 +584,8 @@ def run_script(path_or_script: str | Script, *, pcap_path: str | None = None,
         return ScriptResult(path, False, ScriptFailure(e.line, "", f"syntax error: {e.msg}"))
     except OSError as e:
         return ScriptResult(str(path_or_script), False, ScriptFailure(0, "", str(e)))
+    if overrides:
+        script.settings.update(overrides)
     xfail = script.settings.get("xfail")
     pcap = None
     if pcap_path is not None:
@@ -627,12 +630,14 @@ def _expand(paths: list[str]) -> list[str]:
     return out
 
 
-def _record(files: list[str]) -> int:
+def _record(files: list[str], overrides: dict[str, str]) -> int:
     """``--record``: run each script leniently and print it back with what the stack did."""
     status = 0
     for path in files:
         try:
-            runner = Runner(parse_file(path), record=True)
+            script = parse_file(path)
+            script.settings.update(overrides)
+            runner = Runner(script, record=True)
             runner.run()
         except (ScriptSyntaxError, ScriptFailure, OSError) as e:
             print(f"pytcp script: {path}: {e}", file=sys.stderr)
@@ -642,7 +647,7 @@ def _record(files: list[str]) -> int:
     return status
 
 
-USAGE = """usage: pytcp script [-v] [--pcap PATH] [--record] FILE.pkt|DIR ...
+USAGE = """usage: pytcp script [-v] [--pcap PATH] [--record] [--set KEY=VALUE]... FILE.pkt|DIR ...
 
 Run packetdrill-syntax scripts against the pytcp stack in virtual time (docs/conformance.md).
   -v, --verbose  print every packet and system call of each script (relative seq/ack)
@@ -650,6 +655,7 @@ Run packetdrill-syntax scripts against the pytcp stack in virtual time (docs/con
                  ending in .pcapng, else PATH/<dir>-<name>.pcapng
   --record       do not check: run the inbound packets and calls, and print the script back
                  with the packets the stack sent and the values the calls returned
+  --set K=V      override a script setting, e.g. --set profile=rfc --set config.sack=0
 Prints PASS/FAIL per script and 'N passed, N failed'; exit status 0 only when none failed."""
 
 
@@ -659,6 +665,7 @@ def main(argv: list[str]) -> int:
     verbose = False
     record = False
     pcap: str | None = None
+    overrides: dict[str, str] = {}
     paths: list[str] = []
     args = list(argv)
     while args:
@@ -670,6 +677,12 @@ def main(argv: list[str]) -> int:
             verbose = True
         elif a == "--record":
             record = True
+        elif a == "--set":
+            if not args or "=" not in args[0]:
+                print("pytcp script: --set needs KEY=VALUE", file=sys.stderr)
+                return 2
+            k, v = args.pop(0).split("=", 1)
+            overrides[k] = v
         elif a == "--pcap" or a.startswith("--pcap="):
             if a == "--pcap":
                 if not args:
@@ -688,7 +701,7 @@ def main(argv: list[str]) -> int:
         return 2
     files = _expand(paths)
     if record:
-        return _record(files)
+        return _record(files, overrides)
     one_file = pcap is not None and len(files) == 1 and pcap.endswith((".pcapng", ".pcap"))
     if pcap is not None and not one_file:
         os.makedirs(pcap, exist_ok=True)
@@ -699,7 +712,7 @@ def main(argv: list[str]) -> int:
             stem = os.path.splitext(os.path.basename(path))[0]
             area = os.path.basename(os.path.dirname(os.path.abspath(path)))
             target = pcap if one_file else os.path.join(pcap, f"{area}-{stem}.pcapng")
-        res = run_script(path, pcap_path=target, verbose=verbose)
+        res = run_script(path, pcap_path=target, verbose=verbose, overrides=overrides)
         if verbose:
             for ln in res.trace:
                 print(f"  {ln}")

@@ -230,3 +230,18 @@ def test_record_prints_a_script_that_replays(tmp_path: Path,
     replay = tmp_path / "replay.pkt"
     replay.write_text(out)
     assert run_script(str(replay)).passed
+
+
+def test_set_overrides_script_settings(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # Linux profile: quick ACK for the first segment; RFC profile: the 200 ms delayed ACK.
+    script = tmp_path / "ack.pkt"
+    script.write_text(HANDSHAKE.replace(" <mss 1460,nop,nop,TS val 100 ecr 0>", " <mss 1460>")
+                      .replace(" <mss 1460,nop,nop,TS val 1 ecr 100>", " <mss 1460>")
+                      .replace(" <nop,nop,TS val 200 ecr 1>", "")
+                      + "+0.1 < P. 1:11(10) ack 1 win 100\n+0 > . 1:1(0) ack 11\n")
+    assert main([str(script)]) == 0
+    assert main(["--set", "profile=rfc", str(script)]) == 1
+    assert main(["--set", "nonsense"]) == 2
+    out = capsys.readouterr().out
+    assert "no packet by t=0.210" in out
