@@ -241,7 +241,7 @@ def test_close_in_syn_received_sends_fin_and_keeps_retransmitting_syn_ack() -> N
     c = Connection(cfg(), iss=B_ISS, now=0.0)
     c.open_passive()
     c.handle_segment(0.0, Segment(9000, 0, SYN, 65535))
-    [sa] = c.pending_output()
+    assert [s.flags for s in c.pending_output()] == [SYN | ACK]
     c.close(0.1)
     assert c.state is State.FIN_WAIT_1
     [f] = c.pending_output()

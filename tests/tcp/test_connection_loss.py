@@ -78,7 +78,6 @@ def test_fast_retransmit_newreno_without_sack() -> None:
     drop.count = 0  # type: ignore[attr-defined]
     net = pair(cfg(sack=False), cfg(sack=False), drop=drop)
     data = payload(30 * 1448)
-    t0 = net.t
     transfer(net, data)
     assert bytes(net.received["b"]) == data
     rtx = [(t, s) for (t, d, s) in net.log if d == "a>b" and s.payload and s.seq == dropped[0]]
