@@ -167,9 +167,10 @@ class TcpHandle:
 
     # ----- application calls -----
 
-    def send(self, now: float, data: bytes | bytearray | memoryview, push: bool = True) -> int:
+    def send(self, now: float, data: bytes | bytearray | memoryview, push: bool = True,
+             urgent: bool = False) -> int:
         try:
-            return self.conn.send(now, data, push)
+            return self.conn.send(now, data, push, urgent)
         finally:
             self._stack._service(self, now)
 
@@ -554,7 +555,8 @@ class Stack:
                 return
             self.stats["icmp_errors"] += 1
             try:
-                h.conn.handle_icmp_error(now, t, msg.code)
+                # RFC 1191: "fragmentation needed" carries the next-hop MTU (0 = unknown).
+                h.conn.handle_icmp_error(now, t, msg.code, msg.mtu or None)
             finally:
                 self._service(h, now)
             return

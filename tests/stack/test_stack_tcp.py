@@ -291,3 +291,26 @@ def test_hostile_segments_to_an_established_connection_never_raise() -> None:
         assert b.drops[DropReason.STACK_ERROR] == 0, f"segment {i} raised inside the engine"
     assert handled > 500  # the forgeries rarely hit the exact RST sequence number
     assert sum(b.drops.values()) > 0
+
+
+def test_icmp_fragmentation_needed_lowers_the_segment_size() -> None:
+    """RFC 1191: an ICMP 3/4 quoting our in-flight data, with next-hop MTU 1000, makes the
+    stack resend that data in segments that fit 1000-byte datagrams."""
+    from pytcp.wire.icmp import UNREACH_FRAG_NEEDED, build_dest_unreachable
+    from pytcp.wire.ipv4 import PROTO_ICMP, build_ipv4_header, ip_to_int, parse_ipv4
+
+    a, b = pair()
+    w = Wire(a, b)
+    client, _server = connect_pair(w)
+    client.send(w.now, bytes(20_000))
+    sent = a.pending_packets()
+    assert max(len(p) for p in sent) == 1500
+    icmp = build_dest_unreachable(UNREACH_FRAG_NEEDED, bytes(sent[0]), mtu=1000)
+    pkt = bytearray(20 + len(icmp))
+    build_ipv4_header(pkt, 0, src=ip_to_int(B_ADDR), dst=ip_to_int(A_ADDR), proto=PROTO_ICMP,
+                      payload_len=len(icmp))
+    pkt[20:] = icmp
+    a.receive_packet(w.now, bytes(pkt))
+    resent = a.pending_packets()
+    assert resent, "nothing resent after fragmentation needed"
+    assert max(parse_ipv4(memoryview(p)).total_length for p in resent) <= 1000
