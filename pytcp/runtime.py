@@ -237,11 +237,10 @@ class Runtime:
                 for pkt in batch:
                     impair.submit(now, pkt)
                 batch = impair.release(now)
-            for pkt in batch:
-                try:  # zero-cost in 3.11 unless it raises
-                    stack.receive_packet(now, pkt)
-                except Exception as exc:  # noqa: BLE001 - the stack must not raise; go on
-                    self._report_stack_error(exc, "receive_packet")
+            try:  # zero-cost in 3.11 unless it raises
+                stack.receive_batch(now, batch)
+            except Exception as exc:  # noqa: BLE001 - the stack must not raise; go on
+                self._report_stack_error(exc, "receive_batch")
             if got < self.READ_BATCH:
                 break  # a short batch: the link is drained; skip the EAGAIN read
         self.packets_in += n

@@ -58,7 +58,8 @@ class FakeConnection:
     def next_deadline(self) -> float | None:
         return self.deadline
 
-    def handle_icmp_error(self, now: float, type: int, code: int) -> None:
+    def handle_icmp_error(self, now: float, type: int, code: int,
+                          mtu: int | None = None) -> None:
         self.icmp.append((now, type, code))
 
     def abort(self, now: float) -> None:

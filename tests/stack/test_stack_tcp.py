@@ -314,3 +314,37 @@ def test_icmp_fragmentation_needed_lowers_the_segment_size() -> None:
     resent = a.pending_packets()
     assert resent, "nothing resent after fragmentation needed"
     assert max(parse_ipv4(memoryview(p)).total_length for p in resent) <= 1000
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_burst_read_as_one_batch_is_answered_by_one_ack(batched: bool) -> None:
+    """MUST-58/59 (RFC 1122 4.2.3.2): the runtime hands the stack every packet it read at
+    once; all of them are processed before the receiver builds its ACK. Unbatched, the
+    receiver ACKs each one (quickack at the start of a connection, as Linux does)."""
+    from pytcp.wire.ipv4 import parse_ipv4
+    from pytcp.wire.tcp import ACK, parse_tcp
+
+    a, b = pair()
+    w = Wire(a, b)
+    client, server = connect_pair(w)
+    client.set_nodelay(True)
+    client.send(w.now, bytes(10 * 1448))
+    burst = a.pending_packets()
+    assert len(burst) == 10
+    if batched:
+        b.receive_batch(w.now, burst)
+    else:
+        for p in burst:
+            b.receive_packet(w.now, p)
+    acks = []
+    for p in b.pending_packets():
+        ip = parse_ipv4(memoryview(p))
+        th = parse_tcp(ip.payload, ip.src, ip.dst)
+        assert th.flags & ACK and not len(th.payload)
+        acks.append(th.ack)
+    end = (client.conn.iss + 1 + 10 * 1448) & 0xFFFFFFFF
+    if batched:
+        assert acks == [end]
+    else:
+        assert len(acks) == 10 and acks[-1] == end
+    assert server.receive(w.now) == bytes(10 * 1448)
