@@ -16,7 +16,7 @@ Grammar (one statement per line; ``//`` and ``/* ... */`` comments anywhere)::
     option := nop | eol | mss N | wscale N | sackOK | TS val N ecr N | sack L:R (L:R)*
             | raw HEX     (pytcp extension, inbound only: bytes sent verbatim)
     EXT   := port N (both directions) | bad_csum | src A.B.C.D | dst A.B.C.D | ttl N
-           | ip_opts HEX          (pytcp extensions; all but port inbound only)
+           | ip_opts HEX | batch  (pytcp extensions; all but port inbound only)
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ class PacketLine:
     ip_options: bytes = b""
     ttl: int | None = None
     port: int | None = None  # the script side's port for this packet (pytcp extension)
+    batch: bool = False  # delivered in one read batch with the inbound line before it
 
 
 @dataclass(slots=True)
@@ -314,6 +315,9 @@ def parse_packet(timing: Timing, rest: str, path: str, lineno: int, text: str) -
             if not 1 <= pkt.port <= 65535:
                 raise ScriptSyntaxError(path, lineno, f"port {pkt.port} out of range")
             i += 2
+        elif direction == "<" and key == "batch":
+            pkt.batch = True
+            i += 1
         elif direction == "<" and key == "bad_csum":
             pkt.bad_csum = True
             i += 1
@@ -341,6 +345,10 @@ def parse_packet(timing: Timing, rest: str, path: str, lineno: int, text: str) -
         pass
     elif direction == ">" and opts and any(o.kind == "raw" for o in opts):
         raise ScriptSyntaxError(path, lineno, "raw options are for inbound packets only")
+    if pkt.batch and (timing.any_time or timing.end is not None or timing.start != 0
+                      or not timing.start_relative):
+        raise ScriptSyntaxError(path, lineno, "a 'batch' line joins the inbound line before "
+                                "it: its time must be +0")
     if pkt.ack is not None and not flags & ACK:
         raise ScriptSyntaxError(path, lineno, "'ack N' written but the ACK flag '.' is not")
     return pkt

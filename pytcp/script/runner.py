@@ -399,7 +399,9 @@ class Runner:
             return (ecr + off) & MASK
         return self.last_tsval
 
-    def _inbound(self, line: PacketLine) -> None:
+    def _inbound(self, line: PacketLine, batch: list[bytes] | None = None) -> None:
+        """Build and inject one inbound line; with ``batch``, only build it and add it there
+        (the caller hands the whole batch to ``stack.receive_batch``)."""
         from pytcp.wire.ipv4 import ip_to_int
 
         port = line.port or self.their_port
@@ -423,7 +425,22 @@ class Runner:
             bad_csum=line.bad_csum, ttl=line.ttl if line.ttl is not None else 64,
             ip_options=line.ip_options)
         self._record(format_expected(line))
+        if batch is not None:
+            if self.pcap is not None:
+                self.pcap.write(self.now, pkt, "in")
+            batch.append(pkt)
+            return
         self._inject(pkt)
+
+    def _inbound_batch(self, lines: list[PacketLine]) -> None:
+        """pytcp's ``batch`` extension: these packets reach the stack in one read batch
+        (``Stack.receive_batch``), as the runtime delivers a burst read from the link."""
+        pkts: list[bytes] = []
+        for ln in lines:
+            self.current = ln
+            self._inbound(ln, pkts)
+        self.stack.receive_batch(self.now, pkts)
+        self._after_step()
 
     def _encode_inbound_options(self, line: PacketLine, port: int, lisn: int) -> bytes:
         self._ecr_port = port
@@ -543,7 +560,11 @@ class Runner:
         self._after_step()
 
     def run(self) -> None:
-        for line in self.script.lines:
+        lines = self.script.lines
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            i += 1
             self.current = line
             target, lo, hi = self._times(line.timing)
             if isinstance(line, PacketLine) and line.direction == ">":
@@ -554,7 +575,15 @@ class Runner:
             what = f"line {line.lineno}"
             self._no_unexpected(what)
             if isinstance(line, PacketLine):
-                self._inbound(line)
+                group = [line]
+                while (i < len(lines) and isinstance(lines[i], PacketLine)
+                       and lines[i].batch):  # type: ignore[union-attr]
+                    group.append(lines[i])  # type: ignore[arg-type]
+                    i += 1
+                if len(group) > 1:
+                    self._inbound_batch(group)
+                else:
+                    self._inbound(line)
             elif isinstance(line, IcmpLine):
                 self._icmp(line)
             else:

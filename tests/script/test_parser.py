@@ -181,3 +181,11 @@ def test_expected_packet_text_round_trips(direction: str, flags: str, seq: int, 
     (p,) = parse_script("0 " + text + "\n", "rt").lines
     assert isinstance(p, PacketLine)
     assert format_expected(p) == text
+
+
+def test_batch_extension_must_be_at_plus_zero() -> None:
+    a, b = parse_script("0 < . 1:11(10) ack 1 win 5\n+0 < . 11:21(10) ack 1 win 5 batch\n",
+                        "b").lines
+    assert isinstance(b, PacketLine) and b.batch and isinstance(a, PacketLine) and not a.batch
+    with pytest.raises(ScriptSyntaxError):
+        parse_script("0 < . 1:11(10) ack 1 win 5\n+0.1 < . 11:21(10) ack 1 win 5 batch\n", "b")
