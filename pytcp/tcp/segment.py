@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pytcp.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions
+from pytcp.wire.tcp import FIN, NO_OPTIONS, SYN, TcpOptions, flags_to_str
 
 
 @dataclass(slots=True)
@@ -36,10 +36,4 @@ class Segment:
 
     def flags_str(self) -> str:
         """tcpdump-style flags: 'S', 'S.', 'P.', 'F.', 'R', ..."""
-        s = ""
-        for bit, ch in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U")):
-            if self.flags & bit:
-                s += ch
-        if self.flags & ACK:
-            s += "."
-        return s
+        return flags_to_str(self.flags)

@@ -111,9 +111,26 @@ class CongestionControl(abc.ABC):
         self.cwnd = max(self.cwnd, self.ssthresh)
         return acked_bytes - used
 
-    @abc.abstractmethod
     def on_ack(self, now: float, acked_bytes: int, rtt: float | None, flight_size: int) -> None:
-        ...
+        """An ACK for new data: slow start below ssthresh (RFC 5681 3.1, RFC 3465), then
+        congestion avoidance with what is left, only while cwnd-limited (RFC 7661)."""
+        self.observe_rtt(rtt)
+        if acked_bytes <= 0:
+            return
+        limited = self.cwnd_limited(flight_size)
+        if self.cwnd < self.ssthresh:
+            acked_bytes = self.slow_start(acked_bytes, rtt, flight_size, limited)
+            if acked_bytes <= 0:
+                return
+        if limited:
+            self.congestion_avoidance(now, acked_bytes)
+
+    def observe_rtt(self, rtt: float | None) -> None:
+        """This ACK's RTT sample (or None); for algorithms that track the RTT themselves."""
+
+    @abc.abstractmethod
+    def congestion_avoidance(self, now: float, acked_bytes: int) -> None:
+        """Grow cwnd for ``acked_bytes`` acknowledged above ssthresh."""
 
     @abc.abstractmethod
     def on_congestion(self, now: float, flight_size: int) -> None:

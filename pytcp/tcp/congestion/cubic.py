@@ -74,20 +74,13 @@ class Cubic(CongestionControl):
         self.alpha = 1.0 if self.w_est >= self.cwnd_prior else ALPHA_CUBIC
         self._frac = 0.0
 
-    def on_ack(self, now: float, acked_bytes: int, rtt: float | None, flight_size: int) -> None:
-        """``rtt``: this ACK's RTT sample, or None. CUBIC smooths the samples itself (RFC 9438
-        2: RTT is the smoothed RTT of RFC 6298: SRTT += (R - SRTT) / 8)."""
+    def observe_rtt(self, rtt: float | None) -> None:
+        """CUBIC smooths the per-ACK samples itself (RFC 9438 2: RTT is the smoothed RTT of
+        RFC 6298: SRTT += (R - SRTT) / 8)."""
         if rtt is not None and rtt > 0:
             self.rtt = rtt if self.rtt == 0.0 else self.rtt + (rtt - self.rtt) * 0.125
-        if acked_bytes <= 0:
-            return
-        limited = self.cwnd_limited(flight_size)
-        if self.cwnd < self.ssthresh:
-            acked_bytes = self.slow_start(acked_bytes, rtt, flight_size, limited)
-            if acked_bytes <= 0:
-                return
-        if not limited:
-            return
+
+    def congestion_avoidance(self, now: float, acked_bytes: int) -> None:
         if self.t_epoch is None:
             self._start_epoch(now)
         mss = self.mss

@@ -14,16 +14,7 @@ class NewReno(CongestionControl):
 
     __slots__ = ()
 
-    def on_ack(self, now: float, acked_bytes: int, rtt: float | None, flight_size: int) -> None:
-        if acked_bytes <= 0:
-            return
-        limited = self.cwnd_limited(flight_size)
-        if self.cwnd < self.ssthresh:
-            acked_bytes = self.slow_start(acked_bytes, rtt, flight_size, limited)
-            if acked_bytes <= 0:
-                return
-        if not limited:
-            return
+    def congestion_avoidance(self, now: float, acked_bytes: int) -> None:
         # RFC 3465 2.1 / RFC 5681 3.1: count acknowledged bytes; when they reach cwnd,
         # cwnd += SMSS (at most one SMSS per ACK).
         self._ca_acked += acked_bytes
