@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from pytcp.script.parser import PacketLine, ScriptOption
 from pytcp.wire.tcp import (
     ACK,
-    CWR,
-    ECE,
-    FIN,
     OPT_EOL,
     OPT_MSS,
     OPT_NOP,
@@ -26,11 +23,10 @@ from pytcp.wire.tcp import (
     OPT_SACK_PERMITTED,
     OPT_TIMESTAMP,
     OPT_WSCALE,
-    PSH,
-    RST,
     SYN,
     URG,
     TcpOptions,
+    flags_to_str,
 )
 
 MASK = 0xFFFFFFFF
@@ -65,15 +61,8 @@ class Observed:
 
 
 def flags_text(flags: int) -> str:
-    """Flags in the script's notation: 'S', 'S.', 'P.', 'F.', 'R.', ..."""
-    s = ""
-    for bit, ch in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U"), (ECE, "E"),
-                    (CWR, "W")):
-        if flags & bit:
-            s += ch
-    if flags & ACK:
-        s += "."
-    return s
+    """Flags in the script's notation ('S', 'S.', 'P.', 'F.', 'R.'): tcpdump's letters."""
+    return flags_to_str(flags)
 
 
 def _rel(x: int, base: int | None) -> int:
