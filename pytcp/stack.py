@@ -145,6 +145,7 @@ class TcpHandle:
         "conn",
         "key",
         "listener",
+        "tos",
         "user_data",
     )
 
@@ -157,13 +158,29 @@ class TcpHandle:
         self.accepted = listener is None
         self._stack = stack
         self._deadline: float | None = None
-        # IPv4 header + TCP ports for every segment of this connection (DF set, RFC 1191).
-        self._tmpl = _IPV4_TCP_HDR.pack(0x45, 0, 0, 0, 0x4000, stack.config.ttl, PROTO_TCP, 0,
-                                        key.local_addr.to_bytes(4, "big"),
+        self._psum = native.pseudo_header_sum(key.local_addr, key.remote_addr, PROTO_TCP, 0)
+        self.tos = 0
+        self._tmpl = b""
+        self._ipsum = 0
+        self._build_template()
+
+    def _build_template(self) -> None:
+        """The IPv4 header + TCP ports of every segment of this connection (DF set, RFC
+        1191; TOS from :meth:`set_tos`) and its partial checksum (without length and ident)."""
+        key = self.key
+        self._tmpl = _IPV4_TCP_HDR.pack(0x45, self.tos, 0, 0, 0x4000, self._stack.config.ttl,
+                                        PROTO_TCP, 0, key.local_addr.to_bytes(4, "big"),
                                         key.remote_addr.to_bytes(4, "big"),
                                         key.local_port, key.remote_port)
-        self._psum = native.pseudo_header_sum(key.local_addr, key.remote_addr, PROTO_TCP, 0)
-        self._ipsum = native.csum_partial(self._tmpl[:20])  # without length and ident
+        self._ipsum = native.csum_partial(self._tmpl[:20])
+
+    def set_tos(self, tos: int) -> None:
+        """The IP TOS / Diffserv byte of every later segment of this connection (RFC 9293
+        3.9.1.1 and RFC 1122 4.2.4.2, MUST-48: the application may set it; IP_TOS)."""
+        if not 0 <= tos <= 0xFF:
+            raise ValueError(f"TOS {tos} out of range 0..255")
+        self.tos = tos
+        self._build_template()
 
     # ----- application calls -----
 
@@ -243,6 +260,9 @@ class Listener:
         self.backlog = backlog
         self.user_data: Any = None
         self.closed = False
+        # MUST-48: the TOS byte given to connections this listener accepts (as Linux, an
+        # accepted socket inherits the listener's IP_TOS); see set_tos.
+        self.tos = 0
         self._embryonic: dict[FourTuple, TcpHandle] = {}  # SYN-RECEIVED, not yet Connected
         self._queue: deque[TcpHandle] = deque()  # ESTABLISHED, not yet accepted
 
@@ -250,6 +270,12 @@ class Listener:
     def pending(self) -> int:
         """Connections counted against the backlog: half-open plus not yet accepted."""
         return len(self._embryonic) + len(self._queue)
+
+    def set_tos(self, tos: int) -> None:
+        """The IP TOS byte of connections created from now on (their SYN-ACK included)."""
+        if not 0 <= tos <= 0xFF:
+            raise ValueError(f"TOS {tos} out of range 0..255")
+        self.tos = tos
 
     def accept(self) -> TcpHandle | None:
         """The oldest established connection not yet accepted, or ``None``."""
@@ -364,8 +390,11 @@ class Stack:
         return lst
 
     def connect(self, now: float, remote_addr: str | int, remote_port: int,
-                local_port: int | None = None) -> TcpHandle:
-        """Active open (RFC 9293 3.10.1): pick a local port, send the SYN."""
+                local_port: int | None = None, *, tos: int = 0) -> TcpHandle:
+        """Active open (RFC 9293 3.10.1): pick a local port, send the SYN. ``tos`` is the IP
+        TOS byte of the connection's segments from the SYN on (MUST-48; see set_tos)."""
+        if not 0 <= tos <= 0xFF:
+            raise ValueError(f"TOS {tos} out of range 0..255")
         self._now = now
         raddr = _to_addr(remote_addr)
         # MUST-46: reject an OPEN to a broadcast, multicast or otherwise invalid address.
@@ -386,6 +415,8 @@ class Stack:
             key = self._pick_ephemeral(raddr, remote_port)
         conn = self._new_connection(now, key)
         h = TcpHandle(self, key, conn)
+        if tos:
+            h.set_tos(tos)
         self._conns[key] = h
         self.stats["active_opens"] += 1
         self._name(conn, key)
@@ -648,6 +679,8 @@ class Stack:
                 return
             conn = self._new_connection(now, key)
             h = TcpHandle(self, key, conn, lst)
+            if lst.tos:
+                h.set_tos(lst.tos)
             self._conns[key] = h
             lst._embryonic[key] = h
             self._name(conn, key)

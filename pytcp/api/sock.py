@@ -289,6 +289,20 @@ class Socket:
 
         self._server, self._accept_q = self._rt.run(setup())
         self._bound_port = port
+        if self._options.get("tos"):
+            self._set_listener_tos(self._options["tos"])
+
+    def _set_listener_tos(self, tos: int) -> None:
+        """MUST-48: connections accepted from now on use this IP TOS byte (the stack's
+        ``Listener.set_tos``)."""
+        listener = getattr(self._server, "_listener", None)
+        if listener is None:
+            return
+
+        async def apply() -> None:
+            listener.set_tos(tos)
+
+        self._rt.run(apply())
 
     def accept(self) -> tuple[Socket, tuple[str, int]]:
         if self._closed:
@@ -391,17 +405,25 @@ class Socket:
         (_socket.IPPROTO_TCP, _socket.TCP_NODELAY): "nodelay",
         (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE): "keepalive",
         (_socket.IPPROTO_TCP, getattr(_socket, "TCP_SYNCNT", 7)): "syn_retries",
+        (_socket.IPPROTO_IP, _socket.IP_TOS): "tos",
     }
 
     def setsockopt(self, level: int, option: int, value: int | bool) -> None:
-        """TCP_NODELAY, SO_KEEPALIVE and TCP_SYNCNT (SYN retransmissions before giving up).
-        Set before ``connect()`` they apply from the first segment; others raise
+        """TCP_NODELAY, SO_KEEPALIVE, TCP_SYNCNT (SYN retransmissions before giving up) and
+        IP_TOS (the IP TOS / Diffserv byte, MUST-48). Set before ``connect()`` they apply from
+        the start (IP_TOS from the SYN's retransmissions and the handshake's ACK on: the first
+        SYN is queued before the options are applied); IP_TOS on a listening socket is
+        inherited by the connections it accepts, as on Linux. Others raise
         ``OSError(ENOPROTOOPT)``."""
         name = self._OPTS.get((level, option))
         if name is None:
             raise OSError(92, "Protocol not available (pytcp: TCP_NODELAY, SO_KEEPALIVE, "
-                              "TCP_SYNCNT)")
+                              "TCP_SYNCNT, IP_TOS)")
+        if name == "tos" and not 0 <= int(value) <= 0xFF:
+            raise OSError(22, "Invalid argument (IP_TOS is 0..255)")
         self._options[name] = int(value)
+        if name == "tos" and self._server is not None:
+            self._set_listener_tos(int(value))
         if self._writer is not None:
             handle = self._writer.get_extra_info("pytcp_handle")
             opts = {name: int(value)}
@@ -415,7 +437,9 @@ class Socket:
         name = self._OPTS.get((level, option))
         if name is None:
             raise OSError(92, "Protocol not available (pytcp: TCP_NODELAY, SO_KEEPALIVE, "
-                              "TCP_SYNCNT)")
+                              "TCP_SYNCNT, IP_TOS)")
+        if self._writer is not None and name == "tos":
+            return int(self._writer.get_extra_info("pytcp_handle").tos)
         if self._writer is not None and name != "syn_retries":
             conn = self._writer.get_extra_info("pytcp_handle").conn
             return int(bool(getattr(conn, name, False)))
@@ -487,6 +511,8 @@ def _apply_options(handle: Any, opts: Mapping[str, int | None], bg: BackgroundRu
         handle.set_nodelay(bool(opts["nodelay"]), now)
     if opts.get("keepalive") is not None:
         handle.set_keepalive(bool(opts["keepalive"]), now=now)
+    if opts.get("tos") is not None:
+        handle.set_tos(int(opts["tos"]))  # MUST-48
     retries2, syn_retries = opts.get("retries2"), opts.get("syn_retries")
     if retries2 is not None or syn_retries is not None:
         handle.conn.set_retries(retries2=retries2, syn_retries=syn_retries)

@@ -2,7 +2,7 @@
 
 This module owns packetdrill's matching rules as pytcp applies them (docs/conformance.md,
 "Writing scripts"): sequence numbers are shown and compared relative to the ISNs, ``win``,
-``ack`` and ``urg`` are checked only where written, ``<...>`` accepts any options, a written
+``ack``, ``urg`` and ``tos`` (the IP TOS byte) are checked only where written, ``<...>`` accepts any options, a written
 option list must match the sent options in order and value with NOP/EOL padding ignored, TS val
 is not compared here (the runner checks it against the clock offset it learned) while TS ecr
 is, SACK blocks are relative to the script side's ISN, and payload bytes must be the bytes the
@@ -58,6 +58,7 @@ class Observed:
     option_kinds: tuple[int, ...]
     sport: int = 0
     dport: int = 0
+    tos: int = 0  # the IP header's TOS byte
 
 
 def flags_text(flags: int) -> str:
@@ -103,6 +104,8 @@ def format_observed(obs: Observed, local_isn: int | None, remote_isn: int) -> st
     s += f" win {obs.win}"
     if obs.flags & URG:
         s += f" urg {obs.urg}"
+    if obs.tos:
+        s += f" tos {obs.tos:#04x}"
     opts = format_observed_options(obs, remote_isn)
     return s + (" " + opts if opts else "")
 
@@ -115,6 +118,8 @@ def format_expected(line: PacketLine) -> str:
         s += f" win {line.win}"
     if line.urg is not None:
         s += f" urg {line.urg}"
+    if line.tos is not None:
+        s += f" tos {line.tos:#04x}"
     if line.options is None:
         s += " <...>"
     elif line.options:
@@ -173,6 +178,8 @@ def compare(line: PacketLine, obs: Observed, local_isn: int | None, remote_isn: 
         return f"win expected {line.win} got {obs.win}"
     if line.urg is not None and line.urg != obs.urg:
         return f"urg expected {line.urg} got {obs.urg}"
+    if line.tos is not None and line.tos != obs.tos:
+        return f"tos expected {line.tos:#04x} got {obs.tos:#04x}"
     if line.options is not None:
         diff = compare_options(line.options, obs, remote_isn)
         if diff:

@@ -15,7 +15,7 @@ Grammar (one statement per line; ``//`` and ``/* ... */`` comments anywhere)::
     OPTS  := '<' '...' '>' | '<' option (',' option)* '>'
     option := nop | eol | mss N | wscale N | sackOK | TS val N ecr N | sack L:R (L:R)*
             | raw HEX     (pytcp extension, inbound only: bytes sent verbatim)
-    EXT   := port N (both directions) | bad_csum | src A.B.C.D | dst A.B.C.D | ttl N
+    EXT   := port N (both directions) | tos N (outbound only: the IP TOS byte) | bad_csum | src A.B.C.D | dst A.B.C.D | ttl N
            | ip_opts HEX | batch  (pytcp extensions; all but port inbound only)
 """
 
@@ -102,6 +102,7 @@ class PacketLine:
     ip_options: bytes = b""
     ttl: int | None = None
     port: int | None = None  # the script side's port for this packet (pytcp extension)
+    tos: int | None = None  # outbound: the IP TOS byte our packet must carry (MUST-48)
     batch: bool = False  # delivered in one read batch with the inbound line before it
 
 
@@ -314,6 +315,11 @@ def parse_packet(timing: Timing, rest: str, path: str, lineno: int, text: str) -
             pkt.port = _int(toks[i + 1], path, lineno, "port")
             if not 1 <= pkt.port <= 65535:
                 raise ScriptSyntaxError(path, lineno, f"port {pkt.port} out of range")
+            i += 2
+        elif direction == ">" and key == "tos" and i + 1 < len(toks):
+            pkt.tos = _int(toks[i + 1], path, lineno, "tos")
+            if not 0 <= pkt.tos <= 0xFF:
+                raise ScriptSyntaxError(path, lineno, f"tos {pkt.tos} out of range 0..255")
             i += 2
         elif direction == "<" and key == "batch":
             pkt.batch = True

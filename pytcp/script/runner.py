@@ -301,7 +301,7 @@ class Runner:
                                  f"{LOCAL_ADDR} ttl {self.ttl}")
             obs = Observed(self.now, th.flags, th.seq, th.ack, th.window, th.urg,
                            bytes(th.payload), th.options, tuple(th.option_kinds),
-                           th.sport, th.dport)
+                           th.sport, th.dport, ip.tos)
             if th.options.timestamp is not None:
                 self.last_tsval = th.options.timestamp[0]
             self.last_seq = th.seq

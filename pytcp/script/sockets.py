@@ -91,6 +91,7 @@ class Sock:
     linger_zero: bool = False
     syn_cnt: int | None = None
     retries2: int | None = None
+    tos: int | None = None  # IP_TOS (MUST-48)
     pending_write: int = 0  # bytes a blocking write still has to hand over
     pending_written: int = 0
     opts: dict[str, int] = field(default_factory=dict)
@@ -154,6 +155,8 @@ class SocketTable:
         if s.keepalive is not None or s.keep_idle or s.keep_intvl or s.keep_cnt:
             h.set_keepalive(bool(s.keepalive), idle=s.keep_idle, interval=s.keep_intvl,
                             count=s.keep_cnt, now=now)
+        if s.tos is not None and s.tos != h.tos:
+            h.set_tos(s.tos)  # MUST-48
         if s.syn_cnt is not None or s.retries2 is not None:
             h.conn.set_retries(retries2=s.retries2, syn_retries=s.syn_cnt)  # MUST-21
 
@@ -208,6 +211,8 @@ class SocketTable:
         s = self._sock(args[0])
         backlog = _int_arg(args[1]) if len(args) > 1 else 128
         s.listener = self.stack.listen(self.local_port, max(backlog, 1))
+        if s.tos:
+            s.listener.set_tos(s.tos)  # accepted connections inherit it, as on Linux
         return (0, None)
 
     def sys_accept(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
@@ -220,7 +225,7 @@ class SocketTable:
         fd = self._new_fd(want)
         ns = Sock(fd, handle=h, nodelay=s.nodelay, keepalive=s.keepalive, keep_idle=s.keep_idle,
                   keep_intvl=s.keep_intvl, keep_cnt=s.keep_cnt, linger_zero=s.linger_zero,
-                  retries2=s.retries2)
+                  retries2=s.retries2, tos=s.tos)
         state_of(h)
         self.socks[fd] = ns
         self._apply_opts(ns, now)
@@ -231,7 +236,8 @@ class SocketTable:
     def sys_connect(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
         s = self._sock(args[0])
         if s.handle is None:
-            s.handle = self.stack.connect(now, self.remote_addr, self.connect_port)
+            s.handle = self.stack.connect(now, self.remote_addr, self.connect_port,
+                                          tos=s.tos or 0)
             state_of(s.handle)
             s.connecting = True
             self._apply_opts(s, now)
@@ -292,6 +298,12 @@ class SocketTable:
             if not 1 <= n <= 127:
                 return _err("EINVAL")
             s.syn_cnt = n
+        elif name == "IP_TOS":  # MUST-48: the IP TOS / Diffserv byte of our segments
+            if not 0 <= n <= 0xFF:
+                return _err("EINVAL")
+            s.tos = n
+            if s.listener is not None:
+                s.listener.set_tos(n)
         elif name == "PYTCP_RETRIES2":  # pytcp extension: R2 (data retransmissions) per socket
             if n < 0:
                 return _err("EINVAL")
@@ -317,6 +329,8 @@ class SocketTable:
             got = int(bool(s.nodelay))
         elif name == "SO_KEEPALIVE":
             got = int(bool(s.keepalive))
+        elif name == "IP_TOS":
+            got = s.handle.tos if s.handle is not None else (s.tos or 0)
         else:
             raise SyscallError(f"getsockopt {name} is not supported")
         if val.strip() not in ("...",) and _int_arg(val) != got:

@@ -212,3 +212,30 @@ def test_syn_retries_bound_the_connect_to_a_silent_host(
     # far from the settimeout bound and from the default 6 retries (127 s).
     assert 2.5 <= elapsed < 6.0, elapsed
     c.close()
+
+
+def test_ip_tos_on_connection_and_inherited_from_listener(
+        hosts: tuple[BackgroundRuntime, BackgroundRuntime]) -> None:
+    """MUST-48: IP_TOS sets the TOS byte of a connection's segments; a listener's value is
+    inherited by the connections it accepts (as on Linux)."""
+    a, b = hosts
+    server = b.socket()
+    server.settimeout(5)
+    server.listen(14, 4)
+    server.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x10)
+    c = a.socket()
+    c.settimeout(5)
+    c.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x28)
+    c.connect((ADDR_B, 14))
+    conn, _ = server.accept()
+    assert c.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 0x28
+    assert conn.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 0x10
+    c.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0xB8)
+    assert c.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 0xB8
+    with pytest.raises(OSError):
+        c.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 256)
+    c.sendall(b"tos")
+    assert conn.recv(3) == b"tos"
+    conn.close()
+    c.close()
+    server.close()

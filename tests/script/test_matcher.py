@@ -92,3 +92,23 @@ def test_stream_bytes_is_a_consistent_window(off: int, n: int) -> None:
     whole = stream_bytes(off, n + 7)
     assert len(whole) == n + 7
     assert whole[3:3 + n] == stream_bytes(off + 3, n)
+
+
+def test_tos_is_checked_only_where_written() -> None:
+    """MUST-48: ``tos N`` on an outbound line checks the IP TOS byte; inbound lines reject it."""
+    import pytest
+
+    from pytcp.script.parser import ScriptSyntaxError
+
+    marked = synack(tos=0x10)
+    assert compare(line("0 > S. 0:0(0) ack 1 tos 0x10 <...>"), marked, LISN, RISN) is None
+    assert compare(line("0 > S. 0:0(0) ack 1 <...>"), marked, LISN, RISN) is None
+    assert compare(line("0 > S. 0:0(0) tos 0 <...>"), marked, LISN, RISN) == (
+        "tos expected 0x00 got 0x10")
+    assert compare(line("0 > S. 0:0(0) tos 0xb8 <...>"), synack(), LISN, RISN) == (
+        "tos expected 0xb8 got 0x00")
+    assert format_observed(marked, LISN, RISN).startswith("> S. 0:0(0) ack 1 win 65535 tos 0x10 <")
+    with pytest.raises(ScriptSyntaxError):
+        line("0 < S 0:0(0) tos 0x10")
+    with pytest.raises(ScriptSyntaxError):
+        line("0 > S 0:0(0) tos 256")
