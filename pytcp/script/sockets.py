@@ -28,6 +28,7 @@ from pytcp.tcp.events import (
     ConnectionReset,
     ConnectionTimedOut,
     EndOfStream,
+    UrgentData,
 )
 
 O_NONBLOCK = 0o4000
@@ -74,6 +75,7 @@ class ConnState:
     write_offset: int = 0
     shut_wr: bool = False
     data_error: str = ""
+    urgent_events: int = 0  # UrgentData events seen (MUST-32: the asynchronous notice)
 
 
 @dataclass(slots=True)
@@ -175,6 +177,8 @@ class SocketTable:
                 st.eof = True
             elif isinstance(ev, Closed):
                 st.closed = True
+            elif isinstance(ev, UrgentData):
+                st.urgent_events += 1
 
     def _take_error(self, st: ConnState) -> Outcome | None:
         if st.so_error:
@@ -329,6 +333,14 @@ class SocketTable:
             got = int(bool(s.nodelay))
         elif name == "SO_KEEPALIVE":
             got = int(bool(s.keepalive))
+        elif name in ("PYTCP_URGENT_PENDING", "PYTCP_URGENT_EVENTS"):
+            if s.handle is None:
+                return _err("ENOTCONN")
+            if name == "PYTCP_URGENT_PENDING":  # MUST-33: urgent octets not yet read
+                got = int(s.handle.conn.urgent_pending)
+            else:  # MUST-32: UrgentData events delivered to the application so far
+                self.drain_events()
+                got = state_of(s.handle).urgent_events
         elif name == "IP_TOS":
             got = s.handle.tos if s.handle is not None else (s.tos or 0)
         else:
@@ -376,8 +388,7 @@ class SocketTable:
     def _write(self, now: float, s: Sock, n: int, flags: str) -> Outcome | _Blocked:
         if s.handle is None:
             return _err("EPIPE") if s.listener is None else _err("ENOTCONN")
-        if "MSG_OOB" in flags:
-            raise SyscallError("sending urgent data (MSG_OOB) is not supported")
+        urgent = "MSG_OOB" in flags  # RFC 9293 3.8.5: urgent data (MUST-30, MUST-62)
         st = state_of(s.handle)
         e = self._take_error(st)
         if e:
@@ -390,15 +401,21 @@ class SocketTable:
             # 9293 3.10.2), but scripts follow the socket API.
             if s.nonblocking:
                 return _err("EAGAIN")
+            if urgent:
+                raise SyscallError("a blocking send(MSG_OOB) before the connection is "
+                                   "established is not supported")
             s.pending_write, s.pending_written = n, 0
             return BLOCKED
         data = stream_bytes(st.write_offset, n)
         try:
-            k = s.handle.send(now, data)
+            k = s.handle.send(now, data, True, urgent)
         except TcpUsageError:
             return _err("EPIPE")
         st.write_offset += k
         if k < n and not s.nonblocking:
+            if urgent:
+                raise SyscallError("a blocking send(MSG_OOB) that does not fit the send "
+                                   "buffer is not supported")
             s.pending_write = n - k
             s.pending_written = k
             return BLOCKED
