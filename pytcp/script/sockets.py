@@ -474,6 +474,10 @@ class SocketTable:
         return self._read(now, self._sock(args[0]), _int_arg(args[2]))
 
     def sys_recv(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
+        if len(args) > 3 and "MSG_OOB" in args[3]:
+            raise SyscallError("recv(..., MSG_OOB) is not supported: urgent data stays inline "
+                               "(RFC 6093); read it with read()/recv() and check "
+                               "PYTCP_URGENT_PENDING")
         return self._read(now, self._sock(args[0]), _int_arg(args[2]))
 
     def sys_ioctl(self, now: float, args: list[str], want: int) -> Outcome:

@@ -111,6 +111,16 @@ def test_unsupported_call_is_reported() -> None:
     assert f is not None and "epoll_create() is not supported" in f.reason
 
 
+def test_recv_msg_oob_is_reported_and_send_msg_oob_sends_urgent_data() -> None:
+    f = run(HANDSHAKE + "+0 recv(4, ..., 1, MSG_OOB) = 1\n").failure
+    assert f is not None and "MSG_OOB" in f.reason and "inline" in f.reason
+    # MUST-62: the pointer is to the first non-urgent octet (a wrong urg value fails).
+    urgent = HANDSHAKE + "+0 send(4, ..., 5, MSG_OOB) = 5\n"
+    assert run(urgent + "+0 > P.U 1:6(5) ack 1 urg 5 <nop,nop,TS val 101 ecr 200>\n").passed
+    f = run(urgent + "+0 > P.U 1:6(5) ack 1 urg 4 <nop,nop,TS val 101 ecr 200>\n").failure
+    assert f is not None and "urg expected 4 got 5" in f.reason
+
+
 def test_syntax_error_is_a_failure_with_line() -> None:
     res = run_script(parse_script("// x\n", "ok.pkt"))
     assert res.passed  # an empty script passes trivially
