@@ -511,8 +511,9 @@ def _apply_options(handle: Any, opts: Mapping[str, int | None], bg: BackgroundRu
         handle.set_nodelay(bool(opts["nodelay"]), now)
     if opts.get("keepalive") is not None:
         handle.set_keepalive(bool(opts["keepalive"]), now=now)
-    if opts.get("tos") is not None:
-        handle.set_tos(int(opts["tos"]))  # MUST-48
+    tos = opts.get("tos")
+    if tos is not None:
+        handle.set_tos(tos)  # MUST-48
     retries2, syn_retries = opts.get("retries2"), opts.get("syn_retries")
     if retries2 is not None or syn_retries is not None:
         handle.conn.set_retries(retries2=retries2, syn_retries=syn_retries)

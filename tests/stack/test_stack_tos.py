@@ -10,7 +10,7 @@ from scapy.layers.inet import IP, TCP  # type: ignore[import-untyped]
 from tests.stack.test_stack_tcp import B_ADDR, Wire, connect_pair, pair
 
 
-def _ip_ok(raw: bytes) -> IP:
+def _ip_ok(raw: bytes | bytearray) -> IP:
     """The packet as scapy reads it, after checking its IPv4 and TCP checksums."""
     p = IP(bytes(raw))
     got_ip, got_tcp = p.chksum, p[TCP].chksum
