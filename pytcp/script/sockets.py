@@ -7,7 +7,9 @@ calls (``socket``, ``bind``, ``listen``, ``accept``, ``connect``, ``read``/``rec
 including Linux's errno conventions (``EAGAIN`` for a non-blocking call that would block,
 ``EINPROGRESS`` for a non-blocking connect, a pending ``SO_ERROR`` reported once, then EOF or
 ``EPIPE``). A call that would block on a blocking descriptor is returned as ``BLOCKED`` and
-retried by the runner after every later step.
+retried by the runner after every later step. ``send(..., MSG_OOB)`` sends urgent data,
+``IP_TOS`` sets the connection's IP TOS byte, and the pytcp options ``PYTCP_URGENT_PENDING`` /
+``PYTCP_URGENT_EVENTS`` show received urgent data (RFC 9293 MUST-30..33, MUST-48).
 
 Data written is :func:`pytcp.script.matcher.stream_bytes` at the write offset; data read is
 checked against the same pattern at the read offset, so a script proves that the bytes arrive
