@@ -552,16 +552,18 @@ async def create_connection(
     runtime: Runtime,
     local_port: int | None = None,
     configure: Callable[[Any], None] | None = None,
+    tos: int = 0,
 ) -> tuple[PytcpTransport, asyncio.Protocol]:
     """Actively open a connection; returns once established (``Connected``).
 
     Raises ``ConnectionRefusedError`` (RST to our SYN), ``TimeoutError`` (the engine gave up),
     ``ConnectionResetError``. Cancelling the wait aborts the half-open connection.
-    ``configure(handle)`` runs right after the SYN is queued (socket options, retries).
+    ``configure(handle)`` runs right after the SYN is queued (socket options, retries);
+    ``tos`` is the IP TOS byte from the SYN on (MUST-48).
     """
     loop = runtime.loop
     protocol = protocol_factory()
-    handle = runtime.stack.connect(runtime.now(), _ip_int(host), port, local_port)
+    handle = runtime.stack.connect(runtime.now(), _ip_int(host), port, local_port, tos=tos)
     if configure is not None:
         try:
             configure(handle)
@@ -588,6 +590,7 @@ async def open_connection(
     limit: int = DEFAULT_LIMIT,
     local_port: int | None = None,
     configure: Callable[[Any], None] | None = None,
+    tos: int = 0,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Like ``asyncio.open_connection`` over pytcp: asyncio's own reader and writer."""
     loop = runtime.loop
@@ -595,6 +598,6 @@ async def open_connection(
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     transport, _ = await create_connection(
         lambda: protocol, host, port, runtime=runtime, local_port=local_port,
-        configure=configure)
+        configure=configure, tos=tos)
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer

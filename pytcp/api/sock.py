@@ -331,7 +331,8 @@ class Socket:
         self._reader, self._writer = self._run(
             lambda: aio.open_connection(
                 host, port, runtime=runtime, local_port=local_port,
-                configure=lambda handle: _apply_options(handle, opts, bg))
+                configure=lambda handle: _apply_options(handle, opts, bg),
+                tos=int(opts.get("tos", 0)))
         )
 
     # -- data --------------------------------------------------------------------------------
@@ -411,8 +412,7 @@ class Socket:
     def setsockopt(self, level: int, option: int, value: int | bool) -> None:
         """TCP_NODELAY, SO_KEEPALIVE, TCP_SYNCNT (SYN retransmissions before giving up) and
         IP_TOS (the IP TOS / Diffserv byte, MUST-48). Set before ``connect()`` they apply from
-        the start (IP_TOS from the SYN's retransmissions and the handshake's ACK on: the first
-        SYN is queued before the options are applied); IP_TOS on a listening socket is
+        the start, the SYN included; IP_TOS on a listening socket is
         inherited by the connections it accepts, as on Linux. Others raise
         ``OSError(ENOPROTOOPT)``."""
         name = self._OPTS.get((level, option))

@@ -198,7 +198,7 @@ class PipeStack:
         return lst
 
     def connect(self, now: float, remote_addr: int | str, remote_port: int,
-                local_port: int | None = None) -> PipeHandle:
+                local_port: int | None = None, *, tos: int = 0) -> PipeHandle:
         if isinstance(remote_addr, str):
             remote_addr = int.from_bytes(socket.inet_aton(remote_addr), "big")
         if local_port is None:

@@ -379,3 +379,31 @@ def test_bidirectional_concurrent_transfers_under_impairment() -> None:
             await asyncio.gather(*(client(i) for i in range(10)))
 
     run(main(), timeout=60)
+
+
+def test_tos_given_to_open_connection_marks_the_syn(tmp_path: Any) -> None:
+    """MUST-48: the TOS byte asked for at connect time is on every segment, the SYN included
+    (checked in host A's capture with scapy)."""
+    from scapy.layers.inet import IP, TCP  # type: ignore[import-untyped]
+    from scapy.utils import rdpcap  # type: ignore[import-untyped]
+
+    from pytcp.pcap import PcapWriter
+
+    path = tmp_path / "a.pcapng"
+
+    async def main() -> None:
+        pcap = PcapWriter(str(path))
+        async with memory_pair(pcap_a=pcap) as (a, b):
+            server = await start_server(echo_handler, 7, runtime=b)
+            reader, writer = await open_connection(ADDR_B, 7, runtime=a, tos=0x28)
+            writer.write(b"x")
+            assert await reader.readexactly(1) == b"x"
+            writer.close()
+            server.close()
+            await server.wait_closed()
+        pcap.close()
+
+    run(main())
+    ours = [p for p in rdpcap(str(path)) if p[IP].src == ADDR_A]
+    assert ours[0][TCP].flags == "S" and ours[0][IP].tos == 0x28
+    assert all(p[IP].tos == 0x28 for p in ours)
