@@ -7,11 +7,13 @@ packet (SEQPACKET keeps message boundaries); both ends are non-blocking.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections import Counter
 from typing import Self
 
 from pytcp.link import LinkError
+from pytcp.link.fdio import read_packets, write_counted
 
 # Largest IPv4 datagram plus room: a read never truncates a packet.
 _READ_SIZE = 65536 + 64
@@ -44,39 +46,16 @@ class MemoryLink:
 
     def read_batch(self, max_packets: int = 64) -> list[bytes]:
         """Read up to ``max_packets`` packets without blocking; ``[]`` when none is waiting."""
-        sock = self._sock
-        if sock is None:
+        if self._sock is None:
             return []
-        out: list[bytes] = []
-        recv = sock.recv
-        try:
-            while len(out) < max_packets:
-                data = recv(_READ_SIZE)
-                if not data:  # peer closed (SEQPACKET reads b"" at EOF)
-                    break
-                out.append(data)
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError:
-            self.stats["rx_errors"] += 1
-        self.stats["rx_packets"] += len(out)
-        return out
+        return read_packets(self._fd, _READ_SIZE, max_packets, self.stats)
 
     def write(self, packet: bytes | bytearray | memoryview) -> None:
         """Send one packet; when the peer's buffer is full the packet is dropped and counted."""
-        sock = self._sock
-        if sock is None:
+        if self._sock is None:
             self.stats["tx_errors"] += 1
             return
-        try:
-            sock.send(packet)
-        except (BlockingIOError, InterruptedError):
-            self.stats["tx_dropped"] += 1
-            return
-        except OSError:
-            self.stats["tx_errors"] += 1
-            return
-        self.stats["tx_packets"] += 1
+        write_counted(self.stats, os.write, self._fd, packet)
 
     def close(self) -> None:
         if self._sock is not None:

@@ -35,6 +35,7 @@ from typing import Any, Self, TypeVar
 
 from pytcp import native
 from pytcp.link import LinkError
+from pytcp.link.fdio import read_packets, write_counted
 
 T = TypeVar("T")
 
@@ -220,21 +221,7 @@ class TunLink:
             return []
         if self.vnet_hdr:
             return self._read_batch_vnet(fd, max_packets)
-        out: list[bytes] = []
-        read = os.read
-        try:
-            while len(out) < max_packets:
-                data = read(fd, _READ_SIZE)
-                if not data:
-                    break
-                out.append(data)
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError:
-            # EIO etc. while the interface is being torn down: report as empty.
-            self.stats["rx_errors"] += 1
-        self.stats["rx_packets"] += len(out)
-        return out
+        return read_packets(fd, _READ_SIZE, max_packets, self.stats)
 
     def _read_batch_vnet(self, fd: int, max_packets: int) -> list[bytes]:
         out: list[bytes] = []
@@ -291,18 +278,10 @@ class TunLink:
         if fd is None:
             self.stats["tx_errors"] += 1
             return
-        try:
-            if self.vnet_hdr:
-                os.writev(fd, self._vnet_header(packet))
-            else:
-                os.write(fd, packet)
-        except (BlockingIOError, InterruptedError):
-            self.stats["tx_dropped"] += 1
-            return
-        except OSError:
-            self.stats["tx_errors"] += 1
-            return
-        self.stats["tx_packets"] += 1
+        if self.vnet_hdr:
+            write_counted(self.stats, os.writev, fd, self._vnet_header(packet))
+        else:
+            write_counted(self.stats, os.write, fd, packet)
 
     def close(self) -> None:
         """Close the descriptor, which destroys the (non-persistent) interface; if it is
