@@ -15,6 +15,7 @@ import pytest
 
 from pytcp.api.aio import DEFAULT_HIGH_WATER, PytcpTransport, open_connection, start_server
 from pytcp.api.pair import ADDR_A, ADDR_B, memory_pair
+from tests.streamtools import exchange, read_to_eof
 
 TEST_TIMEOUT = 30.0
 
@@ -23,16 +24,6 @@ def run(coro: Coroutine[Any, Any, Any], timeout: float = TEST_TIMEOUT) -> Any:
     async def bounded() -> Any:
         return await asyncio.wait_for(coro, timeout)
     return asyncio.run(bounded())
-
-
-async def read_to_eof(reader: asyncio.StreamReader, limit: int = 1 << 26) -> bytes:
-    out = bytearray()
-    while len(out) < limit:
-        data = await reader.read(1 << 16)
-        if not data:
-            break
-        out += data
-    return bytes(out)
 
 
 async def echo_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -53,17 +44,7 @@ def _payload(n: int, seed: int = 7) -> bytes:
 async def _echo_roundtrip(a: Any, b: Any, payload: bytes, port: int = 7) -> bytes:
     server = await start_server(echo_handler, port, runtime=b)
     reader, writer = await open_connection(ADDR_B, port, runtime=a)
-
-    async def send() -> None:
-        view = memoryview(payload)
-        for off in range(0, len(view), 50_000):
-            writer.write(view[off:off + 50_000])
-            await writer.drain()
-        writer.write_eof()
-
-    sender = asyncio.create_task(send())
-    got = await read_to_eof(reader)
-    await sender
+    got = await exchange(reader, writer, payload, 50_000)
     writer.close()
     await writer.wait_closed()
     server.close()
@@ -347,15 +328,7 @@ def test_bidirectional_concurrent_transfers_under_impairment() -> None:
             async def cb(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
                 idx = int((await r.readexactly(4)).decode())
                 out = _payload(100_000, seed=1000 + idx)
-
-                async def send() -> None:
-                    w.write(out)
-                    await w.drain()
-                    w.write_eof()
-
-                t = asyncio.create_task(send())
-                incoming = await read_to_eof(r)
-                await t
+                incoming = await exchange(r, w, out, len(out))
                 assert incoming == _payload(100_000, seed=2000 + idx)
                 w.close()
 
@@ -364,15 +337,7 @@ def test_bidirectional_concurrent_transfers_under_impairment() -> None:
             async def client(i: int) -> None:
                 reader, writer = await open_connection(ADDR_B, 4000, runtime=a)
                 writer.write(b"%04d" % i)
-
-                async def send() -> None:
-                    writer.write(_payload(100_000, seed=2000 + i))
-                    await writer.drain()
-                    writer.write_eof()
-
-                t = asyncio.create_task(send())
-                got = await read_to_eof(reader)
-                await t
+                got = await exchange(reader, writer, _payload(100_000, seed=2000 + i), 100_000)
                 assert got == _payload(100_000, seed=1000 + i)
                 writer.close()
 

@@ -11,6 +11,8 @@ from typing import Any, Coroutine
 import pytest
 from pipestack import PipeNet, PipeStack
 
+from tests.streamtools import read_to_eof
+
 from pytcp.api.aio import DEFAULT_HIGH_WATER, open_connection, start_server
 from pytcp.link.memory import MemoryLink
 from pytcp.runtime import Runtime
@@ -41,16 +43,6 @@ async def pipe_pair(capacity: int = 64 * 1024) -> AsyncIterator[tuple[Runtime, R
             await rt.close(0.1)
         for link in links:
             link.close()
-
-
-async def read_to_eof(reader: asyncio.StreamReader) -> bytes:
-    out = bytearray()
-    for _ in range(100_000):
-        data = await reader.read(1 << 16)
-        if not data:
-            break
-        out += data
-    return bytes(out)
 
 
 def test_echo_and_names() -> None:

@@ -47,14 +47,3 @@ async def read_response(reader: asyncio.StreamReader, head: bool = False
     length = 0 if head else int(headers.get("content-length", "0"))
     body = await reader.readexactly(length)
     return status, headers, body
-
-
-async def read_to_eof(reader: asyncio.StreamReader, limit: int = 1 << 24) -> bytes:
-    """Everything until the peer's FIN (bounded in size; time is bounded by run())."""
-    out = bytearray()
-    while len(out) < limit:
-        data = await reader.read(65536)
-        if not data:
-            break
-        out += data
-    return bytes(out)

@@ -6,7 +6,9 @@ import asyncio
 import hashlib
 import random
 
-from apps_helpers import read_to_eof, run, serving
+from apps_helpers import run, serving
+
+from tests.streamtools import exchange, read_to_eof
 
 from pytcp.apps.discard import serve_discard
 from pytcp.apps.echo import serve_echo
@@ -18,16 +20,7 @@ def test_echo_returns_every_byte_in_order_then_closes_after_our_fin() -> None:
     async def body() -> None:
         async with serving(serve_echo) as port:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-
-            async def send() -> None:
-                for i in range(0, len(payload), 100_000):
-                    writer.write(payload[i:i + 100_000])
-                    await writer.drain()
-                writer.write_eof()
-
-            sender = asyncio.create_task(send())
-            echoed = await read_to_eof(reader)
-            await sender
+            echoed = await exchange(reader, writer, payload, 100_000)
             writer.close()
             assert len(echoed) == len(payload)
             assert hashlib.sha256(echoed).digest() == hashlib.sha256(payload).digest()

@@ -13,7 +13,9 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from apps_helpers import read_response, read_to_eof, run, serving
+from apps_helpers import read_response, run, serving
+
+from tests.streamtools import read_to_eof
 
 from pytcp.apps.http_server import content_type, requested_range, serve_http, target_path
 

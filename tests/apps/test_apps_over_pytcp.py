@@ -12,7 +12,9 @@ import random
 from pathlib import Path
 
 import pytest
-from apps_helpers import read_response, read_to_eof, run
+from apps_helpers import read_response, run
+
+from tests.streamtools import exchange, read_to_eof
 
 from pytcp.api.aio import open_connection, start_server
 from pytcp.api.pair import ADDR_A, ADDR_B, memory_pair
@@ -30,16 +32,7 @@ def test_echo_over_pytcp() -> None:
         async with memory_pair() as (a, b):
             await start_server(serve_echo, 7, runtime=b)
             reader, writer = await open_connection(ADDR_B, 7, runtime=a)
-
-            async def send() -> None:
-                for i in range(0, len(payload), 65536):
-                    writer.write(payload[i:i + 65536])
-                    await writer.drain()
-                writer.write_eof()
-
-            sender = asyncio.create_task(send())
-            echoed = await read_to_eof(reader)
-            await sender
+            echoed = await exchange(reader, writer, payload)
             writer.close()
             assert echoed == payload
 
