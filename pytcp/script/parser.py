@@ -469,6 +469,20 @@ def parse_script(text: str, path: str = "<script>") -> Script:
     return Script(path, lines, settings, first)
 
 
+def check_file(path: str) -> list[ScriptSyntaxError]:
+    """Parse only; every error found (empty when the script parses)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        return [ScriptSyntaxError(path, 0, str(e))]
+    try:
+        parse_script(text, path)
+    except ScriptSyntaxError as e:
+        return [e]
+    return []
+
+
 def parse_file(path: str) -> Script:
     with open(path, encoding="utf-8") as f:
         return parse_script(f.read(), path)

@@ -67,13 +67,16 @@ class ScriptFailure(Exception):
     """The stack did not behave as the script says, at ``lineno``."""
 
     def __init__(self, lineno: int, text: str, reason: str, expected: str = "",
-                 actual: str = "") -> None:
+                 actual: str = "", unsupported: str = "") -> None:
         super().__init__(reason)
         self.lineno = lineno
         self.text = text
         self.reason = reason
         self.expected = expected
         self.actual = actual
+        # Set when the script needs a call, option or feature pytcp does not have (the
+        # feature's name), as opposed to a behaviour that differs.
+        self.unsupported = unsupported
         self.trace: list[str] = []
 
     def one_line(self) -> str:
@@ -251,10 +254,10 @@ class Runner:
         self.their_port = key[3]
 
     def _fail(self, reason: str, expected: str = "", actual: str = "",
-              line: Line | None = None) -> ScriptFailure:
+              line: Line | None = None, unsupported: str = "") -> ScriptFailure:
         ln = line or self.current
         f = ScriptFailure(ln.lineno if ln else 0, ln.text if ln else "", reason, expected,
-                          actual)
+                          actual, unsupported)
         f.trace = self._trace()
         return f
 
@@ -544,7 +547,7 @@ class Runner:
         try:
             out = self.table.call(self.now, line.name, line.args, line.ret)
         except SyscallError as e:
-            raise self._fail(f"unsupported: {e}") from None
+            raise self._fail(f"unsupported: {e}", unsupported=str(e)) from None
         except SyscallMismatch as e:
             raise self._fail(str(e)) from None
         if out is BLOCKED:
@@ -676,7 +679,23 @@ def _record(files: list[str], overrides: dict[str, str]) -> int:
     return status
 
 
-USAGE = """usage: pytcp script [-v] [--pcap PATH] [--record] [--set KEY=VALUE]... FILE.pkt|DIR ...
+def _check(files: list[str]) -> int:
+    """``--check``: parse only. Every error as ``FILE:LINE: message`` on stderr; 1 when any
+    file has one."""
+    from pytcp.script.parser import check_file
+
+    bad = 0
+    for path in files:
+        errors = check_file(path)
+        for e in errors:
+            print(str(e), file=sys.stderr)
+        bad += bool(errors)
+    print(f"{len(files) - bad} parsed, {bad} with errors")
+    return 1 if bad else 0
+
+
+USAGE = """usage: pytcp script [-v] [--pcap PATH] [--record] [--check] [--set KEY=VALUE]...
+                    FILE.pkt|DIR ...
 
 Run packetdrill-syntax scripts against the pytcp stack in virtual time (docs/conformance.md).
   -v, --verbose  print every packet and system call of each script (relative seq/ack)
@@ -684,6 +703,7 @@ Run packetdrill-syntax scripts against the pytcp stack in virtual time (docs/con
                  ending in .pcapng, else PATH/<dir>-<name>.pcapng
   --record       do not check: run the inbound packets and calls, and print the script back
                  with the packets the stack sent and the values the calls returned
+  --check        parse only: print each error as FILE:LINE: message (exit 1 if any)
   --set K=V      override a script setting, e.g. --set profile=rfc --set config.sack=0
 Prints PASS/FAIL per script and 'N passed, N failed'; exit status 0 only when none failed."""
 
@@ -693,6 +713,7 @@ def main(argv: list[str]) -> int:
     0 when all pass, 1 when one failed, 2 for a usage error."""
     verbose = False
     record = False
+    check = False
     pcap: str | None = None
     overrides: dict[str, str] = {}
     paths: list[str] = []
@@ -706,6 +727,8 @@ def main(argv: list[str]) -> int:
             verbose = True
         elif a == "--record":
             record = True
+        elif a == "--check":
+            check = True
         elif a == "--set":
             if not args or "=" not in args[0]:
                 print("pytcp script: --set needs KEY=VALUE", file=sys.stderr)
@@ -729,6 +752,8 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     files = _expand(paths)
+    if check:
+        return _check(files)
     if record:
         return _record(files, overrides)
     one_file = pcap is not None and len(files) == 1 and pcap.endswith((".pcapng", ".pcap"))
