@@ -7,10 +7,24 @@ PYTCP_ARGS ?=
 
 .PHONY: install install-test up test test-e2e test-fast bench clean
 
-# Install pytcp itself (builds the cffi extension when a compiler is present).
+# Stamps: pip runs again only when what an install is built from changed since.
+INSTALL_STAMP := .make-install.stamp
+INSTALL_TEST_STAMP := .make-install-test.stamp
+INSTALL_DEPS := pyproject.toml setup.py $(wildcard native/*)
+# True when `import pytcp` from elsewhere finds this checkout (an editable install of it).
+IS_THIS_PYTCP := (cd / && $(PYTHON) -c "import pathlib, sys, pytcp; sys.exit(pathlib.Path(pytcp.__file__).resolve().parent != pathlib.Path('$(CURDIR)/pytcp').resolve())") 2>/dev/null
+
+# Install pytcp itself (builds the cffi extension when a compiler is present). Skipped when
+# the installed pytcp is this checkout's and nothing it is built from changed (stamp).
 install:
-	@command -v gcc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc python3-dev; } || true
-	$(PIP) install -q -e .
+	@if [ -f $(INSTALL_STAMP) ] && [ -z "$$(find $(INSTALL_DEPS) -newer $(INSTALL_STAMP) 2>/dev/null)" ] \
+	    && { [ -n "$$(ls pytcp/_native*.so 2>/dev/null)" ] || ! command -v gcc >/dev/null; } \
+	    && $(IS_THIS_PYTCP); then \
+	  echo "pytcp is installed and current (rm $(INSTALL_STAMP) to force pip)"; \
+	else \
+	  command -v gcc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc python3-dev; } || true; \
+	  $(PIP) install -q -e . && touch $(INSTALL_STAMP); \
+	fi
 
 # Install test dependencies: Debian's real peers (curl, tshark, wrk, ping, ip) and PyPI's.
 install-test: install
@@ -22,7 +36,12 @@ install-test: install
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
-	$(PIP) install -q -e '.[test]'
+	@if [ -f $(INSTALL_TEST_STAMP) ] && [ $(INSTALL_TEST_STAMP) -nt pyproject.toml ] \
+	    && $(PYTHON) -c "import pytest, hypothesis, scapy, pytest_timeout" 2>/dev/null; then \
+	  echo "test dependencies are installed and current"; \
+	else \
+	  $(PIP) install -q -e '.[test]' && touch $(INSTALL_TEST_STAMP); \
+	fi
 
 # `python -m pytcp`, not the `pytcp` script: a fresh install's script may not be on PATH yet
 # (pyenv needs a rehash). PYTCP_ARGS passes flags, e.g. make up PYTCP_ARGS="--echo 7".
@@ -45,4 +64,4 @@ bench: install-test
 	$(PYTHON) tools/bench.py
 
 clean:
-	rm -rf build *.egg-info pytcp/_native*.so .pytest_cache .hypothesis
+	rm -rf build *.egg-info pytcp/_native*.so .pytest_cache .hypothesis $(INSTALL_STAMP) $(INSTALL_TEST_STAMP)

@@ -289,8 +289,9 @@ def check_environment(ifname: str) -> None:
         socket.if_nametoindex(ifname)
     except OSError:
         return
-    raise UsageError(f"interface name {ifname!r} already taken: pick another with --ifname "
-                     f"or remove it (ip link del {ifname})")
+    from pytcp.link.tun import taken_message
+
+    raise UsageError(taken_message(ifname))
 
 
 # --- bringing the stack up -------------------------------------------------------------------
@@ -396,7 +397,9 @@ def _services(opts: LinkOptions, runtime: Any) -> dict[str, Service]:
 
     def status() -> dict[str, Any]:
         return stack_status(runtime.stack, interface=opts.ifname, services=opts.services,
-                            runtime=runtime.stats())
+                            runtime=runtime.stats(), profile=opts.profile,
+                            cc=runtime.stack.tcp_config.congestion,
+                            host_addr=str(opts.host))
 
     table: dict[str, Service] = {
         "http": functools.partial(serve_http, root=opts.root,
@@ -444,7 +447,9 @@ async def run_up(opts: LinkOptions, link: Any) -> int:
                     raise UsageError(f"cannot listen on port {port} for {name}: {exc}") from None
             svc = " ".join(f"{n}={p}" for n, p in opts.services.items())
             print(f"ready {opts.ifname} {opts.addr} {svc}", flush=True)
-            log.info("ready: %s %s (kernel side %s) %s", opts.ifname, opts.addr, opts.host, svc)
+            log.info("ready: %s %s (kernel side %s) %s; profile %s, congestion control %s",
+                     opts.ifname, opts.addr, opts.host, svc, opts.profile,
+                     runtime.stack.tcp_config.congestion)
             await stop.wait()
             log.info("shutting down")
             for server in servers:
@@ -494,6 +499,8 @@ async def run_get(opts: LinkOptions, link: Any, url: str, output: str | None,
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     async with stack_up(opts, link) as runtime:
+        log.info("%s %s (kernel side %s); profile %s, congestion control %s", opts.ifname,
+                 opts.addr, opts.host, opts.profile, runtime.stack.tcp_config.congestion)
         open_connection = functools.partial(aio.open_connection, runtime=runtime)
         bar = ProgressBar(sys.stderr)
         tmp: Path | None = None
@@ -528,9 +535,19 @@ async def run_get(opts: LinkOptions, link: Any, url: str, output: str | None,
             bar.finish()
             raise UsageError(failure or "download failed")
         if tmp is not None:
+            # mkstemp made it 0600; the file gets the mode any new file would (umask).
+            with contextlib.suppress(OSError):
+                os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, output)  # type: ignore[arg-type]
         bar.finish(result.received)
     return EXIT_OK
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it; called on the main thread)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 # --- main ------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ class DropReason(enum.Enum):
     ICMP_IGNORED = "icmp_ignored"
     FRAGMENT_INVALID = "fragment_invalid"        # bad fragment length/offset, conflicting ends
     STACK_ERROR = "stack_error"                  # a bug while handling the packet (logged once)
+    IPV6_IGNORED = "ipv6_ignored"                # a well-formed IPv6 packet (pytcp is IPv4 only)
     # --- tcp engine (RFC 9293 3.10.7) ---
     OUT_OF_WINDOW = "out_of_window"              # fails the acceptability test
     PAWS = "paws"                                # RFC 7323 5.3 timestamp too old

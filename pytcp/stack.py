@@ -120,6 +120,12 @@ def _to_addr(addr: str | int) -> int:
     return int(ipaddress.IPv4Address(addr))
 
 
+def _is_ipv6(packet: bytes | bytearray | memoryview) -> bool:
+    """Version 6 and a payload length that matches (RFC 8200 3): a real IPv6 packet."""
+    n = len(packet)
+    return n >= 40 and packet[0] >> 4 == 6 and 40 + (packet[4] << 8 | packet[5]) == n
+
+
 def _martian(a: int) -> bool:
     """0.0.0.0/8, 127/8 and 224/3 (multicast, class E, limited broadcast) are never a valid
     unicast host (RFC 1122 3.2.1.3)."""
@@ -479,7 +485,12 @@ class Stack:
         try:
             self._receive(now, packet)
         except MalformedPacket as e:
-            self._drops[e.reason] += 1
+            reason = e.reason
+            if reason is DropReason.BAD_IP_VERSION and _is_ipv6(packet):
+                # The kernel's own IPv6 chatter (router solicitations, MLD) on the TUN: not
+                # a malformed packet, just a protocol pytcp does not speak.
+                reason = DropReason.IPV6_IGNORED
+            self._drops[reason] += 1
         except Exception as e:  # a bug in a later layer must not kill the event loop
             self._count_error(e, "while handling a packet")
 

@@ -78,6 +78,78 @@ def _parse_host_addr(host_addr: str) -> ipaddress.IPv4Interface:
     return iface
 
 
+def taken_message(ifname: str) -> str:
+    """The one-line error for an interface name that exists. It never advises deleting it:
+    it may be ``lo``, a real NIC or another running pytcp's interface."""
+    if os.path.exists(f"/sys/class/net/{ifname}/tun_flags"):
+        whose = "a TUN interface (another pytcp up?)"
+    else:
+        whose = "an interface that is not pytcp's"
+    return f"interface name {ifname!r} already taken by {whose}: pick another with --ifname"
+
+
+def _name_taken(ipr: Any, ifname: str) -> str | None:
+    return taken_message(ifname) if ipr.link_lookup(ifname=ifname) else None
+
+
+def _free_subnet(used: list[ipaddress.IPv4Network],
+                 near: ipaddress.IPv4Network) -> ipaddress.IPv4Network | None:
+    """A subnet of ``near``'s size next to it that overlaps none of ``used`` (for advice)."""
+    step = near.num_addresses
+    base = int(near.network_address)
+    for i in range(1, 256):
+        cand_addr = base + i * step
+        if cand_addr + step > 0xFFFFFFFF:
+            break
+        cand = ipaddress.IPv4Network((cand_addr, near.prefixlen))
+        if not any(cand.overlaps(u) for u in used):
+            return cand
+    return None
+
+
+def _subnet_taken(ipr: Any, host: ipaddress.IPv4Interface) -> str | None:
+    """The one-line error when another interface already has an address in ``host``'s subnet:
+    both would route it and traffic would go to the first (e.g. a second ``pytcp up`` with
+    the default addresses)."""
+    net = host.network
+    used: list[ipaddress.IPv4Network] = []
+    clash: tuple[str, str] | None = None
+    for a in ipr.get_addr(family=2):
+        addr = a.get_attr("IFA_ADDRESS")
+        if addr is None:
+            continue
+        other = ipaddress.IPv4Interface(f"{addr}/{a['prefixlen']}")
+        used.append(other.network)
+        if clash is None and other.network.overlaps(net):
+            idx = a["index"]
+            try:
+                name = ipr.get_links(idx)[0].get_attr("IFLA_IFNAME")
+            except Exception:  # noqa: BLE001
+                name = f"#{idx}"
+            clash = (str(name), str(other))
+    if clash is None:
+        return None
+    hint = ""
+    free = _free_subnet(used, net)
+    if free is not None:
+        hosts = free.hosts()
+        first, second = next(hosts), next(hosts)
+        hint = f": use another subnet, e.g. --host-addr {first}/{free.prefixlen} --addr {second}"
+    return f"subnet {net} is already used by {clash[0]} ({clash[1]}){hint}"
+
+
+def _have_net_admin() -> bool:
+    """Whether this process holds CAP_NET_ADMIN (bit 12 of CapEff)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> 12 & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.geteuid() == 0
+
+
 def _netlink(fn: Callable[[], T]) -> T:
     """Run ``fn`` (pyroute2 work) here, or in a short-lived thread when this thread runs an
     asyncio loop: pyroute2 0.9's ``IPRoute`` runs its own loop and fails inside a running one."""
@@ -139,13 +211,15 @@ class TunLink:
                 raise LinkError(f"pyroute2 is required to configure a TUN device: {e}") \
                     from None
 
-            def lookup() -> list[int]:
+            def lookup() -> tuple[str | None, str | None]:
                 with IPRoute() as ipr:
-                    return list(ipr.link_lookup(ifname=ifname))
+                    return _name_taken(ipr, ifname), _subnet_taken(ipr, host)
 
-            if _netlink(lookup):
-                raise LinkError(f"interface name {ifname!r} already taken: pick another "
-                                f"name or remove it (ip link del {ifname})")
+            taken, overlap = _netlink(lookup)
+            if taken is not None:
+                raise LinkError(taken)
+            if overlap is not None:
+                raise LinkError(overlap)
             cls._set_iff(fd, ifname, offload)
         except BaseException:
             os.close(fd)
@@ -174,6 +248,10 @@ class TunLink:
 
     @staticmethod
     def _open_dev() -> int:
+        if not _have_net_admin():
+            # Before anything else (netlink, pyroute2's lazy imports): the one message that
+            # matters, whatever the device's mode and wherever Python is installed.
+            raise LinkError("creating a TUN device needs root (CAP_NET_ADMIN): not root")
         try:
             fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:

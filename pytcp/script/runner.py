@@ -751,6 +751,10 @@ def main(argv: list[str]) -> int:
     if not paths:
         print(USAGE, file=sys.stderr)
         return 2
+    for p in paths:
+        if not os.path.exists(p):  # a usage error, not a failed test
+            print(f"pytcp script: error: no such file or directory: {p}", file=sys.stderr)
+            return 2
     files = _expand(paths)
     if check:
         return _check(files)

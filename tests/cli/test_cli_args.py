@@ -110,8 +110,9 @@ def test_an_existing_interface_name_is_exit_2(capsys: pytest.CaptureFixture[str]
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "have_net_admin", lambda: True)
     monkeypatch.setattr(cli, "TUN_PATH", "/")
-    assert "interface name 'lo' already taken" in one_error_line(capsys, ["up", "--ifname",
-                                                                          "lo"])
+    line = one_error_line(capsys, ["up", "--ifname", "lo"])
+    assert "interface name 'lo' already taken by an interface that is not pytcp's" in line
+    assert "ip link del" not in line  # never advice to delete someone else's interface
 
 
 def _unprivileged_python() -> str | None:
@@ -188,3 +189,12 @@ def test_script_runs_the_packetdrill_runner_and_returns_its_status(
     assert cli.main(["script"]) == 2  # no file: the runner's usage error
     _, err = capsys.readouterr()
     assert "usage: pytcp script" in err
+
+
+def test_a_missing_script_file_is_a_usage_error(capsys: pytest.CaptureFixture[str],
+                                                tmp_path: Path) -> None:
+    missing = tmp_path / "nope.pkt"
+    assert cli.main(["script", str(missing)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [f"pytcp script: error: no such file or directory: {missing}"]

@@ -107,9 +107,33 @@ def test_a_taken_interface_name_is_exit_2_and_leaves_everything_as_it_was(
     res = ns.run(ns.pytcp(*command))
     assert res.returncode == 2, res.stderr
     assert res.stderr.splitlines() == [
-        (f"pytcp {command[0]}: error: interface name 'pytcp0' already taken: pick another "
-         "with --ifname or remove it (ip link del pytcp0)")]
+        (f"pytcp {command[0]}: error: interface name 'pytcp0' already taken by a TUN "
+         "interface (another pytcp up?): pick another with --ifname")]
     assert ns.links() == before == ["lo", "pytcp0"]
+
+
+def test_a_second_up_on_a_used_subnet_is_exit_2_with_a_free_one_named(ns: Ns) -> None:
+    first = ns.popen(ns.pytcp("up", "--ifname", "e2a0", "--http", "8080"),
+                     stdout=subprocess.PIPE)
+    assert wait_ready(first).startswith("ready e2a0 10.77.0.2 ")
+    res = ns.run(ns.pytcp("up", "--ifname", "e2b0"))
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.splitlines() == [
+        "pytcp up: error: subnet 10.77.0.0/24 is already used by e2a0 (10.77.0.1/24): use "
+        "another subnet, e.g. --host-addr 10.77.1.1/24 --addr 10.77.1.2"]
+    second = ns.popen(ns.pytcp("up", "--ifname", "e2b0", "--http", "8080", "--host-addr",
+                               "10.77.1.1/24", "--addr", "10.77.1.2", "--profile", "rfc",
+                               "--cc", "newreno", "-v"),
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_ready(second).startswith("ready e2b0 10.77.1.2 ")
+    status = ns.run(ns.argv("curl", "-sS", "-m", "10", "http://10.77.1.2:8080/status.json"))
+    snap = json.loads(status.stdout)
+    assert (snap["profile"], snap["cc"]) == ("rfc", "newreno")
+    for proc in (first, second):
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    assert second.stderr is not None
+    assert b"profile rfc, congestion control newreno" in second.stderr.read()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -170,6 +194,9 @@ def test_get_downloads_or_fails_with_one_line_and_no_file(ns: Ns, tmp_path: Path
                           "--ifname", "e2g0", *offload))
     assert res.returncode == 0, res.stderr
     assert out.read_bytes() == body
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file, not 0600
     assert res.stderr.startswith(f"{len(body)} bytes in ")  # the summary line
     missing = tmp_path / "missing.bin"
     res = ns.run(ns.pytcp("get", "http://10.77.0.1:8000/nope", "-o", str(missing), *offload))

@@ -112,8 +112,13 @@ def test_not_root_message(netns: str) -> None:
         pytest.skip("no 'nobody' user")
     r = run_in(netns, """
         import os
+        # Everything imported before dropping privileges: the interpreter and its packages
+        # may live where nobody cannot read (pyenv under /root).
+        import pyroute2
+        from pyroute2 import IPRoute
         from pytcp.link import LinkError
         from pytcp.link.tun import TunLink
+        os.setgroups([])
         os.setgid(65534)
         os.setuid(65534)
         try:

@@ -201,3 +201,17 @@ def test_output_ip_header_fields() -> None:
         assert p.version == 4 and p.ihl == 5 and p.tos == 0 and p.ttl == 99
         assert p.flags == "DF" and p.frag == 0 and p.proto == 6 and p.len == 40
     assert b.id == (a.id + 1) & 0xFFFF  # a fresh identification per datagram
+
+
+def test_ipv6_packets_are_counted_as_ipv6_not_as_malformed(stack: Stack) -> None:
+    """The kernel's router solicitations on a fresh TUN are IPv6, not a bad IPv4 version."""
+    from scapy.layers.inet6 import IPv6, ICMPv6ND_RS  # type: ignore[import-untyped]
+
+    rs = bytes(IPv6(src="fe80::1", dst="ff02::2", hlim=255) / ICMPv6ND_RS())
+    stack.receive_packet(0.0, rs)
+    bogus = bytearray(rs)
+    bogus[5] ^= 1  # the payload length no longer matches: not an IPv6 packet either
+    stack.receive_packet(0.0, bytes(bogus))
+    assert stack.drops[DropReason.IPV6_IGNORED] == 1
+    assert stack.drops[DropReason.BAD_IP_VERSION] == 1
+    assert stack.pending_packets() == []
