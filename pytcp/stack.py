@@ -191,9 +191,10 @@ class TcpHandle:
     # ----- application calls -----
 
     def send(self, now: float, data: bytes | bytearray | memoryview, push: bool = True,
-             urgent: bool = False) -> int:
+             urgent: bool = False, more: bool = False) -> int:
+        """``more``: MSG_MORE (a partial last segment waits for the next send)."""
         try:
-            return self.conn.send(now, data, push, urgent)
+            return self.conn.send(now, data, push, urgent, more)
         finally:
             self._stack._service(self, now)
 
@@ -225,6 +226,13 @@ class TcpHandle:
         """Nagle off (True) or on (MUST-17); may release held data at once."""
         try:
             self.conn.set_nodelay(flag)
+        finally:
+            self._stack._service(self, self._stack._now if now is None else now)
+
+    def set_cork(self, flag: bool, now: float | None = None) -> None:
+        """TCP_CORK on (True) or off; uncorking may release a held segment at once."""
+        try:
+            self.conn.set_cork(flag)
         finally:
             self._stack._service(self, self._stack._now if now is None else now)
 

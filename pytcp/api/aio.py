@@ -112,6 +112,7 @@ class PytcpTransport(asyncio.Transport):
         self._close_requested = False  # close() called (close after the backlog)
         self._eof_received = False  # EndOfStream seen from the engine
         self._eof_delivered = False
+        self._more = False  # the last write() said more data follows (MSG_MORE)
         self.bytes_written = 0
         self.bytes_read = 0
         sock, peer = _key_addrs(handle)
@@ -198,7 +199,11 @@ class PytcpTransport(asyncio.Transport):
         """Bytes in the user-space backlog (not yet accepted by the engine's send buffer)."""
         return len(self._backlog)
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
+    def write(self, data: bytes | bytearray | memoryview, *, more: bool = False) -> None:
+        """Hand ``data`` to the engine (what it cannot take waits in the backlog).
+
+        ``more=True`` is Linux's ``MSG_MORE``: more data follows at once, so a partial last
+        segment is held until a write without it (or the 200 ms cork ceiling)."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if self._eof_requested:
@@ -208,6 +213,7 @@ class PytcpTransport(asyncio.Transport):
         if not data:
             return
         now = self._runtime.now()
+        self._more = more
         if self._backlog or not self._made:
             self._backlog += data
         else:
@@ -217,8 +223,25 @@ class PytcpTransport(asyncio.Transport):
         self._maybe_pause_protocol()
         self._runtime.kick()
 
-    def writelines(self, list_of_data: Any) -> None:
-        self.write(b"".join(list_of_data))
+    def writelines(self, list_of_data: Any, *, more: bool = False) -> None:
+        """A gathered write: the buffers go to the engine as one send, so headers and a
+        body leave in the same segments (no Nagle wait between them)."""
+        self.write(b"".join(list_of_data), more=more)
+
+    # -- socket options (Linux names) ----------------------------------------------------------
+
+    def set_nodelay(self, flag: bool = True) -> None:
+        """TCP_NODELAY: Nagle's algorithm off (True) or on (MUST-17)."""
+        if not self._lost:
+            self._handle.set_nodelay(flag, self._runtime.now())
+            self._runtime.kick()
+
+    def set_cork(self, flag: bool = True) -> None:
+        """TCP_CORK (Linux): while corked only full segments leave; a partial one waits for
+        uncorking, more data, the FIN, or 200 ms. Uncork with ``set_cork(False)``."""
+        if not self._lost:
+            self._handle.set_cork(flag, self._runtime.now())
+            self._runtime.kick()
 
     def write_eof(self) -> None:
         """Shut down the sending side: FIN after the pending data."""
@@ -316,7 +339,10 @@ class PytcpTransport(asyncio.Transport):
 
     def _send(self, now: float, data: bytes | bytearray | memoryview) -> int:
         try:
-            n = int(self._handle.send(now, data))
+            if self._more:
+                n = int(self._handle.send(now, data, more=True))
+            else:
+                n = int(self._handle.send(now, data))
         except TcpUsageError as exc:  # e.g. sending after the peer reset
             self._fatal_error(ConnectionResetError(f"send failed: {exc}"))
             return len(data)

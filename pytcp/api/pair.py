@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from pytcp.link.impair import Impairment
@@ -40,17 +40,20 @@ async def memory_pair(
     stack_config: Any | None = None,
     graceful_timeout: float = 1.0,
     link_bufsize: int | None = 4 * 1024 * 1024,
+    clock: Callable[[], float] | None = None,
 ) -> AsyncIterator[tuple[Runtime, Runtime]]:
     """Yield two started runtimes (host A, host B) joined by an in-memory link.
 
     ``impair_*_in``: an ``ImpairSpec`` string applied to what that host receives (seeded from
     ``seed``). ``pcap_*``: a :class:`pytcp.pcap.PcapWriter` per host (not closed here). On exit
-    both runtimes are closed (``graceful_timeout``) and the links closed.
+    both runtimes are closed (``graceful_timeout``) and the links closed. ``clock``: the
+    stacks' time for both runtimes (default ``loop.time``; tests pass a virtual clock, e.g. a
+    frozen one to prove an exchange waits on no timer).
     """
     from pytcp.stack import Stack  # the stack is imported lazily: it pulls in the engine
 
     loop = asyncio.get_running_loop()
-    now = loop.time()
+    now = clock() if clock is not None else loop.time()
     rng = random.Random(seed)
     link_a, link_b = MemoryLink.pair(link_bufsize)
     stack_a = Stack(ADDR_A, now=now, config=stack_config, tcp_config=tcp_config,
@@ -59,8 +62,8 @@ async def memory_pair(
                     secret=rng.randbytes(16), rng=random.Random(rng.random()))
     imp_a = Impairment(impair_a_in, random.Random(rng.random())) if impair_a_in else None
     imp_b = Impairment(impair_b_in, random.Random(rng.random())) if impair_b_in else None
-    rt_a = Runtime(stack_a, link_a, loop=loop, pcap=pcap_a, impair_in=imp_a)
-    rt_b = Runtime(stack_b, link_b, loop=loop, pcap=pcap_b, impair_in=imp_b)
+    rt_a = Runtime(stack_a, link_a, loop=loop, pcap=pcap_a, impair_in=imp_a, clock=clock)
+    rt_b = Runtime(stack_b, link_b, loop=loop, pcap=pcap_b, impair_in=imp_b, clock=clock)
     rt_a.start()
     rt_b.start()
     try:

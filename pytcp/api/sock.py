@@ -34,6 +34,9 @@ __all__ = ["BackgroundRuntime", "Socket"]
 T = TypeVar("T")
 
 _UNSET = object()
+_MSG_MORE = getattr(_socket, "MSG_MORE", 0x8000)
+_SEND_FLAGS = _MSG_MORE
+_TCP_CORK = getattr(_socket, "TCP_CORK", 3)
 
 
 class BackgroundRuntime:
@@ -337,20 +340,30 @@ class Socket:
 
     # -- data --------------------------------------------------------------------------------
 
-    def sendall(self, data: bytes | bytearray | memoryview) -> None:
+    def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
+        """Send all of ``data``. ``flags``: ``socket.MSG_MORE`` (Linux: more data follows,
+        a partial last segment waits for the next send, at most 200 ms); others raise
+        ``OSError(EOPNOTSUPP)``."""
         _, writer = self._require_stream()
+        if flags & ~_SEND_FLAGS:
+            raise OSError(95, "Operation not supported (pytcp send flags: MSG_MORE)")
         payload = bytes(data)
+        more = bool(flags & _MSG_MORE)
 
         async def send() -> None:
-            writer.write(payload)
+            transport = writer.transport
+            if more and isinstance(transport, aio.PytcpTransport):
+                transport.write(payload, more=True)
+            else:
+                writer.write(payload)
             await writer.drain()
 
         self._run(send)
 
-    def send(self, data: bytes | bytearray | memoryview) -> int:
+    def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
         """Queue all of ``data`` and wait until the transport's backlog is under its
-        high-water mark; returns ``len(data)``."""
-        self.sendall(data)
+        high-water mark; returns ``len(data)``. ``flags`` as :meth:`sendall`."""
+        self.sendall(data, flags)
         return len(data)
 
     def recv(self, bufsize: int) -> bytes:
@@ -404,21 +417,23 @@ class Socket:
 
     _OPTS = {
         (_socket.IPPROTO_TCP, _socket.TCP_NODELAY): "nodelay",
+        (_socket.IPPROTO_TCP, _TCP_CORK): "cork",
         (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE): "keepalive",
         (_socket.IPPROTO_TCP, getattr(_socket, "TCP_SYNCNT", 7)): "syn_retries",
         (_socket.IPPROTO_IP, _socket.IP_TOS): "tos",
     }
 
     def setsockopt(self, level: int, option: int, value: int | bool) -> None:
-        """TCP_NODELAY, SO_KEEPALIVE, TCP_SYNCNT (SYN retransmissions before giving up) and
-        IP_TOS (the IP TOS / Diffserv byte, MUST-48). Set before ``connect()`` they apply from
+        """TCP_NODELAY, TCP_CORK (Linux: only full segments leave while corked; a partial one
+        waits for uncorking, more data or 200 ms), SO_KEEPALIVE, TCP_SYNCNT (SYN
+        retransmissions before giving up) and IP_TOS (the IP TOS / Diffserv byte, MUST-48). Set before ``connect()`` they apply from
         the start, the SYN included; IP_TOS on a listening socket is
         inherited by the connections it accepts, as on Linux. Others raise
         ``OSError(ENOPROTOOPT)``."""
         name = self._OPTS.get((level, option))
         if name is None:
-            raise OSError(92, "Protocol not available (pytcp: TCP_NODELAY, SO_KEEPALIVE, "
-                              "TCP_SYNCNT, IP_TOS)")
+            raise OSError(92, "Protocol not available (pytcp: TCP_NODELAY, TCP_CORK, "
+                              "SO_KEEPALIVE, TCP_SYNCNT, IP_TOS)")
         if name == "tos" and not 0 <= int(value) <= 0xFF:
             raise OSError(22, "Invalid argument (IP_TOS is 0..255)")
         self._options[name] = int(value)
@@ -436,8 +451,8 @@ class Socket:
     def getsockopt(self, level: int, option: int) -> int:
         name = self._OPTS.get((level, option))
         if name is None:
-            raise OSError(92, "Protocol not available (pytcp: TCP_NODELAY, SO_KEEPALIVE, "
-                              "TCP_SYNCNT, IP_TOS)")
+            raise OSError(92, "Protocol not available (pytcp: TCP_NODELAY, TCP_CORK, "
+                              "SO_KEEPALIVE, TCP_SYNCNT, IP_TOS)")
         if self._writer is not None and name == "tos":
             return int(self._writer.get_extra_info("pytcp_handle").tos)
         if self._writer is not None and name != "syn_retries":
@@ -509,6 +524,8 @@ def _apply_options(handle: Any, opts: Mapping[str, int | None], bg: BackgroundRu
     now = bg.runtime.now() if bg.runtime is not None else None
     if opts.get("nodelay") is not None:
         handle.set_nodelay(bool(opts["nodelay"]), now)
+    if opts.get("cork") is not None:
+        handle.set_cork(bool(opts["cork"]), now)
     if opts.get("keepalive") is not None:
         handle.set_keepalive(bool(opts["keepalive"]), now=now)
     tos = opts.get("tos")

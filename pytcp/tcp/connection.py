@@ -121,6 +121,12 @@ class Connection(ConnectionRecovery):
         self._passive = False
         self.debug_name = f"conn-{id(self):x}"  # the owner may set e.g. the 4-tuple
         self.nodelay = config.nodelay
+        # TCP_CORK / MSG_MORE (Linux): hold a partial tail segment until uncorked, filled,
+        # or CORK_CEILING after it was first held.
+        self.cork = False
+        self._more = False               # the last send() said more data follows (MSG_MORE)
+        self._cork_at: float | None = None  # the ceiling of the current hold
+        self._cork_expired = False       # the ceiling passed: the held tail may go
         # --- send sequence space (RFC 9293 3.3.1) ---
         self.snd_una = self.iss
         self.snd_nxt = self.iss
@@ -268,9 +274,12 @@ class Connection(ConnectionRecovery):
         self._passive = True
         self._set_state(self._now, State.LISTEN, "passive OPEN")
 
-    def send(self, now: float, data: Buffer, push: bool = True, urgent: bool = False) -> int:
+    def send(self, now: float, data: Buffer, push: bool = True, urgent: bool = False,
+             more: bool = False) -> int:
         """SEND (RFC 9293 3.10.2): queue as much of ``data`` as fits; return the count.
         ``push`` is accepted for the interface; every write's last segment carries PSH.
+        ``more`` (Linux MSG_MORE): more data follows, so a partial last segment is held as
+        under :meth:`set_cork` until a send without ``more`` (or the cork ceiling).
         ``urgent``: the accepted bytes are urgent data (RFC 9293 3.8.5): SND.UP is set after
         them and segments before it carry URG with the pointer to the first non-urgent octet
         (MUST-62), until it is acknowledged."""
@@ -286,6 +295,10 @@ class Connection(ConnectionRecovery):
             self._want_space = True
         if urgent and n:
             self._snd_up = seq_add(self._buf_seq, len(buf))
+        self._more = bool(more)
+        if not more and not self.cork:
+            self._cork_at = None
+            self._cork_expired = False
         return n
 
     def receive(self, now: float, max_bytes: int = -1) -> bytes:
@@ -389,6 +402,16 @@ class Connection(ConnectionRecovery):
         """Turn Nagle's algorithm off (True) or on (MUST-17)."""
         self.nodelay = bool(flag)
 
+    def set_cork(self, flag: bool) -> None:
+        """TCP_CORK (Linux tcp(7)): while corked, a partial (less than one MSS) last segment
+        is not sent, so several writes leave as full segments; it goes out when uncorked,
+        when more data fills it, at shutdown (FIN), or CORK_CEILING (200 ms) after it was
+        first held. Uncorking applies the usual rules (Nagle unless ``nodelay``)."""
+        self.cork = bool(flag)
+        if not flag and not self._more:
+            self._cork_at = None
+            self._cork_expired = False
+
     def set_retries(self, retries2: int | None = None, syn_retries: int | None = None) -> None:
         """The application sets R2 for this connection (RFC 9293 3.8.3, MUST-21): how many
         retransmissions of data/FIN (``retries2``) or of the SYN (``syn_retries``) before the
@@ -444,7 +467,7 @@ class Connection(ConnectionRecovery):
         self._flush(self._now)
         best: float | None = None
         for t in (self._rto_at, self._delack_at, self._persist_at, self._tw_at,
-                  self._keepalive_at()):
+                  self._keepalive_at(), self._cork_at):
             if t is not None and (best is None or t < best):
                 best = t
         return best
@@ -474,6 +497,9 @@ class Connection(ConnectionRecovery):
         if self._delack_at is not None and now >= self._delack_at:
             self._delack_at = None
             self._ack_now = True
+        if self._cork_at is not None and now >= self._cork_at:
+            self._cork_at = None
+            self._cork_expired = True  # the held partial segment goes out below
         ka = self._keepalive_at()
         if ka is not None and now >= ka:
             self._on_keepalive(now)

@@ -29,6 +29,9 @@ OUTPUT_STATES = frozenset({
     State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK,
 })
 
+# TCP_CORK / MSG_MORE: the longest a partial segment is held (Linux tcp(7): 200 ms ceiling).
+CORK_CEILING = 0.2
+
 
 class ConnectionOutput:
     """The sending half of a connection (mixin of ``Connection``)."""
@@ -38,6 +41,10 @@ class ConnectionOutput:
     iss: int
     our_mss: int
     nodelay: bool
+    cork: bool
+    _more: bool
+    _cork_at: float | None
+    _cork_expired: bool
     snd_una: int
     snd_nxt: int
     snd_max: int
@@ -211,7 +218,8 @@ class ConnectionOutput:
                 # Never leave data without a timer: in flight -> RTO, else -> persist.
                 if self.snd_una != self.snd_nxt:
                     self._arm_rto(now)
-                elif self.snd_una != self.snd_max or self._has_unsent():
+                elif ((self.snd_una != self.snd_max or self._has_unsent())
+                      and self._cork_at is None):  # (a cork hold has its own deadline)
                     self._arm_persist(now)
         if self._ack_now and self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT):
             self._send_ack(now)  # (in SYN-RECEIVED too: e.g. a challenge ACK, RFC 9293)
@@ -322,14 +330,18 @@ class ConnectionOutput:
                 if cc_room < mss or n < self.max_snd_wnd // 2:
                     break
             elif n == avail and n < mss and not force and not retrans:
-                # The tail of the queue: Nagle (RFC 896, RFC 9293 3.7.4) with Minshall's
-                # refinement as in Linux: hold it while a small segment is unacknowledged.
+                # The tail of the queue: TCP_CORK/MSG_MORE hold it (Linux); then Nagle
+                # (RFC 896, RFC 9293 3.7.4) with Minshall's refinement as in Linux: hold it
+                # while a small segment is unacknowledged.
+                if self._cork_holds(now):
+                    break
                 if (not self.nodelay and not self._fin_queued
                         and seq_gt(self._snd_sml, self.snd_una)
                         and seq_le(self._snd_sml, self.snd_nxt)):
                     break
-            if n > mss and n < avail:
-                n -= n % mss  # whole segments in a GSO super-segment
+            if n > mss and (n < avail or (n % mss and not force and not retrans
+                                          and self._cork_holds(now))):
+                n -= n % mss  # whole segments in a GSO super-segment (corked: hold the rest)
             seq = self.snd_nxt
             payload = self._sendbuf.read(off, n) if n > 0 else b""
             flags = ACK
@@ -342,13 +354,30 @@ class ConnectionOutput:
             self._emit_data(now, seq, flags, payload, retrans)
             if 0 < n < mss:
                 self._snd_sml = self.snd_nxt
+                self._cork_at = None  # the held partial segment left: a new hold starts anew
+                self._cork_expired = False
             sent_any = True
             if force:
                 break
         if (not sent_any and self._persist_at is None and self._rto_at is None
                 and self.snd_una == self.snd_nxt and self._has_unsent()
-                and self.state in OUTPUT_STATES):
+                and self.state in OUTPUT_STATES and self._cork_at is None):
             self._arm_persist(now)
+
+    def _cork_holds(self, now: float) -> bool:
+        """Whether TCP_CORK or MSG_MORE holds a partial last segment now (Linux semantics:
+        until uncorked, filled, the FIN, or CORK_CEILING after the hold began)."""
+        if not (self.cork or self._more) or self._fin_queued or self._cork_expired:
+            return False
+        at = self._cork_at
+        if at is None:
+            self._cork_at = now + CORK_CEILING
+            return True
+        if now >= at:
+            self._cork_at = None
+            self._cork_expired = True
+            return False
+        return True
 
     def _send_burst(self, now: float, mss: int, maxp: int) -> bool:
         """The bulk-transfer fast path of ``_send_data``: new, full-sized segments (whole

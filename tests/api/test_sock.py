@@ -239,3 +239,29 @@ def test_ip_tos_on_connection_and_inherited_from_listener(
     conn.close()
     c.close()
     server.close()
+
+
+def test_tcp_cork_and_msg_more(hosts: tuple[BackgroundRuntime, BackgroundRuntime]) -> None:
+    a, b = hosts
+    server = b.socket()
+    server.settimeout(10)
+    server.listen(7007, 4)
+    client = a.socket()
+    client.settimeout(10)
+    client.connect((ADDR_B, 7007))
+    conn, _ = server.accept()
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 1
+    client.send(b"head:", socket.MSG_MORE)
+    client.sendall(b"body")
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)  # releases the held tail
+    assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
+    got = b""
+    while len(got) < 9:
+        got += conn.recv(100)
+    assert got == b"head:body"
+    with pytest.raises(OSError):
+        client.send(b"x", socket.MSG_OOB)
+    conn.close()
+    client.close()
+    server.close()
