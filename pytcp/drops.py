@@ -36,6 +36,8 @@ class DropReason(enum.Enum):
     FRAGMENT_INVALID = "fragment_invalid"        # bad fragment length/offset, conflicting ends
     STACK_ERROR = "stack_error"                  # a bug while handling the packet (logged once)
     IPV6_IGNORED = "ipv6_ignored"                # a well-formed IPv6 packet (pytcp is IPv4 only)
+    SYN_QUEUE_FULL = "syn_queue_full"            # SYN queue full and SYN cookies off
+    SYNCOOKIE_INVALID = "syncookie_invalid"      # an ACK to a listener with a bad/old cookie
     # --- tcp engine (RFC 9293 3.10.7) ---
     OUT_OF_WINDOW = "out_of_window"              # fails the acceptability test
     PAWS = "paws"                                # RFC 7323 5.3 timestamp too old

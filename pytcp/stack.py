@@ -32,6 +32,7 @@ from pytcp.tcp.events import Closed, Connected, Event
 from pytcp.tcp.segment import Segment
 from pytcp.tcp.seq import seq_add, seq_between
 from pytcp.tcp.state import State
+from pytcp.tcp.syncookie import SynCookies, cookie_ts_offset, decode_tsecr, encode_tsval
 from pytcp.wire.icmp import build_dest_unreachable, build_echo_reply, build_icmp, parse_icmp
 from pytcp.wire.ipv4 import parse_ipv4
 from pytcp.wire.tcp import (
@@ -43,6 +44,7 @@ from pytcp.wire.tcp import (
     RST,
     SYN,
     URG,
+    TcpOptions,
     encode_options,
     parse_tcp,
 )
@@ -74,7 +76,11 @@ class StackConfig:
     frag_max_datagrams: int = 256
     frag_max_fragments: int = 128  # per datagram
     max_connections: int = 65536
-    backlog: int = 128  # default for listen()
+    backlog: int = 128  # default for listen(): the accept queue (established, not accepted)
+    syn_backlog: int = 256  # default SYN-queue limit (SYN-RECEIVED entries) of a listener
+    # Linux tcp_syncookies: 0 = never (a SYN beyond the SYN queue is dropped), 1 = when the
+    # SYN queue is full (RFC 4987 3.6), 2 = for every SYN.
+    syncookies: int = 1
     ephemeral_ports: tuple[int, int] = (32768, 60999)  # Linux ip_local_port_range
     verify_checksums: bool = True
     prefixlen: int | None = None  # our subnet, to recognise its directed broadcast
@@ -88,6 +94,10 @@ class StackConfig:
         lo, hi = self.ephemeral_ports
         if not 1 <= lo <= hi <= 65535:
             raise ValueError(f"ephemeral_ports {self.ephemeral_ports}: need 1 <= lo <= hi <= 65535")
+        if self.syncookies not in (0, 1, 2):
+            raise ValueError(f"syncookies {self.syncookies}: must be 0, 1 or 2")
+        if self.syn_backlog < 1 or self.backlog < 1:
+            raise ValueError("backlog and syn_backlog must be >= 1")
 
 
 class GsoPacket(bytearray):
@@ -268,10 +278,14 @@ class TcpHandle:
 class Listener:
     """A passive open on a port. ``accept()`` returns established connections in order."""
 
-    def __init__(self, stack: Stack, port: int, backlog: int) -> None:
+    def __init__(self, stack: Stack, port: int, backlog: int, syn_backlog: int = 256) -> None:
         self._stack = stack
         self.port = port
-        self.backlog = backlog
+        self.backlog = backlog  # accept queue: established connections not yet accepted
+        self.syn_backlog = syn_backlog  # SYN queue: SYN-RECEIVED entries
+        # When the last SYN cookie was sent (None: never): cookie ACKs are checked only up
+        # to two cookie periods after it (Linux tcp_synq_no_recent_overflow).
+        self.last_cookie_at: float | None = None
         self.user_data: Any = None
         self.closed = False
         # MUST-48: the TOS byte given to connections this listener accepts (as Linux, an
@@ -282,8 +296,18 @@ class Listener:
 
     @property
     def pending(self) -> int:
-        """Connections counted against the backlog: half-open plus not yet accepted."""
+        """Half-open plus established-but-not-accepted connections."""
         return len(self._embryonic) + len(self._queue)
+
+    @property
+    def syn_queue(self) -> int:
+        """SYN-RECEIVED entries (compared with ``syn_backlog``)."""
+        return len(self._embryonic)
+
+    @property
+    def accept_queue(self) -> int:
+        """Established connections not yet accepted (compared with ``backlog``)."""
+        return len(self._queue)
 
     def set_tos(self, tos: int) -> None:
         """The IP TOS byte of connections created from now on (their SYN-ACK included)."""
@@ -318,7 +342,8 @@ class Listener:
                 h.abort(t)
 
     def __repr__(self) -> str:
-        return f"<Listener port={self.port} pending={self.pending}/{self.backlog}>"
+        return (f"<Listener port={self.port} syn={self.syn_queue}/{self.syn_backlog} "
+                f"accept={self.accept_queue}/{self.backlog}>")
 
 
 class Stack:
@@ -341,6 +366,7 @@ class Stack:
         from pytcp.tcp.isn import IsnGenerator
 
         self._isn = IsnGenerator(self._secret)
+        self._cookies = SynCookies(self._secret)
         self._now = now
         cfg = self.config
         self._bcast: int | None = None
@@ -392,14 +418,18 @@ class Stack:
 
     # ------------------------------------------------------------------ application side
 
-    def listen(self, port: int, backlog: int | None = None) -> Listener:
-        """Passive open (RFC 9293 3.10.1) on ``port``; raise OSError(EADDRINUSE) if taken."""
+    def listen(self, port: int, backlog: int | None = None, *,
+               syn_backlog: int | None = None) -> Listener:
+        """Passive open (RFC 9293 3.10.1) on ``port``; raise OSError(EADDRINUSE) if taken.
+        ``backlog`` bounds the accept queue, ``syn_backlog`` the SYN queue (defaults from
+        ``StackConfig``); past the SYN queue SYN cookies answer (``StackConfig.syncookies``)."""
         if not 1 <= port <= 65535:
             raise ValueError(f"port {port} out of range 1..65535")
         if port in self._listeners:
             raise OSError(errno.EADDRINUSE, f"port {port} already has a listener")
         # As Linux, listen(port, 0) still lets one connection wait to be accepted.
-        lst = Listener(self, port, self.config.backlog if backlog is None else max(1, backlog))
+        lst = Listener(self, port, self.config.backlog if backlog is None else max(1, backlog),
+                       self.config.syn_backlog if syn_backlog is None else max(1, syn_backlog))
         self._listeners[port] = lst
         return lst
 
@@ -440,14 +470,16 @@ class Stack:
             self._service(h, now)
         return h
 
-    def _new_connection(self, now: float, key: FourTuple) -> Connection:
+    def _new_connection(self, now: float, key: FourTuple, iss: int | None = None) -> Connection:
         factory = self.connection_factory
         if factory is None:
             from pytcp.tcp.connection import Connection
 
             factory = Connection
         # RFC 6528 ISN from the 4-tuple; we announce MSS = MTU - 40 (RFC 9293 3.7.1, MUST-67).
-        return factory(self.tcp_config, iss=self._isn.iss(now, *key), now=now, mss=self._mss)
+        if iss is None:
+            iss = self._isn.iss(now, *key)
+        return factory(self.tcp_config, iss=iss, now=now, mss=self._mss)
 
     @staticmethod
     def _name(conn: Connection, key: FourTuple) -> None:
@@ -686,15 +718,29 @@ class Stack:
                 self._drops[DropReason.NO_SOCKET] += 1
                 return
             if flags & ACK:
-                self._drops[DropReason.NO_SOCKET] += 1
+                if not flags & SYN and self._cookie_ack_expected(lst, now):
+                    if self._accept_cookie(now, lst, key, th):
+                        return
+                    # A bad or expired cookie: counted, then the LISTEN rule below (RST).
+                    self.stats["syncookies_rejected"] += 1
+                    self._drops[DropReason.SYNCOOKIE_INVALID] += 1
+                else:
+                    self._drops[DropReason.NO_SOCKET] += 1
                 self._send_rst(src, dst, th.dport, th.sport, th.ack, 0, RST)
                 return
             if not flags & SYN:
                 self._drops[DropReason.UNEXPECTED_SEGMENT] += 1
                 return
-            if lst.pending >= lst.backlog or len(self._conns) >= self.config.max_connections:
-                # Like Linux: drop the SYN silently, the peer retries.
+            if len(lst._queue) >= lst.backlog or len(self._conns) >= self.config.max_connections:
+                # Like Linux: the accept queue is full, drop the SYN silently, the peer retries.
                 self._drops[DropReason.LISTEN_OVERFLOW] += 1
+                return
+            mode = self.config.syncookies
+            if mode == 2 or len(lst._embryonic) >= lst.syn_backlog:
+                if mode == 0:
+                    self._drops[DropReason.SYN_QUEUE_FULL] += 1  # the peer retries
+                else:
+                    self._send_cookie(now, lst, key, th)
                 return
             conn = self._new_connection(now, key)
             h = TcpHandle(self, key, conn, lst)
@@ -720,6 +766,104 @@ class Stack:
         else:
             seg_len = len(th.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
             self._send_rst(src, dst, th.dport, th.sport, 0, seq_add(th.seq, seg_len), RST | ACK)
+
+    # ----- SYN cookies (RFC 4987 3.6, Linux tcp_syncookies)
+
+    def _cookie_ack_expected(self, lst: Listener, now: float) -> bool:
+        """Whether an ACK to ``lst`` may carry a cookie: cookies are on and one was sent
+        within the validity window (Linux tcp_synq_no_recent_overflow)."""
+        mode = self.config.syncookies
+        if mode == 2:
+            return True
+        last = lst.last_cookie_at
+        return (mode == 1 and last is not None
+                and now - last <= self._cookies.period * self._cookies.max_age)
+
+    def _send_cookie(self, now: float, lst: Listener, key: FourTuple, th: Any) -> None:
+        """Answer a SYN with a SYN-ACK whose ISN (and TSval) is a cookie; keep no state."""
+        cfg = self.tcp_config
+        opts = th.options
+        peer_mss = opts.mss if opts.mss else 536  # RFC 9293 3.7.1 default (MUST-15)
+        cookie, _ = self._cookies.make(now, *key, th.seq, peer_mss)
+        ts = None
+        wscale = None
+        sack = False
+        if cfg.timestamps and opts.timestamp is not None:
+            # Window scale and SACK-permitted survive only in the TSval (Linux: without
+            # timestamps the SYN-ACK offers neither).
+            if cfg.window_scaling and opts.wscale is not None:
+                wscale = cfg.wscale
+            sack = cfg.sack and opts.sack_permitted
+            peer_ws = min(opts.wscale, 14) if wscale is not None and opts.wscale is not None \
+                else None
+            tsval = encode_tsval((int(now * cfg.ts_hz) + cookie_ts_offset(cookie)) & 0xFFFFFFFF,
+                                 peer_ws, sack, False)  # no ECN: pytcp does not negotiate it
+            ts = (tsval, opts.timestamp[0])
+        synack_opts = TcpOptions(mss=self._mss, wscale=wscale, sack_permitted=sack, timestamp=ts)
+        if lst.last_cookie_at is None:
+            log.warning("possible SYN flooding on port %d: sending SYN cookies", lst.port)
+        lst.last_cookie_at = now
+        self.stats["syncookies_sent"] += 1
+        self._send_tcp_raw(key, cookie, seq_add(th.seq, 1), SYN | ACK,
+                           min(0xFFFF, cfg.recv_buffer), encode_options(synack_opts), lst.tos)
+
+    def _accept_cookie(self, now: float, lst: Listener, key: FourTuple, th: Any) -> bool:
+        """Create the connection an ACK's valid cookie stands for and feed it the ACK.
+        False: the cookie is invalid (the caller counts it and answers RST)."""
+        cfg = self.tcp_config
+        peer_isn = seq_add(th.seq, -1)
+        cookie = seq_add(th.ack, -1)
+        mss = self._cookies.check(now, *key, peer_isn, cookie)
+        if mss is None:
+            return False
+        opts = th.options
+        wscale: int | None = None
+        sack = False
+        tsopt = None
+        if opts.timestamp is not None:
+            # Linux cookie_timestamp_decode: what the echoed TSval encodes must be on here.
+            # (Our TSval already included the offset when its low bits were set.)
+            wscale, sack, _ecn = decode_tsecr(opts.timestamp[1])
+            if (not cfg.timestamps or (sack and not cfg.sack)
+                    or (wscale is not None and not cfg.window_scaling)):
+                return False
+            tsopt = (opts.timestamp[0], 0)
+        if len(lst._queue) >= lst.backlog or len(self._conns) >= self.config.max_connections:
+            self._drops[DropReason.LISTEN_OVERFLOW] += 1  # Linux: the ACK is dropped
+            return True
+        self.stats["syncookies_validated"] += 1
+        conn = self._new_connection(now, key, iss=cookie)
+        h = TcpHandle(self, key, conn, lst)
+        if lst.tos:
+            h.set_tos(lst.tos)
+        self._conns[key] = h
+        lst._embryonic[key] = h  # until its Connected event moves it to the accept queue
+        self._name(conn, key)
+        self.stats["passive_opens"] += 1
+        if hasattr(conn, "ts_offset"):
+            conn.ts_offset = cookie_ts_offset(cookie)
+        syn = Segment(peer_isn, 0, SYN, th.window,
+                      options=TcpOptions(mss=mss, wscale=wscale, sack_permitted=sack,
+                                         timestamp=tsopt))
+        try:
+            conn.open_from_cookie(now, syn)
+            conn.handle_segment(now, Segment(th.seq, th.ack, th.flags, th.window, th.payload,
+                                             th.options, th.urg))
+        finally:
+            self._service(h, now)
+        return True
+
+    def _send_tcp_raw(self, key: FourTuple, seq: int, ack: int, flags: int, wnd: int,
+                      opts: bytes, tos: int = 0) -> None:
+        """A TCP segment for ``key`` that belongs to no connection (a cookie SYN-ACK)."""
+        tmpl = _IPV4_TCP_HDR.pack(0x45, tos, 0, 0, 0x4000, self.config.ttl, PROTO_TCP, 0,
+                                  key.local_addr.to_bytes(4, "big"),
+                                  key.remote_addr.to_bytes(4, "big"),
+                                  key.local_port, key.remote_port)
+        self._queue_packet(self._build_tcp(
+            tmpl, native.csum_partial(tmpl[:20]),
+            native.pseudo_header_sum(key.local_addr, key.remote_addr, PROTO_TCP, 0),
+            seq, ack, flags, wnd, opts, b"", 0))
 
     def _send_rst(self, remote: int, local: int, lport: int, rport: int, seq: int, ack: int,
                   flags: int) -> None:

@@ -274,6 +274,19 @@ class Connection(ConnectionRecovery):
         self._passive = True
         self._set_state(self._now, State.LISTEN, "passive OPEN")
 
+    def open_from_cookie(self, now: float, syn: Segment) -> None:
+        """SYN-RECEIVED rebuilt from a valid SYN cookie (RFC 4987 3.6), before the ACK that
+        returned it is fed with ``handle_segment``. ``syn`` is the peer's SYN as the cookie
+        remembers it (its ISN, the MSS from the table, window scale and SACK-permitted from
+        the echoed timestamp, the ACK's TSval as TS.Recent). The SYN-ACK was already sent by
+        the stack from no state: it is not sent again and, without timestamps, gives no RTT
+        sample (its send time is unknown; with timestamps TSecr gives one)."""
+        self.open_passive()
+        self._now = now
+        self._on_listen(now, syn)
+        self._out.clear()
+        self._rtt_seq = None
+
     def send(self, now: float, data: Buffer, push: bool = True, urgent: bool = False,
              more: bool = False) -> int:
         """SEND (RFC 9293 3.10.2): queue as much of ``data`` as fits; return the count.

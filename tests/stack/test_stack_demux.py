@@ -60,23 +60,39 @@ def test_syn_to_listener_creates_connection_and_accept_queue() -> None:
     assert len(conn.segments) == 3
 
 
-def test_backlog_overflow_drops_syn_silently() -> None:
-    s = make_stack()
-    lst = s.listen(80, backlog=2)
+def test_syn_queue_full_without_cookies_drops_syn_silently() -> None:
+    s = make_stack(syncookies=0)
+    lst = s.listen(80, syn_backlog=2)
     s.receive_packet(1.0, syn(1))
     s.receive_packet(1.0, syn(2))
     s.pending_packets()
-    s.receive_packet(1.0, syn(3))  # SYN-RECEIVED ones count against the backlog
+    s.receive_packet(1.0, syn(3))  # SYN-RECEIVED ones fill the SYN queue
     assert s.pending_packets() == []
-    assert s.drops[DropReason.LISTEN_OVERFLOW] == 1
+    assert s.drops[DropReason.SYN_QUEUE_FULL] == 1 and lst.syn_queue == 2
     assert len(s.connections()) == 2
     h1 = s.connections()[0]
-    s.receive_packet(1.1, ack(1, ackno=h1.conn.iss + 1))
-    s.receive_packet(1.2, syn(3))  # established but not accepted still counts
-    assert s.drops[DropReason.LISTEN_OVERFLOW] == 2
-    assert lst.accept() is h1
+    s.receive_packet(1.1, ack(1, ackno=h1.conn.iss + 1))  # moves to the accept queue
+    assert lst.syn_queue == 1 and lst.accept_queue == 1
+    s.receive_packet(1.2, syn(3))
+    assert s.drops[DropReason.SYN_QUEUE_FULL] == 1 and len(s.connections()) == 3
+
+
+def test_backlog_overflow_drops_syn_silently() -> None:
+    s = make_stack()
+    lst = s.listen(80, backlog=2)
+    for port in (1, 2):
+        s.receive_packet(1.0, syn(port))
+        h = s.get_connection(FourTuple(ip_to_int(US), 80, ip_to_int(PEER), port))
+        assert h is not None
+        s.receive_packet(1.0, ack(port, ackno=h.conn.iss + 1))
+    s.pending_packets()
+    assert lst.accept_queue == 2
+    s.receive_packet(1.2, syn(3))  # established but not accepted: the accept queue is full
+    assert s.pending_packets() == []
+    assert s.drops[DropReason.LISTEN_OVERFLOW] == 1 and len(s.connections()) == 2
+    assert lst.accept() is not None
     s.receive_packet(1.3, syn(3))
-    assert s.drops[DropReason.LISTEN_OVERFLOW] == 2 and len(s.connections()) == 3
+    assert s.drops[DropReason.LISTEN_OVERFLOW] == 1 and len(s.connections()) == 3
 
 
 def test_listener_rfc9293_listen_checks() -> None:
