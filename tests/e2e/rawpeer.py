@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import select
 import socket
+import struct
 import time
 from collections.abc import Callable
 
@@ -26,6 +27,39 @@ STACK_ADDR = "10.77.0.2"
 
 # TCP flag bits as scapy reports them in int(pkt[TCP].flags).
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+
+def _csum(data: bytes) -> int:
+    """RFC 1071 checksum (inverted), written here so that it is independent of pytcp."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def ipv4_tcp(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: int,
+             window: int = 65535, options: bytes = b"", payload: bytes = b"",
+             tcp_checksum: int | None = None) -> bytes:
+    """A whole IPv4/TCP packet with both checksums (``tcp_checksum`` forces the TCP one).
+    Much faster than scapy, for floods of thousands of packets; ``options`` must already be
+    padded to a multiple of 4 bytes."""
+    s, d = socket.inet_aton(src), socket.inet_aton(dst)
+    thl = 20 + len(options)
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                      (thl // 4) << 4, flags, window, 0, 0) + options + payload
+    if tcp_checksum is None:
+        tcp_checksum = _csum(s + d + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
+    tcp = tcp[:16] + struct.pack("!H", tcp_checksum) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, 6, 0, s, d)
+    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
+    return ip + tcp
+
+
+# A Linux-like SYN's options: MSS 1460, SACK-permitted, timestamps, window scale 7.
+LINUX_SYN_OPTIONS = (struct.pack("!BBH", 2, 4, 1460) + b"\x04\x02" +
+                     struct.pack("!BBII", 8, 10, 12345, 0) + b"\x01\x03\x03\x07")
 
 
 class RawPeer:
@@ -54,6 +88,26 @@ class RawPeer:
     def send_link(self, packet: bytes) -> None:
         """Straight onto the TUN, byte for byte (malformed IP headers included)."""
         self.rx.sendto(packet, (self.ifname, ETH_P_IP))
+
+    def send_many(self, packets: list[bytes], link: bool = False, chunk: int = 0,
+                  pause: float = 0.0) -> int:
+        """Send a burst (through the IP layer, or onto the TUN when ``link``); a send the
+        kernel refuses (its queue is full: ENOBUFS) is skipped. With ``chunk``, sleep
+        ``pause`` seconds after every ``chunk`` packets (so the TUN queue, which drops what
+        does not fit, lets them all reach pytcp). Returns how many went."""
+        sent = 0
+        for i, pkt in enumerate(packets):
+            if chunk and i and i % chunk == 0:
+                time.sleep(pause)
+            try:
+                if link:
+                    self.rx.sendto(pkt, (self.ifname, ETH_P_IP))
+                else:
+                    self.tx.sendto(pkt, (self.stack_addr, 0))
+                sent += 1
+            except OSError:
+                pass
+        return sent
 
     def send_tcp(self, sport: int, dport: int, seq: int, ack: int = 0, flags: str = "S",
                  payload: bytes = b"", window: int = 65535,
