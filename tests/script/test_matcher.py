@@ -108,7 +108,7 @@ def test_tos_is_checked_only_where_written() -> None:
     assert compare(line("0 > S. 0:0(0) tos 0xb8 <...>"), synack(), LISN, RISN) == (
         "tos expected 0xb8 got 0x00")
     assert format_observed(marked, LISN, RISN).startswith("> S. 0:0(0) ack 1 win 65535 tos 0x10 <")
-    with pytest.raises(ScriptSyntaxError):
-        line("0 < S 0:0(0) tos 0x10")
+    assert line("0 < S 0:0(0) tos 0x10").tos == 0x10  # inbound: sent in the IP header
+    assert line("0 < (tos 0x20) S 0:0(0)").tos == 0x20  # packetdrill's own form
     with pytest.raises(ScriptSyntaxError):
         line("0 > S 0:0(0) tos 256")
