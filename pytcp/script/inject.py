@@ -19,12 +19,25 @@ from pytcp.wire.ipv4 import PROTO_ICMP, PROTO_TCP, build_ipv4_header
 MASK = 0xFFFFFFFF
 
 
+def _cookie(o: ScriptOption, defines: dict[str, str]) -> bytes:
+    if not o.symbol:
+        return o.raw
+    h = defines.get(o.symbol, "")
+    h = h[2:] if h.lower().startswith("0x") else h
+    return bytes.fromhex(h if len(h) % 2 == 0 else "0" + h)
+
+
 def encode_options(opts: tuple[ScriptOption, ...], ecr_map: Callable[[int], int],
-                   local_isn: int) -> bytes:
+                   local_isn: int, defines: dict[str, str] | None = None) -> bytes:
     """Inbound options exactly in the written order (packetdrill sends what is written),
-    padded with zeros (EOL) to a 4-octet boundary (RFC 9293 3.1, MUST-69)."""
+    padded with zeros (EOL) to a 4-octet boundary (RFC 9293 3.1, MUST-69). ``FO`` is the
+    RFC 7413 Fast Open option (kind 34), ``FOEXP`` its experimental form (kind 254, magic
+    0xF989, RFC 6994); a name in place of a value comes from ``defines``."""
     out = bytearray()
+    defs = defines or {}
     for o in opts:
+        if o.symbol and o.kind in ("mss", "wscale"):
+            o = ScriptOption(o.kind, value=int(defs.get(o.symbol, "0"), 0))
         if o.kind == "nop":
             out += b"\x01"
         elif o.kind == "eol":
@@ -44,6 +57,12 @@ def encode_options(opts: tuple[ScriptOption, ...], ecr_map: Callable[[int], int]
                 out += struct.pack("!II", (a + local_isn) & MASK, (b + local_isn) & MASK)
         elif o.kind == "raw":
             out += o.raw
+        elif o.kind == "FO":
+            c = _cookie(o, defs)
+            out += struct.pack("!BB", 34, 2 + len(c)) + c
+        elif o.kind == "FOEXP":
+            c = _cookie(o, defs)
+            out += struct.pack("!BBH", 254, 4 + len(c), 0xF989) + c
     while len(out) % 4:
         out += b"\x00"
     return bytes(out)
@@ -52,7 +71,7 @@ def encode_options(opts: tuple[ScriptOption, ...], ecr_map: Callable[[int], int]
 def build_tcp_packet(*, src: int, dst: int, sport: int, dport: int, seq: int, ack: int,
                      flags: int, win: int, urg: int = 0, options: bytes = b"",
                      payload: bytes = b"", bad_csum: bool = False, ttl: int = 64,
-                     ip_options: bytes = b"") -> bytes:
+                     ip_options: bytes = b"", tos: int = 0) -> bytes:
     """A whole IPv4 datagram carrying one TCP segment (checksums filled, or the TCP one made
     wrong on purpose with ``bad_csum``)."""
     hdr = struct.pack("!HHIIBBHHH", sport, dport, seq & MASK, ack & MASK,
@@ -63,7 +82,8 @@ def build_tcp_packet(*, src: int, dst: int, sport: int, dport: int, seq: int, ac
         csum ^= 0x5A5A  # pytcp extension: a checksum that cannot verify (MUST-3)
     struct.pack_into("!H", tcp, 16, csum)
     pkt = bytearray(20 + len(tcp))
-    build_ipv4_header(pkt, 0, src=src, dst=dst, proto=PROTO_TCP, payload_len=len(tcp), ttl=ttl)
+    build_ipv4_header(pkt, 0, src=src, dst=dst, proto=PROTO_TCP, payload_len=len(tcp), ttl=ttl,
+                      tos=tos)
     pkt[20:] = tcp
     if ip_options:
         pkt = with_ip_options(pkt, ip_options)

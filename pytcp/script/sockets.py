@@ -42,6 +42,16 @@ LINUX_STATE = {
 }
 O_RDWR = 2
 
+# Symbolic constants scripts write where a number goes (Linux values).
+SYMBOLS: dict[str, int] = {
+    "O_RDWR": O_RDWR, "O_NONBLOCK": O_NONBLOCK,
+    "POLLIN": 0x1, "POLLPRI": 0x2, "POLLOUT": 0x4, "POLLERR": 0x8, "POLLHUP": 0x10,
+    "POLLNVAL": 0x20, "POLLRDNORM": 0x40, "POLLRDBAND": 0x80, "POLLWRNORM": 0x100,
+    "POLLWRBAND": 0x200, "POLLRDHUP": 0x2000,
+    "EPOLLIN": 0x1, "EPOLLPRI": 0x2, "EPOLLOUT": 0x4, "EPOLLERR": 0x8, "EPOLLHUP": 0x10,
+    "EPOLLRDNORM": 0x40, "EPOLLWRNORM": 0x100, "EPOLLRDHUP": 0x2000,
+    "EPOLLEXCLUSIVE": 1 << 28, "EPOLLONESHOT": 1 << 30, "EPOLLET": 1 << 31,
+}
 
 class SyscallError(Exception):
     """The script used a call or an argument this emulation does not support."""
@@ -109,18 +119,85 @@ def state_of(handle: Any) -> ConnState:
     return st
 
 
+INFINITE_SSTHRESH = 0x7FFFFFFF  # Linux's TCP_INFINITE_SSTHRESH
+
+
+def tcp_info_fields(handle: Any, now: float) -> dict[str, int]:
+    """Linux's TCP_INFO of one connection as far as the engine knows it (Linux's units:
+    microseconds for times, milliseconds for ``last_*``, segments for cwnd, ssthresh and
+    packet counts, bytes for windows). Fields the engine has no counterpart for are absent."""
+    conn = handle.conn
+    info = conn.info()
+    mss = max(1, int(getattr(conn, "snd_mss", 1)))
+    rtt = getattr(conn, "_rtt", None)
+    in_flight = max(0, (int(getattr(conn, "snd_max", 0)) - int(getattr(conn, "snd_una", 0)))
+                    & 0xFFFFFFFF)
+    opts = 0
+    if getattr(conn, "ts_ok", False):
+        opts |= 1
+    if getattr(conn, "sack_ok", False):
+        opts |= 2
+    if getattr(conn, "ws_ok", False):
+        opts |= 4
+    ca_state = getattr(conn, "ca_state", None)
+    if ca_state is None:
+        if getattr(conn, "_in_recovery", False):
+            ca_state = 3  # TCP_CA_Recovery
+        elif rtt is not None and int(getattr(rtt, "backoffs", 0) or 0) and in_flight:
+            ca_state = 4  # TCP_CA_Loss
+        elif getattr(conn, "_dupacks", 0):
+            ca_state = 1  # TCP_CA_Disorder
+        else:
+            ca_state = 0
+    ssthresh = info.ssthresh // mss
+    fields = {
+        "tcpi_state": LINUX_STATE.get(str(info.state), -1),
+        "tcpi_ca_state": int(ca_state),
+        "tcpi_options": opts,
+        "tcpi_rto": round(info.rto * 1e6),
+        "tcpi_rtt": round((info.srtt or 0.0) * 1e6),
+        "tcpi_rttvar": round((getattr(rtt, "rttvar", None) or 0.0) * 1e6),
+        "tcpi_backoff": int(getattr(rtt, "backoffs", 0) or 0),
+        "tcpi_snd_cwnd": info.cwnd // mss,
+        "tcpi_snd_ssthresh": INFINITE_SSTHRESH if ssthresh >= INFINITE_SSTHRESH // 2
+        else ssthresh,
+        "tcpi_total_retrans": info.retransmits,
+        "tcpi_snd_mss": mss,
+        "tcpi_rcv_mss": int(getattr(conn, "_rcv_mss", 0) or mss),
+        "tcpi_advmss": int(getattr(conn, "our_mss", 0) or mss),
+        "tcpi_unacked": -(-in_flight // mss),
+        "tcpi_reordering": 3,
+        "tcpi_snd_wnd": info.snd_wnd,
+        "tcpi_rcv_wnd": info.rcv_wnd,
+        "tcpi_bytes_received": info.bytes_in,
+        "tcpi_bytes_sent": info.bytes_out,
+        "tcpi_bytes_acked": max(0, info.bytes_out - in_flight),
+    }
+    last_rx = getattr(conn, "_last_rx", None)
+    if isinstance(last_rx, (int, float)):
+        fields["tcpi_last_data_recv"] = max(0, round((now - last_rx) * 1000))
+    return fields
+
+
 def _err(name: str) -> Outcome:
     return (-1, name)
 
 
 def _int_arg(tok: str) -> int:
+    """A number as scripts write it: ``5``, ``0x10``, ``[5]``, an errno name (``[ECONNRESET]``)
+    or a few symbolic constants."""
     t = tok.strip()
     if t.startswith("[") and t.endswith("]"):
         t = t[1:-1].strip()
     try:
         return int(t, 0)
     except ValueError:
-        raise SyscallError(f"expected a number, got {tok!r}") from None
+        pass
+    if t.startswith("E") and isinstance(getattr(errno, t, None), int):
+        return int(getattr(errno, t))
+    if t in SYMBOLS:
+        return SYMBOLS[t]
+    raise SyscallError(f"expected a number, got {tok!r}")
 
 
 class SocketTable:
@@ -133,6 +210,7 @@ class SocketTable:
         self.remote_addr = remote_addr    # where connect() goes ...
         self.connect_port = connect_port  # ... and to which port
         self.socks: dict[int, Sock] = {}
+        self.script_fds = True  # number descriptors as the script does (False: lowest free)
         self.on_connect: Any = None  # runner callback(handle) when a connection is created
 
     # --- helpers ---
@@ -144,10 +222,17 @@ class SocketTable:
         return s
 
     def _new_fd(self, want: int) -> int:
+        """The script's own numbering: the descriptor the line says the call returns, when
+        it is free (packetdrill maps script fds to live ones the same way)."""
+        if self.script_fds and want >= 0 and want not in self.socks:
+            return want
         fd = 3
         while fd in self.socks:
             fd += 1
         return fd
+
+    def fd_of(self, tok: str) -> int:
+        return _int_arg(tok)
 
     def _apply_opts(self, s: Sock, now: float) -> None:
         if s.handle is None:
@@ -330,7 +415,7 @@ class SocketTable:
                 st = state_of(s.handle)
                 got, st.so_error = st.so_error, 0
         elif name == "TCP_INFO":
-            return self._tcp_info(s, val)
+            return self._tcp_info(s, val, now)
         elif name == "TCP_NODELAY":
             got = int(bool(s.nodelay))
         elif name == "SO_KEEPALIVE":
@@ -351,7 +436,7 @@ class SocketTable:
             raise SyscallMismatch(f"{name} is {got}, the script expects {val}")
         return (0, None)
 
-    def _tcp_info(self, s: Sock, val: str) -> Outcome:
+    def _tcp_info(self, s: Sock, val: str, now: float) -> Outcome:
         """``{tcpi_FIELD=VALUE, ...}``: each named field must have that value (Linux's units:
         microseconds for times, segments for cwnd and ssthresh, bytes for windows)."""
         if s.handle is None:
@@ -359,22 +444,7 @@ class SocketTable:
         body = val.strip()
         if not (body.startswith("{") and body.endswith("}")):
             raise SyscallError("TCP_INFO expects {tcpi_field=value, ...}")
-        conn = s.handle.conn
-        info = conn.info()
-        mss = max(1, int(getattr(conn, "snd_mss", 1)))
-        fields = {
-            "tcpi_state": LINUX_STATE.get(str(info.state), -1),
-            "tcpi_rto": round(info.rto * 1e6),
-            "tcpi_rtt": round((info.srtt or 0.0) * 1e6),
-            "tcpi_snd_cwnd": info.cwnd // mss,
-            "tcpi_snd_ssthresh": min(info.ssthresh // mss, 0x7FFFFFFF),
-            "tcpi_total_retrans": info.retransmits,
-            "tcpi_snd_mss": mss,
-            "tcpi_snd_wnd": info.snd_wnd,
-            "tcpi_rcv_wnd": info.rcv_wnd,
-            "tcpi_bytes_received": info.bytes_in,
-            "tcpi_bytes_sent": info.bytes_out,
-        }
+        fields = tcp_info_fields(s.handle, now)
         for item in body[1:-1].split(","):
             if not item.strip():
                 continue

@@ -14,7 +14,7 @@ from pytcp.script.parser import parse_script
 from pytcp.script.runner import main, run_script
 
 HANDSHAKE = """\
-0.000 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+0.000 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3  // pytcp: strict=1
 +0    bind(3, ..., ...) = 0
 +0    listen(3, 1) = 0
 +0    < S 0:0(0) win 65535 <mss 1460,nop,nop,TS val 100 ecr 0>
@@ -138,7 +138,7 @@ def test_main_prints_one_line_per_script_and_summary(tmp_path: Path,
     bad = tmp_path / "bad.pkt"
     bad.write_text("0 < S 0:0(0) win 100\n+0 > R. 0:0(0) ack 2\n")
     xf = tmp_path / "xf.pkt"
-    xf.write_text("// pytcp: xfail=known bug\n0 < S 0:0(0) win 100\n")
+    xf.write_text("// pytcp: xfail=known bug\n0 < S 0:0(0) win 100 // pytcp: strict=1\n")
     stale = tmp_path / "zz-stale.pkt"
     stale.write_text("// pytcp: xfail=was a bug\n0 < S 0:0(0) win 100\n+0 > R. 0:0(0) ack 1\n")
     assert main([str(good)]) == 0
@@ -157,7 +157,7 @@ def test_pytest_plugin_reports_script_line(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "rst.pkt").write_text("0 < S 0:0(0) win 100\n+0 > R. 0:0(0) ack 7\n")
     (tmp_path / "a" / "xf.pkt").write_text("// pytcp: xfail=engine bug 12\n"
-                                           "0 < S 0:0(0) win 100\n")
+                                           "0 < S 0:0(0) win 100 // pytcp: strict=1\n")
     (tmp_path / "a" / "xpass.pkt").write_text("// pytcp: xfail=fixed long ago\n"
                                               "0 < S 0:0(0) win 100\n+0 > R. 0:0(0) ack 1\n")
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
