@@ -159,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve files under DIR (default: the status page)")
     s.add_argument("--echo", type=_port, metavar="PORT", help="echo service (RFC 862)")
     s.add_argument("--discard", type=_port, metavar="PORT", help="discard service (RFC 863)")
+    s.add_argument("--idle-timeout", type=_timeout, metavar="SECONDS",
+                   help="close a connection after this long without a byte from the peer "
+                        "(default: HTTP 30, echo/discard 300)")
+    s.add_argument("--request-timeout", type=_timeout, metavar="SECONDS",
+                   help="an HTTP request must be complete this long after its first byte, "
+                        "else 408 (default 60)")
+    s.add_argument("--send-timeout", type=_timeout, metavar="SECONDS",
+                   help="reset a connection whose queued response data the peer takes none "
+                        "of for this long (HTTP, echo; default: the idle timeout)")
 
     get = sub.add_parser("get", help="download a URL from the kernel side through pytcp",
                          description="Bring pytcp up on a TUN interface and download URL "
@@ -193,6 +202,7 @@ class LinkOptions:
     cc: str | None = None
     services: dict[str, int] = field(default_factory=dict)
     root: Path | None = None
+    timeouts: dict[str, float] = field(default_factory=dict)  # idle/request/send, if given
 
 
 def check_link_args(args: argparse.Namespace) -> LinkOptions:
@@ -263,6 +273,8 @@ def check_up_args(args: argparse.Namespace) -> LinkOptions:
             raise UsageError(f"invalid --root {args.root!r}: not readable")
         opts.root = root.resolve()
     opts.services = services
+    opts.timeouts = {name: value for name in ("idle", "request", "send")
+                     if (value := getattr(args, f"{name}_timeout", None)) is not None}
     return opts
 
 
@@ -401,11 +413,20 @@ def _services(opts: LinkOptions, runtime: Any) -> dict[str, Service]:
                             cc=runtime.stack.tcp_config.congestion,
                             host_addr=str(opts.host))
 
+    from pytcp.apps import discard, echo, http_server
+
+    t = opts.timeouts
+    send = t.get("send")
     table: dict[str, Service] = {
         "http": functools.partial(serve_http, root=opts.root,
-                                  status_provider=None if opts.root else status),
-        "echo": serve_echo,
-        "discard": serve_discard,
+                                  status_provider=None if opts.root else status,
+                                  idle_timeout=t.get("idle", http_server.IDLE_TIMEOUT),
+                                  request_timeout=t.get("request", http_server.REQUEST_TIMEOUT),
+                                  send_timeout=send),
+        "echo": functools.partial(serve_echo, idle_timeout=t.get("idle", echo.IDLE_TIMEOUT),
+                                  send_timeout=send),
+        "discard": functools.partial(serve_discard,
+                                     idle_timeout=t.get("idle", discard.IDLE_TIMEOUT)),
     }
     return {name: table[name] for name in opts.services}
 

@@ -142,13 +142,20 @@ class PytcpTransport(asyncio.Transport):
         return self._closing
 
     def close(self) -> None:
-        """Close after the pending data is handed to the engine: FIN (the engine's close())."""
+        """Close after the pending data is handed to the engine: FIN (the engine's close()).
+        If a backlog remains, the connection is an orphan from now on (the engine's
+        ``set_orphan()``): nobody waits for it, so a peer that never takes the data cannot
+        keep it beyond the orphan limits (``TcpConfig.orphan_retries``)."""
         if self._closing:
             return
         self._closing = True
         self._close_requested = True
         self._reading_paused = True
         self._try_send(self._runtime.now())
+        if self._backlog and not self._lost:
+            set_orphan = getattr(getattr(self._handle, "conn", None), "set_orphan", None)
+            if set_orphan is not None:
+                set_orphan()
         self._runtime.kick()
 
     def abort(self) -> None:

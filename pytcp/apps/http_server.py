@@ -16,8 +16,13 @@ Routing:
 - without a root: ``/`` is the status page (HTML) and ``/status.json`` its JSON; else 404.
 - files are streamed in ``chunk_size`` pieces, never loaded whole, with ``await drain()``;
   a single byte range is honoured (206/416, RFC 9110 14), so ``curl -C -`` resumes.
-- a connection idle for ``idle_timeout`` seconds (no request bytes, or no send progress) is
-  closed.
+- a connection idle for ``idle_timeout`` seconds (no request bytes) is closed; a started
+  request must be complete within ``request_timeout`` (slowloris) or gets 408;
+- the send timeout (``send_timeout``, default: ``idle_timeout``): data queued anywhere below
+  us (the transport's backlog, the kernel socket or pytcp's engine) must make progress at
+  least that often (``streams.SendWatch``), else the connection is aborted with RST — a
+  client that stops reading, or a silent peer behind a zero window, is cut off, a slow reader
+  is not.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import h11
 
 import pytcp
 from pytcp.apps.status import StatusProvider, render_html, render_json
-from pytcp.apps.streams import close_writer, linger_close
+from pytcp.apps.streams import SendWatch, close_writer, linger_close
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +75,7 @@ class _Timeout(Exception):
 
 
 class _SendTimeout(Exception):
-    """The peer did not read our response for idle_timeout seconds."""
+    """The peer took none of our queued data for send_timeout seconds."""
 
 
 class _RequestTimeout(Exception):
@@ -157,13 +162,15 @@ class _HttpSession:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  root: Path | None, status_provider: StatusProvider | None,
-                 idle_timeout: float, chunk_size: int, request_timeout: float) -> None:
+                 idle_timeout: float, chunk_size: int, request_timeout: float,
+                 send_timeout: float) -> None:
         self.reader = reader
         self.writer = writer
         self.root = root
         self.status_provider = status_provider
         self.idle_timeout = idle_timeout
         self.request_timeout = request_timeout
+        self.send_timeout = send_timeout
         self.chunk_size = chunk_size
         self.conn = h11.Connection(h11.SERVER)
         peer = writer.get_extra_info("peername")
@@ -172,6 +179,7 @@ class _HttpSession:
         # As nginx on keep-alive connections (tcp_nodelay on): a response's last partial
         # segment never waits for the ACK of the previous one (Nagle + delayed ACK: ~40 ms).
         self._set_option("set_nodelay", True)
+        self.watch = SendWatch(writer, send_timeout, name=f"http {self.peer}")
 
     # --- input -----------------------------------------------------------------------------
 
@@ -195,7 +203,14 @@ class _HttpSession:
                 try:
                     data = await asyncio.wait_for(self.reader.read(READ_SIZE), max(timeout, 0))
                 except TimeoutError:
+                    if started is None and self.watch.stalled_for() >= min(
+                            self.send_timeout, self.idle_timeout):
+                        # Not idle: our last response is stuck (e.g. a zero window nobody
+                        # opens). A FIN would only wait behind it: reset.
+                        raise _SendTimeout() from None
                     raise (_Timeout() if started is None else _RequestTimeout()) from None
+                if self.watch.fired:
+                    raise _SendTimeout()
                 if data and started is None:
                     started = loop.time()
                 self.conn.receive_data(data)
@@ -232,10 +247,18 @@ class _HttpSession:
 
     async def _write(self, data: bytes | bytearray | memoryview) -> None:
         self.writer.write(data)
+        self.watch.wrote(len(data))
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Wait for back-pressure to ease; the send watch bounds the wait (it aborts the
+        connection after send_timeout without progress, which ends drain())."""
         try:
-            await asyncio.wait_for(self.writer.drain(), self.idle_timeout)
-        except TimeoutError:
-            raise _SendTimeout() from None
+            await self.writer.drain()
+        except (ConnectionError, OSError):
+            if self.watch.fired:
+                raise _SendTimeout() from None
+            raise
 
     def _headers(self, ctype: str, length: int,
                  extra: list[tuple[bytes, bytes]] | None = None) -> list[tuple[bytes, bytes]]:
@@ -300,10 +323,8 @@ class _HttpSession:
                         pieces.insert(0, head)
                         head = b""
                     self.writer.writelines(pieces)
-                    try:
-                        await asyncio.wait_for(self.writer.drain(), self.idle_timeout)
-                    except TimeoutError:
-                        raise _SendTimeout() from None
+                    self.watch.wrote(sum(len(p) for p in pieces))
+                    await self._drain()
             finally:
                 if corked:
                     self._set_option("set_cork", False)
@@ -470,24 +491,30 @@ async def serve_http(
     idle_timeout: float = IDLE_TIMEOUT,
     chunk_size: int = CHUNK_SIZE,
     request_timeout: float = REQUEST_TIMEOUT,
+    send_timeout: float | None = None,
 ) -> None:
     """Serve HTTP/1.1 on one connection until the peer closes, errs, or idles out.
 
     ``root``: serve files under it; ``None``: serve the status page from ``status_provider``.
-    Never raises for anything the peer does.
+    ``send_timeout`` (default: ``idle_timeout``): seconds queued response data may go without
+    progress before the connection is aborted. Never raises for anything the peer does.
     """
+    send_timeout = idle_timeout if send_timeout is None else send_timeout
     session = _HttpSession(reader, writer, root.resolve() if root is not None else None,
-                           status_provider, idle_timeout, chunk_size, request_timeout)
+                           status_provider, idle_timeout, chunk_size, request_timeout,
+                           send_timeout)
     linger = False
     try:
         await session.run()
         linger = session.conn.our_state is h11.MUST_CLOSE or session.conn.their_state not in (
             h11.DONE, h11.CLOSED, h11.IDLE)
+        if session.watch.fired:
+            linger = False
     except _Timeout:
         log.info("http %s: idle for %.0f s, closing", session.peer, idle_timeout)
     except _SendTimeout:
         # The peer stopped reading: a FIN would wait behind data it never takes. Reset.
-        log.info("http %s: not reading for %.0f s, aborting", session.peer, idle_timeout)
+        log.info("http %s: peer took nothing for %.0f s, aborting", session.peer, send_timeout)
         writer.transport.abort()
     except (ConnectionError, OSError, h11.LocalProtocolError) as exc:
         log.info("http %s: connection ended: %r", session.peer, exc)
@@ -496,10 +523,13 @@ async def serve_http(
         log.exception("http %s: internal error", session.peer)
         writer.transport.abort()
     finally:
-        if linger:
-            await linger_close(reader, writer)
-        else:
-            await close_writer(writer)
+        try:
+            if linger:
+                await linger_close(reader, writer)
+            else:
+                await close_writer(writer)
+        finally:
+            session.watch.stop()
 
 
 __all__ = ["content_type", "directory_listing", "serve_http", "target_path"]

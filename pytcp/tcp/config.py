@@ -55,6 +55,9 @@ class TcpConfig:
     msl: float = 30.0                 # maximum segment lifetime (RFC 9293 3.4.2)
     time_wait: float = 60.0           # TIME-WAIT length, 2*MSL (Linux TCP_TIMEWAIT_LEN)
     fin_wait2_timeout: float = 60.0   # orphan FIN-WAIT-2 after close() (Linux tcp_fin_timeout)
+    # Retransmissions and unanswered zero-window probes an orphan (closed by the application,
+    # data still queued) makes before it gives up (Linux tcp_orphan_retries; its 0 means 8).
+    orphan_retries: int = 8
     # --- zero-window probing (RFC 9293 3.8.6.1, MUST-35..37) ---
     persist_min: float = 0.2          # first probe after max(RTO, this) (RFC 1122 4.2.2.17)
     persist_max: float = 120.0        # cap of the exponential probe backoff (MUST-36/37)

@@ -20,9 +20,15 @@ spurious retransmissions with timestamps (RFC 3522) and an undo of the reduction
 Choices where the RFCs leave room (documented for docs/conformance.md):
 - RST in TIME-WAIT is ignored (RFC 1337 TIME-WAIT assassination fix).
 - Zero-window probes and keep-alive probes are Linux-style: an ACK with SEQ = SND.UNA - 1 and no
-  data, which any receiver answers with an ACK carrying its window; a zero window may last
-  indefinitely (MUST-37): probes never time the connection out, unless the application
-  already closed it (an orphan gives up after ``ORPHAN_PROBES`` probes with RST, as Linux).
+  data, which any receiver answers with an ACK carrying its window. A zero window may last
+  indefinitely while the peer answers the probes (MUST-37), but unanswered probes count
+  toward R2 as Linux counts them (tcp_probe_timer): every acceptable ACK resets the count,
+  and ``retries2`` probes in a row without one end the connection (RST,
+  ``ConnectionTimedOut``), so a silent peer behind a zero window is not kept forever.
+- Orphans (``close()`` called, or ``set_orphan()``: nobody waits for the connection any
+  more, Linux SOCK_DEAD) use ``config.orphan_retries`` (8) instead of ``retries2`` for
+  retransmissions and unanswered probes, and give up even on a peer that answers the probes
+  once the probe backoff reached its cap (Linux tcp_orphan_retries, "alive" rule).
 - Urgent data: the urgent pointer is received and kept (RCV.UP); ``urgent_pending`` tells how
   many urgent octets lie ahead of the read position and an ``UrgentData`` event reports each
   advance (MUST-30..33). The data itself stays in the normal stream (no out-of-band byte,
@@ -78,9 +84,6 @@ _log = logging.getLogger("pytcp.tcp.connection")
 
 # RFC 9293 3.7.1 / MUST-15: the send MSS when the peer sent no MSS option.
 DEFAULT_SEND_MSS = 536
-# Zero-window probes an orphaned connection (closed by the application) sends before it gives
-# up (Linux's tcp_orphan_retries default).
-ORPHAN_PROBES = 8
 # RFC 7323 5.5: TS.Recent older than 24 days is invalid for PAWS.
 PAWS_IDLE = 24 * 24 * 3600.0
 # Option bytes in a data segment: nop nop TS (RFC 7323 appendix A layout).
@@ -201,6 +204,8 @@ class Connection(ConnectionRecovery):
         self._delack_at: float | None = None
         self._persist_at: float | None = None
         self._persist_backoff = 0
+        self._probes_out = 0             # unanswered zero-window probes (Linux icsk_probes_out)
+        self._orphan = False             # set_orphan(): the application no longer waits
         self._tw_at: float | None = None  # TIME-WAIT end, or the orphan FIN-WAIT-2 timeout
         # --- keep-alive (RFC 9293 3.8.4) ---
         self.keepalive = config.keepalive
@@ -438,6 +443,25 @@ class Connection(ConnectionRecovery):
                 raise TcpUsageError("syn_retries must be >= 0")
             self.syn_retries = syn_retries
 
+    def set_orphan(self) -> None:
+        """The application will not wait for this connection any more, though data may still
+        be queued for it (above the engine too: an api layer whose stream was closed with a
+        backlog). From now on the orphan limits apply (``config.orphan_retries``), as for a
+        connection after ``close()`` (Linux: the socket is closed, SOCK_DEAD)."""
+        self._orphan = True
+
+    @property
+    def orphaned(self) -> bool:
+        """``close()`` or ``set_orphan()`` was called."""
+        return self._orphan or self._app_closed
+
+    def _retry_limit(self) -> int:
+        """R2 for data, FIN and zero-window probes: ``retries2``, or for an orphan at most
+        ``config.orphan_retries`` (Linux tcp_orphan_retries)."""
+        if self._orphan or self._app_closed:
+            return min(self.retries2, self.config.orphan_retries)
+        return self.retries2
+
     def set_keepalive(self, flag: bool, idle: float | None = None,
                       interval: float | None = None, count: int | None = None) -> None:
         """Keep-alive per connection (RFC 9293 3.8.4, MUST-24/27)."""
@@ -528,7 +552,7 @@ class Connection(ConnectionRecovery):
         elif st is State.SYN_RECEIVED:
             limit = self.config.synack_retries
         else:
-            limit = self.retries2
+            limit = self._retry_limit()
         if self._retries >= limit:
             # RFC 9293 3.8.3 R2 / MUST-20: give up.
             self._reset_close(now, "retransmission timeout", ConnectionTimedOut())
@@ -564,20 +588,33 @@ class Connection(ConnectionRecovery):
         self._arm_rto(now)
 
     def _on_persist(self, now: float) -> None:
-        """RFC 9293 3.8.6.1: probe a zero (or too small) window; backoff without limit."""
+        """RFC 9293 3.8.6.1: probe a zero (or too small) window, with exponential backoff.
+        The window may stay zero indefinitely while the peer answers (MUST-37); unanswered
+        probes count toward R2 as in Linux's tcp_probe_timer (see the module docstring)."""
         if self.state not in _OUTPUT_STATES or not self._has_unsent():
             self._persist_backoff = 0
+            self._probes_out = 0
             return
         if self.snd_una != self.snd_nxt:
+            self._probes_out = 0
             return  # data in flight: the RTO covers it
         room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
-        if self._app_closed and room <= 0 and self._persist_backoff >= ORPHAN_PROBES:
-            # Nobody waits for this data any more (close() was called): unlike a connection
-            # with an owner (MUST-37), an orphan does not let a zero window hold it forever
-            # (Linux tcp_orphan_retries).
+        orphan = self._orphan or self._app_closed
+        limit = self._retry_limit()
+        why = None
+        if self._probes_out >= limit:
+            # RFC 9293 3.8.3 R2 / MUST-20 applied to probes nobody answers (Linux: probes_out
+            # >= tcp_retries2, or tcp_orphan_retries for an orphan).
+            why = "orphan zero-window timeout" if orphan else "zero-window probe timeout"
+        elif orphan and room <= 0 and self._persist_backoff >= limit and not self._alive():
+            # An orphan whose peer answers but never opens its window: nobody waits for the
+            # data, so it may not hold the connection forever (Linux tcp_probe_timer: orphan,
+            # backoff at its cap and icsk_backoff >= tcp_orphan_retries).
+            why = "orphan zero-window timeout"
+        if why is not None:
             self._emit(Segment(self.snd_max, self.rcv_nxt, RST | ACK, self._wnd_field(),
                                options=self._options(now, 0)))
-            self._reset_close(now, "orphan zero-window timeout", None)
+            self._reset_close(now, why, None if orphan else ConnectionTimedOut())
             return
         if room > 0:
             self._send_data(now, force=True)
@@ -585,8 +622,14 @@ class Connection(ConnectionRecovery):
             # Linux-style probe: an old sequence number draws an ACK with the window.
             self._emit(Segment(seq_sub(self.snd_una, 1) & MASK, self.rcv_nxt, ACK,
                                self._wnd_field(), options=self._options(now, 0)))
+        self._probes_out += 1
         self._persist_backoff += 1
         self._arm_persist(now)
+
+    def _alive(self) -> bool:
+        """Linux's "alive" test for orphans: the probe interval has not reached its cap."""
+        base = max(self._rtt.rto, self.config.persist_min)
+        return base * (1 << min(self._persist_backoff, 30)) < self.config.persist_max
 
     def _on_keepalive(self, now: float) -> None:
         """RFC 9293 3.8.4: probe an idle connection; MUST-29: several lost probes tolerated."""
@@ -692,6 +735,7 @@ class Connection(ConnectionRecovery):
                 return False
         self._last_rx = now
         self._ka_probes = 0
+        self._probes_out = 0
         if ts is not None and self.ts_ok and self.last_ack_sent == seg.seq:
             self.ts_recent = ts[0]  # RFC 7323 4.3
             self._ts_recent_age = now
@@ -1085,6 +1129,7 @@ class Connection(ConnectionRecovery):
             self.drops[DropReason.ACK_TOO_OLD] += 1
             self._challenge_ack(now)
             return False
+        self._probes_out = 0  # the peer is alive (Linux tcp_ack: icsk_probes_out = 0)
         new_wnd = seg.wnd << self.snd_wscale
         acked = seq_sub(ack, self.snd_una)
         if acked > 0:

@@ -49,7 +49,7 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     out, _ = capsys.readouterr()
     for flag in ("--ifname", "--host-addr", "--addr", "--mtu", "--http", "--root", "--echo",
                  "--discard", "--pcap", "--impair", "--seed", "--offload", "--profile", "--cc",
-                 "-v"):
+                 "--idle-timeout", "--request-timeout", "--send-timeout", "-v"):
         assert flag in out
 
 
@@ -80,6 +80,9 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     (["up", "--pcap", "/nonexistent-e2/x.pcapng"], "no such directory"),
     (["up", "--profile", "bsd"], "invalid choice: 'bsd'"),
     (["up", "--cc", "bbr"], "invalid choice: 'bbr'"),
+    (["up", "--idle-timeout", "0"], "invalid timeout '0'"),
+    (["up", "--send-timeout", "soon"], "invalid timeout 'soon'"),
+    (["up", "--request-timeout", "-1"], "invalid timeout '-1'"),
     (["get"], "the following arguments are required: URL"),
     (["get", "https://10.77.0.1/"], "unsupported URL scheme"),
     (["get", "http://example.com/"], "no DNS resolver"),
@@ -198,3 +201,26 @@ def test_a_missing_script_file_is_a_usage_error(capsys: pytest.CaptureFixture[st
     out, err = capsys.readouterr()
     assert out == ""
     assert err.splitlines() == [f"pytcp script: error: no such file or directory: {missing}"]
+
+
+def test_service_timeouts_reach_the_services() -> None:
+    """--idle-timeout/--request-timeout/--send-timeout are passed to the services; without
+    them each service keeps its documented default."""
+    from pytcp.apps import discard, echo, http_server
+
+    args = cli.build_parser().parse_args(["up", "--http", "80", "--echo", "7", "--discard",
+                                          "9", "--idle-timeout", "4", "--send-timeout", "2.5",
+                                          "--request-timeout", "7"])
+    services = cli._services(cli.check_up_args(args), runtime=None)
+    assert services["http"].keywords["idle_timeout"] == 4.0  # type: ignore[attr-defined]
+    assert services["http"].keywords["send_timeout"] == 2.5  # type: ignore[attr-defined]
+    assert services["http"].keywords["request_timeout"] == 7.0  # type: ignore[attr-defined]
+    assert services["echo"].keywords == {"idle_timeout": 4.0,  # type: ignore[attr-defined]
+                                         "send_timeout": 2.5}
+    assert services["discard"].keywords == {"idle_timeout": 4.0}  # type: ignore[attr-defined]
+    args = cli.build_parser().parse_args(["up", "--http", "80", "--echo", "7", "--discard", "9"])
+    services = cli._services(cli.check_up_args(args), runtime=None)
+    assert services["http"].keywords["idle_timeout"] == http_server.IDLE_TIMEOUT == 30.0  # type: ignore[attr-defined]
+    assert services["http"].keywords["send_timeout"] is None  # type: ignore[attr-defined]
+    assert services["echo"].keywords["idle_timeout"] == echo.IDLE_TIMEOUT == 300.0  # type: ignore[attr-defined]
+    assert services["discard"].keywords["idle_timeout"] == discard.IDLE_TIMEOUT == 300.0  # type: ignore[attr-defined]
