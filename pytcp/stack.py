@@ -30,7 +30,7 @@ from pytcp.stack_frag import FragmentReassembler, fragment_datagram
 from pytcp.stack_icmp import ERROR_TYPES, ICMP_ECHO_REQUEST, parse_quoted_tcp
 from pytcp.tcp.events import Closed, Connected, Event
 from pytcp.tcp.segment import Segment
-from pytcp.tcp.seq import seq_add, seq_between
+from pytcp.tcp.seq import seq_add, seq_between, seq_le
 from pytcp.tcp.state import State
 from pytcp.tcp.syncookie import SynCookies, cookie_ts_offset, decode_tsecr, encode_tsval
 from pytcp.wire.icmp import build_dest_unreachable, build_echo_reply, build_icmp, parse_icmp
@@ -85,6 +85,7 @@ class StackConfig:
     verify_checksums: bool = True
     prefixlen: int | None = None  # our subnet, to recognise its directed broadcast
     icmp_errors_per_sec: int = 100  # rate limit of the ICMP errors we send (0 = none)
+    gro: bool = True  # coalesce in-order data segments of one flow within a read batch
 
     def __post_init__(self) -> None:
         if not 68 <= self.mtu <= 65535:
@@ -115,6 +116,34 @@ class FourTuple(NamedTuple):
     local_port: int
     remote_addr: int
     remote_port: int
+
+
+# The most payload one coalesced (GRO) segment gathers, as Linux's 64 KB GRO packets.
+GRO_MAX_BYTES = 65535 - 60 - 20
+
+
+class _GroGroup:
+    """In-order data segments of one connection, gathered within a read batch (GRO)."""
+
+    __slots__ = ("ack", "end", "flags", "h", "key", "kinds", "limit", "open", "options",
+                 "parts", "seq", "size", "total", "window")
+
+    def __init__(self, h: TcpHandle, key: FourTuple, th: Any, limit: int) -> None:
+        n = len(th.payload)
+        self.h = h
+        self.key = key
+        self.seq = th.seq
+        self.end = (th.seq + n) & 0xFFFFFFFF
+        self.limit = limit
+        self.ack = th.ack
+        self.window = th.window
+        self.options = th.options
+        self.kinds = th.option_kinds
+        self.flags = th.flags
+        self.size = n  # every segment but the last has this size (Linux tcp_gro_receive)
+        self.total = n
+        self.open = True  # False after PSH or a shorter segment: nothing more joins
+        self.parts: list[memoryview] = [th.payload]
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +412,7 @@ class Stack:
         self._events: list[tuple[TcpHandle | Listener, Event | AcceptReady]] = []
         # During receive_batch: connections touched by the batch, serviced once at its end.
         self._deferred: dict[TcpHandle, None] | None = None
+        self._gro: _GroGroup | None = None  # segments being coalesced (inside receive_batch)
         self._timers: list[tuple[float, int, FourTuple]] = []  # (deadline, order, key), lazy
         self._timer_order = 0
         self._ident = self.rng.randrange(0x10000)
@@ -549,6 +579,8 @@ class Stack:
             for pkt in packets:
                 self.receive_packet(now, pkt)
         finally:
+            if self._gro is not None:
+                self._gro_flush(now)
             touched, self._deferred = self._deferred, None
             for h in touched:
                 try:
@@ -581,6 +613,9 @@ class Stack:
             self._drops[DropReason.BAD_SOURCE] += 1
             return
         payload: bytes | memoryview = ip.payload
+        proto = ip.proto
+        if self._gro is not None and (proto != PROTO_TCP or ip.mf or ip.frag_offset):
+            self._gro_flush(now)  # anything else is processed after the data before it
         if ip.mf or ip.frag_offset:
             whole = self._frag.add(now, (src, dst, ip.proto, ip.ident), ip.frag_offset, ip.mf,
                                    payload, ip.header)
@@ -590,7 +625,6 @@ class Stack:
                 return
             payload = whole
             self.stats["reassembled"] += 1
-        proto = ip.proto
         if proto == PROTO_TCP:
             self._receive_tcp(now, src, dst, payload)
         elif proto == PROTO_ICMP:
@@ -688,8 +722,22 @@ class Stack:
     def _receive_tcp(self, now: float, src: int, dst: int, payload: bytes | memoryview) -> None:
         th = parse_tcp(payload, src, dst, self.config.verify_checksums)
         key = FourTuple(dst, th.dport, src, th.sport)
-        h = self._conns.get(key)
         flags = th.flags
+        g = self._gro
+        if g is not None:
+            if key == g.key and self._gro_add(g, th, flags):
+                if not g.open:
+                    self._gro_flush(now)
+                return
+            self._gro_flush(now)
+        h = self._conns.get(key)
+        if (flags == ACK and h is not None and self._deferred is not None and th.payload
+                and self.config.gro):
+            limit_of = getattr(h.conn, "gro_limit", None)
+            limit = limit_of(th.seq) if limit_of is not None else None
+            if limit is not None and seq_le(seq_add(th.seq, len(th.payload)), limit):
+                self._gro = _GroGroup(h, key, th, limit)
+                return
         if h is not None and self._deferred is not None and h.conn.state is State.CLOSED:
             # Closed earlier in this batch (its Closed event not yet serviced): forget it
             # now so this segment meets the listener or 3.10.7.1, as it would unbatched.
@@ -864,6 +912,66 @@ class Stack:
             tmpl, native.csum_partial(tmpl[:20]),
             native.pseudo_header_sum(key.local_addr, key.remote_addr, PROTO_TCP, 0),
             seq, ack, flags, wnd, opts, b"", 0))
+
+    # ----- receive coalescing (GRO)
+    #
+    # Within one read batch, consecutive in-order data segments of one connection whose
+    # headers match are handed to the engine as one segment, as Linux's GRO does
+    # (net/ipv4/tcp_offload.c tcp_gro_receive): only ACK (+PSH) segments with data; the same
+    # ACK number, window and option bytes (so the same timestamps); contiguous sequence
+    # numbers; every segment but the last of the first one's size; PSH or a shorter segment
+    # ends the group. The group starts only where the engine's header prediction would take
+    # each segment in turn (``Connection.gro_limit``: ESTABLISHED, at RCV.NXT, nothing out of
+    # order) and stays inside the advertised window, so the engine ends in the same state,
+    # and builds the same one ACK, as for the segments one by one (RFC 9293 3.10.7.4; the
+    # receive MSS estimate uses the segment size, Segment.gso_size).
+
+    def _gro_add(self, g: _GroGroup, th: Any, flags: int) -> bool:
+        """Append ``th`` (same 4-tuple) to the group if it may be coalesced."""
+        n = len(th.payload)
+        if (not g.open or flags & ~PSH != ACK or th.seq != g.end or th.ack != g.ack
+                or th.window != g.window or th.options is not g.options
+                or th.option_kinds is not g.kinds or not 0 < n <= g.size
+                or g.total + n > GRO_MAX_BYTES):
+            return False
+        end = (g.end + n) & 0xFFFFFFFF
+        if not seq_le(end, g.limit):
+            return False
+        g.parts.append(th.payload)
+        g.end = end
+        g.total += n
+        g.flags |= flags
+        if flags & PSH or n < g.size:
+            g.open = False
+        return True
+
+    def _gro_flush(self, now: float) -> None:
+        """Hand the gathered group to its connection as one segment."""
+        g = self._gro
+        self._gro = None
+        if g is None:
+            return
+        h = g.h
+        if self._conns.get(g.key) is not h:
+            return
+        parts = g.parts
+        if len(parts) == 1:
+            payload: bytes | memoryview = parts[0]
+            size = 0
+        else:
+            payload = b"".join(parts)
+            size = g.size
+            stats = self.stats
+            stats["gro_segments"] += 1
+            stats["gro_merged"] += len(parts)
+        seg = Segment(g.seq, g.ack, g.flags, g.window, payload, g.options, 0, size)
+        try:
+            try:
+                h.conn.handle_segment(now, seg)
+            finally:
+                self._service(h, now)
+        except Exception as e:  # noqa: BLE001 - a bug must not kill the event loop
+            self._count_error(e, "while handling a packet")
 
     def _send_rst(self, remote: int, local: int, lport: int, rport: int, seq: int, ack: int,
                   flags: int) -> None:

@@ -747,10 +747,22 @@ class Connection(ConnectionRecovery):
                 self.snd_wnd = new_wnd
                 self.max_snd_wnd = max(self.max_snd_wnd, new_wnd)
         if n:
-            self._receive_text(now, seg.seq, payload)
+            self._receive_text(now, seg.seq, payload, seg.gso_size)
         else:
             self._ack_advance(now, seg, ack, acked)
         return True
+
+    def gro_limit(self, seq: int) -> int | None:
+        """For the stack's receive coalescing (GRO): in-order data starting at ``seq`` from
+        consecutive segments with identical headers (ACK, window, options) may be handed over
+        as one segment ending at or before the returned sequence number (the right edge of
+        the window we advertised), because the header-prediction path would process them
+        one by one with the same result. ``None``: not now (not ESTABLISHED, ``seq`` is not
+        RCV.NXT, out-of-order data is queued, or data would draw a RST after ``close()``)."""
+        if (self.state is not State.ESTABLISHED or seq != self.rcv_nxt or self._reasm
+                or self._ooo_fin is not None or self._app_closed):
+            return None
+        return self.rcv_adv
 
     def _on_listen(self, now: float, seg: Segment) -> None:
         """RFC 9293 3.10.7.2."""
@@ -1016,9 +1028,10 @@ class Connection(ConnectionRecovery):
             return
         if self.state is State.CLOSED:
             return
-        self._after_ack(now, seq, flags, payload, seq_add(seg.seq, seg.urg))
+        self._after_ack(now, seq, flags, payload, seq_add(seg.seq, seg.urg), seg.gso_size)
 
-    def _after_ack(self, now: float, seq: int, flags: int, payload: Buffer, up: int) -> None:
+    def _after_ack(self, now: float, seq: int, flags: int, payload: Buffer, up: int,
+                   seg_size: int = 0) -> None:
         """Steps six to eight of RFC 9293 3.10.7.4: URG, segment text, FIN."""
         st = self.state
         # sixth: URG (RFC 9293 3.8.5, MUST-30..32)
@@ -1039,7 +1052,7 @@ class Connection(ConnectionRecovery):
                 self._reset_close(now, "data after close", None)
                 return
             else:
-                self._receive_text(now, seq, payload)
+                self._receive_text(now, seq, payload, seg_size)
         # eighth: FIN
         if flags & FIN:
             fin_seq = seq_add(seq, len(payload))
@@ -1049,12 +1062,14 @@ class Connection(ConnectionRecovery):
                 self._ooo_fin = fin_seq
                 self._ack_now = True
 
-    def _receive_text(self, now: float, seq: int, payload: Buffer) -> None:
+    def _receive_text(self, now: float, seq: int, payload: Buffer, seg_size: int = 0) -> None:
         """RFC 9293 3.10.7.4 seventh: in-order data to the receive queue, the rest to the
-        reassembly queue; immediate ACKs for out-of-order data and filled holes (RFC 5681 4.2)."""
+        reassembly queue; immediate ACKs for out-of-order data and filled holes (RFC 5681 4.2).
+        ``seg_size``: the size of the segments a coalesced (GRO) segment was made of."""
         n = len(payload)
-        if n > self._rcv_mss:
-            self._rcv_mss = min(n, self.our_mss)  # Linux tcp_measure_rcv_mss
+        m = seg_size or n
+        if m > self._rcv_mss:
+            self._rcv_mss = min(m, self.our_mss)  # Linux tcp_measure_rcv_mss (GRO: gso_size)
         if seq == self.rcv_nxt:
             self._rcvq += payload
             self.rcv_nxt = seq_add(self.rcv_nxt, n)

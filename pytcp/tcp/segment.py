@@ -20,8 +20,9 @@ class Segment:
     payload: bytes | bytearray | memoryview = b""
     options: TcpOptions = field(default=NO_OPTIONS)
     urg: int = 0
-    # Outbound only: when > 0 and len(payload) > gso_size, the payload is a super-segment that
-    # the link (TSO/GSO) or the stack cuts into pieces of gso_size bytes.
+    # Outbound: when > 0 and len(payload) > gso_size, the payload is a super-segment that the
+    # link (TSO/GSO) or the stack cuts into pieces of gso_size bytes. Inbound: a segment the
+    # stack coalesced (GRO) from segments of gso_size bytes (the last may be shorter).
     gso_size: int = 0
 
     @property
