@@ -44,8 +44,10 @@ from pytcp.wire.tcp import (
     RST,
     SYN,
     URG,
+    TcpHeader,
     TcpOptions,
     encode_options,
+    parse_ipv4_tcp,
     parse_tcp,
 )
 
@@ -128,7 +130,7 @@ class _GroGroup:
     __slots__ = ("ack", "end", "flags", "h", "key", "kinds", "limit", "open", "options",
                  "parts", "seq", "size", "total", "window")
 
-    def __init__(self, h: TcpHandle, key: FourTuple, th: Any, limit: int) -> None:
+    def __init__(self, h: TcpHandle, key: FourTuple, th: TcpHeader, limit: int) -> None:
         n = len(th.payload)
         self.h = h
         self.key = key
@@ -564,6 +566,22 @@ class Stack:
         except Exception as e:  # a bug in a later layer must not kill the event loop
             self._count_error(e, "while handling a packet")
 
+    def _receive_all(self, now: float,
+                     packets: list[bytes] | list[bytes | bytearray | memoryview]) -> None:
+        """``receive_packet`` for each packet, with the counters updated once."""
+        self._now = now
+        stats = self.stats
+        stats["rx_packets"] += len(packets)
+        stats["rx_bytes"] += sum(map(len, packets))
+        receive = self._receive
+        for pkt in packets:
+            try:
+                receive(now, pkt)
+            except MalformedPacket as e:
+                self._drops[e.reason] += 1
+            except Exception as e:  # a bug in a later layer must not kill the event loop
+                self._count_error(e, "while handling a packet")
+
     def receive_batch(self, now: float,
                       packets: list[bytes] | list[bytes | bytearray | memoryview]) -> None:
         """Take a batch of datagrams read from the link at once. Every segment of the batch
@@ -571,13 +589,11 @@ class Stack:
         by one ACK (RFC 9293 3.8.6.3 / RFC 1122 4.2.3.2: MUST-58 aggregate ACKs, MUST-59
         process all queued segments before ACKing)."""
         if self._deferred is not None:  # nested: the outer batch services
-            for pkt in packets:
-                self.receive_packet(now, pkt)
+            self._receive_all(now, packets)
             return
         self._deferred = {}
         try:
-            for pkt in packets:
-                self.receive_packet(now, pkt)
+            self._receive_all(now, packets)
         finally:
             if self._gro is not None:
                 self._gro_flush(now)
@@ -597,6 +613,15 @@ class Stack:
             log.error("pytcp: error %s (counted as stack_error)", where, exc_info=e)
 
     def _receive(self, now: float, packet: bytes | bytearray | memoryview) -> None:
+        fast = parse_ipv4_tcp(packet, self.config.verify_checksums)
+        if fast is not None:
+            # The common case (a whole TCP datagram, no IP options, checksums right) parsed
+            # in one step; the checks below for the general path, in the same order.
+            src, dst, th = fast
+            if (dst == self.addr and src != self.addr and src != self._bcast
+                    and not _martian(src)):
+                self._receive_tcp(now, src, dst, th)
+                return
         ip = parse_ipv4(packet, self.config.verify_checksums)
         src = ip.src
         dst = ip.dst
@@ -626,7 +651,8 @@ class Stack:
             payload = whole
             self.stats["reassembled"] += 1
         if proto == PROTO_TCP:
-            self._receive_tcp(now, src, dst, payload)
+            self._receive_tcp(now, src, dst,
+                              parse_tcp(payload, src, dst, self.config.verify_checksums))
         elif proto == PROTO_ICMP:
             self._receive_icmp(now, src, dst, payload)
         else:
@@ -719,8 +745,7 @@ class Stack:
 
     # ----- TCP
 
-    def _receive_tcp(self, now: float, src: int, dst: int, payload: bytes | memoryview) -> None:
-        th = parse_tcp(payload, src, dst, self.config.verify_checksums)
+    def _receive_tcp(self, now: float, src: int, dst: int, th: TcpHeader) -> None:
         key = FourTuple(dst, th.dport, src, th.sport)
         flags = th.flags
         g = self._gro
@@ -926,7 +951,7 @@ class Stack:
     # and builds the same one ACK, as for the segments one by one (RFC 9293 3.10.7.4; the
     # receive MSS estimate uses the segment size, Segment.gso_size).
 
-    def _gro_add(self, g: _GroGroup, th: Any, flags: int) -> bool:
+    def _gro_add(self, g: _GroGroup, th: TcpHeader, flags: int) -> bool:
         """Append ``th`` (same 4-tuple) to the group if it may be coalesced."""
         n = len(th.payload)
         if (not g.open or flags & ~PSH != ACK or th.seq != g.end or th.ack != g.ack

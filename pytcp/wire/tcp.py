@@ -265,6 +265,60 @@ def parse_tcp(buf: Buffer, src: int, dst: int, verify_checksum: bool = True) -> 
     return h
 
 
+# An option-less IPv4 header and a TCP header, unpacked in one call (the receive fast path).
+_unpack_ip_tcp = struct.Struct("!BBHHHBBHII" "HHIIBBHHH").unpack_from
+
+
+def parse_ipv4_tcp(buf: bytes | bytearray | memoryview,
+                   verify_checksum: bool = True) -> tuple[int, int, TcpHeader] | None:
+    """The common case of ``parse_ipv4`` then ``parse_tcp`` in one step: an IPv4 datagram
+    with a 20-byte header, not a fragment, carrying a TCP segment, both checksums right.
+    Returns ``(src, dst, TcpHeader)`` with the same TcpHeader ``parse_tcp`` gives, or
+    ``None`` for anything else (IP options, fragments, other protocols, bad lengths or
+    checksums, malformed TCP): the caller then takes the general path, which parses again
+    and names the reason of a drop. Raises ``MalformedPacket`` only for a bad option area,
+    as ``parse_tcp`` does."""
+    n = len(buf)
+    if n < 40:
+        return None
+    (vihl, tos, total, ident, frag, ttl, proto, ipsum, src, dst,
+     sport, dport, seq, ack, off_byte, flags, window, csum, urg) = _unpack_ip_tcp(buf, 0)
+    if vihl != 0x45 or proto != PROTO_TCP or frag & 0x3FFF or total > n or total < 40:
+        return None
+    hlen = (off_byte >> 4) << 2
+    if hlen < HEADER_LEN or hlen > total - 20:
+        return None
+    mv = buf if type(buf) is memoryview else memoryview(buf)
+    seg = mv[20:total] if total != n else mv[20:]
+    if verify_checksum:
+        # RFC 1071 over the IPv4 header from its integers; RFC 9293 3.1 over the segment.
+        sa = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF)
+        s = (0x4500 + tos + total + ident + frag + (ttl << 8) + PROTO_TCP + ipsum + sa)
+        s = (s & 0xFFFF) + (s >> 16)
+        if (s & 0xFFFF) + (s >> 16) != 0xFFFF:
+            return None
+        if native.csum_partial(seg, sa + PROTO_TCP + total - 20) != 0xFFFF:
+            return None
+    h = TcpHeader()
+    if hlen > HEADER_LEN:
+        h.options, h.option_kinds = _parse_option_bytes(_OPTION_AREA[hlen](mv, 40)[0])
+    else:
+        h.options = NO_OPTIONS
+        h.option_kinds = ()
+    h.sport = sport
+    h.dport = dport
+    h.seq = seq
+    h.ack = ack
+    h.data_offset = off_byte >> 4
+    h.flags = flags
+    h.window = window
+    h.checksum = csum
+    h.urg = urg
+    h.header = seg[:hlen]
+    h.payload = seg[hlen:]
+    return src, dst, h
+
+
 def encode_options(opts: TcpOptions) -> bytes:
     """The option bytes for ``opts`` in Linux's layout (``tcp_options_write``).
 
