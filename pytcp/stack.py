@@ -184,6 +184,9 @@ class TcpHandle:
     __slots__ = (
         "__weakref__",
         "_deadline",
+        "_obytes",
+        "_oobj",
+        "_osum",
         "_psum",
         "_ipsum",
         "_stack",
@@ -205,7 +208,14 @@ class TcpHandle:
         self.accepted = listener is None
         self._stack = stack
         self._deadline: float | None = None
-        self._psum = native.pseudo_header_sum(key.local_addr, key.remote_addr, PROTO_TCP, 0)
+        # The pseudo-header sum without the length, plus the ports (RFC 9293 3.1).
+        self._psum = (native.pseudo_header_sum(key.local_addr, key.remote_addr, PROTO_TCP, 0)
+                      + key.local_port + key.remote_port)
+        # The last options value sent and its encoding and checksum partial sum: a burst's
+        # segments share one options object (header template for the options).
+        self._oobj: object = NO_OPTIONS
+        self._obytes = b""
+        self._osum = 0
         self.tos = 0
         self._tmpl = b""
         self._ipsum = 0
@@ -935,8 +945,9 @@ class Stack:
                                   key.local_port, key.remote_port)
         self._queue_packet(self._build_tcp(
             tmpl, native.csum_partial(tmpl[:20]),
-            native.pseudo_header_sum(key.local_addr, key.remote_addr, PROTO_TCP, 0),
-            seq, ack, flags, wnd, opts, b"", 0))
+            native.pseudo_header_sum(key.local_addr, key.remote_addr, PROTO_TCP, 0)
+            + key.local_port + key.remote_port,
+            seq, ack, flags, wnd, opts, native.csum_partial(opts) if opts else 0, b"", 0))
 
     # ----- receive coalescing (GRO)
     #
@@ -1006,21 +1017,33 @@ class Stack:
                                   lport, rport)
         self._queue_packet(self._build_tcp(
             tmpl, native.csum_partial(tmpl[:20]),
-            native.pseudo_header_sum(local, remote, PROTO_TCP, 0),
-            seq, ack, flags, 0, b"", b"", 0))
+            native.pseudo_header_sum(local, remote, PROTO_TCP, 0) + lport + rport,
+            seq, ack, flags, 0, b"", 0, b"", 0))
 
     # ----- output
 
     def _build_tcp(self, tmpl: bytes, ipsum: int, psum: int, seq: int, ack: int, flags: int,
-                   wnd: int, opts: bytes, payload: bytes | bytearray | memoryview, urg: int,
-                   gso_size: int = 0) -> bytearray:
+                   wnd: int, opts: bytes, osum: int, payload: bytes | bytearray | memoryview,
+                   urg: int, gso_size: int = 0) -> bytearray:
         """One IPv4+TCP packet from a 24-byte template (IPv4 header + ports), checksums filled;
         a :class:`GsoPacket` when ``gso_size`` is given. ``ipsum`` is the template's IPv4
-        header sum (length and ident zero), ``psum`` the pseudo-header sum without length."""
+        header sum (length and ident zero), ``psum`` the pseudo-header sum without length plus
+        the ports, ``osum`` the options' partial sum (``native.csum_partial(opts)``)."""
         olen = len(opts)
         thl = 20 + olen
-        tcp_len = thl + len(payload)
+        n = len(payload)
+        tcp_len = thl + n
         total = 20 + tcp_len
+        # RFC 1071: the TCP checksum from the header's integers and the payload's sum (the
+        # payload starts at an even offset, so the sums add up); one C call on the payload.
+        c = (psum + tcp_len + (seq >> 16) + (seq & 0xFFFF) + (ack >> 16) + (ack & 0xFFFF)
+             + (thl << 10) + flags + wnd + urg + osum)
+        if n:
+            tcsum = native.checksum(payload, c)
+        else:
+            c = (c & 0xFFFF) + (c >> 16)
+            c = (c & 0xFFFF) + (c >> 16)
+            tcsum = ~c & 0xFFFF
         if gso_size:
             pkt: bytearray = GsoPacket(tmpl)
             pkt.gso_size = gso_size  # type: ignore[attr-defined]
@@ -1033,28 +1056,34 @@ class Stack:
         c = (c & 0xFFFF) + (c >> 16)
         _IP_LEN_ID.pack_into(pkt, 2, total, ident)
         _U16.pack_into(pkt, 10, ~c & 0xFFFF)
-        pkt += _TCP_REST.pack(seq, ack, thl << 2, flags, wnd, 0, urg)
+        pkt += _TCP_REST.pack(seq, ack, thl << 2, flags, wnd, tcsum, urg)
         if olen:
             pkt += opts
-        if payload:
+        if n:
             pkt += payload
-        _U16.pack_into(pkt, 36, native.checksum(memoryview(pkt)[20:], psum + tcp_len))
         return pkt
 
     def _emit(self, h: TcpHandle, seg: Segment) -> None:
-        opts = b""
-        if seg.options is not NO_OPTIONS and seg.options != NO_OPTIONS:
-            opts = encode_options(seg.options)
+        o = seg.options
+        if o is h._oobj:
+            opts = h._obytes
+            osum = h._osum
+        else:
+            opts = encode_options(o)
+            osum = native.csum_partial(opts) if opts else 0
+            h._oobj = o
+            h._obytes = opts
+            h._osum = osum
         payload = seg.payload
         gso = seg.gso_size
         n = len(payload)
         if gso <= 0 or n <= gso:
             self._queue_packet(self._build_tcp(h._tmpl, h._ipsum, h._psum, seg.seq, seg.ack, seg.flags,
-                                               seg.wnd, opts, payload, seg.urg))
+                                               seg.wnd, opts, osum, payload, seg.urg))
             return
         if self.config.gso:  # the link cuts it (TUN TSO)
             self._queue_packet(self._build_tcp(h._tmpl, h._ipsum, h._psum, seg.seq, seg.ack, seg.flags,
-                                               seg.wnd, opts, payload, seg.urg, gso))
+                                               seg.wnd, opts, osum, payload, seg.urg, gso))
             return
         # Cut the super-segment into gso-sized pieces: each piece's sequence number advances,
         # SYN and CWR stay on the first, PSH and FIN go on the last only.
@@ -1080,7 +1109,7 @@ class Stack:
                 else:
                     f &= ~URG
             self._queue_packet(self._build_tcp(h._tmpl, h._ipsum, h._psum, pseq, seg.ack, f, seg.wnd,
-                                               opts, mv[off:end], urg))
+                                               opts, osum, mv[off:end], urg))
             off = end
 
     def _service(self, h: TcpHandle, now: float) -> None:
