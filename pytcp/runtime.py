@@ -94,6 +94,7 @@ class Runtime:
         self._tick_scheduled = False
         self._started = False
         self._closed = False
+        self._bypass = False  # shutting down: packets no longer go through the impairment
         self._fileno = -1
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -113,10 +114,14 @@ class Runtime:
     def running(self) -> bool:
         return self._started and not self._closed
 
-    async def close(self, graceful_timeout: float = 2.0) -> None:
+    async def close(self, graceful_timeout: float = 2.0, reset_linger: float = 0.2) -> None:
         """Close every connection: FIN (close) all of them, wait until they are gone (or in
         TIME-WAIT) or ``graceful_timeout`` seconds passed, then RST what is left. Closes the
         listeners, removes the reader and the timer. The caller closes the link and pcap.
+
+        After the grace the impairment stages are bypassed (what ``impair_out`` holds is
+        written out at once) and, when connections were reset, the link is still read for
+        ``reset_linger`` seconds so a peer's challenge ACK gets its exact RST.
         """
         if self._closed:
             return
@@ -142,9 +147,24 @@ class Runtime:
             while self._open_connections() and self.loop.time() < deadline:
                 await asyncio.sleep(min(0.01, max(0.0, deadline - self.loop.time())))
         now = self.clock()
-        for handle in self._open_connections():
+        # The end. Impairment no longer applies: what impair_out still holds (a delay, a
+        # held-back reordered packet) goes out now, and from here on packets bypass both
+        # stages (no delay, no loss), so every peer sees our FIN or RST before the link goes.
+        self._bypass = True
+        if self.impair_out is not None:
+            self._write_out(self.impair_out.flush())
+        aborted = self._open_connections()
+        for handle in aborted:
             self._call_quietly(handle.abort, now)
         self._service(now)
+        if aborted and self._started and reset_linger > 0:
+            # A RST carries SND.NXT; a peer that missed some of our data (RCV.NXT below it)
+            # answers it with a challenge ACK (RFC 5961 3.2). The connection is gone, so the
+            # stack answers that ACK with a RST whose sequence number is its SEG.ACK (RFC
+            # 9293 3.10.7.1): exactly RCV.NXT, which the peer accepts. Keep reading briefly.
+            deadline = self.loop.time() + reset_linger
+            while self.loop.time() < deadline:
+                await asyncio.sleep(min(0.01, max(0.0, deadline - self.loop.time())))
         self._closed = True
         if self._started:
             self.loop.remove_reader(self._fileno)
@@ -233,7 +253,7 @@ class Runtime:
                 wall = time.time_ns()
                 for pkt in batch:
                     pcap.write(wall, pkt, "in")
-            if impair is not None:
+            if impair is not None and not self._bypass:
                 for pkt in batch:
                     impair.submit(now, pkt)
                 batch = impair.release(now)
@@ -256,7 +276,7 @@ class Runtime:
         if fired_for is not None and self.clock == self.loop.time and now < fired_for:
             now = fired_for
         try:
-            if self.impair_in is not None:
+            if self.impair_in is not None and not self._bypass:
                 for pkt in self.impair_in.release(now):
                     self.stack.receive_packet(now, pkt)
             self.stack.handle_timers(now)
@@ -292,15 +312,20 @@ class Runtime:
         self._rearm()
 
     def flush(self, now: float | None = None) -> None:
-        """Move the stack's pending packets through impair_out and pcap to the link."""
+        """Move the stack's pending packets through impair_out (not at the end of ``close``)
+        and pcap to the link."""
         if now is None:
             now = self.clock()
         packets = self.stack.pending_packets()
         impair = self.impair_out
-        if impair is not None:
+        if impair is not None and not self._bypass:
             for pkt in packets:
                 impair.submit(now, pkt)
             packets = impair.release(now)
+        self._write_out(packets)
+
+    def _write_out(self, packets: list[Any]) -> None:
+        """pcap ("out") and the link, counting what the link refuses."""
         if not packets:
             return
         pcap = self.pcap
@@ -347,10 +372,13 @@ class Runtime:
     def _rearm(self) -> None:
         if self._closed:
             return
+        bypass = self._bypass
         deadline = _min_deadline(
             self.stack.next_deadline(),
-            self.impair_in.next_deadline() if self.impair_in is not None else None,
-            self.impair_out.next_deadline() if self.impair_out is not None else None,
+            self.impair_in.next_deadline() if self.impair_in is not None and not bypass
+            else None,
+            self.impair_out.next_deadline() if self.impair_out is not None and not bypass
+            else None,
         )
         if deadline == self._timer_deadline and self._timer is not None:
             return

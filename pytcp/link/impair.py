@@ -184,6 +184,16 @@ class Impairment:
         self.stats["released"] += len(out)
         return out
 
+    def flush(self) -> list[bytes]:
+        """Everything the stage holds, in release order, whatever its due time (the stage is
+        empty afterwards). For shutdown: nothing already accepted is silently lost."""
+        out = [heapq.heappop(self._queue)[2] for _ in range(len(self._queue))]
+        if self._held is not None:
+            out.append(self._held[0])
+            self._held = None
+        self.stats["flushed"] += len(out)
+        return out
+
     def next_deadline(self) -> float | None:
         """When the next packet is due, or ``None`` when the stage is empty."""
         d: float | None = self._queue[0][0] if self._queue else None

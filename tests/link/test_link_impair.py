@@ -150,3 +150,14 @@ def test_gso_packets_keep_their_segment_size() -> None:
     for p in out:
         assert isinstance(p, GsoPacket) and p.gso_size == 1448 and p is not pkt
         assert sum(a != b for a, b in zip(p, pkt)) == 1
+
+
+def test_flush_returns_everything_held_in_release_order() -> None:
+    imp = Impairment(ImpairSpec(delay=1000.0, reorder=1.0), random.Random(3))
+    imp.submit(0.0, b"a")  # held back for reordering
+    imp.submit(0.1, b"b")  # due at 1.1, then "a" right after it
+    imp.submit(0.2, b"c")  # held back
+    assert imp.release(0.5) == []
+    assert imp.flush() == [b"b", b"a", b"c"]
+    assert len(imp) == 0 and imp.next_deadline() is None and imp.stats["flushed"] == 3
+    assert imp.flush() == []

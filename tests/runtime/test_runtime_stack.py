@@ -211,3 +211,40 @@ def test_graceful_close_delivers_the_user_space_backlog_first() -> None:
                 str(h.conn.state) == "TIME-WAIT" for h in a.stack.connections())
 
     run(main())
+
+
+def test_close_under_impairment_still_resets_a_stuck_peer() -> None:
+    """Issue 7 item 5: with loss, delay and reordering on A's output, A's close still ends
+    B's connection: what the stage holds is flushed and the final RST bypasses it."""
+    import random
+
+    from pytcp.link.impair import Impairment
+
+    async def main() -> None:
+        async with memory_pair() as (a, b):
+            loop = asyncio.get_running_loop()
+            rec = Recorder(loop)
+            a.pcap = rec
+
+            async def cb(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                w.write(bytes(4 << 20))  # more than B will ever read: no FIN can follow it
+                await w.drain()
+
+            await start_server(cb, 83, runtime=b)
+            reader, writer = await open_connection(ADDR_B, 83, runtime=a)
+            await reader.readexactly(1000)  # B is mid-"download" of A... then A stops reading
+            # The stuck side is B (the server): A's output is now lossy, slow and reordered.
+            b.impair_out = Impairment("loss=0.2,delay=300,reorder=0.3", random.Random(5))
+            [handle] = a.stack.connections()
+            t0 = loop.time()
+            await b.close(graceful_timeout=0.5)
+            assert loop.time() - t0 < 2.0
+            assert b.impair_out.next_deadline() is None  # nothing left inside the stage
+            # A hears the RST at once (no 300 ms delay, no loss) and forgets the connection.
+            for _ in range(50):
+                if not handle.open:
+                    break
+                await asyncio.sleep(0.01)
+            assert not handle.open, handle
+
+    run(main())
