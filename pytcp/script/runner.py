@@ -285,6 +285,8 @@ class Runner:
                                  remote_addr=remote_addr, connect_port=self.local_port)
         self.code = CodeEvaluator()
         self.table.on_connect = self._on_connect
+        if "notsent_lowat" in self.runner_opts:
+            self.table.notsent_lowat = int(self.runner_opts["notsent_lowat"])  # type: ignore[call-overload]
         # The connection under test: our port and the script side's port.
         self.our_port = self.local_port
         self.their_port = self.remote_port
@@ -362,6 +364,8 @@ class Runner:
         nothing is run."""
         eff = interpret(line.command, self.script_dir)
         self._note(*eff.skipped)
+        if "notsent_lowat" in eff.runner:
+            self.table.notsent_lowat = int(eff.runner["notsent_lowat"])  # type: ignore[call-overload]
         if eff.config:
             names = {f.name for f in dataclasses.fields(self.stack.tcp_config)}
             self.stack.tcp_config = self.stack.tcp_config.replace(
@@ -503,6 +507,13 @@ class Runner:
             if stop_on_packet and self.outq:
                 return
             d = self.stack.next_deadline()
+            w = self.table.next_wakeup(self.now) if self.pending else None
+            if w is not None and (d is None or w < d):
+                if w > to:
+                    break
+                self.now = max(self.now, w)  # a blocked poll()/epoll_wait() times out
+                self._after_step()
+                continue
             if d is None or d > to:
                 break
             self.now = max(self.now, d)

@@ -170,10 +170,20 @@ def _commands(text: str) -> list[list[str]]:
     return out
 
 
+# sysctls the script layer itself models (socket-level defaults): name -> runner option.
+RUNNER_SYSCTLS: dict[str, str] = {"net.ipv4.tcp_notsent_lowat": "notsent_lowat"}
+
+
 def _sysctl(name: str, value: str, eff: ShellEffects) -> None:
     name = name.strip().replace("/", ".")
     if name.startswith(".proc.sys."):
         name = name[len(".proc.sys."):]
+    if name in RUNNER_SYSCTLS:
+        try:
+            eff.runner[RUNNER_SYSCTLS[name]] = int(value, 0)
+        except ValueError:
+            eff.skipped.append(f"sysctl {name}={value} (not a number)")
+        return
     fn = SYSCTLS.get(name)
     if fn is None and FIXED.get(name) == value.strip():
         return

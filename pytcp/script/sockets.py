@@ -19,6 +19,7 @@ intact and in order.
 from __future__ import annotations
 
 import errno
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,14 @@ LINUX_STATE = {
 }
 O_RDWR = 2
 
+# Linux's socket-buffer numbers (net/core/sock.c, include/net/tcp.h).
+SOCK_BUF_MAX = 212992          # net.core.wmem_max / rmem_max defaults
+SOCK_MIN_SNDBUF = 4608         # 2 * (2048 + sizeof(struct sk_buff)) on x86-64
+SOCK_MIN_RCVBUF = 2304
+TCP_MIN_MSS = 88
+TCP_MSS_DEFAULT = 536          # mss_cache of a socket with no connection yet
+DEFAULT_NOTSENT_LOWAT = 0xFFFFFFFF
+
 # Symbolic constants scripts write where a number goes (Linux values).
 SYMBOLS: dict[str, int] = {
     "O_RDWR": O_RDWR, "O_NONBLOCK": O_NONBLOCK,
@@ -51,7 +60,27 @@ SYMBOLS: dict[str, int] = {
     "EPOLLIN": 0x1, "EPOLLPRI": 0x2, "EPOLLOUT": 0x4, "EPOLLERR": 0x8, "EPOLLHUP": 0x10,
     "EPOLLRDNORM": 0x40, "EPOLLWRNORM": 0x100, "EPOLLRDHUP": 0x2000,
     "EPOLLEXCLUSIVE": 1 << 28, "EPOLLONESHOT": 1 << 30, "EPOLLET": 1 << 31,
+    "MSG_OOB": 0x1, "MSG_PEEK": 0x2, "MSG_DONTWAIT": 0x40, "MSG_EOR": 0x80,
+    "MSG_WAITALL": 0x100, "MSG_NOSIGNAL": 0x4000, "MSG_MORE": 0x8000,
+    "MSG_ZEROCOPY": 0x4000000, "MSG_FASTOPEN": 0x20000000,
+    "SHUT_RD": 0, "SHUT_WR": 1, "SHUT_RDWR": 2, "SOCK_STREAM": 1,
 }
+
+
+MSG_OOB, MSG_PEEK, MSG_DONTWAIT, MSG_EOR = 0x1, 0x2, 0x40, 0x80
+MSG_MORE, MSG_ERRQUEUE = 0x8000, 0x2000
+POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x4, 0x8, 0x10, 0x20
+POLLRDNORM, POLLWRNORM, POLLRDHUP = 0x40, 0x100, 0x2000
+EPOLLERR, EPOLLHUP, EPOLLEXCLUSIVE, EPOLLONESHOT, EPOLLET = 0x8, 0x10, 1 << 28, 1 << 30, 1 << 31
+
+
+def _flags(text: str) -> int:
+    """``A|B|0x4`` with the names of :data:`SYMBOLS`."""
+    total = 0
+    for part in text.replace(" ", "").split("|"):
+        if part:
+            total |= _int_arg(part)
+    return total
 
 class SyscallError(Exception):
     """The script used a call or an argument this emulation does not support."""
@@ -109,6 +138,27 @@ class Sock:
     pending_write: int = 0  # bytes a blocking write still has to hand over
     pending_written: int = 0
     opts: dict[str, int] = field(default_factory=dict)
+    sndbuf: int | None = None  # SO_SNDBUF as Linux stores it (twice the value set)
+    rcvbuf: int | None = None  # SO_RCVBUF, likewise
+    user_mss: int | None = None  # TCP_MAXSEG set before the connection exists
+    cork: bool | None = None  # TCP_CORK
+    notsent_lowat: int | None = None  # TCP_NOTSENT_LOWAT
+    user_timeout: int | None = None  # TCP_USER_TIMEOUT (ms)
+    inq: bool = False  # TCP_INQ: recvmsg reports the bytes left to read
+    shut_rd: bool = False  # shutdown(SHUT_RD): reads return 0 once the queue is empty
+
+
+@dataclass(slots=True)
+class Epoll:
+    """An epoll instance: registered fds with their event masks and, for EPOLLET, whether
+    a wake-up arrived since the last report."""
+
+    fd: int
+    interest: dict[int, int] = field(default_factory=dict)  # fd -> events mask
+    armed: dict[int, bool] = field(default_factory=dict)
+
+
+MAX_WAIT = 3600.0  # a poll()/epoll_wait() timeout longer than this is treated as infinite
 
 
 def state_of(handle: Any) -> ConnState:
@@ -210,7 +260,20 @@ class SocketTable:
         self.remote_addr = remote_addr    # where connect() goes ...
         self.connect_port = connect_port  # ... and to which port
         self.socks: dict[int, Sock] = {}
+        self.epolls: dict[int, Epoll] = {}
         self.script_fds = True  # number descriptors as the script does (False: lowest free)
+        # Options of the socket whose connection the stack creates next (a connect()ing
+        # socket, else the last listening one): applied by the connection factory so the
+        # SYN or SYN-ACK already carries them (TCP_MAXSEG, SO_SNDBUF, SO_RCVBUF).
+        self._next_conn_opts: Sock | None = None
+        self._listen_opts: Sock | None = None
+        self._base_factory = stack.connection_factory
+        stack.connection_factory = self._make_connection
+        # Blocked poll()/epoll_wait() calls that time out: the runner wakes at these times.
+        self.wakeups: list[float] = []
+        self._timeouts: dict[int, float] = {}  # blocked call (id of its args) -> deadline
+        self._current_call = 0
+        self.notsent_lowat = DEFAULT_NOTSENT_LOWAT  # net.ipv4.tcp_notsent_lowat
         self.on_connect: Any = None  # runner callback(handle) when a connection is created
 
     # --- helpers ---
@@ -224,15 +287,38 @@ class SocketTable:
     def _new_fd(self, want: int) -> int:
         """The script's own numbering: the descriptor the line says the call returns, when
         it is free (packetdrill maps script fds to live ones the same way)."""
-        if self.script_fds and want >= 0 and want not in self.socks:
+        if self.script_fds and want >= 0 and want not in self.socks and want not in self.epolls:
             return want
         fd = 3
-        while fd in self.socks:
+        while fd in self.socks or fd in self.epolls:
             fd += 1
         return fd
 
     def fd_of(self, tok: str) -> int:
         return _int_arg(tok)
+
+    def next_wakeup(self, after: float) -> float | None:
+        self.wakeups = [t for t in self.wakeups if t > after]
+        return min(self.wakeups) if self.wakeups else None
+
+    def _make_connection(self, config: Any, *, iss: int, now: float, mss: int) -> Any:
+        factory = self._base_factory
+        if factory is None:
+            from pytcp.tcp.connection import Connection
+
+            factory = Connection
+        o = self._next_conn_opts or self._listen_opts
+        if o is not None:
+            changes: dict[str, object] = {}
+            if o.sndbuf is not None:
+                changes["send_buffer"] = o.sndbuf
+            if o.rcvbuf is not None:
+                changes["recv_buffer"] = o.rcvbuf
+            if changes:
+                config = config.replace(**changes)
+            if o.user_mss is not None:
+                mss = min(mss, o.user_mss)  # Linux: TCP_MAXSEG clamps what we announce
+        return factory(config, iss=iss, now=now, mss=mss)
 
     def _apply_opts(self, s: Sock, now: float) -> None:
         if s.handle is None:
@@ -248,9 +334,29 @@ class SocketTable:
             h.set_tos(s.tos)  # MUST-48
         if s.syn_cnt is not None or s.retries2 is not None:
             h.conn.set_retries(retries2=s.retries2, syn_retries=s.syn_cnt)  # MUST-21
+        if s.cork is not None and bool(getattr(h.conn, "cork", False)) != s.cork:
+            h.set_cork(s.cork, now=now)
+        conn = h.conn
+        if s.sndbuf is not None and conn.config.send_buffer != s.sndbuf:
+            conn.config = conn.config.replace(send_buffer=s.sndbuf)
+            if not conn.unsent_bytes:  # the ring is sized on the next send
+                from pytcp.tcp.sendbuf import SendBuffer
+
+                conn._sendbuf = SendBuffer(s.sndbuf)
+        if s.rcvbuf is not None and conn.config.recv_buffer != s.rcvbuf:
+            conn.config = conn.config.replace(recv_buffer=s.rcvbuf)
+
+    def _arm(self, obj: Any) -> None:
+        """A wake-up for ``obj`` (a handle or a listener): edge-triggered epoll reports it."""
+        for fd, s in self.socks.items():
+            if s.handle is obj or s.listener is obj:
+                for ep in self.epolls.values():
+                    if fd in ep.armed:
+                        ep.armed[fd] = True
 
     def drain_events(self) -> None:
         for obj, ev in self.stack.pending_events():
+            self._arm(obj)
             if not hasattr(obj, "conn"):
                 continue  # listener events (AcceptReady): accept() polls instead
             st = state_of(obj)
@@ -281,6 +387,7 @@ class SocketTable:
             raise SyscallError(f"system call {name}() is not supported")
         if not args and name != "socket":
             raise SyscallError(f"{name}() needs arguments")
+        self._current_call = id(args)
         try:
             out: Outcome | _Blocked = fn(now, args, want_ret)
         except _BadFd:
@@ -302,6 +409,7 @@ class SocketTable:
         s = self._sock(args[0])
         backlog = _int_arg(args[1]) if len(args) > 1 else 128
         s.listener = self.stack.listen(self.local_port, max(backlog, 1))
+        self._listen_opts = s
         if s.tos:
             s.listener.set_tos(s.tos)  # accepted connections inherit it, as on Linux
         return (0, None)
@@ -316,7 +424,9 @@ class SocketTable:
         fd = self._new_fd(want)
         ns = Sock(fd, handle=h, nodelay=s.nodelay, keepalive=s.keepalive, keep_idle=s.keep_idle,
                   keep_intvl=s.keep_intvl, keep_cnt=s.keep_cnt, linger_zero=s.linger_zero,
-                  retries2=s.retries2, tos=s.tos)
+                  retries2=s.retries2, tos=s.tos, sndbuf=s.sndbuf, rcvbuf=s.rcvbuf,
+                  user_mss=s.user_mss, cork=s.cork, notsent_lowat=s.notsent_lowat,
+                  user_timeout=s.user_timeout)
         state_of(h)
         self.socks[fd] = ns
         self._apply_opts(ns, now)
@@ -327,8 +437,12 @@ class SocketTable:
     def sys_connect(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
         s = self._sock(args[0])
         if s.handle is None:
-            s.handle = self.stack.connect(now, self.remote_addr, self.connect_port,
-                                          tos=s.tos or 0)
+            self._next_conn_opts = s
+            try:
+                s.handle = self.stack.connect(now, self.remote_addr, self.connect_port,
+                                              tos=s.tos or 0)
+            finally:
+                self._next_conn_opts = None
             state_of(s.handle)
             s.connecting = True
             self._apply_opts(s, now)
@@ -399,6 +513,33 @@ class SocketTable:
             if n < 0:
                 return _err("EINVAL")
             s.retries2 = n
+        elif name in ("SO_SNDBUF", "SO_RCVBUF"):
+            # Linux (sock_setsockopt): capped at net.core.[wr]mem_max, then doubled for the
+            # bookkeeping overhead, with a floor; getsockopt returns the doubled value.
+            size = max(min(n, SOCK_BUF_MAX) * 2, SOCK_MIN_SNDBUF if name == "SO_SNDBUF"
+                       else SOCK_MIN_RCVBUF)
+            if name == "SO_SNDBUF":
+                s.sndbuf = size
+            else:
+                s.rcvbuf = size
+        elif name == "TCP_MAXSEG":
+            # Linux do_tcp_setsockopt: 0 or TCP_MIN_MSS (88) .. MAX_TCP_WINDOW, before the
+            # connection exists (it clamps the MSS we announce and send with).
+            if n and not TCP_MIN_MSS <= n <= 32767:
+                return _err("EINVAL")
+            s.user_mss = n or None
+        elif name == "TCP_CORK":
+            s.cork = bool(n)
+        elif name == "TCP_NOTSENT_LOWAT":
+            s.notsent_lowat = n & 0xFFFFFFFF
+        elif name == "TCP_USER_TIMEOUT":
+            if n < 0:
+                return _err("EINVAL")
+            s.user_timeout = n
+            if s.handle is not None and not hasattr(s.handle.conn, "set_user_timeout"):
+                raise SyscallError("TCP_USER_TIMEOUT: the engine has no user timeout")
+        elif name == "TCP_INQ":
+            s.inq = bool(n)
         else:
             raise SyscallError(f"setsockopt {level} {name} is not supported")
         self._apply_opts(s, now)
@@ -430,6 +571,32 @@ class SocketTable:
                 got = state_of(s.handle).urgent_events
         elif name == "IP_TOS":
             got = s.handle.tos if s.handle is not None else (s.tos or 0)
+        elif name == "SO_SNDBUF":
+            got = (s.sndbuf if s.sndbuf is not None else
+                   s.handle.conn.config.send_buffer if s.handle is not None
+                   else self.stack.tcp_config.send_buffer)
+        elif name == "SO_RCVBUF":
+            got = (s.rcvbuf if s.rcvbuf is not None else
+                   s.handle.conn.config.recv_buffer if s.handle is not None
+                   else self.stack.tcp_config.recv_buffer)
+        elif name == "TCP_MAXSEG":
+            # Linux: the send MSS once connected; before, the value set or 536.
+            if s.handle is not None and str(s.handle.state) not in ("SYN-SENT", "CLOSED"):
+                got = int(s.handle.conn.snd_mss)
+            else:
+                got = s.user_mss or TCP_MSS_DEFAULT
+        elif name == "TCP_CORK":
+            got = int(bool(s.cork))
+        elif name == "TCP_NOTSENT_LOWAT":
+            got = s.notsent_lowat if s.notsent_lowat is not None else self.notsent_lowat
+            if _int_arg(val) < 0:
+                got = got - (1 << 32) if got >= 1 << 31 else got  # an int in C
+        elif name == "TCP_USER_TIMEOUT":
+            got = s.user_timeout or 0
+        elif name == "TCP_INQ":
+            got = int(s.inq)
+        elif name == "SO_TYPE":
+            got = 1  # SOCK_STREAM
         else:
             raise SyscallError(f"getsockopt {name} is not supported")
         if val.strip() not in ("...",) and _int_arg(val) != got:
@@ -461,6 +628,7 @@ class SocketTable:
         if s.handle is None:
             return _err("EPIPE") if s.listener is None else _err("ENOTCONN")
         urgent = "MSG_OOB" in flags  # RFC 9293 3.8.5: urgent data (MUST-30, MUST-62)
+        nonblocking = s.nonblocking or "MSG_DONTWAIT" in flags
         st = state_of(s.handle)
         e = self._take_error(st)
         if e:
@@ -471,7 +639,7 @@ class SocketTable:
             # Linux (sk_stream_wait_connect): a write waits until the connection is
             # established, EAGAIN when non-blocking; the engine itself could queue it (RFC
             # 9293 3.10.2), but scripts follow the socket API.
-            if s.nonblocking:
+            if nonblocking:
                 return _err("EAGAIN")
             if urgent:
                 raise SyscallError("a blocking send(MSG_OOB) before the connection is "
@@ -480,11 +648,11 @@ class SocketTable:
             return BLOCKED
         data = stream_bytes(st.write_offset, n)
         try:
-            k = s.handle.send(now, data, True, urgent)
+            k = s.handle.send(now, data, True, urgent, "MSG_MORE" in flags)
         except TcpUsageError:
             return _err("EPIPE")
         st.write_offset += k
-        if k < n and not s.nonblocking:
+        if k < n and not nonblocking:
             if urgent:
                 raise SyscallError("a blocking send(MSG_OOB) that does not fit the send "
                                    "buffer is not supported")
@@ -519,38 +687,257 @@ class SocketTable:
         return self._write(now, self._sock(args[0]), _int_arg(args[2]),
                            args[3] if len(args) > 3 else "")
 
-    def _read(self, now: float, s: Sock, n: int) -> Outcome | _Blocked:
+    def _read(self, now: float, s: Sock, n: int, flags: int = 0) -> Outcome | _Blocked:
         if s.handle is None:
             return _err("ENOTCONN")
         st = state_of(s.handle)
-        try:
-            data = s.handle.receive(now, n)
-        except TcpUsageError:
-            data = b""
+        peek = bool(flags & MSG_PEEK)
+        nonblocking = s.nonblocking or bool(flags & MSG_DONTWAIT)
+        if peek:
+            # MSG_PEEK: the bytes stay queued (Linux tcp_recvmsg with MSG_PEEK).
+            q = getattr(s.handle.conn, "_rcvq", None)
+            if q is None:
+                raise SyscallError("MSG_PEEK: the engine has no receive queue to peek at")
+            data = bytes(q[:n])
+        else:
+            try:
+                data = s.handle.receive(now, n)
+            except TcpUsageError:
+                data = b""
         if data:
             want = stream_bytes(st.read_offset, len(data))
             if bytes(data) != want and not st.data_error:
                 k = next(i for i in range(len(data)) if data[i] != want[i])
                 st.data_error = (f"read() returned wrong bytes at stream offset "
                                  f"{st.read_offset + k}")
-            st.read_offset += len(data)
+            if not peek:
+                st.read_offset += len(data)
             return (len(data), None)
         e = self._take_error(st)
         if e:
             return e
-        if st.eof or st.reset or getattr(s.handle.conn, "at_eof", False):
-            return (0, None)
-        return _err("EAGAIN") if s.nonblocking else BLOCKED
+        if st.eof or st.reset or getattr(s.handle.conn, "at_eof", False) or s.shut_rd:
+            return (0, None)  # after SHUT_RD an empty queue reads as end of file (Linux)
+        return _err("EAGAIN") if nonblocking else BLOCKED
 
     def sys_read(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
         return self._read(now, self._sock(args[0]), _int_arg(args[2]))
 
     def sys_recv(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
-        if len(args) > 3 and "MSG_OOB" in args[3]:
+        flags = _flags(args[3]) if len(args) > 3 else 0
+        if flags & MSG_OOB:
             raise SyscallError("recv(..., MSG_OOB) is not supported: urgent data stays inline "
                                "(RFC 6093); read it with read()/recv() and check "
                                "PYTCP_URGENT_PENDING")
-        return self._read(now, self._sock(args[0]), _int_arg(args[2]))
+        return self._read(now, self._sock(args[0]), _int_arg(args[2]), flags)
+
+    def sys_recvfrom(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
+        return self.sys_recv(now, args[:4], want)
+
+    def sys_sendto(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
+        flags = args[3] if len(args) > 3 else ""
+        if "MSG_FASTOPEN" in flags:
+            raise SyscallError("sendto(MSG_FASTOPEN): TCP Fast Open (RFC 7413) is not "
+                               "implemented")
+        return self._write(now, self._sock(args[0]), _int_arg(args[2]), flags)
+
+    @staticmethod
+    def _iov_total(msg: str) -> int:
+        m = re.search(r"msg_iov\(\s*\d+\s*\)\s*=\s*\[(.*?)\]\s*(?:,|\})", msg)
+        if not m:
+            raise SyscallError(f"cannot read msg_iov in {msg[:60]!r}")
+        return sum(int(x) for x in re.findall(r"\{\s*\.\.\.\s*,\s*(\d+)\s*\}",
+                                              m.group(1)))
+
+    def sys_sendmsg(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
+        if len(args) < 3:
+            raise SyscallError("sendmsg(fd, {msg...}, flags)")
+        s = self._sock(args[0])
+        if "msg_control=[{" in args[1].replace(" ", ""):
+            raise SyscallError("sendmsg with control messages is not supported")
+        flags = args[2]
+        if "MSG_ZEROCOPY" in flags or "MSG_FASTOPEN" in flags:
+            raise SyscallError(f"sendmsg({flags}) is not supported")
+        n = self._iov_total(args[1])
+        if n == 0:
+            return (0, None)
+        return self._write(now, s, n, flags)
+
+    def sys_recvmsg(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
+        if len(args) < 3:
+            raise SyscallError("recvmsg(fd, {msg...}, flags)")
+        s = self._sock(args[0])
+        msg = args[1].replace(" ", "")
+        flags = _flags(args[2])
+        if flags & MSG_ERRQUEUE:
+            raise SyscallError("recvmsg(MSG_ERRQUEUE): no error queue (timestamping, "
+                               "zerocopy)")
+        n = self._iov_total(args[1])
+        out = self._read(now, s, n, flags)
+        if not isinstance(out, tuple) or out[0] < 0:
+            return out
+        m = re.search(r"msg_control=\[(.*)\]", msg)
+        if m and m.group(1):
+            inq = re.search(r"cmsg_type=TCP_CM_INQ,cmsg_data=(\d+)", m.group(1))
+            if not inq or not s.inq:
+                raise SyscallError("recvmsg control messages other than TCP_CM_INQ")
+            left = int(s.handle.conn.bytes_readable)
+            if left != int(inq.group(1)):
+                raise SyscallMismatch(f"TCP_CM_INQ is {left}, the script expects "
+                                      f"{inq.group(1)}")
+        return out
+
+    # --- readiness: poll and epoll ---
+    def _ready(self, s: Sock) -> int:
+        """Linux's tcp_poll() mask for one socket (POLL* values)."""
+        if s.listener is not None:
+            return POLLIN if s.listener.accept_queue else 0
+        h = s.handle
+        if h is None:
+            return POLLOUT | POLLHUP  # a fresh socket: Linux reports it writable and hung up
+        st = state_of(h)
+        conn = h.conn
+        state = str(conn.state)
+        mask = 0
+        if st.reset or state == "CLOSED":
+            mask |= POLLHUP | POLLIN | POLLRDHUP
+            if st.so_error:
+                mask |= POLLERR
+            if st.reset:
+                mask |= POLLOUT  # Linux: after a reset the socket reports writable
+            return mask
+        if state in ("SYN-SENT", "SYN-RECEIVED"):
+            return 0
+        if int(conn.bytes_readable) or st.eof or s.shut_rd or getattr(conn, "at_eof", False):
+            mask |= POLLIN | POLLRDNORM
+        if st.eof or getattr(conn, "at_eof", False):
+            mask |= POLLRDHUP
+        if st.shut_wr and (st.eof or s.shut_rd):
+            mask |= POLLHUP
+        if not st.shut_wr:
+            space = int(conn.send_space)
+            queued = int(conn.unsent_bytes)
+            unsent = max(0, queued - max(0, (int(conn.snd_max) - int(conn.snd_una))
+                                         & 0xFFFFFFFF))
+            lowat = s.notsent_lowat if s.notsent_lowat is not None else self.notsent_lowat
+            # sk_stream_is_writeable: free space at least half what is queued, and
+            # (tcp_stream_memory_free) the unsent bytes under TCP_NOTSENT_LOWAT.
+            if space > 0 and space >= queued // 2 and unsent < lowat:
+                mask |= POLLOUT | POLLWRNORM
+        else:
+            mask |= POLLOUT | POLLWRNORM
+        return mask
+
+    def sys_poll(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
+        if len(args) != 3:
+            raise SyscallError("poll([{fd=N, events=E, revents=R}, ...], nfds, timeout)")
+        entries = re.findall(r"\{\s*fd\s*=\s*([^,}]+),\s*events\s*=\s*([^,}]+)"
+                             r"(?:,\s*revents\s*=\s*([^}]+))?\}", args[0])
+        timeout = _int_arg(args[2])
+        results = []
+        for fd_t, ev_t, rev_t in entries:
+            fd = _int_arg(fd_t)
+            events = _flags(ev_t) | POLLERR | POLLHUP | POLLNVAL
+            s = self.socks.get(fd)
+            got = POLLNVAL if s is None else self._ready(s) & events
+            results.append((fd, got, _flags(rev_t) if rev_t else 0))
+        count = sum(1 for _, got, _w in results if got)
+        if count == 0 and timeout != 0:
+            return self._block_until(now, timeout / 1000.0)
+        self._timeouts.pop(id(args), None)
+        for fd, got, wanted in results:
+            if got != wanted:
+                raise SyscallMismatch(f"poll: revents of fd {fd} are {got:#x}, the script "
+                                      f"expects {wanted:#x}")
+        return (count, None)
+
+    def _block_until(self, now: float, wait: float) -> Outcome | _Blocked:
+        """A poll/epoll_wait with nothing ready: block until ready or ``wait`` s (infinite
+        when negative) pass; the runner retries the call after every step."""
+        if wait < 0 or wait > MAX_WAIT:
+            return BLOCKED
+        key = self._current_call
+        deadline = self._timeouts.setdefault(key, now + wait)
+        if now + 1e-9 >= deadline:
+            self._timeouts.pop(key, None)
+            return (0, None)
+        self.wakeups.append(deadline)
+        return BLOCKED
+
+    def sys_epoll_create(self, now: float, args: list[str], want: int) -> Outcome:
+        fd = self._new_fd(want)
+        self.epolls[fd] = Epoll(fd)
+        return (fd, None)
+
+    sys_epoll_create1 = sys_epoll_create
+
+    def sys_epoll_ctl(self, now: float, args: list[str], want: int) -> Outcome:
+        if len(args) != 4:
+            raise SyscallError("epoll_ctl(epfd, op, fd, {events=E, fd=N})")
+        ep = self.epolls.get(_int_arg(args[0]))
+        if ep is None:
+            return _err("EBADF")
+        op, fd = args[1].strip(), _int_arg(args[2])
+        if fd not in self.socks:
+            return _err("EBADF")
+        m = re.search(r"events\s*=\s*([^,}]+)", args[3])
+        events = _flags(m.group(1)) if m else 0
+        if events & EPOLLEXCLUSIVE:
+            raise SyscallError("EPOLLEXCLUSIVE is not supported")
+        if op == "EPOLL_CTL_ADD":
+            if fd in ep.interest:
+                return _err("EEXIST")
+            ep.interest[fd] = events
+            ep.armed[fd] = True  # Linux checks readiness when an fd is added
+        elif op == "EPOLL_CTL_MOD":
+            if fd not in ep.interest:
+                return _err("ENOENT")
+            ep.interest[fd] = events
+            ep.armed[fd] = True
+        elif op == "EPOLL_CTL_DEL":
+            if ep.interest.pop(fd, None) is None:
+                return _err("ENOENT")
+            ep.armed.pop(fd, None)
+        else:
+            raise SyscallError(f"epoll_ctl op {op}")
+        return (0, None)
+
+    def sys_epoll_wait(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
+        if len(args) != 4:
+            raise SyscallError("epoll_wait(epfd, {events=E, fd=N}, maxevents, timeout)")
+        ep = self.epolls.get(_int_arg(args[0]))
+        if ep is None:
+            return _err("EBADF")
+        maxevents = _int_arg(args[2])
+        timeout = _int_arg(args[3])
+        ready: list[tuple[int, int]] = []
+        for fd, events in list(ep.interest.items()):
+            s = self.socks.get(fd)
+            if s is None:
+                continue
+            got = self._ready(s) & (events | EPOLLERR | EPOLLHUP) & 0xFFFF
+            if not got:
+                continue
+            if events & EPOLLET and not ep.armed.get(fd):
+                continue
+            ready.append((fd, got))
+        ready = ready[:max(1, maxevents)]
+        if not ready and timeout != 0:
+            return self._block_until(now, timeout / 1000.0)
+        for fd, _got in ready:
+            if ep.interest[fd] & EPOLLET:
+                ep.armed[fd] = False
+            if ep.interest[fd] & EPOLLONESHOT:
+                ep.interest[fd] = 0
+        m = re.search(r"events\s*=\s*([^,}]+)", args[1])
+        if ready and m:
+            wanted = _flags(m.group(1))
+            fdm = re.search(r"\bfd\s*=\s*(\d+)", args[1])
+            fd, got = ready[0]
+            if got != wanted or (fdm and int(fdm.group(1)) != fd):
+                raise SyscallMismatch(f"epoll_wait: fd {fd} events {got:#x}, the script "
+                                      f"expects {args[1]}")
+        return (len(ready), None)
 
     def sys_ioctl(self, now: float, args: list[str], want: int) -> Outcome:
         """``ioctl(fd, FIONREAD|SIOCINQ, [N])``: N bytes are readable now."""
@@ -570,6 +957,10 @@ class SocketTable:
         if s.handle is None:
             return _err("ENOTCONN")
         st = state_of(s.handle)
+        if how not in ("SHUT_RD", "SHUT_WR", "SHUT_RDWR", "0", "1", "2"):
+            return _err("EINVAL")
+        if how in ("SHUT_RD", "SHUT_RDWR", "0", "2"):
+            s.shut_rd = True  # reads now return 0 once the queue is empty (Linux)
         if how in ("SHUT_WR", "SHUT_RDWR", "1", "2") and not st.shut_wr:
             try:
                 s.handle.shutdown(now)
@@ -579,7 +970,14 @@ class SocketTable:
         return (0, None)
 
     def sys_close(self, now: float, args: list[str], want: int) -> Outcome:
+        fd = _int_arg(args[0])
+        if fd in self.epolls:
+            del self.epolls[fd]
+            return (0, None)
         s = self._sock(args[0])
+        for ep in self.epolls.values():  # closing a descriptor leaves every epoll set
+            ep.interest.pop(s.fd, None)
+            ep.armed.pop(s.fd, None)
         del self.socks[s.fd]
         if s.listener is not None:
             s.listener.close()

@@ -107,8 +107,9 @@ def test_blocking_read_completes_when_data_arrives() -> None:
 
 
 def test_unsupported_call_is_reported() -> None:
-    f = run(HANDSHAKE + "+0 epoll_create(1) = 5\n").failure
-    assert f is not None and "epoll_create() is not supported" in f.reason
+    f = run(HANDSHAKE + "+0 splice(4, NULL, 5, NULL, 10, 0) = 10\n").failure
+    assert f is not None and "splice() is not supported" in f.reason
+    assert f.unsupported == "system call splice() is not supported"
 
 
 def test_recv_msg_oob_is_reported_and_send_msg_oob_sends_urgent_data() -> None:
