@@ -290,6 +290,7 @@ class Runner:
         # The connection under test: our port and the script side's port.
         self.our_port = self.local_port
         self.their_port = self.remote_port
+        self._children = 0  # connections started at a listening socket under test
         # Our ISN per script-side port (one connection per port), learned from our SYN/SYN-ACK.
         self.isns: dict[int, int] = {}
         self.peer_isn: dict[int, int] = {}  # the script side's ISN per port, as written
@@ -561,6 +562,13 @@ class Runner:
         (the caller hands the whole batch to ``stack.receive_batch``)."""
         from pytcp.wire.ipv4 import ip_to_int
 
+        if line.port is None and self.table.listening_under_test:
+            # packetdrill: an inbound packet while the socket under test listens starts a
+            # new connection from a new ephemeral port of the script side.
+            self.table.listening_under_test = False
+            if self._children:
+                self.their_port = (self.remote_port + self._children) & 0xFFFF or 1
+            self._children += 1
         port = line.port or self.their_port
         lisn = self.isns.get(port, 0)
         if line.udp is not None:

@@ -274,6 +274,10 @@ class SocketTable:
         self._timeouts: dict[int, float] = {}  # blocked call (id of its args) -> deadline
         self._current_call = 0
         self.notsent_lowat = DEFAULT_NOTSENT_LOWAT  # net.ipv4.tcp_notsent_lowat
+        # packetdrill's "socket under test": the last socket(); while it is listening, the
+        # next inbound packet starts a new connection from a new script-side port.
+        self.under_test = -1
+        self.listening_under_test = False
         self.on_connect: Any = None  # runner callback(handle) when a connection is created
 
     # --- helpers ---
@@ -399,6 +403,7 @@ class SocketTable:
             raise SyscallError("only socket(..., SOCK_STREAM, IPPROTO_TCP) is supported")
         fd = self._new_fd(want)
         self.socks[fd] = Sock(fd)
+        self.under_test = fd  # packetdrill: later script packets belong to this socket
         return (fd, None)
 
     def sys_bind(self, now: float, args: list[str], want: int) -> Outcome:
@@ -410,6 +415,8 @@ class SocketTable:
         backlog = _int_arg(args[1]) if len(args) > 1 else 128
         s.listener = self.stack.listen(self.local_port, max(backlog, 1))
         self._listen_opts = s
+        if self.under_test == s.fd:
+            self.listening_under_test = True
         if s.tos:
             s.listener.set_tos(s.tos)  # accepted connections inherit it, as on Linux
         return (0, None)
@@ -543,6 +550,13 @@ class SocketTable:
         else:
             raise SyscallError(f"setsockopt {level} {name} is not supported")
         self._apply_opts(s, now)
+        if name == "TCP_NODELAY" and n and s.handle is not None and (
+                s.cork or getattr(s.handle.conn, "_more", False)):
+            # Linux: setting TCP_NODELAY pushes what is pending once (TCP_NAGLE_PUSH), even
+            # while corked or after MSG_MORE; the cork itself stays.
+            s.handle.set_cork(False, now=now)
+            if s.cork:
+                s.handle.set_cork(True, now=now)
         return (0, None)
 
     def sys_getsockopt(self, now: float, args: list[str], want: int) -> Outcome:
@@ -588,7 +602,8 @@ class SocketTable:
         elif name == "TCP_CORK":
             got = int(bool(s.cork))
         elif name == "TCP_NOTSENT_LOWAT":
-            got = s.notsent_lowat if s.notsent_lowat is not None else self.notsent_lowat
+            # Linux: the socket's own value; 0 means "the sysctl applies".
+            got = s.notsent_lowat or 0
             if _int_arg(val) < 0:
                 got = got - (1 << 32) if got >= 1 << 31 else got  # an int in C
         elif name == "TCP_USER_TIMEOUT":

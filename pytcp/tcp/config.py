@@ -24,6 +24,8 @@ class TcpConfig:
     # --- segment size (RFC 9293 3.7.1, MUST-14..16, RFC 6691) ---
     mss: int = 1460                   # MSS we announce when the owner gives none (MTU 1500 - 40)
     max_segment_payload: int = 0      # >MSS: hand out GSO super-segments (0 = one MSS)
+    psh_each_gso: bool = True         # PSH on every multi-segment super-segment of new data
+    #                                   outside recovery, as Linux's TSO packets carry it
     # --- retransmission (RFC 6298, RFC 9293 3.8.1/3.8.3) ---
     initial_rto: float = 1.0          # RFC 6298 2.1
     min_rto: float = 0.2              # Linux TCP_RTO_MIN (RFC 6298 2.4 says 1 s)
@@ -89,6 +91,7 @@ class TcpConfig:
             msl=120.0,
             time_wait=240.0,
             wscale=wscale_for(1 << 20),
+            psh_each_gso=False,
         )
 
     def replace(self, **changes: object) -> TcpConfig:

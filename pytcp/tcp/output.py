@@ -319,9 +319,10 @@ class ConnectionOutput:
                 if hole is not None and hole[0] == self.snd_nxt:
                     n = min(n, seq_sub(hole[1], hole[0]))
             if avail <= 0:
-                # A bare FIN: it takes no window room (receivers accept it at RCV.NXT).
-                if cc_room <= 0 and not force and self.snd_una != self.snd_nxt:
-                    break
+                # A bare FIN: it takes no window room (receivers accept it at RCV.NXT), and,
+                # as in Linux (tcp_cwnd_test: "don't be strict about the congestion window
+                # for the final FIN"), no congestion-window room either: it carries no data
+                # and must not wait for the whole flight to be acknowledged.
                 n = 0
             elif n <= 0:
                 break
@@ -345,6 +346,10 @@ class ConnectionOutput:
             seq = self.snd_nxt
             payload = self._sendbuf.read(off, n) if n > 0 else b""
             flags = ACK
+            if n > mss and not retrans and not self._in_recovery and self.config.psh_each_gso:
+                # Linux's observable behaviour (google/packetdrill's tests): every
+                # multi-segment TSO packet of new data sent outside loss recovery carries PSH.
+                flags |= PSH
             if off + n == buffered:
                 if n > 0:
                     flags |= PSH  # MUST-61: PSH on the last buffered segment
@@ -404,10 +409,12 @@ class ConnectionOutput:
         seq = self.snd_nxt
         start = seq
         sent = 0
+        # See _send_data: PSH on each multi-segment super-segment (Linux's TSO packets).
+        gso_flags = ACK | PSH if self.config.psh_each_gso and not self._in_recovery else ACK
         while allowed - sent >= mss:
             n = size if allowed - sent >= size else (allowed - sent) // mss * mss
-            out.append(Segment(seq, rcv_nxt, ACK, wnd, read(off + sent, n), opts, 0,
-                               gso if n > mss else 0))
+            out.append(Segment(seq, rcv_nxt, gso_flags if n > mss else ACK, wnd,
+                               read(off + sent, n), opts, 0, gso if n > mss else 0))
             sent += n
             seq = (seq + n) & MASK
         self.snd_nxt = self.snd_max = seq
