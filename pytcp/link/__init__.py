@@ -27,5 +27,9 @@ class Link(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional (TunLink and MemoryLink have it; the runtime uses it when present):
+    # ``write_batch(packets) -> int`` writes each packet in one loop, counts what it dropped
+    # in the link's stats and returns how many were written.
+
 
 __all__ = ["Link", "LinkError"]

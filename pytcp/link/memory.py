@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import socket
 from collections import Counter
-from typing import Self
+from typing import Any, Self
 
 from pytcp.link import LinkError
-from pytcp.link.fdio import read_packets, write_counted
+from pytcp.link.fdio import read_packets, write_counted, write_packets
 
 # Largest IPv4 datagram plus room: a read never truncates a packet.
 _READ_SIZE = 65536 + 64
@@ -56,6 +56,13 @@ class MemoryLink:
             self.stats["tx_errors"] += 1
             return
         write_counted(self.stats, os.write, self._fd, packet)
+
+    def write_batch(self, packets: list[Any]) -> int:
+        """``write`` for each packet in one loop; returns how many were sent."""
+        if self._sock is None:
+            self.stats["tx_errors"] += len(packets)
+            return 0
+        return write_packets(self._fd, packets, self.stats)
 
     def close(self) -> None:
         if self._sock is not None:

@@ -55,3 +55,29 @@ def test_write_after_peer_close_is_counted() -> None:
     a.write(b"lost")
     assert a.stats["tx_errors"] == 1
     a.close()
+
+
+def test_write_batch_is_write_in_one_loop() -> None:
+    """write_batch gives the same packets, order and counters as write one by one; on a full
+    buffer it drops (tx_dropped) the packets that would block and returns what it wrote."""
+    a, b = MemoryLink.pair()
+    try:
+        pkts = [bytes([i]) * (i * 53 % 1400 + 1) for i in range(40)]
+        assert a.write_batch(pkts[:25]) == 25
+        a.write_batch(pkts[25:])
+        assert b.read_batch() == pkts
+        assert a.stats["tx_packets"] == 40 and "tx_dropped" not in a.stats
+    finally:
+        a.close()
+        b.close()
+    assert a.write_batch([b"x", b"y"]) == 0 and a.stats["tx_errors"] == 2
+    c, d = MemoryLink.pair(bufsize=4096)
+    try:
+        sent = c.write_batch([bytes(1000)] * 500)
+        assert 0 < sent < 500
+        assert c.stats["tx_dropped"] == 500 - sent and c.stats["tx_packets"] == sent
+        got = d.read_batch(1000)
+        assert len(got) == sent
+    finally:
+        c.close()
+        d.close()
