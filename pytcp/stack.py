@@ -528,8 +528,9 @@ class Stack:
         """Name the connection in the engine's transition log by its 4-tuple."""
         if hasattr(conn, "debug_name"):
             la, lp, ra, rp = key
-            conn.debug_name = (f"{ipaddress.IPv4Address(la)}:{lp}-"
-                               f"{ipaddress.IPv4Address(ra)}:{rp}")
+            # (dotted quads from the integers: ipaddress costs ~10 µs per connection)
+            conn.debug_name = (f"{la >> 24}.{la >> 16 & 255}.{la >> 8 & 255}.{la & 255}:{lp}-"
+                               f"{ra >> 24}.{ra >> 16 & 255}.{ra >> 8 & 255}.{ra & 255}:{rp}")
 
     def _pick_ephemeral(self, raddr: int, rport: int) -> FourTuple:
         lo, hi = self.config.ephemeral_ports
