@@ -951,10 +951,14 @@ class Connection(ConnectionRecovery):
                 return
         self._last_rx = now
         self._ka_probes = 0
-        # RFC 7323 4.3: remember the peer's timestamp for echo.
-        if ts is not None and seq_le(seq, self.last_ack_sent) and seq_ge(ts[0], self.ts_recent):
-            self.ts_recent = ts[0]
-            self._ts_recent_age = now
+        # RFC 7323 4.3: remember the peer's timestamp for echo, decided on arrival but done
+        # only once the segment passed the ACK check below: a segment dropped for an
+        # unacceptable ACK must not move TS.Recent (RFC 7323 5.3 R3 updates it only for
+        # segments that are processed; RFC 5961 5.2 drops them), or the peer's next valid
+        # segments would fail PAWS against a value it never meant (Linux: tcp_replace_ts_recent
+        # after tcp_ack).
+        ts_update = (ts[0] if ts is not None and seq_le(seq, self.last_ack_sent)
+                     and seq_ge(ts[0], self.ts_recent) else None)
         # second: RST (RFC 5961 3.2: only an exact match resets)
         if flags & RST:
             if seq != rcv_nxt:
@@ -1026,6 +1030,9 @@ class Connection(ConnectionRecovery):
                 return
         elif not self._process_ack(now, seg, seq, len(payload), flags):
             return
+        if ts_update is not None:
+            self.ts_recent = ts_update  # RFC 7323 4.3 (see above)
+            self._ts_recent_age = now
         if self.state is State.CLOSED:
             return
         self._after_ack(now, seq, flags, payload, seq_add(seg.seq, seg.urg), seg.gso_size)
