@@ -37,6 +37,10 @@ class TcpConfig:
     initial_window: int = 10          # segments (RFC 6928)
     congestion: str = "cubic"         # "cubic" (RFC 9438) or "newreno" (RFC 5681/6582)
     hystart: bool = False             # HyStart++ slow-start exit (RFC 9406), opt-in
+    # --- loss recovery (RFC 6675, RFC 8985, RFC 6937/9937) ---
+    rack: bool = True                 # RACK time-based loss detection (RFC 8985; needs SACK)
+    tlp: bool = True                  # tail loss probe (RFC 8985 7; with rack)
+    prr: bool = True                  # Proportional Rate Reduction in fast recovery (RFC 9937)
     # --- acknowledgments (RFC 9293 3.8.6.3, RFC 1122 4.2.3.2, MUST-40/58) ---
     delayed_ack: float = 0.04         # delayed-ACK timer (Linux ATO min 40 ms; MUST-40: < 0.5 s)
     delayed_ack_segments: int = 2     # ACK at least every 2nd full-sized segment (RFC 5681 4.2)
@@ -79,7 +83,8 @@ class TcpConfig:
     @classmethod
     def rfc(cls) -> TcpConfig:
         """The RFCs' numbers: RFC 6298 min RTO 1 s, RFC 1122 200 ms delayed ACK, MSL 2 min,
-        SYN R2 >= 3 min (MUST-23: 1+2+4+8+16+32+60+60 s with 7 retries), no quickack."""
+        SYN R2 >= 3 min (MUST-23: 1+2+4+8+16+32+60+60 s with 7 retries), no quickack,
+        RFC 6675's DupThresh loss detection without RACK-TLP."""
         return cls(
             min_rto=1.0,
             max_rto=60.0,
@@ -92,6 +97,8 @@ class TcpConfig:
             time_wait=240.0,
             wscale=wscale_for(1 << 20),
             psh_each_gso=False,
+            rack=False,
+            tlp=False,
         )
 
     def replace(self, **changes: object) -> TcpConfig:

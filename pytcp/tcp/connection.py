@@ -68,6 +68,8 @@ from pytcp.tcp.events import (
     UrgentData,
 )
 from pytcp.tcp.output import OUTPUT_STATES as _OUTPUT_STATES
+from pytcp.tcp.prr import Prr
+from pytcp.tcp.rack import Rack
 from pytcp.tcp.reassembly import ReassemblyQueue
 from pytcp.tcp.recovery import ConnectionRecovery
 from pytcp.tcp.rtt import RttEstimator
@@ -197,6 +199,17 @@ class Connection(ConnectionRecovery):
         # retransmit count then, was it an RTO) until the first ACK that advances SND.UNA.
         self._undo: tuple[int, int, int, int, bool] | None = None
         self.spurious_retransmits = 0
+        # RACK-TLP (RFC 8985), on once SACK is negotiated and config.rack is set.
+        self._rack = Rack()
+        self._rack_on = False
+        self._reo_at: float | None = None   # RACK reordering timer (RFC 8985 6.3)
+        self._tlp_at: float | None = None   # tail loss probe timer (RFC 8985 7.2)
+        self._tlp_high: int | None = None   # TLPRxtOut: SND.NXT when a probe was sent
+        self._tlp_rtx = False               # the outstanding probe was a retransmission
+        self.tlp_probes = 0
+        self.tlp_recoveries = 0
+        # PRR (RFC 6937 / RFC 9937) during fast recovery.
+        self._prr = Prr()
         self._syn_lost = False
         self._last_send = now
         # --- timers (absolute deadlines, None = not armed) ---
@@ -239,6 +252,9 @@ class Connection(ConnectionRecovery):
         self.transitions.append((now, old, new, why))
         if _log.isEnabledFor(logging.DEBUG):
             _log.debug("%s %s -> %s (%s)", self.debug_name, old, new, why)
+        if new is State.CLOSED or new is State.TIME_WAIT:
+            self._tlp_at = self._reo_at = None
+            self._rack.clear()
         if new is State.CLOSED:
             self._rto_at = self._delack_at = self._persist_at = self._tw_at = None
             self._ack_now = False
@@ -504,7 +520,7 @@ class Connection(ConnectionRecovery):
         self._flush(self._now)
         best: float | None = None
         for t in (self._rto_at, self._delack_at, self._persist_at, self._tw_at,
-                  self._keepalive_at(), self._cork_at):
+                  self._keepalive_at(), self._cork_at, self._tlp_at, self._reo_at):
             if t is not None and (best is None or t < best):
                 best = t
         return best
@@ -525,6 +541,12 @@ class Connection(ConnectionRecovery):
                 self._set_state(now, State.CLOSED, "2MSL timeout")
             elif self.state is State.FIN_WAIT_2:
                 self._set_state(now, State.CLOSED, "FIN-WAIT-2 timeout")
+        if self._reo_at is not None and now >= self._reo_at:
+            self._reo_at = None
+            self._on_reo_timeout(now)
+        if self._tlp_at is not None and now >= self._tlp_at:
+            self._tlp_at = None
+            self._on_tlp(now)
         if self._rto_at is not None and now >= self._rto_at:
             self._rto_at = None
             self._on_rto(now)
@@ -577,12 +599,20 @@ class Connection(ConnectionRecovery):
         self._cc.on_rto(now, flight, repeated=self._rto_repeated)
         self._rto_repeated = True
         self._in_recovery = False
+        self._prr.stop()
         self._dupacks = 0
+        # RFC 8985 6.3 / 7: the timeout ends any probe or reordering wait; everything not
+        # SACKed is lost.
+        self._tlp_at = self._reo_at = None
+        self._tlp_high = None
+        if self._rack_on:
+            self._rack.mark_all_lost()
         # The scoreboard is kept: the go-back skips SACKed data (RFC 6675 5.1). A second
         # timeout in a row may mean the receiver reneged (RFC 2018 8): then forget it.
         if self._retries > 1:
             self._sb.clear()
         self._recover = self.snd_max  # RFC 6582 4: no fast retransmit for this window
+        self._in_loss = True
         self.snd_nxt = self.snd_una   # go back: resend from the first unacked octet
         self._retransmit_at(now, self.snd_una)
         self._arm_rto(now)
@@ -716,7 +746,7 @@ class Connection(ConnectionRecovery):
         if self.ts_ok and (ts is None or seq_lt(ts[0], self.ts_recent)):
             return False
         if (seg.options.sack_blocks or self._in_recovery or self._dupacks or self._sb
-                or self._app_closed):
+                or self._app_closed or self._tlp_high is not None):
             return False
         payload = seg.payload
         n = len(payload)
@@ -872,6 +902,8 @@ class Connection(ConnectionRecovery):
                             DEFAULT_SEND_MSS)
         self._cc.set_mss(self.snd_mss)
         self._quickack = self.config.quickack
+        # RFC 8985 2: RACK needs SACK.
+        self._rack_on = cfg.rack and self.sack_ok
 
     def _on_syn_acked(self, now: float, seg: Segment) -> None:
         """Our SYN was acknowledged: RTT sample, timer off (RFC 6298)."""
@@ -1154,13 +1186,14 @@ class Connection(ConnectionRecovery):
         self._probes_out = 0  # the peer is alive (Linux tcp_ack: icsk_probes_out = 0)
         new_wnd = seg.wnd << self.snd_wscale
         acked = seq_sub(ack, self.snd_una)
+        sacked_before = self._sb.sacked_bytes
         if acked > 0:
             self._ack_advance(now, seg, ack, acked)
         if self.sack_ok:
-            # RFC 6675 2: an ACK that SACKs new data counts as a duplicate ACK.
+            # RFC 6675 2: an ACK that SACKs new data counts as a duplicate ACK (without RACK);
+            # RACK (RFC 8985) and PRR (RFC 9937) look at what it delivered.
             newly = self._sb.update(seg.options.sack_blocks, self.snd_una, self.snd_max)
-            if acked == 0 and newly > 0 and self.snd_max != self.snd_una:
-                self._on_dupack(now)
+            self._sack_ack(now, seg, max(acked, 0), newly, sacked_before)
         elif (acked == 0 and data_len == 0 and not flags & (SYN | FIN)
               and new_wnd == self.snd_wnd and self.snd_max != self.snd_una):
             self._on_dupack(now)
@@ -1185,6 +1218,7 @@ class Connection(ConnectionRecovery):
                     self._in_recovery = False
                     self._dupacks = 0
                     self._cc.on_recovery_exit(now)
+                    self._prr.stop()
         st = self.state
         if self._fin_acked():
             if st is State.FIN_WAIT_1:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pytcp.tcp.config import TcpConfig
 from pytcp.tcp.congestion import CongestionControl
+from pytcp.tcp.prr import Prr
+from pytcp.tcp.rack import Rack
 from pytcp.tcp.reassembly import ReassemblyQueue
 from pytcp.tcp.rtt import RttEstimator
 from pytcp.tcp.sackboard import Scoreboard
@@ -93,7 +95,15 @@ class ConnectionOutput:
     _rtx_ts = 0                    # TSval of the latest retransmission
     _snd_up: int | None
     _rtx_end: int | None = None    # end of the highest retransmitted range, until acked
+    _rack: Rack
+    _rack_on: bool
+    _prr: Prr
+    _tlp_at: float | None
+    _reo_at: float | None
     _burst_val: tuple[int, TcpOptions] = (0, NO_OPTIONS)
+
+    def _schedule_tlp(self, now: float, advancing: bool) -> None:
+        raise NotImplementedError  # ConnectionRecovery
 
     def _arm_rto(self, now: float) -> None:
         self._rto_at = now + self._rtt.rto
@@ -213,7 +223,10 @@ class ConnectionOutput:
     def _flush(self, now: float) -> None:
         """Build what is due: data the windows allow (carrying the ACK), else a pure ACK."""
         if self.state in OUTPUT_STATES:
+            before = self.snd_max
             self._send_data(now)
+            if self._rack_on and self.snd_max != before and not self._in_recovery:
+                self._schedule_tlp(now, advancing=False)  # RFC 8985 7.2
             if self._rto_at is None and self._persist_at is None:
                 # Never leave data without a timer: in flight -> RTO, else -> persist.
                 if self.snd_una != self.snd_nxt:
@@ -244,6 +257,8 @@ class ConnectionOutput:
         Reno emulation does)."""
         if not self._in_recovery:
             return seq_sub(self.snd_nxt, self.snd_una)
+        if self._rack_on:
+            return self._rack.pipe(self.snd_una, self.snd_nxt)
         if self.sack_ok:
             return self._sb.pipe(self.snd_una, self.snd_nxt, self._high_rxt, self.snd_mss)
         out = seq_sub(self.snd_nxt, self.snd_una) - self._dupacks * self.snd_mss
@@ -257,7 +272,22 @@ class ConnectionOutput:
                 return
             wnd_room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
             can_new = wnd_room > 0 and self.snd_nxt == self.snd_max and self._has_unsent()
-            nxt = self._sb.next_seg(self.snd_una, self.snd_nxt, self._high_rxt, mss, can_new)
+            if self._rack_on:
+                # RACK (RFC 8985): retransmit what it marked lost, lowest first, then new
+                # data (Linux tcp_xmit_retransmit_queue; no RFC 6675 rule 3).
+                # With GSO a lost range goes out as one super-segment, as far as cwnd allows
+                # (Linux retransmits a lost skb of several segments at once).
+                maxp = self.config.max_segment_payload
+                cap = mss
+                if maxp > mss:
+                    cap = max(mss, min(maxp - maxp % mss,
+                                       (self._cc.cwnd - self._pipe()) // mss * mss))
+                lost = self._rack.next_lost(cap)
+                nxt = (lost[0], lost[1], True) if lost is not None else (
+                    (self.snd_nxt, mss, False) if can_new else None)
+            else:
+                nxt = self._sb.next_seg(self.snd_una, self.snd_nxt, self._high_rxt, mss,
+                                        can_new)
             if nxt is None:
                 return
             seq, length, is_rtx = nxt
@@ -391,13 +421,23 @@ class ConnectionOutput:
         the buffer (PSH, FIN, Nagle, SWS) is left to the general loop. True if it sent."""
         buffered = len(self._sendbuf)
         off = seq_sub(self.snd_nxt, self._buf_seq)
-        if off < 0 or buffered - off <= mss:
+        rem = buffered - off
+        if off < 0 or rem <= mss:
             return False
-        allowed = min(buffered - off - 1,
-                      seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt),
-                      self._cc.cwnd - seq_sub(self.snd_nxt, self.snd_una)
-                      + (self._dupacks * mss if 0 < self._dupacks < 3 else 0))
+        wnd_room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
+        cc_room = (self._cc.cwnd - seq_sub(self.snd_nxt, self.snd_una)
+                   + (self._dupacks * mss if 0 < self._dupacks < 3 else 0))
+        allowed = min(rem - 1, wnd_room, cc_room)
         size = maxp - maxp % mss if maxp > mss else mss
+        tail = False
+        if (size > mss and not self._fin_queued and rem <= wnd_room and rem <= cc_room
+                and (rem % mss == 0 or self.nodelay
+                     or not (seq_gt(self._snd_sml, self.snd_una)
+                             and seq_le(self._snd_sml, self.snd_nxt)))):
+            # A GSO super-segment may end with the tail of the write (Nagle allowing): one
+            # packet carrying PSH on its last byte, as Linux sends a write that fits cwnd.
+            allowed = rem
+            tail = True
         if allowed < mss:
             return False
         self._send_data_segment_prelude(now)
@@ -413,11 +453,24 @@ class ConnectionOutput:
         gso_flags = ACK | PSH if self.config.psh_each_gso and not self._in_recovery else ACK
         while allowed - sent >= mss:
             n = size if allowed - sent >= size else (allowed - sent) // mss * mss
-            out.append(Segment(seq, rcv_nxt, gso_flags if n > mss else ACK, wnd,
-                               read(off + sent, n), opts, 0, gso if n > mss else 0))
+            flags = gso_flags if n > mss else ACK
+            if tail and allowed - sent - n < mss and allowed - sent <= size:
+                n = allowed - sent  # the last piece takes the tail, with PSH (MUST-61)
+                flags = ACK | PSH
+            out.append(Segment(seq, rcv_nxt, flags, wnd, read(off + sent, n), opts, 0,
+                               gso if n > mss else 0))
             sent += n
             seq = (seq + n) & MASK
+        if tail and sent < allowed:
+            n = allowed - sent
+            out.append(Segment(seq, rcv_nxt, ACK | PSH, wnd, read(off + sent, n), opts, 0, 0))
+            sent += n
+            seq = (seq + n) & MASK
+        if tail and allowed % mss:
+            self._snd_sml = seq  # (Minshall: a small segment went out)
         self.snd_nxt = self.snd_max = seq
+        if self._rack_on:
+            self._rack.on_send(start, seq, now, False)
         if self._rtt_seq is None and not self.ts_ok:
             self._rtt_seq = seq_add(start, min(size, sent))
             self._rtt_time = now
@@ -466,6 +519,10 @@ class ConnectionOutput:
         self._emit(Segment(seq, self.rcv_nxt, flags, wnd, payload, opts, urg, gso))
         end = seq_add(seq, n + (1 if flags & FIN else 0))
         self.snd_nxt = end
+        if self._rack_on:
+            self._rack.on_send(seq, end, now, retrans)
+        if self._in_recovery:
+            self._prr.on_sent(seq_sub(end, seq))
         if seq_gt(end, self.snd_max):
             if retrans:
                 self.retransmits += 1
@@ -494,7 +551,8 @@ class ConnectionOutput:
         buffered = len(self._sendbuf)
         if off < 0 or off > buffered:
             return 0
-        n = min(buffered - off, length if length > 0 else self.snd_mss, self.snd_mss)
+        most = max(self.snd_mss, self.config.max_segment_payload)
+        n = min(buffered - off, length if length > 0 else self.snd_mss, most)
         payload = self._sendbuf.read(off, n)
         flags = ACK
         if off + n == buffered:

@@ -14,7 +14,9 @@ A mixin: ``Connection`` inherits it; the attributes below are created by
 from __future__ import annotations
 
 from pytcp.tcp.events import Event, SendSpaceAvailable
-from pytcp.tcp.output import ConnectionOutput
+from pytcp.tcp.output import OUTPUT_STATES, ConnectionOutput
+from pytcp.tcp.rack import pto
+from pytcp.tcp.sackboard import Scoreboard
 from pytcp.tcp.segment import Segment
 from pytcp.tcp.seq import MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from pytcp.wire.tcp import TcpOptions
@@ -30,6 +32,11 @@ class ConnectionRecovery(ConnectionOutput):
     _recover: int
     _rto_repeated: bool
     _undo: tuple[int, int, int, int, bool] | None
+    _tlp_high: int | None
+    _tlp_rtx: bool
+    tlp_probes: int
+    tlp_recoveries: int
+    _in_loss = False               # after an RTO, until the recovery point is acknowledged
 
     def _ack_advance(self, now: float, seg: Segment, ack: int, acked: int) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: new data acknowledged."""
@@ -56,6 +63,11 @@ class ConnectionRecovery(ConnectionOutput):
             self.snd_nxt = ack
         if self._snd_up is not None and seq_ge(ack, self._snd_up):
             self._snd_up = None  # the urgent data was received
+        if self._rack_on:
+            self._rack.on_ack(now, ack)
+            self._rack.round_passed(ack)
+        if self._in_loss and seq_ge(ack, self._recover):
+            self._in_loss = False
         # RFC 6298 5.2/5.3: timer off when all is acknowledged, else restart it.
         if self.snd_una == self.snd_max:
             self._rto_at = None
@@ -68,6 +80,8 @@ class ConnectionRecovery(ConnectionOutput):
                 self._dupacks = 0
                 self._rexmit_out = 0
                 self._cc.on_recovery_exit(now)
+                self._prr.stop()
+                self._rack.on_recovery_exit()
             elif not self.sack_ok:
                 # RFC 6582 3.2 step 5: partial ACK: retransmit the next hole at once.
                 self._dupacks = max(0, self._dupacks - max(0, acked // self.snd_mss - 1))
@@ -80,6 +94,9 @@ class ConnectionRecovery(ConnectionOutput):
         if self._want_space and self._sendbuf.free > 0 and not self._fin_queued:
             self._want_space = False
             self._events.append(SendSpaceAvailable())
+        # RFC 8985 7.2: an ACK of new data (re)schedules the probe timeout (Linux
+        # tcp_set_xmit_timer: TLP if allowed, else the RTO armed above).
+        self._schedule_tlp(now, advancing=True)
 
     def _eifel(self, seg: Segment) -> None:
         """RFC 3522 Eifel detection on the first ACK that advances SND.UNA after a fast
@@ -100,6 +117,8 @@ class ConnectionRecovery(ConnectionOutput):
         self._cc.cwnd = max(self._cc.cwnd, cwnd)
         self._cc.ssthresh = max(self._cc.ssthresh, ssthresh)
         self._in_recovery = False
+        self._in_loss = False
+        self._prr.stop()
         self._dupacks = 0
         self._rexmit_out = 0
         if was_rto and seq_lt(self.snd_nxt, self.snd_max):
@@ -115,19 +134,146 @@ class ConnectionRecovery(ConnectionOutput):
             self.sack_ok and self._sb.is_lost(self.snd_una, self.snd_mss))
         # RFC 6582 3.2 step 1 / RFC 6675 5: not again for the same window of data.
         if trigger and seq_gt(self.snd_una, self._recover):
-            flight = seq_sub(self.snd_max, self.snd_una)
-            if self.ts_ok:
-                self._undo = (self._cc.cwnd, self._cc.ssthresh, self._ts_val(now),
-                              self.retransmits, False)
-            self._cc.on_congestion(now, flight)
-            self._in_recovery = True
-            self._recover = self.snd_max
-            self._high_rxt = self.snd_una
-            self._rexmit_out = 0
+            self._enter_recovery(now)
             # RFC 6675 5 step 4.3 / RFC 5681 3.2: retransmit the first unacknowledged segment.
             n = self._retransmit_at(now, self.snd_una)
             self._high_rxt = seq_add(self.snd_una, n)
             self._arm_rto(now)
+
+    def _enter_recovery(self, now: float) -> None:
+        """Loss detected (DupThresh, RFC 6675 IsLost, or RACK): fast recovery starts. The
+        congestion controller sets ssthresh (RFC 5681 eqn. 4 / RFC 9438 4.6); with SACK, PRR
+        (RFC 9937) then paces cwnd from FlightSize down to ssthresh; a tail loss probe in
+        flight is forgotten (Linux tcp_init_cwnd_reduction). FlightSize here is at most cwnd:
+        data sent beyond cwnd because SACKed segments left the pipe (or by limited transmit,
+        RFC 3042) does not raise ssthresh (RFC 5681 3.2: "no more than" eqn. 4; Linux bases
+        it on cwnd)."""
+        flight = min(seq_sub(self.snd_max, self.snd_una), max(self._cc.cwnd, self.snd_mss))
+        if self.ts_ok:
+            self._undo = (self._cc.cwnd, self._cc.ssthresh, self._ts_val(now),
+                          self.retransmits, False)
+        self._cc.on_congestion(now, flight)
+        self._in_recovery = True
+        self._recover = self.snd_max
+        self._high_rxt = self.snd_una
+        self._rexmit_out = 0
+        self._tlp_at = None
+        self._tlp_high = None
+        if self.config.prr and self.sack_ok:
+            self._prr.start(self._cc.ssthresh, flight, self.snd_mss)
+
+    def _sack_ack(self, now: float, seg: Segment, acked: int, newly: int,
+                  sacked_before: int) -> None:
+        """With SACK, after the scoreboard took this ACK's blocks: RACK (RFC 8985 6.2) marks
+        losses and may start recovery; D-SACKs widen its reordering window; the tail loss
+        probe's outcome is judged (7.4); PRR (RFC 9937) sets cwnd for this ACK."""
+        blocks = seg.options.sack_blocks
+        dsack = bool(blocks) and Scoreboard.dsack(list(blocks), seg.ack) is not None
+        lost = 0
+        if self._rack_on:
+            rack = self._rack
+            if dsack:
+                rack.on_dsack(self.snd_nxt)
+            if newly:
+                rack.on_ack(now, self.snd_una, self._sb.ranges())
+            if newly and acked == 0:
+                self._dupacks += 1  # (limited transmit, RFC 3042)
+            self._tlp_ack(now, seg.ack, acked, newly, dsack)
+            if self._sb or self._in_recovery or self._in_loss:
+                lost = rack.detect_loss(now, self._rtt.srtt, self._in_recovery, self.snd_mss)
+                self._reo_at = now + rack.reo_timeout if rack.reo_timeout is not None else None
+            if (lost and not self._in_recovery and not self._in_loss
+                    and seq_ge(self.snd_una, self._recover)
+                    and self.state in OUTPUT_STATES):
+                # RFC 8985 6.2 step 5 -> RFC 6675 recovery with RACK's losses (Linux:
+                # tcp_time_to_recover when lost_out > 0).
+                self._enter_recovery(now)
+                self._arm_rto(now)
+        elif acked == 0 and newly > 0 and self.snd_max != self.snd_una:
+            self._on_dupack(now)
+        if self._in_recovery and self._prr.active:
+            delivered = acked + self._sb.sacked_bytes - sacked_before
+            cwnd = self._prr.on_ack(delivered, self._pipe(), acked > 0 and lost == 0)
+            if cwnd is not None:
+                self._cc.cwnd = cwnd
+
+    def _tlp_ack(self, now: float, ack: int, acked: int, newly: int, dsack: bool) -> None:
+        """RFC 8985 7.4 (as Linux tcp_process_tlp_ack): once the probe is acknowledged, a
+        probe of new data needs nothing; a retransmitted probe answered by a D-SACK was
+        spurious; an ACK beyond it means the probe repaired a loss: reduce cwnd as fast
+        recovery would (7.4.2), without entering recovery."""
+        high = self._tlp_high
+        if high is None or seq_lt(ack, high):
+            return
+        if not self._tlp_rtx or dsack:
+            self._tlp_high = None
+        elif seq_gt(ack, high):
+            self._tlp_high = None
+            self.tlp_recoveries += 1
+            self._cc.on_congestion(now, self._cc.cwnd)
+            self._cc.on_recovery_exit(now)
+        elif acked == 0 and newly == 0:
+            self._tlp_high = None  # a pure duplicate ACK: the original and the probe arrived
+
+    def _schedule_tlp(self, now: float, advancing: bool) -> None:
+        """RFC 8985 7.2 (Linux tcp_schedule_loss_probe): with SACK and RACK, outside recovery
+        and loss, arm the probe timeout PTO while data is outstanding, never later than the
+        RTO (``advancing``: the RTO was just restarted, so the cap is a whole RTO)."""
+        if (not self._rack_on or not self.config.tlp or self._in_recovery or self._in_loss
+                or self.snd_una == self.snd_max or self.state not in OUTPUT_STATES
+                or self._rto_at is None):
+            self._tlp_at = None
+            return
+        mss = self.snd_mss
+        segs = -(-seq_sub(self.snd_max, self.snd_una) // mss)
+        cap = self._rtt.rto if advancing else max(self._rto_at - now, 0.0)
+        self._tlp_at = now + pto(self._rtt.srtt, segs, cap, self.config.initial_rto)
+
+    def _on_tlp(self, now: float) -> None:
+        """RFC 8985 7.3: the probe timeout expired: send one segment of new data if the peer's
+        window allows, else retransmit the last segment sent; then the RTO restarts. At most
+        one probe is outstanding (TLPRxtOut)."""
+        if (self.state not in OUTPUT_STATES or self.snd_una == self.snd_max
+                or self._in_recovery or self._in_loss):
+            return
+        if self._tlp_high is not None:
+            return
+        mss = self.snd_mss
+        before = self.snd_max
+        if self.snd_nxt == self.snd_max and self._has_unsent():
+            unsent = seq_sub(seq_add(self._buf_seq, len(self._sendbuf)), self.snd_nxt)
+            room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
+            if unsent <= 0 or room >= min(unsent, mss):
+                self._send_data(now, force=True)
+        if self.snd_max == before:
+            rng = self._rack.last_range(mss)
+            if rng is None or self._retransmit_at(now, rng[0], rng[1]) <= 0:
+                return
+            self._tlp_rtx = True
+        else:
+            self._tlp_rtx = False
+        self._tlp_high = self.snd_max
+        self.tlp_probes += 1
+        self._arm_rto(now)  # Linux: "restart timer from now" after a probe
+
+    def _on_reo_timeout(self, now: float) -> None:
+        """RFC 8985 6.3: the reordering timer: detect losses again; if some are found, start
+        recovery (PRR counts it as one delivered segment, as Linux) and retransmit."""
+        if (not self._rack_on or self.state not in OUTPUT_STATES
+                or self.snd_una == self.snd_max):
+            return
+        rack = self._rack
+        lost = rack.detect_loss(now, self._rtt.srtt, self._in_recovery, self.snd_mss)
+        self._reo_at = now + rack.reo_timeout if rack.reo_timeout is not None else None
+        if not lost:
+            return
+        if not self._in_recovery and not self._in_loss:
+            self._enter_recovery(now)
+            if self._prr.active:
+                cwnd = self._prr.on_ack(self.snd_mss, self._pipe(), False)
+                if cwnd is not None:
+                    self._cc.cwnd = cwnd
+        self._arm_rto(now)
 
     def _rtt_sample(self, now: float, opts: TcpOptions, ack: int) -> float | None:
         """RTT measurement: RFC 7323 4 (TSecr) when timestamps are on, else RFC 6298 with

@@ -28,7 +28,7 @@ def transfer(net, data: bytes, max_rounds: int = 3000, step: float = 0.05) -> No
 
 
 def test_rto_retransmits_with_backoff_then_times_out() -> None:
-    c = established_server(cfg(retries2=4))
+    c = established_server(cfg(retries2=4, tlp=False))  # (no tail loss probe before the RTO)
     c.send(1.0, b"q" * 100)
     [d] = c.pending_output()
     times = []
@@ -252,7 +252,7 @@ def test_random_segments_never_raise() -> None:
 
 
 def test_application_sets_r2_per_connection() -> None:
-    c = established_server(cfg(retries2=15))
+    c = established_server(cfg(retries2=15, tlp=False))
     c.set_retries(retries2=1)  # MUST-21
     c.send(1.0, b"q")
     c.pending_output()
@@ -478,7 +478,7 @@ def test_eifel_keeps_the_reduction_after_a_real_loss() -> None:
 
 
 def test_eifel_after_spurious_rto_resumes_new_data() -> None:
-    c = established_server()
+    c = established_server(cfg(tlp=False))
     c.send(1.0, b"e" * 4 * 1448)
     out = c.pending_output()
     first, ts0 = out[0].seq, out[0].options.timestamp[0]  # type: ignore[index]
