@@ -431,6 +431,7 @@ class ConnectionOutput:
         size = maxp - maxp % mss if maxp > mss else mss
         tail = False
         if (size > mss and not self._fin_queued and rem <= wnd_room and rem <= cc_room
+                and not (self.cork or self._more)
                 and (rem % mss == 0 or self.nodelay
                      or not (seq_gt(self._snd_sml, self.snd_una)
                              and seq_le(self._snd_sml, self.snd_nxt)))):
