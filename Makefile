@@ -5,7 +5,7 @@ APT_PKGS_TEST := curl tshark wrk iputils-ping iproute2
 PYTEST_ARGS ?=
 PYTCP_ARGS ?=
 
-.PHONY: install install-test up test test-e2e test-fast bench clean
+.PHONY: install install-test up test test-e2e test-fast bench fuzz clean
 
 # Stamps: pip runs again only when what an install is built from changed since.
 INSTALL_STAMP := .make-install.stamp
@@ -37,7 +37,7 @@ install-test: install
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 	@if [ -f $(INSTALL_TEST_STAMP) ] && [ $(INSTALL_TEST_STAMP) -nt pyproject.toml ] \
-	    && $(PYTHON) -c "import pytest, hypothesis, scapy, pytest_timeout" 2>/dev/null; then \
+	    && $(PYTHON) -c "import pytest, hypothesis, scapy, pytest_timeout, atheris" 2>/dev/null; then \
 	  echo "test dependencies are installed and current"; \
 	else \
 	  $(PIP) install -q -e '.[test]' && touch $(INSTALL_TEST_STAMP); \
@@ -59,9 +59,15 @@ test-fast: install-test
 test-e2e: install-test
 	$(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
+# Long coverage-guided fuzzing runs (atheris): FUZZ_SECONDS per target, corpus in .fuzz/.
+# `make test` runs each target for a few seconds (tests/fuzz).
+FUZZ_SECONDS ?= 600
+fuzz: install-test
+	$(PYTHON) tools/fuzz.py --seconds $(FUZZ_SECONDS)
+
 bench: install-test
 	$(PYTHON) tools/bench_checksum.py
 	$(PYTHON) tools/bench.py
 
 clean:
-	rm -rf build *.egg-info pytcp/_native*.so .pytest_cache .hypothesis $(INSTALL_STAMP) $(INSTALL_TEST_STAMP)
+	rm -rf build *.egg-info pytcp/_native*.so .pytest_cache .hypothesis .fuzz $(INSTALL_STAMP) $(INSTALL_TEST_STAMP)

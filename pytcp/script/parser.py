@@ -722,7 +722,7 @@ def parse_syscall(timing: Timing, rest: str, path: str, lineno: int, text: str) 
     if not r:
         raise ScriptSyntaxError(path, lineno, f"{name}(): expected '= VALUE [ERRNO]' after "
                                 f"the arguments, got {rest[close + 1:].strip()[:40]!r}")
-    ret, err, note = int(r.group(1), 0), r.group(2), r.group(3) or ""
+    ret, err, note = _int(r.group(1), path, lineno, "return value"), r.group(2), r.group(3) or ""
     if ret != -1 and err is not None:
         raise ScriptSyntaxError(path, lineno, "an errno name goes only with '= -1'")
     return SyscallLine(lineno, timing, name, split_args(argtext, path, lineno), ret, err,

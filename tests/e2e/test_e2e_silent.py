@@ -60,6 +60,7 @@ def test_silent_zero_window_peer_is_gone_within_the_bound(
                               want=lambda t: bool(int(t.flags) & RST))
         elapsed = time.monotonic() - t0
         assert rst is not None, "the silent peer was not dropped"
+        print(f"silent zero-window peer on port {dport}: RST after {elapsed:.2f} s")
         assert TIMEOUT * 0.75 <= elapsed <= TIMEOUT + 6.0, elapsed
         # The response never went out (window 0): only zero-window probes, SEQ = SND.UNA - 1.
         from_stack = [p for p in peer.seen if p.haslayer("TCP") and p["TCP"].sport == dport
@@ -129,11 +130,14 @@ def test_slowloris_does_not_stop_a_normal_client(
         assert res.returncode == 0, res.stderr.decode()
         assert sha256(res.stdout) == sha256(e2e_data.small["/s/07.bin"])
         assert took < 2.0, f"a normal request took {took:.2f} s during the slowloris"
+        print(f"slowloris ({SLOW_CLIENTS} clients): curl of a small file took {took:.3f} s")
         big = curl(netns, "-o", "-", f"http://{STACK_ADDR}/big", timeout=60)
         assert big.returncode == 0 and sha256(big.stdout) == file_sha256(e2e_data.root / "big")
         worker.join(REQUEST_TIMEOUT + 15.0)
         assert not worker.is_alive(), "slow clients still connected after the request timeout"
         assert len(ended) == SLOW_CLIENTS
+        print(f"slowloris: slow clients cut off after {min(ended.values()):.2f}.."
+              f"{max(ended.values()):.2f} s (request timeout {REQUEST_TIMEOUT} s)")
         for n in range(SLOW_CLIENTS):
             assert answers.get(n, b"").startswith(b"HTTP/1.1 408 "), answers.get(n, b"")[:80]
             assert ended[n] <= REQUEST_TIMEOUT + 6.0, ended[n]
