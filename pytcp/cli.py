@@ -104,6 +104,16 @@ def _timeout(text: str) -> float:
     return value
 
 
+def _txqueuelen(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid txqueuelen {text!r}: expected an integer")
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"invalid txqueuelen {value}: 1..1000000")
+    return value
+
+
 def _ifname(text: str) -> str:
     if (not text or len(text.encode()) >= IFNAMSIZ or "/" in text or ":" in text
             or text in (".", "..") or any(c.isspace() for c in text)):
@@ -132,6 +142,9 @@ def _add_link_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--offload", action="store_true",
                    help="TUN checksum/TSO offloads: the kernel and pytcp exchange TCP "
                         "super-segments of up to 64 KB (much faster)")
+    g.add_argument("--txqueuelen", type=_txqueuelen, metavar="N",
+                   help="length of the kernel's packet queue towards pytcp (default: room "
+                        "for four full receive windows, at least 1000)")
     g.add_argument("--profile", choices=("linux", "rfc"), default="linux",
                    help="TCP defaults: Linux-like (default) or the RFCs' numbers")
     g.add_argument("--cc", choices=("cubic", "newreno"), default=None,
@@ -198,6 +211,7 @@ class LinkOptions:
     impair: Any | None  # pytcp.link.impair.ImpairSpec
     seed: int | None
     offload: bool = False
+    txqueuelen: int | None = None  # None: txqueuelen_for(the receive window, MTU)
     profile: str = "linux"
     cc: str | None = None
     services: dict[str, int] = field(default_factory=dict)
@@ -249,7 +263,8 @@ def check_link_args(args: argparse.Namespace) -> LinkOptions:
             raise UsageError(f"invalid --pcap {args.pcap!r}: no such directory "
                              f"{str(pcap.absolute().parent)!r}")
     return LinkOptions(args.ifname, host, addr, args.mtu, pcap, impair, args.seed,
-                       offload=args.offload, profile=args.profile, cc=args.cc)
+                       offload=args.offload, profile=args.profile, cc=args.cc,
+                       txqueuelen=args.txqueuelen)
 
 
 def check_up_args(args: argparse.Namespace) -> LinkOptions:
@@ -335,11 +350,16 @@ def open_link(opts: LinkOptions) -> Any:
     and refuses to start inside a running one.
     """
     from pytcp.link import LinkError
-    from pytcp.link.tun import TunLink
+    from pytcp.link.tun import TunLink, txqueuelen_for
 
+    # Issue 7: the kernel's queue towards pytcp must hold what our advertised window lets
+    # the kernel send at once, or a bulk transfer loses packets on a lossless link.
+    qlen = opts.txqueuelen
+    if qlen is None:
+        qlen = txqueuelen_for(tcp_config(opts).recv_buffer, opts.mtu)
     try:
         return TunLink.open(opts.ifname, host_addr=str(opts.host), mtu=opts.mtu,
-                            offload=opts.offload)
+                            offload=opts.offload, txqueuelen=qlen)
     except LinkError as exc:
         raise UsageError(str(exc)) from None
 
@@ -401,6 +421,13 @@ async def stack_up(opts: LinkOptions, link: Any) -> AsyncIterator[Any]:
 
 # --- pytcp up --------------------------------------------------------------------------------
 
+def _tun_stats(link: Any) -> dict[str, int]:
+    """The kernel's counters of the TUN (``tx_dropped``: packets for pytcp that found its
+    queue full) and its txqueuelen; empty for links without them."""
+    stats = getattr(link, "kernel_stats", None)
+    return dict(stats()) if stats is not None else {}
+
+
 def _services(opts: LinkOptions, runtime: Any) -> dict[str, Service]:
     from pytcp.apps.discard import serve_discard
     from pytcp.apps.echo import serve_echo
@@ -411,7 +438,7 @@ def _services(opts: LinkOptions, runtime: Any) -> dict[str, Service]:
         return stack_status(runtime.stack, interface=opts.ifname, services=opts.services,
                             runtime=runtime.stats(), profile=opts.profile,
                             cc=runtime.stack.tcp_config.congestion,
-                            host_addr=str(opts.host))
+                            host_addr=str(opts.host), tun=_tun_stats(runtime.link))
 
     from pytcp.apps import discard, echo, http_server
 
@@ -625,6 +652,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(run_up(opts, link))
             return asyncio.run(run_get(opts, link, args.url, args.output, args.timeout))
         finally:
+            tun = _tun_stats(link) if log.isEnabledFor(logging.INFO) else {}
+            if tun:
+                log.info("%s: kernel tx_packets=%d tx_dropped=%d txqueuelen=%d", opts.ifname,
+                         tun.get("tx_packets", 0), tun.get("tx_dropped", 0),
+                         tun.get("txqueuelen", 0))
             link.close()  # removes the interface
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)

@@ -150,6 +150,20 @@ def _have_net_admin() -> bool:
     return os.geteuid() == 0
 
 
+_STATS_KEYS = frozenset(("rx_packets", "tx_packets", "rx_dropped", "tx_dropped", "rx_errors",
+                         "tx_errors"))
+KERNEL_TXQUEUELEN = 500  # the kernel's default for a TUN device (too short for our window)
+
+
+def txqueuelen_for(window: int, mtu: int, flows: int = 4) -> int:
+    """The TUN queue length (packets) that holds ``flows`` whole receive windows of
+    ``window`` bytes in MTU-sized segments (with timestamps: MTU - 52 bytes of payload), plus
+    room for ACKs: the kernel may send a full window while pytcp is busy, and whatever does not
+    fit the queue is dropped (``tx_dropped``) before pytcp could read it. At least 1000."""
+    per_packet = max(1, mtu - 52)
+    return max(1000, flows * -(-window // per_packet) + 64)
+
+
 def _netlink(fn: Callable[[], T]) -> T:
     """Run ``fn`` (pyroute2 work) here, or in a short-lived thread when this thread runs an
     asyncio loop: pyroute2 0.9's ``IPRoute`` runs its own loop and fails inside a running one."""
@@ -179,11 +193,13 @@ class TunLink:
     """A configured TUN interface. Use :meth:`open`; ``close()`` removes the interface."""
 
     def __init__(self, fd: int, ifname: str, host: ipaddress.IPv4Interface, mtu: int,
-                 index: int | None, vnet_hdr: bool = False) -> None:
+                 index: int | None, vnet_hdr: bool = False,
+                 txqueuelen: int | None = None) -> None:
         self._fd: int | None = fd
         self.ifname = ifname
         self.host = host
         self.mtu = mtu
+        self.txqueuelen = txqueuelen  # None: the kernel's default
         self.index = index
         self.vnet_hdr = vnet_hdr  # IFF_VNET_HDR with checksum + TSO4 offloads
         # tx_dropped: the kernel queue was full (EAGAIN); tx_errors: the kernel refused it.
@@ -193,10 +209,15 @@ class TunLink:
 
     @classmethod
     def open(cls, ifname: str = "pytcp0", host_addr: str = "10.77.0.1/24",
-             mtu: int = 1500, *, offload: bool = False) -> TunLink:
+             mtu: int = 1500, *, offload: bool = False,
+             txqueuelen: int | None = None) -> TunLink:
         """Create the TUN interface ``ifname``, give the kernel side ``host_addr``, set
         ``mtu`` and bring it up. Raise :class:`LinkError` with a clear message on failure.
-        ``offload=True``: virtio-net header with checksum and TSO4 offloads (see module)."""
+        ``offload=True``: virtio-net header with checksum and TSO4 offloads (see module).
+        ``txqueuelen``: the length of the kernel's queue of packets for pytcp (the TUN's
+        transmit queue; default: the kernel's, 500); see :func:`txqueuelen_for`."""
+        if txqueuelen is not None and not 1 <= txqueuelen <= 1_000_000:
+            raise LinkError(f"invalid txqueuelen {txqueuelen}: 1..1000000")
         if not ifname or len(ifname.encode()) >= IFNAMSIZ or "/" in ifname or \
                 any(c.isspace() for c in ifname):
             raise LinkError(f"invalid interface name {ifname!r}: 1-15 characters, no '/' or spaces")
@@ -224,7 +245,7 @@ class TunLink:
         except BaseException:
             os.close(fd)
             raise
-        link = cls(fd, ifname, host, mtu, None, offload)
+        link = cls(fd, ifname, host, mtu, None, offload, txqueuelen)
 
         def configure() -> None:
             with IPRoute() as ipr:
@@ -233,6 +254,8 @@ class TunLink:
                     raise LinkError(f"TUN interface {ifname!r} vanished right after creation")
                 link.index = idx = found[0]
                 ipr.link("set", index=idx, mtu=mtu)
+                if txqueuelen is not None:
+                    ipr.link("set", index=idx, txqlen=txqueuelen)
                 ipr.addr("add", index=idx, address=str(host.ip),
                          prefixlen=host.network.prefixlen)
                 ipr.link("set", index=idx, state="up")
@@ -371,6 +394,29 @@ class TunLink:
             vnet = self._vnet_header
             return write_packets(fd, [vnet(p) for p in packets], self.stats, os.writev)
         return write_packets(fd, packets, self.stats)
+
+    def kernel_stats(self) -> dict[str, int]:
+        """The kernel's counters of the interface (netlink IFLA_STATS64) and its txqueuelen:
+        ``tx_packets``/``tx_dropped`` are packets towards pytcp and those the queue had no
+        room for; ``rx_*`` are pytcp's packets. Empty when unavailable (closed)."""
+        if self.index is None or self._fd is None:
+            return {}
+        index = self.index
+
+        def query() -> dict[str, int]:
+            from pyroute2 import IPRoute
+
+            with IPRoute() as ipr:
+                msg = ipr.get_links(index)[0]
+                stats = msg.get_attr("IFLA_STATS64") or {}
+                out = {k: int(v) for k, v in dict(stats).items() if k in _STATS_KEYS}
+                out["txqueuelen"] = int(msg.get_attr("IFLA_TXQLEN") or 0)
+                return out
+
+        try:
+            return _netlink(query)
+        except Exception:  # noqa: BLE001 - statistics only; never fail the caller
+            return {}
 
     def close(self) -> None:
         """Close the descriptor, which destroys the (non-persistent) interface; if it is

@@ -49,7 +49,7 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     out, _ = capsys.readouterr()
     for flag in ("--ifname", "--host-addr", "--addr", "--mtu", "--http", "--root", "--echo",
                  "--discard", "--pcap", "--impair", "--seed", "--offload", "--profile", "--cc",
-                 "--idle-timeout", "--request-timeout", "--send-timeout", "-v"):
+                 "--idle-timeout", "--request-timeout", "--send-timeout", "--txqueuelen", "-v"):
         assert flag in out
 
 
@@ -62,6 +62,8 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     (["up", "--echo", "seven"], "invalid port 'seven'"),
     (["up", "--mtu", "67"], "invalid MTU"),
     (["up", "--mtu", "1e3"], "invalid MTU"),
+    (["up", "--txqueuelen", "0"], "invalid txqueuelen 0"),
+    (["get", "http://10.77.0.1/", "--txqueuelen", "many"], "invalid txqueuelen 'many'"),
     (["up", "--seed", "abc"], "invalid seed"),
     (["up", "--ifname", "x" * 16], "invalid interface name"),
     (["up", "--ifname", "a/b"], "invalid interface name"),

@@ -313,3 +313,24 @@ def test_kernel_tcp_echo_with_and_without_offloads(netns: str, offload: bool) ->
         assert r["maxlen"] > 1500 and r["link"]["rx_gso"] > 0 and r["link"]["tx_gso"] > 0
     else:
         assert r["maxlen"] <= 1500 and "tx_gso" not in r["link"]
+
+
+def test_txqueuelen_is_set_and_kernel_stats_read(netns: str) -> None:
+    r = run_in(netns, """
+        from pytcp.link.tun import TunLink
+        link = TunLink.open("pytcpt0", host_addr="10.77.0.1/24", txqueuelen=2964)
+        result["stats"] = link.kernel_stats()
+        link.close()
+        result["closed"] = link.kernel_stats()
+    """)
+    assert r["stats"]["txqueuelen"] == 2964
+    assert r["stats"]["tx_dropped"] == 0 and "tx_packets" in r["stats"]
+    assert r["closed"] == {}
+
+
+def test_txqueuelen_for_holds_four_windows() -> None:
+    from pytcp.link.tun import txqueuelen_for
+
+    assert txqueuelen_for(1 << 20, 1500) == 4 * 725 + 64  # 1 MiB in 1448-byte segments
+    assert txqueuelen_for(64 * 1024, 1500) == 1000  # never below 1000
+    assert txqueuelen_for(1 << 20, 9000) == 1000
