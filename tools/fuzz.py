@@ -13,6 +13,7 @@ crash found becomes a regression test in tests/fuzz/test_fuzz_regressions.py.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", type=Path, default=REPO / ".fuzz",
                    help="corpus and crash directory (default .fuzz)")
     args = p.parse_args(argv)
+    logging.disable(logging.CRITICAL)  # seed generation: "possible SYN flooding" and the like
     try:
         import atheris  # noqa: F401
     except ImportError:
