@@ -223,6 +223,9 @@ def tcp_info_fields(handle: Any, now: float) -> dict[str, int]:
         "tcpi_bytes_sent": info.bytes_out,
         "tcpi_bytes_acked": max(0, info.bytes_out - in_flight),
     }
+    sb = getattr(conn, "_sb", None)
+    if sb is not None and hasattr(sb, "sacked_bytes"):
+        fields["tcpi_sacked"] = -(-int(sb.sacked_bytes) // mss)  # segments SACKed, not acked
     last_rx = getattr(conn, "_last_rx", None)
     if isinstance(last_rx, (int, float)):
         fields["tcpi_last_data_recv"] = max(0, round((now - last_rx) * 1000))
@@ -639,9 +642,12 @@ class SocketTable:
                 raise SyscallMismatch(f"TCP_INFO {k} is {fields[k]}, the script expects {v}")
         return (0, None)
 
-    def _write(self, now: float, s: Sock, n: int, flags: str) -> Outcome | _Blocked:
+    def _write(self, now: float, s: Sock, n: int, flags: str,
+               null_buf: bool = False) -> Outcome | _Blocked:
         if s.handle is None:
             return _err("EPIPE") if s.listener is None else _err("ENOTCONN")
+        if null_buf and n > 0 and not self._conn_pending(s):
+            return _err("EFAULT")  # Linux: nothing could be copied from a NULL buffer
         urgent = "MSG_OOB" in flags  # RFC 9293 3.8.5: urgent data (MUST-30, MUST-62)
         nonblocking = s.nonblocking or "MSG_DONTWAIT" in flags
         st = state_of(s.handle)
@@ -696,16 +702,20 @@ class SocketTable:
         return (s.pending_written, None)
 
     def sys_write(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
-        return self._write(now, self._sock(args[0]), _int_arg(args[2]), "")
+        return self._write(now, self._sock(args[0]), _int_arg(args[2]), "",
+                           args[1].strip() == "NULL")
 
     def sys_send(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
         return self._write(now, self._sock(args[0]), _int_arg(args[2]),
-                           args[3] if len(args) > 3 else "")
+                           args[3] if len(args) > 3 else "", args[1].strip() == "NULL")
 
-    def _read(self, now: float, s: Sock, n: int, flags: int = 0) -> Outcome | _Blocked:
+    def _read(self, now: float, s: Sock, n: int, flags: int = 0,
+              null_buf: bool = False) -> Outcome | _Blocked:
         if s.handle is None:
             return _err("ENOTCONN")
         st = state_of(s.handle)
+        if null_buf and n > 0 and int(s.handle.conn.bytes_readable):
+            return _err("EFAULT")  # Linux: the data cannot be copied to a NULL buffer
         peek = bool(flags & MSG_PEEK)
         nonblocking = s.nonblocking or bool(flags & MSG_DONTWAIT)
         if peek:
@@ -736,7 +746,8 @@ class SocketTable:
         return _err("EAGAIN") if nonblocking else BLOCKED
 
     def sys_read(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
-        return self._read(now, self._sock(args[0]), _int_arg(args[2]))
+        return self._read(now, self._sock(args[0]), _int_arg(args[2]), 0,
+                          args[1].strip() == "NULL")
 
     def sys_recv(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
         flags = _flags(args[3]) if len(args) > 3 else 0
@@ -744,7 +755,8 @@ class SocketTable:
             raise SyscallError("recv(..., MSG_OOB) is not supported: urgent data stays inline "
                                "(RFC 6093); read it with read()/recv() and check "
                                "PYTCP_URGENT_PENDING")
-        return self._read(now, self._sock(args[0]), _int_arg(args[2]), flags)
+        return self._read(now, self._sock(args[0]), _int_arg(args[2]), flags,
+                          args[1].strip() == "NULL")
 
     def sys_recvfrom(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
         return self.sys_recv(now, args[:4], want)
@@ -754,7 +766,8 @@ class SocketTable:
         if "MSG_FASTOPEN" in flags:
             raise SyscallError("sendto(MSG_FASTOPEN): TCP Fast Open (RFC 7413) is not "
                                "implemented")
-        return self._write(now, self._sock(args[0]), _int_arg(args[2]), flags)
+        return self._write(now, self._sock(args[0]), _int_arg(args[2]), flags,
+                           args[1].strip() == "NULL")
 
     @staticmethod
     def _iov_total(msg: str) -> int:
@@ -797,6 +810,9 @@ class SocketTable:
             if not inq or not s.inq:
                 raise SyscallError("recvmsg control messages other than TCP_CM_INQ")
             left = int(s.handle.conn.bytes_readable)
+            st = state_of(s.handle)
+            if not left and (st.eof or getattr(s.handle.conn, "at_eof", False)):
+                left = 1  # Linux tcp_inq: a "fake byte" for the FIN once the queue is empty
             if left != int(inq.group(1)):
                 raise SyscallMismatch(f"TCP_CM_INQ is {left}, the script expects "
                                       f"{inq.group(1)}")
