@@ -129,6 +129,8 @@ class ScriptResult:
     failure: ScriptFailure | None = None
     xfail: str | None = None
     trace: list[str] = dataclasses.field(default_factory=list)  # with verbose=True
+    # Shell-line commands and knobs, and command-line options, that were not applied.
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -261,7 +263,9 @@ class Runner:
             self.tso = tso_setting not in ("0", "no", "off", "false")
         else:
             self.tso = bool(self.runner_opts.get("tso", DEFAULT_TSO and not self.strict_checks))
-        self.stack_cfg = StackConfig(mtu=mtu, ttl=self.ttl, gso=self.tso)
+        cookies = int(self.runner_opts.get("syncookies", 1))  # type: ignore[call-overload]
+        self.stack_cfg = StackConfig(mtu=mtu, ttl=self.ttl, gso=self.tso,
+                                     syncookies=cookies if cookies in (0, 1, 2) else 1)
         if self.tso:
             self.tcp_config = self.tcp_config.replace(max_segment_payload=TSO_MAX_PAYLOAD)
         self.stack = Stack(local_addr, now=self.now, config=self.stack_cfg,
@@ -291,6 +295,10 @@ class Runner:
         self.our_port = self.local_port
         self.their_port = self.remote_port
         self._children = 0  # connections started at a listening socket under test
+        self._fastopen = bool(self.runner_opts.get("fastopen", 0))  # net.ipv4.tcp_fastopen
+        # A feature pytcp lacks that the script was seen to rely on: a failure is reported
+        # as "unsupported: <this>" (the script may still pass without it).
+        self.needs = ""
         # Our ISN per script-side port (one connection per port), learned from our SYN/SYN-ACK.
         self.isns: dict[int, int] = {}
         self.peer_isn: dict[int, int] = {}  # the script side's ISN per port, as written
@@ -367,6 +375,8 @@ class Runner:
         self._note(*eff.skipped)
         if "notsent_lowat" in eff.runner:
             self.table.notsent_lowat = int(eff.runner["notsent_lowat"])  # type: ignore[call-overload]
+        if "fastopen" in eff.runner:
+            self._fastopen = bool(eff.runner["fastopen"])
         if eff.config:
             names = {f.name for f in dataclasses.fields(self.stack.tcp_config)}
             self.stack.tcp_config = self.stack.tcp_config.replace(
@@ -576,6 +586,11 @@ class Runner:
         if line.seq_any:
             raise self._fail("unsupported: '...' or '!' sequence on an inbound packet",
                              unsupported="unchecked sequence number on an inbound packet")
+        if (line.flags & SYN and not line.flags & ACK and self._fastopen
+                and (line.length or any(o.kind in ("FO", "FOEXP") for o in line.options or ()))):
+            # The script turned Fast Open on (net.ipv4.tcp_fastopen) and sends a SYN with
+            # data or a cookie: a TFO test. If it fails, that is why (reported as such).
+            self.needs = self.needs or "TCP Fast Open (RFC 7413)"
         if line.flags & SYN and all(h.key[3] != port or str(h.conn.state) == "SYN-SENT"
                                     for h in self.stack.connections()):
             # A SYN that starts a connection: the data pattern starts after it (a SYN into a
@@ -906,16 +921,20 @@ def _run(script: Script, xfail: str | None, pcap: Any, verbose: bool) -> ScriptR
     except ScriptSyntaxError as e:
         return ScriptResult(script.path, False, ScriptFailure(e.line, "", e.msg), xfail)
     except ScriptFailure as failure:
+        if runner is not None and runner.needs and not failure.unsupported:
+            failure.unsupported = f"{runner.needs} (then: {failure.reason})"
         return ScriptResult(script.path, False, failure, xfail,
-                            runner.trace_lines() if runner else [])
+                            runner.trace_lines() if runner else [],
+                            runner.notes if runner else [])
     except Exception as e:  # noqa: BLE001 - a bug in the stack (or the runner): report its line
         cur = runner.current if runner is not None else None
         crash = ScriptFailure(cur.lineno if cur else 0, cur.text if cur else "",
                               f"exception from the stack: {type(e).__name__}: {e}")
         crash.trace = [f"  {ln}" for ln in traceback.format_exc().rstrip().splitlines()[-8:]]
         return ScriptResult(script.path, False, crash, xfail,
-                            runner.trace_lines() if runner else [])
-    return ScriptResult(script.path, True, None, xfail, runner.trace_lines())
+                            runner.trace_lines() if runner else [],
+                            runner.notes if runner else [])
+    return ScriptResult(script.path, True, None, xfail, runner.trace_lines(), runner.notes)
 
 
 def _expand(paths: list[str]) -> list[str]:
@@ -1038,6 +1057,10 @@ def main(argv: list[str]) -> int:
             area = os.path.basename(os.path.dirname(os.path.abspath(path)))
             target = pcap if one_file else os.path.join(pcap, f"{area}-{stem}.pcapng")
         res = run_script(path, pcap_path=target, verbose=verbose, overrides=overrides)
+        for note in res.notes:  # each skipped knob or command once per run
+            if note not in _REPORTED:
+                _REPORTED.add(note)
+                print(f"pytcp script: not applied: {note}", file=sys.stderr)
         if verbose:
             for ln in res.trace:
                 print(f"  {ln}")

@@ -171,7 +171,9 @@ def _commands(text: str) -> list[list[str]]:
 
 
 # sysctls the script layer itself models (socket-level defaults): name -> runner option.
-RUNNER_SYSCTLS: dict[str, str] = {"net.ipv4.tcp_notsent_lowat": "notsent_lowat"}
+RUNNER_SYSCTLS: dict[str, str] = {"net.ipv4.tcp_notsent_lowat": "notsent_lowat",
+                                  "net.ipv4.tcp_fastopen": "fastopen",
+                                  "net.ipv4.tcp_syncookies": "syncookies"}
 
 
 def _sysctl(name: str, value: str, eff: ShellEffects) -> None:
