@@ -114,6 +114,20 @@ def _txqueuelen(text: str) -> int:
     return value
 
 
+MAX_WORKERS = 64  # pytcp.link.tun.MAX_QUEUES
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid --workers {text!r}: expected a number "
+                                         f"1..{MAX_WORKERS}") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"invalid --workers {text!r}: expected 1..{MAX_WORKERS}")
+    return value
+
+
 def _ifname(text: str) -> str:
     if (not text or len(text.encode()) >= IFNAMSIZ or "/" in text or ":" in text
             or text in (".", "..") or any(c.isspace() for c in text)):
@@ -178,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--request-timeout", type=_timeout, metavar="SECONDS",
                    help="an HTTP request must be complete this long after its first byte, "
                         "else 408 (default 60)")
+    up.add_argument("--workers", type=_workers, default=1, metavar="N",
+                    help="N processes, one per queue of a multi-queue TUN (IFF_MULTI_QUEUE): "
+                         "the kernel spreads connections over them by flow hash; each has "
+                         "its own stack and status page (default 1)")
     s.add_argument("--send-timeout", type=_timeout, metavar="SECONDS",
                    help="reset a connection whose queued response data the peer takes none "
                         "of for this long (HTTP, echo; default: the idle timeout)")
@@ -217,6 +235,7 @@ class LinkOptions:
     services: dict[str, int] = field(default_factory=dict)
     root: Path | None = None
     timeouts: dict[str, float] = field(default_factory=dict)  # idle/request/send, if given
+    workers: int = 1  # pytcp up --workers: processes, one per TUN queue
 
 
 def check_link_args(args: argparse.Namespace) -> LinkOptions:
@@ -288,6 +307,9 @@ def check_up_args(args: argparse.Namespace) -> LinkOptions:
             raise UsageError(f"invalid --root {args.root!r}: not readable")
         opts.root = root.resolve()
     opts.services = services
+    opts.workers = getattr(args, "workers", 1)
+    if opts.workers > 1 and opts.pcap is not None:
+        raise UsageError("--pcap records one process's packets: use it with --workers 1")
     opts.timeouts = {name: value for name in ("idle", "request", "send")
                      if (value := getattr(args, f"{name}_timeout", None)) is not None}
     return opts
@@ -359,7 +381,7 @@ def open_link(opts: LinkOptions) -> Any:
         qlen = txqueuelen_for(tcp_config(opts).recv_buffer, opts.mtu)
     try:
         return TunLink.open(opts.ifname, host_addr=str(opts.host), mtu=opts.mtu,
-                            offload=opts.offload, txqueuelen=qlen)
+                            offload=opts.offload, txqueuelen=qlen, queues=opts.workers)
     except LinkError as exc:
         raise UsageError(str(exc)) from None
 
@@ -428,7 +450,7 @@ def _tun_stats(link: Any) -> dict[str, int]:
     return dict(stats()) if stats is not None else {}
 
 
-def _services(opts: LinkOptions, runtime: Any) -> dict[str, Service]:
+def _services(opts: LinkOptions, runtime: Any, worker: int | None = None) -> dict[str, Service]:
     from pytcp.apps.discard import serve_discard
     from pytcp.apps.echo import serve_echo
     from pytcp.apps.http_server import serve_http
@@ -438,7 +460,9 @@ def _services(opts: LinkOptions, runtime: Any) -> dict[str, Service]:
         return stack_status(runtime.stack, interface=opts.ifname, services=opts.services,
                             runtime=runtime.stats(), profile=opts.profile,
                             cc=runtime.stack.tcp_config.congestion,
-                            host_addr=str(opts.host), tun=_tun_stats(runtime.link))
+                            host_addr=str(opts.host), tun=_tun_stats(runtime.link),
+                            **({} if worker is None else {"worker": worker,
+                                                          "workers": opts.workers}))
 
     from pytcp.apps import discard, echo, http_server
 
@@ -475,7 +499,10 @@ def _tracked(service: Service, tasks: set[asyncio.Task[Any]]) -> Service:
     return run
 
 
-async def run_up(opts: LinkOptions, link: Any) -> int:
+async def run_up(opts: LinkOptions, link: Any, *,
+                 ready: Callable[[str], None] | None = None, worker: int | None = None) -> int:
+    """Serve until SIGINT/SIGTERM. ``ready`` receives the ``ready ...`` line (default: print
+    it); ``worker``: this process's queue number under ``--workers``."""
     from pytcp.api import aio
 
     loop = asyncio.get_running_loop()
@@ -486,7 +513,7 @@ async def run_up(opts: LinkOptions, link: Any) -> int:
     try:
         async with stack_up(opts, link) as runtime:
             servers = []
-            for name, service in _services(opts, runtime).items():
+            for name, service in _services(opts, runtime, worker).items():
                 port = opts.services[name]
                 try:
                     servers.append(await aio.start_server(_tracked(service, tasks), port,
@@ -494,7 +521,11 @@ async def run_up(opts: LinkOptions, link: Any) -> int:
                 except Exception as exc:  # noqa: BLE001
                     raise UsageError(f"cannot listen on port {port} for {name}: {exc}") from None
             svc = " ".join(f"{n}={p}" for n, p in opts.services.items())
-            print(f"ready {opts.ifname} {opts.addr} {svc}", flush=True)
+            line = f"ready {opts.ifname} {opts.addr} {svc}"
+            if ready is not None:
+                ready(line)
+            else:
+                print(line, flush=True)
             log.info("ready: %s %s (kernel side %s) %s; profile %s, congestion control %s",
                      opts.ifname, opts.addr, opts.host, svc, opts.profile,
                      runtime.stack.tcp_config.congestion)
@@ -511,6 +542,78 @@ async def run_up(opts: LinkOptions, link: Any) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return EXIT_OK
+
+
+def run_workers(opts: LinkOptions, link: Any) -> int:
+    """``pytcp up --workers N``: fork one process per TUN queue, each a whole pytcp (stack,
+    runtime, services) on its queue; the kernel spreads flows over the queues by flow hash
+    and keeps a flow on the queue that last wrote it. This process prints one ``ready`` line
+    when every worker listens, forwards SIGINT/SIGTERM to them and exits with the worst
+    status. The interface goes away when the last worker closes its queue."""
+    n = opts.workers
+    r, w = os.pipe()
+    pids: list[int] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for i in range(n):
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = EXIT_ERROR
+            try:
+                os.close(r)
+                mine = link.keep_only(i)
+
+                def ready(_line: str) -> None:
+                    os.write(w, b"r")
+                    os.close(w)
+
+                try:
+                    code = asyncio.run(run_up(opts, mine, ready=ready, worker=i))
+                finally:
+                    mine.close()
+            except UsageError as exc:
+                print(f"pytcp up: error: worker {i}: {exc}", file=sys.stderr)
+            except KeyboardInterrupt:
+                code = EXIT_INTERRUPTED
+            except BaseException:  # noqa: BLE001 - reported; the parent sees the status
+                log.exception("worker %d failed", i)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        pids.append(pid)
+    os.close(w)
+    link.detach()  # the workers hold the queues now
+
+    def forward(sig: int, _frame: object) -> None:
+        for p in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, sig)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        got = 0
+        while got < n:  # each worker writes one byte when it listens, then closes its end
+            chunk = os.read(r, n)
+            if not chunk:
+                break  # every worker has written or exited
+            got += len(chunk)
+        os.close(r)
+        if got == n:
+            svc = " ".join(f"{name}={p}" for name, p in opts.services.items())
+            print(f"ready {opts.ifname} {opts.addr} {svc} workers={n}", flush=True)
+        else:
+            forward(signal.SIGTERM, None)  # one failed to start: stop the others
+        worst = EXIT_OK
+        for p in pids:
+            _, status = os.waitpid(p, 0)
+            code = os.waitstatus_to_exitcode(status)
+            if code != EXIT_OK and worst == EXIT_OK:
+                worst = code if code > 0 else EXIT_ERROR
+        return worst if got == n else (worst or EXIT_ERROR)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 # --- pytcp get -------------------------------------------------------------------------------
@@ -649,6 +752,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         link = open_link(opts)
         try:
             if args.command == "up":
+                if opts.workers > 1:
+                    return run_workers(opts, link)
                 return asyncio.run(run_up(opts, link))
             return asyncio.run(run_get(opts, link, args.url, args.output, args.timeout))
         finally:

@@ -44,6 +44,8 @@ TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
+IFF_MULTI_QUEUE = 0x0100
+MAX_QUEUES = 64  # a sane bound for --workers (the kernel allows up to 256 queues)
 IFNAMSIZ = 16
 TUNSETOFFLOAD = 0x400454D0
 TUNSETVNETHDRSZ = 0x400454D8
@@ -204,20 +206,28 @@ class TunLink:
         self.vnet_hdr = vnet_hdr  # IFF_VNET_HDR with checksum + TSO4 offloads
         # tx_dropped: the kernel queue was full (EAGAIN); tx_errors: the kernel refused it.
         self.stats: Counter[str] = Counter()
+        # open(..., queues=N): the other N-1 queues of a multi-queue device (IFF_MULTI_QUEUE),
+        # each a TunLink of its own that never removes the interface.
+        self.queues: list[TunLink] = []
 
     # ----- setup -----
 
     @classmethod
     def open(cls, ifname: str = "pytcp0", host_addr: str = "10.77.0.1/24",
              mtu: int = 1500, *, offload: bool = False,
-             txqueuelen: int | None = None) -> TunLink:
+             txqueuelen: int | None = None, queues: int = 1) -> TunLink:
         """Create the TUN interface ``ifname``, give the kernel side ``host_addr``, set
         ``mtu`` and bring it up. Raise :class:`LinkError` with a clear message on failure.
         ``offload=True``: virtio-net header with checksum and TSO4 offloads (see module).
         ``txqueuelen``: the length of the kernel's queue of packets for pytcp (the TUN's
-        transmit queue; default: the kernel's, 500); see :func:`txqueuelen_for`."""
+        transmit queue; default: the kernel's, 500); see :func:`txqueuelen_for`.
+        ``queues > 1``: a multi-queue device (IFF_MULTI_QUEUE); the kernel spreads flows over
+        the queues by their hash (and keeps a flow on the queue that last wrote it); the
+        returned link is queue 0 and ``.queues`` holds the others."""
         if txqueuelen is not None and not 1 <= txqueuelen <= 1_000_000:
             raise LinkError(f"invalid txqueuelen {txqueuelen}: 1..1000000")
+        if not 1 <= queues <= MAX_QUEUES:
+            raise LinkError(f"invalid queue count {queues}: 1..{MAX_QUEUES}")
         if not ifname or len(ifname.encode()) >= IFNAMSIZ or "/" in ifname or \
                 any(c.isspace() for c in ifname):
             raise LinkError(f"invalid interface name {ifname!r}: 1-15 characters, no '/' or spaces")
@@ -241,11 +251,23 @@ class TunLink:
                 raise LinkError(taken)
             if overlap is not None:
                 raise LinkError(overlap)
-            cls._set_iff(fd, ifname, offload)
+            cls._set_iff(fd, ifname, offload, queues > 1)
         except BaseException:
             os.close(fd)
             raise
         link = cls(fd, ifname, host, mtu, None, offload, txqueuelen)
+        try:
+            for _ in range(queues - 1):
+                qfd = cls._open_dev()
+                try:
+                    cls._set_iff(qfd, ifname, offload, True)
+                except BaseException:
+                    os.close(qfd)
+                    raise
+                link.queues.append(cls(qfd, ifname, host, mtu, None, offload))
+        except BaseException:
+            link.close()
+            raise
 
         def configure() -> None:
             with IPRoute() as ipr:
@@ -286,9 +308,11 @@ class TunLink:
         return fd
 
     @staticmethod
-    def _set_iff(fd: int, ifname: str, offload: bool = False) -> None:
-        """TUNSETIFF: attach ``fd`` to a new TUN interface ``ifname``, then non-blocking."""
-        flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if offload else 0)
+    def _set_iff(fd: int, ifname: str, offload: bool = False, multi_queue: bool = False) -> None:
+        """TUNSETIFF: attach ``fd`` to a new TUN interface ``ifname`` (or, ``multi_queue``,
+        to one more queue of it), then non-blocking."""
+        flags = (IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if offload else 0)
+                 | (IFF_MULTI_QUEUE if multi_queue else 0))
         ifr = struct.pack("16sH22x", ifname.encode(), flags)
         try:
             fcntl.ioctl(fd, TUNSETIFF, ifr)
@@ -421,6 +445,8 @@ class TunLink:
     def close(self) -> None:
         """Close the descriptor, which destroys the (non-persistent) interface; if it is
         still there, delete it through netlink. Safe to call twice."""
+        for q in self.queues:
+            q.close()
         fd, self._fd = self._fd, None
         if fd is None:
             return
@@ -444,6 +470,36 @@ class TunLink:
             _netlink(remove)
         except Exception:  # noqa: BLE001 - best effort; the device is normally gone already
             pass
+
+    def detach(self) -> None:
+        """Close this process's descriptors (all queues) without removing the interface: a
+        parent that handed the queues to worker processes. The kernel removes the interface
+        when the last descriptor of it, in any process, is closed."""
+        for q in [self, *self.queues]:
+            fd, q._fd = q._fd, None
+            q.index = None
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def keep_only(self, queue: int) -> TunLink:
+        """In a worker process: close every queue but ``queue`` (0 = this link) and return
+        that queue's link, which removes nothing on ``close()`` but its descriptor."""
+        links = [self, *self.queues]
+        keep = links[queue]
+        for i, q in enumerate(links):
+            if i != queue:
+                fd, q._fd = q._fd, None
+                if fd is not None:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+        keep.queues = []
+        keep.index = None
+        return keep
 
     @property
     def closed(self) -> bool:

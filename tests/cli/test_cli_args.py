@@ -49,7 +49,8 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     out, _ = capsys.readouterr()
     for flag in ("--ifname", "--host-addr", "--addr", "--mtu", "--http", "--root", "--echo",
                  "--discard", "--pcap", "--impair", "--seed", "--offload", "--profile", "--cc",
-                 "--idle-timeout", "--request-timeout", "--send-timeout", "--txqueuelen", "-v"):
+                 "--idle-timeout", "--request-timeout", "--send-timeout", "--txqueuelen",
+                 "--workers", "-v"):
         assert flag in out
 
 
@@ -85,6 +86,9 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     (["up", "--idle-timeout", "0"], "invalid timeout '0'"),
     (["up", "--send-timeout", "soon"], "invalid timeout 'soon'"),
     (["up", "--request-timeout", "-1"], "invalid timeout '-1'"),
+    (["up", "--workers", "0"], "invalid --workers '0': expected 1..64"),
+    (["up", "--workers", "two"], "invalid --workers 'two'"),
+    (["up", "--workers", "2", "--pcap", "/tmp/x.pcapng"], "use it with --workers 1"),
     (["get"], "the following arguments are required: URL"),
     (["get", "https://10.77.0.1/"], "unsupported URL scheme"),
     (["get", "http://example.com/"], "no DNS resolver"),
