@@ -209,6 +209,7 @@ class TunLink:
         # open(..., queues=N): the other N-1 queues of a multi-queue device (IFF_MULTI_QUEUE),
         # each a TunLink of its own that never removes the interface.
         self.queues: list[TunLink] = []
+        self._owner = True  # close() removes the interface (not a worker's queue)
 
     # ----- setup -----
 
@@ -264,7 +265,9 @@ class TunLink:
                 except BaseException:
                     os.close(qfd)
                     raise
-                link.queues.append(cls(qfd, ifname, host, mtu, None, offload))
+                q = cls(qfd, ifname, host, mtu, None, offload)
+                q._owner = False
+                link.queues.append(q)
         except BaseException:
             link.close()
             raise
@@ -275,6 +278,8 @@ class TunLink:
                 if not found:
                     raise LinkError(f"TUN interface {ifname!r} vanished right after creation")
                 link.index = idx = found[0]
+                for q in link.queues:
+                    q.index = idx
                 ipr.link("set", index=idx, mtu=mtu)
                 if txqueuelen is not None:
                     ipr.link("set", index=idx, txqlen=txqueuelen)
@@ -454,7 +459,7 @@ class TunLink:
             os.close(fd)
         except OSError:
             pass
-        if self.index is None:
+        if self.index is None or not self._owner:
             return
         index = self.index
 
@@ -477,7 +482,7 @@ class TunLink:
         when the last descriptor of it, in any process, is closed."""
         for q in [self, *self.queues]:
             fd, q._fd = q._fd, None
-            q.index = None
+            q._owner = False
             if fd is not None:
                 try:
                     os.close(fd)
@@ -498,7 +503,7 @@ class TunLink:
                     except OSError:
                         pass
         keep.queues = []
-        keep.index = None
+        keep._owner = False
         return keep
 
     @property
