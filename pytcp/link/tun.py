@@ -431,6 +431,9 @@ class TunLink:
         if self.index is None or self._fd is None:
             return {}
         index = self.index
+        fast = self._sysfs_stats(index)
+        if fast is not None:
+            return fast
 
         def query() -> dict[str, int]:
             from pyroute2 import IPRoute
@@ -446,6 +449,25 @@ class TunLink:
             return _netlink(query)
         except Exception:  # noqa: BLE001 - statistics only; never fail the caller
             return {}
+
+    def _sysfs_stats(self, index: int) -> dict[str, int] | None:
+        """The same counters from /sys/class/net (a few file reads, no netlink thread: the
+        status page calls this inside the event loop), or None when that sysfs is not this
+        namespace's (the interface index there differs)."""
+        base = f"/sys/class/net/{self.ifname}/"
+        try:
+            with open(base + "ifindex") as f:
+                if int(f.read()) != index:
+                    return None
+            out: dict[str, int] = {}
+            for key in sorted(_STATS_KEYS):
+                with open(base + "statistics/" + key) as f:
+                    out[key] = int(f.read())
+            with open(base + "tx_queue_len") as f:
+                out["txqueuelen"] = int(f.read())
+        except (OSError, ValueError):
+            return None
+        return out
 
     def close(self) -> None:
         """Close the descriptor, which destroys the (non-persistent) interface; if it is

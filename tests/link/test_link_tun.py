@@ -320,11 +320,15 @@ def test_txqueuelen_is_set_and_kernel_stats_read(netns: str) -> None:
         from pytcp.link.tun import TunLink
         link = TunLink.open("pytcpt0", host_addr="10.77.0.1/24", txqueuelen=2964)
         result["stats"] = link.kernel_stats()
+        link._sysfs_stats = lambda index: None  # as when /sys is another namespace's
+        result["netlink"] = link.kernel_stats()
         link.close()
         result["closed"] = link.kernel_stats()
     """)
     assert r["stats"]["txqueuelen"] == 2964
     assert r["stats"]["tx_dropped"] == 0 and "tx_packets" in r["stats"]
+    # (counters may move in between: the kernel's own IPv6 chatter on a new link)
+    assert r["netlink"].keys() == r["stats"].keys() and r["netlink"]["txqueuelen"] == 2964
     assert r["closed"] == {}
 
 
