@@ -64,6 +64,8 @@ def test_syn_flood_then_curl_is_served_at_once(netns: Netns, start_pytcp: StartP
     half_open = [c for c in snap["connections"] if c["state"] == "SYN-RECEIVED"]
     assert len(half_open) <= 256
     assert drops.get("listen_overflow", 0) == 0 and drops.get("syn_queue_full", 0) == 0
+    # The kernel's side of the TUN, as the status page shows it: pytcp's queue length.
+    assert snap["tun"]["txqueuelen"] == 2964 and snap["tun"]["tx_packets"] >= 1000
 
 
 def barrage(rng: random.Random, n: int) -> list[bytes]:
