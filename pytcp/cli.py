@@ -408,7 +408,11 @@ async def stack_up(opts: LinkOptions, link: Any) -> AsyncIterator[Any]:
         if opts.pcap is not None:
             existed = opts.pcap.exists()
             try:
-                pcap = PcapWriter(opts.pcap)
+                pcap = PcapWriter(
+                    opts.pcap, ifname=opts.ifname, ipv4=f"{opts.addr}/{opts.host.network.prefixlen}",
+                    description=(f"pytcp {pytcp.__version__} at {opts.addr} (kernel side "
+                                 f"{opts.host}; profile {opts.profile}, "
+                                 f"cc {tcp_config(opts).congestion})"))
             except OSError as exc:
                 raise UsageError(f"cannot write --pcap {str(opts.pcap)!r}: "
                                  f"{exc.strerror or exc}") from None

@@ -7,6 +7,7 @@ under one of these reasons instead of raising past the event loop, in the spirit
 
 from __future__ import annotations
 
+import collections
 import enum
 
 
@@ -49,6 +50,66 @@ class DropReason(enum.Enum):
     NO_ACK_FLAG = "no_ack_flag"                  # segment without ACK in a synchronized state
     UNEXPECTED_SEGMENT = "unexpected_segment"    # nothing to do with it in this state
     RECV_QUEUE_FULL = "recv_queue_full"          # out-of-order queue memory bound reached
+
+
+class DropCounter(collections.Counter["DropReason"]):
+    """A ``Counter`` of drop reasons that also appends each counted reason to ``journal``
+    when one is attached (a capture wants to know which packet was dropped and why; the
+    stack attaches one list to all its counters while annotating)."""
+
+    journal: list[DropReason] | None = None
+
+    def __setitem__(self, key: DropReason, value: int) -> None:
+        journal = self.journal
+        if journal is not None:
+            journal.append(key)
+        super().__setitem__(key, value)
+
+
+# What a drop reason means, in a sentence: the capture's "dropped: ..." comment and the
+# status page's legend.
+DROP_DESCRIPTIONS: dict[str, str] = {
+    "truncated": "shorter than the header it claims",
+    "bad_ip_version": "IP version field is neither 4 nor a well-formed IPv6 packet",
+    "bad_ihl": "bad IPv4 header length (IHL < 5 or past the packet)",
+    "bad_total_length": "IPv4 total length smaller than the header or past the packet",
+    "bad_ip_checksum": "bad IPv4 header checksum",
+    "bad_checksum": "bad TCP or ICMP checksum",
+    "bad_data_offset": "TCP data offset < 5 or past the segment",
+    "bad_option": "malformed TCP option (length 0/1 or past the header)",
+    "bad_icmp": "ICMP message too short or malformed",
+    "not_for_us": "destination address is not pytcp's",
+    "unsupported_protocol": "neither TCP nor ICMP (answered by ICMP protocol unreachable)",
+    "bad_source": "source is broadcast, multicast, zero or our own address (RFC 1122)",
+    "broadcast_dest": "TCP to a broadcast or multicast address (RFC 9293 MUST-57)",
+    "no_socket": "no connection or listener for it (RST sent when due, RFC 9293 3.10.7.1)",
+    "listen_overflow": "SYN to a listener whose accept backlog is full (the peer retries)",
+    "fragment_timeout": "IPv4 fragments never completed a datagram in time",
+    "fragment_overlap": "IPv4 fragment overlapping another with different data",
+    "fragment_limit": "IPv4 reassembly memory or fragment-count bound reached",
+    "icmp_ignored": "ICMP message that is not an echo request or does not match a connection",
+    "fragment_invalid": "bad IPv4 fragment length/offset or conflicting ends",
+    "stack_error": "a bug in pytcp while handling the packet (logged once)",
+    "ipv6_ignored": "an IPv6 packet (the kernel's router solicitations, MLD): pytcp is IPv4 only",
+"syn_queue_full": "SYN dropped: the SYN queue is full and SYN cookies are off",
+    "syncookie_invalid": "ACK to a listener carrying a bad or expired SYN cookie",
+    "out_of_window": "sequence number outside the receive window (RFC 9293 3.10.7.4)",
+    "paws": "timestamp older than the last one seen (RFC 7323 PAWS)",
+    "bad_ack": "acknowledges something not sent yet",
+    "ack_too_old": "ACK too old: possible blind injection (RFC 5961 5.2)",
+    "rst_invalid": "RST outside the window, ignored (RFC 5961 3.2)",
+    "rst_challenged": "RST in the window but not exact: answered by a challenge ACK (RFC 5961)",
+    "syn_challenged": "SYN on a synchronized connection: challenge ACK (RFC 5961 4.2)",
+    "no_ack_flag": "segment without ACK on a synchronized connection",
+    "unexpected_segment": "nothing to do with it in this state",
+    "recv_queue_full": "out-of-order queue memory bound reached",
+}
+
+
+def describe(reason: DropReason | str) -> str:
+    """A sentence for a drop reason (its name when nobody wrote one)."""
+    key = reason.value if isinstance(reason, DropReason) else str(reason)
+    return DROP_DESCRIPTIONS.get(key, key.replace("_", " "))
 
 
 class MalformedPacket(ValueError):

@@ -3,15 +3,23 @@
 Owns the file format only (pcapng, draft-ietf-opsawg-pcapng): one Section Header Block, one
 Interface Description Block (link type RAW = 101, the packet starts at the IPv4 header, and
 ``if_tsresol`` saying nanosecond or microsecond timestamps), then one Enhanced Packet Block per
-packet with the ``epb_flags`` direction bits (inbound = 1, outbound = 2). Blocks are written as
-they come; :meth:`PcapWriter.flush` pushes them to the file (the runtime flushes once per batch)
-and :meth:`PcapWriter.close` leaves a complete, valid file. All integers are little-endian and
-the byte-order magic says so.
+packet with the ``epb_flags`` direction bits (inbound = 1, outbound = 2) and, when given, an
+``opt_comment`` saying why the packet was sent or dropped (Wireshark shows it as
+``frame.comment``). The interface block names the interface (``if_name``), describes it
+(``if_description``, e.g. pytcp's address) and gives the kernel side's address
+(``if_IPv4addr``). All integers are little-endian and the byte-order magic says so.
+
+Blocks are buffered; :meth:`PcapWriter.flush` (the runtime flushes once per batch) hands the
+whole buffer to one unbuffered ``write(2)`` (repeated only for what a short write left), so the
+file always ends on a block boundary as far as the kernel has it: a process killed with
+SIGKILL leaves a capture readable up to its last whole block. :meth:`PcapWriter.close` leaves a
+complete, valid file.
 """
 
 from __future__ import annotations
 
 import io
+import ipaddress
 import os
 import struct
 from typing import BinaryIO, Literal
@@ -31,6 +39,8 @@ OPT_ENDOFOPT = 0
 OPT_COMMENT = 1
 SHB_USERAPPL = 4
 IF_NAME = 2
+IF_DESCRIPTION = 3
+IF_IPV4ADDR = 4
 IF_TSRESOL = 9
 EPB_FLAGS = 2
 
@@ -50,6 +60,12 @@ def _option(code: int, value: bytes) -> bytes:
     return struct.pack("<HH", code, len(value)) + value + b"\x00" * _pad4(len(value))
 
 
+def _comment_option(comment: str) -> bytes:
+    """opt_comment (UTF-8, pcapng 3.5); a value longer than 65535 bytes is cut."""
+    raw = comment.encode("utf-8", "replace")[:0xFFFF]
+    return _option(OPT_COMMENT, raw)
+
+
 def _block(block_type: int, body: bytes) -> bytes:
     total = 12 + len(body)
     return struct.pack("<II", block_type, total) + body + struct.pack("<I", total)
@@ -59,10 +75,12 @@ class PcapWriter:
     """Write a pcapng capture of raw IPv4 packets.
 
     ``PcapWriter(path_or_file, *, tsresol=9, linktype=LINKTYPE_RAW, snaplen=0,
-    ifname="pytcp0")``: ``tsresol`` is the decimal exponent of the timestamp unit (9 =
-    nanoseconds, 6 = microseconds). ``write(ts, packet, direction)`` takes ``ts`` as float
-    seconds or int nanoseconds since the Unix epoch. A file object passed in is not closed by
-    :meth:`close` (only flushed); a path opened here is.
+    ifname="pytcp0", description=None, ipv4=None)``: ``tsresol`` is the decimal exponent of
+    the timestamp unit (9 = nanoseconds, 6 = microseconds); ``description`` goes in
+    ``if_description``, ``ipv4`` (``"10.77.0.1/24"``) in ``if_IPv4addr``.
+    ``write(ts, packet, direction, comment)`` takes ``ts`` as float seconds or int nanoseconds
+    since the Unix epoch. A file object passed in is not closed by :meth:`close` (only
+    flushed); a path opened here is (unbuffered, see the module docstring).
     """
 
     def __init__(
@@ -73,6 +91,8 @@ class PcapWriter:
         linktype: int = LINKTYPE_RAW,
         snaplen: int = 0,
         ifname: str = "pytcp0",
+        description: str | None = None,
+        ipv4: str | None = None,
     ) -> None:
         if tsresol not in (6, 9):
             raise ValueError("tsresol must be 6 (microseconds) or 9 (nanoseconds)")
@@ -81,7 +101,8 @@ class PcapWriter:
         self._owns_file: bool
         self._f: BinaryIO
         if isinstance(path_or_file, (str, os.PathLike)):
-            self._f = open(path_or_file, "wb")  # noqa: SIM115 - closed in close()
+            # Unbuffered: flush() is one write(2) of whole blocks (see the module docstring).
+            self._f = open(path_or_file, "wb", buffering=0)  # noqa: SIM115 - closed in close()
             self._owns_file = True
         else:
             self._f = path_or_file
@@ -94,7 +115,7 @@ class PcapWriter:
         self.closed = False
         self._buf = bytearray()
         self._buf += self._section_header()
-        self._buf += self._interface_description(ifname)
+        self._buf += self._interface_description(ifname, description, ipv4)
         self.flush()
 
     # -- blocks ------------------------------------------------------------------------------
@@ -107,10 +128,16 @@ class PcapWriter:
         body += _option(OPT_ENDOFOPT, b"")
         return _block(BT_SHB, body)
 
-    def _interface_description(self, ifname: str) -> bytes:
+    def _interface_description(self, ifname: str, description: str | None,
+                               ipv4: str | None) -> bytes:
         # pcapng 4.2: link type, reserved, snaplen (0 = no limit), options.
         body = struct.pack("<HHI", self.linktype, 0, self.snaplen)
         body += _option(IF_NAME, ifname.encode())
+        if description:
+            body += _option(IF_DESCRIPTION, description.encode("utf-8", "replace")[:0xFFFF])
+        if ipv4:
+            iface = ipaddress.IPv4Interface(ipv4)
+            body += _option(IF_IPV4ADDR, iface.ip.packed + iface.netmask.packed)
         body += _option(IF_TSRESOL, bytes([self.tsresol]))
         body += _option(OPT_ENDOFOPT, b"")
         return _block(BT_IDB, body)
@@ -122,11 +149,13 @@ class PcapWriter:
         ts: float | int,
         packet: bytes | bytearray | memoryview,
         direction: Direction | None = None,
+        comment: str | None = None,
     ) -> None:
         """Append one Enhanced Packet Block (buffered until :meth:`flush`).
 
         ``ts``: float seconds or int nanoseconds since the epoch. ``direction``: "in", "out"
-        or None (no epb_flags option).
+        or None (no epb_flags option). ``comment``: the packet's opt_comment (why it was sent
+        or dropped), or None.
         """
         if self.closed:
             raise ValueError("write to a closed PcapWriter")
@@ -144,6 +173,9 @@ class PcapWriter:
                 flags_opt = struct.pack("<HHI", EPB_FLAGS, 4, _DIRECTIONS[direction])
             except KeyError:
                 raise ValueError(f"direction must be 'in' or 'out', not {direction!r}") from None
+        if comment:
+            flags_opt += _comment_option(comment)
+        if flags_opt:
             flags_opt += b"\x00\x00\x00\x00"  # opt_endofopt
         pad = _pad4(cap_len)
         total = 32 + cap_len + pad + len(flags_opt)
@@ -161,9 +193,18 @@ class PcapWriter:
 
     def flush(self) -> None:
         """Write the buffered blocks to the file and flush it."""
-        if self._buf:
-            self._f.write(self._buf)
-            self._buf.clear()
+        buf = self._buf
+        if buf:
+            view = memoryview(buf)
+            try:
+                while view:
+                    n = self._f.write(view)
+                    if not n:  # (a full disk, a non-blocking file): bounded, not a spin
+                        raise OSError("pcap: the capture file took no bytes")
+                    view = view[n:]
+            finally:
+                view.release()
+            buf.clear()
         try:
             self._f.flush()
         except (ValueError, io.UnsupportedOperation):  # pragma: no cover - closed/unflushable

@@ -7,6 +7,12 @@ stack comes from ``clock`` (default ``loop.time``), pcap timestamps from ``time.
 - Reading: ``loop.add_reader(link.fileno())``; on readable, ``link.read_batch(64)`` until empty
   or a budget; each packet goes to pcap (direction "in", the link's view), then through
   ``impair_in`` (when set), then to ``stack.receive_packet(now, packet)``.
+- With a capture, the stack annotates (``Stack.annotate``): an inbound packet's block is
+  written after the stack handled its batch, with a comment naming what the impairment did
+  to it and, when the stack dropped it, ``dropped: <reason>`` (a packet the impairment delayed
+  past its batch keeps only the impairment's note). Outbound packets carry their reason
+  (``note``: a retransmission, a probe, a RST...); a packet ``impair_out`` lost is still
+  written, saying it was never sent.
 - After a batch, a timer, or app-side calls: ONE flush (``stack.pending_packets()`` ->
   ``impair_out`` -> pcap "out" -> ``link.write``), then the stack's events are dispatched to the
   api objects attached as ``TcpHandle.user_data`` (or registered for a listener with
@@ -46,6 +52,12 @@ class LinkLike(Protocol):
     def write(self, packet: bytes | bytearray) -> None: ...
 
     def close(self) -> None: ...
+
+
+def _describe_drop(reason: Any) -> str:
+    from pytcp.drops import describe
+
+    return describe(reason)
 
 
 def _min_deadline(*deadlines: float | None) -> float | None:
@@ -96,6 +108,8 @@ class Runtime:
         self._closed = False
         self._bypass = False  # shutting down: packets no longer go through the impairment
         self._fileno = -1
+        if pcap is not None and hasattr(stack, "annotate"):
+            stack.annotate = True
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -250,21 +264,56 @@ class Runtime:
                 break
             n += got
             if pcap is not None:
-                wall = time.time_ns()
-                for pkt in batch:
-                    pcap.write(wall, pkt, "in")
-            if impair is not None and not self._bypass:
-                for pkt in batch:
-                    impair.submit(now, pkt)
-                batch = impair.release(now)
-            try:  # zero-cost in 3.11 unless it raises
-                stack.receive_batch(now, batch)
-            except Exception as exc:  # noqa: BLE001 - the stack must not raise; go on
-                self._report_stack_error(exc, "receive_batch")
+                self._receive_captured(now, batch)
+            else:
+                if impair is not None and not self._bypass:
+                    for pkt in batch:
+                        impair.submit(now, pkt)
+                    batch = impair.release(now)
+                try:  # zero-cost in 3.11 unless it raises
+                    stack.receive_batch(now, batch)
+                except Exception as exc:  # noqa: BLE001 - the stack must not raise; go on
+                    self._report_stack_error(exc, "receive_batch")
             if got < self.READ_BATCH:
                 break  # a short batch: the link is drained; skip the EAGAIN read
         self.packets_in += n
         self._service(now)
+
+    def _receive_captured(self, now: float, batch: list[bytes]) -> None:
+        """``_on_readable``'s path with a capture: the batch through impairment and the
+        stack, then each packet's block with what happened to it (see the module)."""
+        stack = self.stack
+        pcap = self.pcap
+        assert pcap is not None
+        impair = self.impair_in if not self._bypass else None
+        wall = time.time_ns()
+        notes: list[list[str]] = [[] for _ in batch]
+        released: list[Any] = batch
+        if impair is not None:
+            for i, pkt in enumerate(batch):
+                note = impair.submit(now, pkt)
+                if note:
+                    notes[i].append(note)
+            released = impair.release(now)
+        reasons: list[Any] | None = getattr(stack, "rx_drop_reasons", None)
+        if reasons is not None:
+            reasons.clear()
+        try:
+            stack.receive_batch(now, released)
+        except Exception as exc:  # noqa: BLE001 - the stack must not raise; go on
+            self._report_stack_error(exc, "receive_batch")
+        if reasons and len(reasons) == len(released):
+            where = {id(pkt): i for i, pkt in enumerate(batch)}
+            for pkt, reason in zip(released, reasons):
+                if reason is None:
+                    continue
+                at = where.get(id(getattr(pkt, "origin", pkt)))
+                if at is not None:
+                    notes[at].append(f"dropped: {_describe_drop(reason)}")
+        if reasons is not None:
+            reasons.clear()
+        for pkt, note in zip(batch, notes):
+            pcap.write(wall, pkt, "in", "; ".join(note) if note else None)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -279,6 +328,9 @@ class Runtime:
             if self.impair_in is not None and not self._bypass:
                 for pkt in self.impair_in.release(now):
                     self.stack.receive_packet(now, pkt)
+                reasons = getattr(self.stack, "rx_drop_reasons", None)
+                if reasons:
+                    reasons.clear()  # (delayed packets: their blocks were written already)
             self.stack.handle_timers(now)
         except Exception as exc:  # noqa: BLE001 - the stack must not raise; never stop
             self._report_stack_error(exc, "handle_timers")
@@ -318,9 +370,21 @@ class Runtime:
             now = self.clock()
         packets = self.stack.pending_packets()
         impair = self.impair_out
+        pcap = self.pcap
         if impair is not None and not self._bypass:
-            for pkt in packets:
-                impair.submit(now, pkt)
+            if pcap is None:
+                for pkt in packets:
+                    impair.submit(now, pkt)
+            else:
+                wall = time.time_ns()
+                for pkt in packets:
+                    note = impair.submit(now, pkt)
+                    if note is not None and note.endswith(": lost"):
+                        # Never on the wire, but the capture says it was sent and lost.
+                        prior = getattr(pkt, "note", None)
+                        pcap.write(wall, pkt, "out",
+                                   f"{prior}; {note} (never sent)" if prior
+                                   else f"{note} (never sent)")
             packets = impair.release(now)
         self._write_out(packets)
 
@@ -332,7 +396,7 @@ class Runtime:
         if pcap is not None:
             wall = time.time_ns()
             for pkt in packets:
-                pcap.write(wall, pkt, "out")
+                pcap.write(wall, pkt, "out", getattr(pkt, "note", None))
         write_batch = getattr(self.link, "write_batch", None)
         if write_batch is not None:
             # One loop in the link; it counts what it dropped (its stats), never raises.

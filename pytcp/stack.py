@@ -20,15 +20,16 @@ import os
 import random
 import struct
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pytcp import native
-from pytcp.drops import DropReason, MalformedPacket
+from pytcp.drops import DropCounter, DropReason, MalformedPacket
 from pytcp.stack_frag import FragmentReassembler, fragment_datagram
 from pytcp.stack_icmp import ERROR_TYPES, ICMP_ECHO_REQUEST, parse_quoted_tcp
 from pytcp.tcp.events import Closed, Connected, Event
+from pytcp.tcp.reasons import TxReason
 from pytcp.tcp.segment import Segment
 from pytcp.tcp.seq import seq_add, seq_between, seq_le
 from pytcp.tcp.state import State
@@ -106,11 +107,31 @@ class StackConfig:
 class GsoPacket(bytearray):
     """An IPv4/TCP super-packet (``StackConfig.gso``): ``gso_size`` is the payload size the
     link (TUN TSO) must cut it into; it is the engine's segment size, which honours the peer's
-    MSS. Otherwise just a ``bytearray``."""
+    MSS. Otherwise just a ``bytearray``. ``note`` as :class:`NotedPacket`'s (may be unset)."""
 
-    __slots__ = ("gso_size",)
+    __slots__ = ("gso_size", "note", "origin")
 
     gso_size: int
+    note: str
+
+
+class NotedPacket(bytearray):
+    """An outgoing packet that says why it left (``note``: a :class:`TxReason`'s text, and
+    what the impairment stage did to it); a capture writes the note as the packet comment.
+    Only segments with a reason become one; everything else stays a plain ``bytearray``."""
+
+    __slots__ = ("note", "origin")
+
+    note: str
+    origin: object  # (impairment) the packet this one is a changed copy of, if any
+
+
+class NotedBytes(bytes):
+    """An immutable packet with a ``note`` (and the ``origin`` it was copied from): what the
+    impairment stage releases when it changed, delayed or duplicated a packet."""
+
+    note: str
+    origin: object
 
 
 class FourTuple(NamedTuple):
@@ -430,12 +451,39 @@ class Stack:
         self._ident = self.rng.randrange(0x10000)
         self._icmp_tokens = float(self.config.icmp_errors_per_sec)
         self._icmp_last = now
-        self._drops: Counter[DropReason] = Counter()
+        self._drops: Counter[DropReason] = DropCounter()
         self._closed_drops: Counter[DropReason] = Counter()  # engine drops of gone connections
         self._logged_errors: set[str] = set()
         self.stats: Counter[str] = Counter()
         # The engine class (``Connection(config, *, iss, now, mss)``); tests may swap it.
         self.connection_factory: Callable[..., Connection] | None = None
+        # Annotation for a capture (see the ``annotate`` property): the reasons counted while
+        # one packet was handled, and per received packet its first drop reason (or None).
+        self._journal: list[DropReason] | None = None
+        self.rx_drop_reasons: list[DropReason | None] = []
+
+    # ------------------------------------------------------------------ annotation
+
+    @property
+    def annotate(self) -> bool:
+        """True while a capture wants to know why: then each received packet's first drop
+        reason is appended to ``rx_drop_reasons`` (the owner clears it) and outgoing
+        segments the engine tagged (``Segment.reason``) become :class:`NotedPacket`; receive
+        coalescing (GRO) is off, so each drop is the packet's own. Off, it costs nothing (one
+        test per batch)."""
+        return self._journal is not None
+
+    @annotate.setter
+    def annotate(self, on: bool) -> None:
+        journal: list[DropReason] | None = [] if on else None
+        self._journal = journal
+        counters: list[Any] = [self._drops, self._frag.drops]
+        counters += [getattr(h.conn, "drops", None) for h in self._conns.values()]
+        for c in counters:
+            if isinstance(c, DropCounter):
+                c.journal = journal
+        if not on:
+            self.rx_drop_reasons.clear()
 
     # ------------------------------------------------------------------ introspection
 
@@ -521,7 +569,12 @@ class Stack:
         # RFC 6528 ISN from the 4-tuple; we announce MSS = MTU - 40 (RFC 9293 3.7.1, MUST-67).
         if iss is None:
             iss = self._isn.iss(now, *key)
-        return factory(self.tcp_config, iss=iss, now=now, mss=self._mss)
+        conn = factory(self.tcp_config, iss=iss, now=now, mss=self._mss)
+        if self._journal is not None:
+            drops = getattr(conn, "drops", None)
+            if isinstance(drops, DropCounter):
+                drops.journal = self._journal
+        return conn
 
     @staticmethod
     def _name(conn: Connection, key: FourTuple) -> None:
@@ -561,37 +614,47 @@ class Stack:
 
     def receive_packet(self, now: float, packet: bytes | bytearray | memoryview) -> None:
         """Take one IPv4 datagram from the link. Never raises for anything in the packet."""
-        self._now = now
-        stats = self.stats
-        stats["rx_packets"] += 1
-        stats["rx_bytes"] += len(packet)
-        try:
-            self._receive(now, packet)
-        except MalformedPacket as e:
-            reason = e.reason
-            if reason is DropReason.BAD_IP_VERSION and _is_ipv6(packet):
-                # The kernel's own IPv6 chatter (router solicitations, MLD) on the TUN: not
-                # a malformed packet, just a protocol pytcp does not speak.
-                reason = DropReason.IPV6_IGNORED
-            self._drops[reason] += 1
-        except Exception as e:  # a bug in a later layer must not kill the event loop
-            self._count_error(e, "while handling a packet")
+        self._receive_all(now, (packet,))
+
+    def _malformed(self, reason: DropReason, packet: bytes | bytearray | memoryview) -> None:
+        if reason is DropReason.BAD_IP_VERSION and _is_ipv6(packet):
+            # The kernel's own IPv6 chatter (router solicitations, MLD) on the TUN: not a
+            # malformed packet, just a protocol pytcp does not speak.
+            reason = DropReason.IPV6_IGNORED
+        self._drops[reason] += 1
 
     def _receive_all(self, now: float,
-                     packets: list[bytes] | list[bytes | bytearray | memoryview]) -> None:
+                     packets: Sequence[bytes | bytearray | memoryview]) -> None:
         """``receive_packet`` for each packet, with the counters updated once."""
         self._now = now
         stats = self.stats
         stats["rx_packets"] += len(packets)
         stats["rx_bytes"] += sum(map(len, packets))
         receive = self._receive
+        journal = self._journal
+        if journal is None:
+            for pkt in packets:
+                try:
+                    receive(now, pkt)
+                except MalformedPacket as e:
+                    self._malformed(e.reason, pkt)
+                except Exception as e:  # a bug in a later layer must not kill the event loop
+                    self._count_error(e, "while handling a packet")
+            return
+        # Annotating for a capture: the first drop reason counted for each packet.
+        noted = self.rx_drop_reasons
+        if len(noted) > 65536:  # an owner that never clears it: bounded anyway
+            noted.clear()
         for pkt in packets:
+            journal.clear()
             try:
                 receive(now, pkt)
             except MalformedPacket as e:
-                self._drops[e.reason] += 1
+                self._malformed(e.reason, pkt)
             except Exception as e:  # a bug in a later layer must not kill the event loop
                 self._count_error(e, "while handling a packet")
+            noted.append(journal[0] if journal else None)
+        journal.clear()
 
     def receive_batch(self, now: float,
                       packets: list[bytes] | list[bytes | bytearray | memoryview]) -> None:
@@ -768,7 +831,7 @@ class Stack:
             self._gro_flush(now)
         h = self._conns.get(key)
         if (flags == ACK and h is not None and self._deferred is not None and th.payload
-                and self.config.gro):
+                and self.config.gro and self._journal is None):
             limit_of = getattr(h.conn, "gro_limit", None)
             limit = limit_of(th.seq) if limit_of is not None else None
             if limit is not None and seq_le(seq_add(th.seq, len(th.payload)), limit):
@@ -948,7 +1011,8 @@ class Stack:
             tmpl, native.csum_partial(tmpl[:20]),
             native.pseudo_header_sum(key.local_addr, key.remote_addr, PROTO_TCP, 0)
             + key.local_port + key.remote_port,
-            seq, ack, flags, wnd, opts, native.csum_partial(opts) if opts else 0, b"", 0))
+            seq, ack, flags, wnd, opts, native.csum_partial(opts) if opts else 0, b"", 0, 0,
+            TxReason.SYN_COOKIE.value if self._journal is not None else None))
 
     # ----- receive coalescing (GRO)
     #
@@ -1016,16 +1080,18 @@ class Stack:
         tmpl = _IPV4_TCP_HDR.pack(0x45, 0, 0, 0, 0x4000, self.config.ttl, PROTO_TCP, 0,
                                   local.to_bytes(4, "big"), remote.to_bytes(4, "big"),
                                   lport, rport)
-        self._queue_packet(self._build_tcp(
-            tmpl, native.csum_partial(tmpl[:20]),
-            native.pseudo_header_sum(local, remote, PROTO_TCP, 0) + lport + rport,
-            seq, ack, flags, 0, b"", 0, b"", 0))
+        pkt = self._build_tcp(tmpl, native.csum_partial(tmpl[:20]),
+                              native.pseudo_header_sum(local, remote, PROTO_TCP, 0) + lport + rport,
+                              seq, ack, flags, 0, b"", 0, b"", 0, 0,
+                              TxReason.RST_NO_CONNECTION.value if self._journal is not None
+                              else None)
+        self._queue_packet(pkt)
 
     # ----- output
 
     def _build_tcp(self, tmpl: bytes, ipsum: int, psum: int, seq: int, ack: int, flags: int,
                    wnd: int, opts: bytes, osum: int, payload: bytes | bytearray | memoryview,
-                   urg: int, gso_size: int = 0) -> bytearray:
+                   urg: int, gso_size: int = 0, note: str | None = None) -> bytearray:
         """One IPv4+TCP packet from a 24-byte template (IPv4 header + ports), checksums filled;
         a :class:`GsoPacket` when ``gso_size`` is given. ``ipsum`` is the template's IPv4
         header sum (length and ident zero), ``psum`` the pseudo-header sum without length plus
@@ -1048,6 +1114,11 @@ class Stack:
         if gso_size:
             pkt: bytearray = GsoPacket(tmpl)
             pkt.gso_size = gso_size  # type: ignore[attr-defined]
+            if note is not None:
+                pkt.note = note  # type: ignore[attr-defined]
+        elif note is not None:
+            pkt = NotedPacket(tmpl)
+            pkt.note = note
         else:
             pkt = bytearray(tmpl)
         self._ident = ident = (self._ident + 1) & 0xFFFF
@@ -1078,13 +1149,16 @@ class Stack:
         payload = seg.payload
         gso = seg.gso_size
         n = len(payload)
+        note = None
+        if seg.reason is not None and self._journal is not None:
+            note = seg.reason.value
         if gso <= 0 or n <= gso:
             self._queue_packet(self._build_tcp(h._tmpl, h._ipsum, h._psum, seg.seq, seg.ack, seg.flags,
-                                               seg.wnd, opts, osum, payload, seg.urg))
+                                               seg.wnd, opts, osum, payload, seg.urg, 0, note))
             return
         if self.config.gso:  # the link cuts it (TUN TSO)
             self._queue_packet(self._build_tcp(h._tmpl, h._ipsum, h._psum, seg.seq, seg.ack, seg.flags,
-                                               seg.wnd, opts, osum, payload, seg.urg, gso))
+                                               seg.wnd, opts, osum, payload, seg.urg, gso, note))
             return
         # Cut the super-segment into gso-sized pieces: each piece's sequence number advances,
         # SYN and CWR stay on the first, PSH and FIN go on the last only.
@@ -1110,7 +1184,7 @@ class Stack:
                 else:
                     f &= ~URG
             self._queue_packet(self._build_tcp(h._tmpl, h._ipsum, h._psum, pseq, seg.ack, f, seg.wnd,
-                                               opts, osum, mv[off:end], urg))
+                                               opts, osum, mv[off:end], urg, 0, note))
             off = end
 
     def _service(self, h: TcpHandle, now: float) -> None:

@@ -26,7 +26,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from pytcp import native
-from pytcp.drops import DropReason
+from pytcp.drops import DropCounter, DropReason
 
 FragKey = tuple[int, int, int, int]  # (src, dst, proto, ident)
 
@@ -53,7 +53,7 @@ class FragmentReassembler:
         self.max_fragments = max_fragments
         self.bytes_held = 0
         self._table: OrderedDict[FragKey, _Datagram] = OrderedDict()  # oldest first
-        self.drops: Counter[DropReason] = Counter()
+        self.drops: Counter[DropReason] = DropCounter()
         self.stats: Counter[str] = Counter()
         # Quotes of timed-out datagrams whose first fragment had arrived: the owner sends
         # ICMP Time Exceeded, code 1 for them (RFC 792, RFC 1122 3.3.2) and clears the list.

@@ -108,7 +108,9 @@ class BackgroundRuntime:
                           tcp_config=tcp_config, secret=secret, rng=rng)
             imp_in = Impairment(impair, random.Random(rng.random())) if impair else None
             imp_out = Impairment(impair, random.Random(rng.random())) if impair else None
-            pcap = PcapWriter(pcap_path) if pcap_path else None
+            pcap = PcapWriter(pcap_path, ifname=ifname, ipv4=f"{addr}/{prefixlen}",
+                              description=f"pytcp at {addr} (kernel side {host_addr})") \
+                if pcap_path else None
         except BaseException:
             link.close()
             raise

@@ -6,6 +6,11 @@ It sits between a link and the stack in either direction: packets go in with
 reads a clock; ``now`` is always passed in. Given the same spec, seed and input it does exactly
 the same thing.
 
+What the stage did to a packet is returned by :meth:`Impairment.submit` as a note
+(``"impairment: delayed 20 ms"``); a packet it changed, delayed or duplicated comes out as a
+``pytcp.stack.NotedPacket`` carrying that note (after any note it had, e.g. the engine's
+reason), so a capture can say so.
+
 Spec syntax (``ImpairSpec.parse``): ``loss=P,reorder=P,dup=P,corrupt=P,delay=MS,jitter=MS``;
 probabilities in 0..1 (a ``%`` suffix is accepted: ``loss=5%``), milliseconds >= 0. Every key
 is optional; an empty spec impairs nothing.
@@ -18,6 +23,7 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass, fields
+from typing import Any
 
 # A packet held back for reordering is normally released right after the next packet; if no
 # next packet comes, it is released this long (seconds) after it would have been due.
@@ -117,7 +123,7 @@ class Impairment:
         """Packets inside the stage (queued or held)."""
         return len(self._queue) + (self._held is not None)
 
-    def _due(self, now: float) -> float:
+    def _due(self, now: float, acts: list[str]) -> float:
         spec = self.spec
         due = now + spec.delay / 1000.0
         if spec.jitter:
@@ -125,20 +131,24 @@ class Impairment:
         due = max(due, now)
         if due > now:
             self.stats["delayed"] += 1
+            acts.append(f"delayed {(due - now) * 1000.0:.1f} ms")
         return due
 
     def _push(self, due: float, packet: bytes) -> None:
         self._order += 1
         heapq.heappush(self._queue, (due, self._order, packet))
 
-    def submit(self, now: float, packet: bytes | bytearray | memoryview) -> None:
-        """Take one packet in: it may be lost, corrupted, duplicated, held back or delayed."""
+    def submit(self, now: float, packet: bytes | bytearray | memoryview) -> str | None:
+        """Take one packet in: it may be lost, corrupted, duplicated, held back or delayed.
+        Returns what was done to it (``"impairment: lost"``, ``"impairment: corrupted byte
+        33; delayed 20.0 ms"``), or None when it passes untouched."""
         spec = self.spec
         rng = self.rng
         self.stats["submitted"] += 1
         if spec.loss and rng.random() < spec.loss:
             self.stats["lost"] += 1
-            return
+            return "impairment: lost"
+        acts: list[str] = []
         data = bytes(packet)
         if spec.corrupt and data and rng.random() < spec.corrupt:
             buf = bytearray(data)
@@ -146,6 +156,7 @@ class Impairment:
             buf[i] ^= rng.randrange(1, 256)
             data = bytes(buf)
             self.stats["corrupted"] += 1
+            acts.append(f"corrupted byte {i}")
         gso = getattr(packet, "gso_size", 0)
         if gso:
             # Keep a GSO super-packet's segment size (pytcp.stack.GsoPacket) for the link.
@@ -156,21 +167,42 @@ class Impairment:
         if spec.dup and rng.random() < spec.dup:
             copies = 2
             self.stats["duplicated"] += 1
-        if spec.reorder and self._held is None and rng.random() < spec.reorder:
-            # Held back: released right after the next packet (or after REORDER_MAX_HOLD).
+            acts.append("duplicated")
+        held_back = bool(spec.reorder and self._held is None and rng.random() < spec.reorder)
+        if held_back:
             self.stats["reordered"] += 1
-            due = self._due(now)
+            acts.append("held back (reordered)")
+        due = self._due(now, acts)
+        note = getattr(packet, "note", None)
+        if acts or note is not None:
+            data = self._noted(packet, data, note, acts)
+        if held_back:
+            # Held back: released right after the next packet (or after REORDER_MAX_HOLD).
             self._held = (data, due + REORDER_MAX_HOLD)
             for _ in range(copies - 1):
                 self._push(due, data)
-            return
-        due = self._due(now)
-        for _ in range(copies):
-            self._push(due, data)
-        if self._held is not None:
-            held, _ = self._held
-            self._held = None
-            self._push(due, held)  # same due, later order: right after this packet
+        else:
+            for _ in range(copies):
+                self._push(due, data)
+            if self._held is not None:
+                held, _ = self._held
+                self._held = None
+                self._push(due, held)  # same due, later order: right after this packet
+        return "impairment: " + "; ".join(acts) if acts else None
+
+    @staticmethod
+    def _noted(packet: bytes | bytearray | memoryview, data: bytes, note: str | None,
+               acts: list[str]) -> bytes:
+        """``data`` as a packet carrying ``note`` plus what the stage did (``acts``)."""
+        from pytcp.stack import NotedBytes
+
+        out: Any = data if isinstance(data, bytearray) else NotedBytes(data)
+        parts = [note] if note else []
+        if acts:
+            parts.append("impairment: " + "; ".join(acts))
+        out.note = "; ".join(parts)
+        out.origin = packet
+        return out  # type: ignore[no-any-return]
 
     def release(self, now: float) -> list[bytes]:
         """Packets due at ``now``, in release order."""

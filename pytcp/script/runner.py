@@ -321,6 +321,8 @@ class Runner:
         # Everything, for `pytcp script -v`; and a pcapng writer (pytcp.pcap) for --pcap.
         self.log: list[tuple[float, Observed | str]] | None = [] if verbose else None
         self.pcap = pcap
+        if pcap is not None:
+            self.stack.annotate = True  # packet comments: why sent, why dropped
         # strict=False (for fuzz tests): unexpected outbound packets are dropped instead of
         # failing; they are still parsed, checksum-verified and address-checked.
         self.strict = strict and not record
@@ -441,7 +443,7 @@ class Runner:
 
         for raw in self.stack.pending_packets():
             if self.pcap is not None:
-                self.pcap.write(self.now, raw, "out")
+                self.pcap.write(self.now, raw, "out", getattr(raw, "note", None))
             try:
                 ip = parse_ipv4(raw)
                 if ip.proto != PROTO_TCP:
@@ -614,8 +616,6 @@ class Runner:
             ip_options=line.ip_options, tos=self._inbound_tos(line))
         self._record(format_expected(line))
         if batch is not None:
-            if self.pcap is not None:
-                self.pcap.write(self.now, pkt, "in")
             batch.append(pkt)
             return
         self._inject(pkt)
@@ -635,8 +635,22 @@ class Runner:
         for ln in lines:
             self.current = ln
             self._inbound(ln, pkts)
+        self.stack.rx_drop_reasons.clear()
         self.stack.receive_batch(self.now, pkts)
+        self._capture_in(pkts)
         self._after_step()
+
+    def _capture_in(self, pkts: list[bytes]) -> None:
+        """Inbound packets to the capture, each with its drop reason (after the stack)."""
+        reasons = self.stack.rx_drop_reasons
+        if self.pcap is not None:
+            from pytcp.drops import describe
+
+            for i, pkt in enumerate(pkts):
+                reason = reasons[i] if i < len(reasons) else None
+                self.pcap.write(self.now, pkt, "in",
+                                f"dropped: {describe(reason)}" if reason is not None else None)
+        reasons.clear()
 
     def _encode_inbound_options(self, line: PacketLine, port: int, lisn: int) -> bytes:
         self._ecr_port = port
@@ -652,9 +666,9 @@ class Runner:
         return encode_options(opts, self._ecr_map, lisn, self.defines)
 
     def _inject(self, pkt: bytes) -> None:
-        if self.pcap is not None:
-            self.pcap.write(self.now, pkt, "in")
+        self.stack.rx_drop_reasons.clear()
         self.stack.receive_packet(self.now, pkt)
+        self._capture_in([pkt])
         self._after_step()
 
     def _icmp(self, line: IcmpLine) -> None:

@@ -52,7 +52,7 @@ import collections
 import logging
 from dataclasses import dataclass
 
-from pytcp.drops import DropReason
+from pytcp.drops import DropCounter, DropReason
 from pytcp.tcp.config import TcpConfig
 from pytcp.tcp.congestion import CongestionControl, make_congestion
 from pytcp.tcp.errors import TcpUsageError
@@ -71,6 +71,7 @@ from pytcp.tcp.output import OUTPUT_STATES as _OUTPUT_STATES
 from pytcp.tcp.prr import Prr
 from pytcp.tcp.rack import Rack
 from pytcp.tcp.reassembly import ReassemblyQueue
+from pytcp.tcp.reasons import TxReason
 from pytcp.tcp.recovery import ConnectionRecovery
 from pytcp.tcp.rtt import RttEstimator
 from pytcp.tcp.sackboard import Scoreboard
@@ -119,7 +120,7 @@ class Connection(ConnectionRecovery):
         self.our_mss = mss if mss is not None else config.mss  # announced (RFC 9293 3.7.1)
         self.state = State.CLOSED
         self.transitions: list[tuple[float, State, State, str]] = []
-        self.drops: collections.Counter[DropReason] = collections.Counter()
+        self.drops: collections.Counter[DropReason] = DropCounter()
         self._out: list[Segment] = []
         self._events: list[Event] = []
         self._data_event = False  # a DataAvailable is waiting in _events
@@ -354,7 +355,7 @@ class Connection(ConnectionRecovery):
             cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
             new = min(self._window_to_advertise(), 0xFFFF << self.rcv_wscale)
             if new > cur and new >= 2 * cur and new - cur >= self._sws_threshold():
-                self._ack_now = True
+                self._want_ack(TxReason.WINDOW_UPDATE)
         return data
 
     @property
@@ -415,7 +416,7 @@ class Connection(ConnectionRecovery):
         if self.state is State.CLOSED:
             return
         if self._rcvq:  # unread in-order data (Linux tcp_close; RFC 2525 2.17)
-            self.abort(now)
+            self._abort(now, TxReason.RST_UNREAD_DATA)
             return
         self._app_closed = True
         self.shutdown(now)
@@ -424,11 +425,14 @@ class Connection(ConnectionRecovery):
 
     def abort(self, now: float) -> None:
         """ABORT (RFC 9293 3.10.5): RST in the synchronized states, then CLOSED."""
+        self._abort(now, TxReason.RST_ABORT)
+
+    def _abort(self, now: float, reason: TxReason) -> None:
         self._now = now
         if self.state in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
                           State.FIN_WAIT_2, State.CLOSE_WAIT):
             self._emit(Segment(self.snd_max, self.rcv_nxt, RST | ACK, self._wnd_field(),
-                               options=self._options(now, 0)))
+                               options=self._options(now, 0), reason=reason))
         self._rcvq.clear()
         self._reset_close(now, "ABORT", None)
 
@@ -584,13 +588,13 @@ class Connection(ConnectionRecovery):
         self._rtt_seq = None  # Karn
         if st is State.SYN_SENT:
             self._syn_lost = True
-            self._send_syn(now)
+            self._send_syn(now, TxReason.SYN_RETRANSMIT)
             return
         if st is State.SYN_RECEIVED or (self.snd_una == self.iss and self._passive):
             # (also a passive open closed before the handshake ended: FIN-WAIT-1 with the
             # SYN-ACK unacknowledged)
             self._syn_lost = True
-            self._send_synack(now)
+            self._send_synack(now, TxReason.SYNACK_RETRANSMIT)
             return
         flight = seq_sub(self.snd_max, self.snd_una)
         if self.ts_ok and not self._rto_repeated and self._undo is None:
@@ -614,7 +618,8 @@ class Connection(ConnectionRecovery):
         self._recover = self.snd_max  # RFC 6582 4: no fast retransmit for this window
         self._in_loss = True
         self.snd_nxt = self.snd_una   # go back: resend from the first unacked octet
-        self._retransmit_at(now, self.snd_una)
+        self._goback_reason = TxReason.RTO
+        self._retransmit_at(now, self.snd_una, reason=TxReason.RTO)
         self._arm_rto(now)
 
     def _on_persist(self, now: float) -> None:
@@ -643,15 +648,18 @@ class Connection(ConnectionRecovery):
             why = "orphan zero-window timeout"
         if why is not None:
             self._emit(Segment(self.snd_max, self.rcv_nxt, RST | ACK, self._wnd_field(),
-                               options=self._options(now, 0)))
+                               options=self._options(now, 0),
+                               reason=TxReason.RST_ORPHAN_TIMEOUT if orphan
+                               else TxReason.RST_PROBE_TIMEOUT))
             self._reset_close(now, why, None if orphan else ConnectionTimedOut())
             return
         if room > 0:
-            self._send_data(now, force=True)
+            self._send_data(now, force=True, reason=TxReason.WINDOW_PROBE)
         else:
             # Linux-style probe: an old sequence number draws an ACK with the window.
             self._emit(Segment(seq_sub(self.snd_una, 1) & MASK, self.rcv_nxt, ACK,
-                               self._wnd_field(), options=self._options(now, 0)))
+                               self._wnd_field(), options=self._options(now, 0),
+                               reason=TxReason.ZERO_WINDOW_PROBE))
         self._probes_out += 1
         self._persist_backoff += 1
         self._arm_persist(now)
@@ -669,13 +677,15 @@ class Connection(ConnectionRecovery):
             return
         if self._ka_probes >= self.keepalive_count:
             self._emit(Segment(self.snd_max, self.rcv_nxt, RST | ACK, self._wnd_field(),
-                               options=self._options(now, 0)))
+                               options=self._options(now, 0),
+                               reason=TxReason.RST_KEEPALIVE_TIMEOUT))
             self._reset_close(now, "keep-alive timeout", ConnectionTimedOut())
             return
         self._ka_probes += 1
         self._ka_last = now
         self._emit(Segment(seq_sub(self.snd_una, 1) & MASK, self.rcv_nxt, ACK,
-                           self._wnd_field(), options=self._options(now, 0)))
+                           self._wnd_field(), options=self._options(now, 0),
+                           reason=TxReason.KEEPALIVE))
 
     # ------------------------------------------------------------------ ICMP
     def handle_icmp_error(self, now: float, type: int, code: int,
@@ -706,6 +716,7 @@ class Connection(ConnectionRecovery):
             # RFC 1191 6.5: the too-big segment was dropped: send again, in smaller pieces
             # (no congestion response: this was not congestion).
             self.snd_nxt = self.snd_una
+            self._goback_reason = TxReason.PMTU_RETRANSMIT
             self._rtt_seq = None
 
     # ------------------------------------------------------------------ segment arrival
@@ -801,7 +812,7 @@ class Connection(ConnectionRecovery):
             self.drops[DropReason.UNEXPECTED_SEGMENT] += 1
             return
         if flags & ACK:
-            self._emit(Segment(seg.ack, 0, RST, 0))
+            self._emit(Segment(seg.ack, 0, RST, 0, reason=TxReason.RST_BAD_ACK))
             self.drops[DropReason.BAD_ACK] += 1
             return
         if not flags & SYN:
@@ -824,7 +835,7 @@ class Connection(ConnectionRecovery):
             # first: SEG.ACK =< ISS or SEG.ACK > SND.NXT is unacceptable
             if seq_le(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
                 if not flags & RST:
-                    self._emit(Segment(seg.ack, 0, RST, 0))
+                    self._emit(Segment(seg.ack, 0, RST, 0, reason=TxReason.RST_BAD_ACK))
                 self.drops[DropReason.BAD_ACK] += 1
                 return
             ack_ok = True
@@ -930,7 +941,8 @@ class Connection(ConnectionRecovery):
         if flags & SYN and st is State.SYN_RECEIVED and seq == self.irs:
             if not flags & ACK:
                 if not flags & RST:
-                    self._send_synack(now)  # the peer retransmitted its SYN
+                    # the peer retransmitted its SYN
+                    self._send_synack(now, TxReason.SYNACK_RETRANSMIT)
                 return
             # Simultaneous open: the peer's SYN-ACK. Its SYN is old (SEG.SEQ < RCV.NXT, so
             # it draws an ACK); process its ACK field.
@@ -942,7 +954,7 @@ class Connection(ConnectionRecovery):
         if ts is not None and not flags & RST:
             if seq_lt(ts[0], self.ts_recent) and now - self._ts_recent_age <= PAWS_IDLE:
                 self.drops[DropReason.PAWS] += 1
-                self._ack_now = True
+                self._want_ack(TxReason.PAWS_ACK)
                 return
         # first: check the sequence number (3.10.7.4 table)
         seg_len = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
@@ -961,7 +973,7 @@ class Connection(ConnectionRecovery):
                 self.drops[DropReason.OUT_OF_WINDOW] += 1
                 payload = b""
                 flags &= ~FIN
-                self._ack_now = True
+                self._want_ack(TxReason.OUT_OF_WINDOW_ACK)
             else:
                 if flags & RST:
                     self.drops[DropReason.RST_INVALID] += 1
@@ -979,7 +991,7 @@ class Connection(ConnectionRecovery):
                     # A duplicate ACK; for bare ACKs at most one per 500 ms, which keeps two
                     # confused ends out of an ACK storm (Linux tcp_oow_rate_limited).
                     self._oow_ack_at = now
-                    self._ack_now = True
+                    self._want_ack(TxReason.OUT_OF_WINDOW_ACK)
                 return
         self._last_rx = now
         self._ka_probes = 0
@@ -1057,7 +1069,7 @@ class Connection(ConnectionRecovery):
                 else:
                     self._set_state(now, State.ESTABLISHED, "ACK")
             else:
-                self._emit(Segment(seg.ack, 0, RST, 0))
+                self._emit(Segment(seg.ack, 0, RST, 0, reason=TxReason.RST_BAD_ACK))
                 self.drops[DropReason.BAD_ACK] += 1
                 return
         elif not self._process_ack(now, seg, seq, len(payload), flags):
@@ -1087,7 +1099,8 @@ class Connection(ConnectionRecovery):
             elif self._app_closed:
                 # Nobody will read it: RST (RFC 2525 2.17, Linux).
                 self._emit(Segment(self.snd_max, self.rcv_nxt, RST | ACK, 0,
-                                   options=self._options(now, 0)))
+                                   options=self._options(now, 0),
+                                   reason=TxReason.RST_DATA_AFTER_CLOSE))
                 self._reset_close(now, "data after close", None)
                 return
             else:
@@ -1143,7 +1156,7 @@ class Connection(ConnectionRecovery):
                 self.drops[DropReason.RECV_QUEUE_FULL] += 1
             # Out of order: a duplicate ACK at once, one per segment, even inside a batch
             # (RFC 5681 4.2: the sender counts them for fast retransmit).
-            self._send_ack(now)
+            self._send_ack(now, TxReason.DUP_ACK)
 
     def _on_fin(self, now: float) -> None:
         """RFC 9293 3.10.7.4 eighth: the peer's FIN, in order."""
@@ -1213,6 +1226,7 @@ class Connection(ConnectionRecovery):
                 # MUST-34: the window shrank to zero under data in flight: pull back and
                 # probe instead of timing out (as BSD does). Not a loss: recovery ends.
                 self.snd_nxt = self.snd_una
+                self._goback_reason = TxReason.WINDOW_SHRANK
                 self._rto_at = None
                 if self._in_recovery:
                     self._in_recovery = False
@@ -1242,6 +1256,7 @@ class Connection(ConnectionRecovery):
             return
         self._chal_count += 1
         self._ack_now = True
+        self._ack_reason = TxReason.CHALLENGE_ACK
 
 
 def seq_between_wnd(x: int, lo: int, wnd: int) -> bool:

@@ -18,6 +18,7 @@ from pytcp.tcp.congestion import CongestionControl
 from pytcp.tcp.prr import Prr
 from pytcp.tcp.rack import Rack
 from pytcp.tcp.reassembly import ReassemblyQueue
+from pytcp.tcp.reasons import TxReason
 from pytcp.tcp.rtt import RttEstimator
 from pytcp.tcp.sackboard import Scoreboard
 from pytcp.tcp.segment import Segment
@@ -101,6 +102,12 @@ class ConnectionOutput:
     _tlp_at: float | None
     _reo_at: float | None
     _burst_val: tuple[int, TcpOptions] = (0, NO_OPTIONS)
+    # Why the next pure ACK goes out (a challenge ACK, a window update...), if it says more
+    # than "data received"; cleared by any ACK-bearing segment.
+    _ack_reason: TxReason | None = None
+    # Why segments below SND.MAX are sent again after SND.NXT was pulled back (RTO go-back,
+    # path MTU, a window that shrank to zero).
+    _goback_reason: TxReason = TxReason.RTO
 
     def _schedule_tlp(self, now: float, advancing: bool) -> None:
         raise NotImplementedError  # ConnectionRecovery
@@ -184,20 +191,21 @@ class ConnectionOutput:
             sack_permitted=self.sack_ok,
             timestamp=(self._ts_val(now), self.ts_recent) if self.ts_ok else None)
 
-    def _send_syn(self, now: float) -> None:
+    def _send_syn(self, now: float, reason: TxReason | None = None) -> None:
         wnd = min(0xFFFF, self.config.recv_buffer)  # RFC 7323 2.2: unscaled in a SYN
-        self._out.append(Segment(self.iss, 0, SYN, wnd, options=self._syn_options(now)))
+        self._out.append(Segment(self.iss, 0, SYN, wnd, options=self._syn_options(now),
+                                 reason=reason))
         self.snd_nxt = self.snd_max = seq_add(self.iss, 1)
         if self._retries == 0 and self._rtt_seq is None and not self._syn_lost:
             self._rtt_seq = self.snd_nxt
             self._rtt_time = now
         self._arm_rto(now)
 
-    def _send_synack(self, now: float) -> None:
+    def _send_synack(self, now: float, reason: TxReason | None = None) -> None:
         wnd = min(0xFFFF, self.config.recv_buffer)
         self.rcv_adv = seq_add(self.rcv_nxt, wnd)
         self._emit(Segment(self.iss, self.rcv_nxt, SYN | ACK, wnd,
-                           options=self._syn_options(now)))
+                           options=self._syn_options(now), reason=reason))
         after_syn = seq_add(self.iss, 1)
         if seq_lt(self.snd_max, after_syn):  # (a FIN may already follow the SYN)
             self.snd_nxt = self.snd_max = after_syn
@@ -212,10 +220,13 @@ class ConnectionOutput:
         if seg.flags & ACK and not seg.flags & RST:
             self.last_ack_sent = seg.ack
             self._ack_now = False
+            self._ack_reason = None
             self._delack_at = None
             self._rcv_unacked = 0
             if self._dsack is not None and seg.options.sack_blocks[:1] == (self._dsack,):
                 self._dsack = None  # reported (once, RFC 2883)
+                if seg.reason is None or seg.reason is TxReason.OUT_OF_WINDOW_ACK:
+                    seg.reason = TxReason.DSACK  # (the more telling name for that ACK)
             if self._quickack > 0 and self.state.synchronized:
                 self._quickack -= 1
         self._out.append(seg)
@@ -237,13 +248,20 @@ class ConnectionOutput:
         if self._ack_now and self.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT):
             self._send_ack(now)  # (in SYN-RECEIVED too: e.g. a challenge ACK, RFC 9293)
 
-    def _send_ack(self, now: float) -> None:
+    def _want_ack(self, reason: TxReason) -> None:
+        """An ACK is due now, and why (the first reason given wins until it is sent)."""
+        self._ack_now = True
+        if self._ack_reason is None:
+            self._ack_reason = reason
+
+    def _send_ack(self, now: float, reason: TxReason | None = None) -> None:
         """A pure ACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> with the current options. While
         an RTO go-back has pulled SND.NXT below SND.MAX, the ACK carries SND.MAX (as BSD
         does): the peer has seen sequence numbers up to there and would find an older one
         unacceptable (RFC 9293 3.10.7.4) and ignore the ACK."""
         self._emit(Segment(self.snd_max, self.rcv_nxt, ACK, self._wnd_field(),
-                           options=self._options(now, 0)))
+                           options=self._options(now, 0),
+                           reason=reason if reason is not None else self._ack_reason))
 
     def _has_unsent(self) -> bool:
         data_end = seq_add(self._buf_seq, len(self._sendbuf))
@@ -292,7 +310,8 @@ class ConnectionOutput:
                 return
             seq, length, is_rtx = nxt
             if is_rtx:
-                n = self._retransmit_at(now, seq, length)
+                n = self._retransmit_at(now, seq, length, TxReason.RACK if self._rack_on
+                                        else TxReason.SACK_RETRANSMIT)
                 if n <= 0:
                     return
                 self._high_rxt = seq_add(seq, n)
@@ -302,7 +321,8 @@ class ConnectionOutput:
                 if self.snd_nxt == before:
                     return
 
-    def _send_data(self, now: float, force: bool = False, limit: int = 0) -> None:
+    def _send_data(self, now: float, force: bool = False, limit: int = 0,
+                   reason: TxReason | None = None) -> None:
         """Send new data (and the FIN) as the send window, cwnd, Nagle (RFC 896, MUST-17) and
         sender SWS avoidance (RFC 9293 3.8.6.2.1, MUST-38) allow. ``force``: one segment
         regardless of Nagle/SWS/cwnd (persist, recovery); ``limit``: its maximum size."""
@@ -386,7 +406,8 @@ class ConnectionOutput:
                 if self._fin_queued:
                     flags |= FIN
                     self._fin_seq = seq_add(seq, n)
-            self._emit_data(now, seq, flags, payload, retrans)
+            self._emit_data(now, seq, flags, payload, retrans,
+                            self._goback_reason if retrans and reason is None else reason)
             if 0 < n < mss:
                 self._snd_sml = self.snd_nxt
                 self._cork_at = None  # the held partial segment left: a new hold starts anew
@@ -491,6 +512,7 @@ class ConnectionOutput:
         opts = self._burst_val[1]
         self.last_ack_sent = self.rcv_nxt
         self._ack_now = False
+        self._ack_reason = None
         self._delack_at = None
         self._rcv_unacked = 0
         if self._dsack is not None and opts.sack_blocks[:1] == (self._dsack,):
@@ -499,7 +521,7 @@ class ConnectionOutput:
             self._quickack -= 1
 
     def _emit_data(self, now: float, seq: int, flags: int, payload: bytes,
-                   retrans: bool) -> None:
+                   retrans: bool, reason: TxReason | None = None) -> None:
         n = len(payload)
         gso = self.snd_mss if n > self.snd_mss else 0
         # A burst shares its window field and options (same time, nothing received between):
@@ -517,7 +539,7 @@ class ConnectionOutput:
         if up is not None and seq_lt(seq, up):
             flags |= URG  # RFC 9293 3.8.5: the pointer is to the first non-urgent octet
             urg = min(seq_sub(up, seq), 0xFFFF)
-        self._emit(Segment(seq, self.rcv_nxt, flags, wnd, payload, opts, urg, gso))
+        self._emit(Segment(seq, self.rcv_nxt, flags, wnd, payload, opts, urg, gso, reason))
         end = seq_add(seq, n + (1 if flags & FIN else 0))
         self.snd_nxt = end
         if self._rack_on:
@@ -545,7 +567,8 @@ class ConnectionOutput:
         self._persist_at = None
         self._last_send = now
 
-    def _retransmit_at(self, now: float, seq: int, length: int = 0) -> int:
+    def _retransmit_at(self, now: float, seq: int, length: int = 0,
+                       reason: TxReason | None = None) -> int:
         """Retransmit one segment starting at ``seq`` of at most ``length`` (default one MSS)
         octets (fast retransmit, partial ACK, NextSeg, RTO). Returns the sequence space sent."""
         off = seq_sub(seq, self._buf_seq)
@@ -564,7 +587,7 @@ class ConnectionOutput:
         if n == 0 and not flags & FIN:
             return 0
         save = self.snd_nxt
-        self._emit_data(now, seq, flags, payload, True)
+        self._emit_data(now, seq, flags, payload, True, reason)
         end = self.snd_nxt
         # A retransmission does not move SND.NXT back (unless the RTO already did).
         self.snd_nxt = end if seq_gt(end, save) else save

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pytcp.tcp.events import Event, SendSpaceAvailable
 from pytcp.tcp.output import OUTPUT_STATES, ConnectionOutput
 from pytcp.tcp.rack import pto
+from pytcp.tcp.reasons import TxReason
 from pytcp.tcp.sackboard import Scoreboard
 from pytcp.tcp.segment import Segment
 from pytcp.tcp.seq import MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
@@ -86,7 +87,7 @@ class ConnectionRecovery(ConnectionOutput):
                 # RFC 6582 3.2 step 5: partial ACK: retransmit the next hole at once.
                 self._dupacks = max(0, self._dupacks - max(0, acked // self.snd_mss - 1))
                 self._rexmit_out = 0
-                self._retransmit_at(now, ack)
+                self._retransmit_at(now, ack, reason=TxReason.PARTIAL_ACK)
             # With SACK, NextSeg() picks the holes as the pipe allows (RFC 6675 5 step C).
         else:
             self._dupacks = 0
@@ -136,7 +137,7 @@ class ConnectionRecovery(ConnectionOutput):
         if trigger and seq_gt(self.snd_una, self._recover):
             self._enter_recovery(now)
             # RFC 6675 5 step 4.3 / RFC 5681 3.2: retransmit the first unacknowledged segment.
-            n = self._retransmit_at(now, self.snd_una)
+            n = self._retransmit_at(now, self.snd_una, reason=TxReason.FAST_RETRANSMIT)
             self._high_rxt = seq_add(self.snd_una, n)
             self._arm_rto(now)
 
@@ -244,10 +245,10 @@ class ConnectionRecovery(ConnectionOutput):
             unsent = seq_sub(seq_add(self._buf_seq, len(self._sendbuf)), self.snd_nxt)
             room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
             if unsent <= 0 or room >= min(unsent, mss):
-                self._send_data(now, force=True)
+                self._send_data(now, force=True, reason=TxReason.TLP)
         if self.snd_max == before:
             rng = self._rack.last_range(mss)
-            if rng is None or self._retransmit_at(now, rng[0], rng[1]) <= 0:
+            if rng is None or self._retransmit_at(now, rng[0], rng[1], TxReason.TLP) <= 0:
                 return
             self._tlp_rtx = True
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pytcp.tcp.reasons import TxReason
 from pytcp.wire.tcp import FIN, NO_OPTIONS, SYN, TcpOptions, flags_to_str
 
 
@@ -24,6 +25,9 @@ class Segment:
     # link (TSO/GSO) or the stack cuts into pieces of gso_size bytes. Inbound: a segment the
     # stack coalesced (GRO) from segments of gso_size bytes (the last may be shorter).
     gso_size: int = 0
+    # Outbound only: why the engine sent it when it is not new data or a plain ACK (a
+    # retransmission, a probe, a challenge ACK, a RST...); a capture's packet comment.
+    reason: TxReason | None = None
 
     @property
     def seg_len(self) -> int:

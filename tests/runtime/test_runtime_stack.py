@@ -31,7 +31,7 @@ class Recorder:
         self.loop = loop
         self.packets: list[tuple[float, str, Any]] = []
 
-    def write(self, ts: int, packet: bytes, direction: str) -> None:
+    def write(self, ts: int, packet: bytes, direction: str, comment: str | None = None) -> None:
         self.packets.append((self.loop.time(), direction, IP(bytes(packet))))
 
     def flush(self) -> None:

@@ -1,0 +1,168 @@
+"""The capture says why: the engine's reason on every packet that is not new data or a plain
+ACK, the drop reason on every received packet the stack dropped, what the impairment stage did,
+the interface block naming the interface and pytcp's address, and a capture cut short by
+SIGKILL that tshark still reads to its last whole block. Read back with tshark's
+``frame.comment`` (what Wireshark shows in the packet list)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from pytcp.api.aio import open_connection, start_server
+from pytcp.api.pair import memory_pair
+from pytcp.link.impair import Impairment
+from pytcp.pcap import PcapWriter
+from pytcp.script.parser import parse_script
+from pytcp.script.runner import Runner
+
+TSHARK = shutil.which("tshark")
+pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
+
+# A passive open; 1000 bytes that are not acknowledged (the RTO resends them); a zero window
+# (probed); a segment with a bad checksum (dropped), the same one good; close() with that
+# data unread (RST).
+SCRIPT = """\
+0.000 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0    bind(3, ..., ...) = 0
++0    listen(3, 1) = 0
++0    < S 0:0(0) win 65535 <mss 1460>
++0    > S. 0:0(0) ack 1 <mss 1460>
++0.1  < . 1:1(0) ack 1 win 65535
++0    accept(3, ..., ...) = 4
++0    write(4, ..., 1000) = 1000
++0    > P. 1:1001(1000) ack 1
++0.3  > P. 1:1001(1000) ack 1
++0.1  < . 1:1(0) ack 1001 win 0
++0    write(4, ..., 100) = 100
++0.3~+2 > . 1000:1000(0) ack 1
++0    < . 1:1(0) ack 1001 win 0
++0    < P. 1:11(10) ack 1001 win 0 bad_csum
++0    < P. 1:11(10) ack 1001 win 0
++0    > . 1001:1001(0) ack 11
++0    close(4) = 0
++0    > R. 1001:1001(0) ack 11
+"""
+
+
+def _tshark(path: Path, *fields: str) -> tuple[list[list[str]], str]:
+    assert TSHARK is not None
+    cmd = [TSHARK, "-r", str(path), "-T", "fields", "-E", "separator=|"]
+    for f in fields:
+        cmd += ["-e", f]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if "Running as user" not in ln]
+    return [ln.split("|") for ln in res.stdout.splitlines()], "\n".join(errors)
+
+
+def test_a_scripted_capture_says_why_each_special_packet_left_or_was_dropped(
+        tmp_path: Path) -> None:
+    path = tmp_path / "why.pcapng"
+    with PcapWriter(path, ifname="pytcp-script") as pcap:
+        Runner(parse_script(SCRIPT), pcap=pcap).run()
+    rows, errors = _tshark(path, "frame.number", "tcp.flags.str", "tcp.seq_raw",
+                           "frame.comment")
+    assert errors == ""
+    comments = {int(r[0]): r[3] for r in rows if r[3]}
+    assert comments == {
+        5: "retransmission after RTO",
+        7: "zero-window probe",
+        9: "dropped: bad TCP or ICMP checksum",
+        12: "RST: closed with unread data",
+    }
+    assert "R" in rows[11][1]
+    # Everything else (handshake, new data, plain ACKs) carries no comment.
+    assert len(rows) == 12
+
+
+def test_impairment_and_drops_are_commented_in_a_runtime_capture(tmp_path: Path) -> None:
+    path = tmp_path / "impair.pcapng"
+    path_b = tmp_path / "sender.pcapng"
+    payload = random.Random(3).randbytes(300_000)
+
+    async def main() -> bytes:
+        with PcapWriter(path, ifname="mem0", description="pytcp at 10.0.0.1",
+                        ipv4="10.0.0.1/24") as pcap, PcapWriter(path_b) as pcap_b:
+            async with memory_pair(seed=4, pcap_a=pcap, pcap_b=pcap_b,
+                                   impair_a_in="loss=0.03,dup=0.03,corrupt=0.03") as (a, b):
+                a.impair_out = Impairment("loss=0.03,delay=2", random.Random(5))
+
+                async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                    w.write(payload)
+                    await w.drain()
+                    w.close()
+
+                await start_server(serve, 80, runtime=b)
+                reader, writer = await open_connection("10.0.0.2", 80, runtime=a)
+                data = await asyncio.wait_for(reader.read(-1), 60)
+                writer.close()
+                return data
+
+    assert asyncio.run(main()) == payload
+    rows, errors = _tshark(path, "frame.comment", "frame.p2p_dir", "frame.interface_name",
+                           "frame.interface_description")
+    assert errors == ""
+    assert {(r[2], r[3]) for r in rows} == {("mem0", "pytcp at 10.0.0.1")}
+    comments = [(r[0], r[1]) for r in rows if r[0]]
+    texts = [c for c, _ in comments]
+    assert any(c == "impairment: lost" for c in texts)  # inbound, lost before the stack
+    assert any(c.endswith("impairment: lost (never sent)") for c in texts)  # outbound
+    assert any("impairment: duplicated" in c for c in texts)
+    assert any("impairment: delayed" in c for c in texts)
+    corrupted = [c for c in texts if "impairment: corrupted byte" in c]
+    assert corrupted
+    # Every byte is under a checksum: each corrupted packet was dropped, and says why.
+    assert all("; dropped: bad" in c for c in corrupted), corrupted
+    # Losses make the receiver (a) send duplicate ACKs and the sender (b) retransmit.
+    assert any(c.startswith("duplicate ACK") or c.startswith("D-SACK") for c in texts)
+    rows_b, errors = _tshark(path_b, "frame.comment")
+    assert errors == ""
+    sent_why = {r[0] for r in rows_b if r[0]}
+    assert sent_why & {"SACK-based retransmission (RFC 6675)", "fast retransmit (duplicate ACKs)",
+                       "retransmission after RTO"}, sent_why
+
+
+def test_a_capture_killed_with_sigkill_is_readable_to_its_last_whole_block(
+        tmp_path: Path) -> None:
+    path = tmp_path / "killed.pcapng"
+    writer = textwrap.dedent(f"""
+        import sys, time
+        from pytcp.pcap import PcapWriter
+        from scapy.all import IP, TCP, raw
+        pkt = raw(IP(src="10.77.0.2", dst="10.77.0.1") / TCP(flags="PA") / (b"x" * 1400))
+        w = PcapWriter({str(path)!r}, ifname="pytcp0", description="pytcp at 10.77.0.2")
+        print("started", flush=True)
+        i = 0
+        while True:
+            w.write(time.time(), pkt, "out", f"packet {{i}}" if i % 3 == 0 else None)
+            i += 1
+            if i % 7 == 0:
+                w.flush()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"started\n"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    rows, errors = _tshark(path, "frame.number", "frame.comment")
+    assert errors == ""  # no "cut short in the middle of a packet"
+    assert len(rows) > 50
+    assert all(r[1] == (f"packet {i}" if i % 3 == 0 else "") for i, r in enumerate(rows))
+    # The check can fail: the same file cut inside its last block is reported by tshark.
+    data = path.read_bytes()
+    path.write_bytes(data[:-5])
+    res = subprocess.run([str(TSHARK), "-r", str(path)], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert "cut short" in res.stderr or res.returncode != 0
