@@ -91,7 +91,7 @@ DROP_DESCRIPTIONS: dict[str, str] = {
     "fragment_invalid": "bad IPv4 fragment length/offset or conflicting ends",
     "stack_error": "a bug in pytcp while handling the packet (logged once)",
     "ipv6_ignored": "an IPv6 packet (the kernel's router solicitations, MLD): pytcp is IPv4 only",
-"syn_queue_full": "SYN dropped: the SYN queue is full and SYN cookies are off",
+    "syn_queue_full": "SYN dropped: the SYN queue is full and SYN cookies are off",
     "syncookie_invalid": "ACK to a listener carrying a bad or expired SYN cookie",
     "out_of_window": "sequence number outside the receive window (RFC 9293 3.10.7.4)",
     "paws": "timestamp older than the last one seen (RFC 7323 PAWS)",

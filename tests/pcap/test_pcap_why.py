@@ -166,3 +166,12 @@ def test_a_capture_killed_with_sigkill_is_readable_to_its_last_whole_block(
     res = subprocess.run([str(TSHARK), "-r", str(path)], capture_output=True, text=True,
                          timeout=60, check=False)
     assert "cut short" in res.stderr or res.returncode != 0
+
+
+def test_every_drop_reason_and_tx_reason_has_a_sentence() -> None:
+    """The capture comments and the status legend need one for each (add yours here)."""
+    from pytcp.drops import DROP_DESCRIPTIONS, DropReason
+    from pytcp.tcp.reasons import TxReason
+
+    assert {r.value for r in DropReason} == set(DROP_DESCRIPTIONS)
+    assert all(len(r.value) > 5 for r in TxReason)
