@@ -10,10 +10,12 @@ packet with the ``epb_flags`` direction bits (inbound = 1, outbound = 2) and, wh
 (``if_IPv4addr``). All integers are little-endian and the byte-order magic says so.
 
 Blocks are buffered; :meth:`PcapWriter.flush` (the runtime flushes once per batch) hands the
-whole buffer to one unbuffered ``write(2)`` (repeated only for what a short write left), so the
-file always ends on a block boundary as far as the kernel has it: a process killed with
-SIGKILL leaves a capture readable up to its last whole block. :meth:`PcapWriter.close` leaves a
-complete, valid file.
+whole buffer to one unbuffered ``write(2)`` (repeated only for what a short write left):
+nothing waits in a user-space buffer that a crash would lose or cut at a random place. A
+process killed with SIGKILL leaves every block it flushed whole, except at most the tail of
+the write under way at that instant (Linux may stop a write at a page boundary); readers show
+every block up to there (tshark then warns that the file was cut short).
+:meth:`PcapWriter.close` leaves a complete, valid file.
 """
 
 from __future__ import annotations
