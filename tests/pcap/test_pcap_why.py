@@ -123,14 +123,14 @@ def test_impairment_and_drops_are_commented_in_a_runtime_capture(tmp_path: Path)
     corrupted = [c for c in texts if "impairment: corrupted byte" in c]
     assert corrupted
     # Every byte is under a checksum: each corrupted packet was dropped, and says why.
-    assert all("; dropped: bad" in c for c in corrupted), corrupted
+    assert all("; dropped: " in c for c in corrupted), corrupted
     # Losses make the receiver (a) send duplicate ACKs and the sender (b) retransmit.
     assert any(c.startswith("duplicate ACK") or c.startswith("D-SACK") for c in texts)
     rows_b, errors = _tshark(path_b, "frame.comment")
     assert errors == ""
     sent_why = {r[0] for r in rows_b if r[0]}
-    assert sent_why & {"SACK-based retransmission (RFC 6675)", "fast retransmit (duplicate ACKs)",
-                       "retransmission after RTO"}, sent_why
+    # (which kind depends on timing: RACK, TLP, fast retransmit, RTO...)
+    assert any("retransmi" in c or "tail loss probe" in c for c in sent_why), sent_why
 
 
 def test_a_capture_killed_with_sigkill_is_readable_to_its_last_whole_block(
