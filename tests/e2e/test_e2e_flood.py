@@ -59,7 +59,7 @@ def test_syn_flood_then_curl_is_served_at_once(netns: Netns, start_pytcp: StartP
     assert sent >= FLOOD * 0.9
     # The SYN queue (256) filled; every other SYN that reached pytcp got a cookie, and this
     # very request came in through one (the queue is still full of never-answering peers).
-    assert counters.get("syncookies_sent", 0) > (10_000 if chunk else 1_000), counters
+    assert counters.get("syncookies_sent", 0) > (5_000 if chunk else 1_000), counters
     assert counters.get("syncookies_validated", 0) >= 1, counters
     half_open = [c for c in snap["connections"] if c["state"] == "SYN-RECEIVED"]
     assert len(half_open) <= 256
