@@ -55,7 +55,9 @@ class TcpConfig:
     sack: bool = True                 # RFC 2018 / RFC 2883 / RFC 6675
     # --- buffers ---
     recv_buffer: int = 1 << 20        # receive buffer: bounds RCV.WND (RFC 9293 3.8.6.2.2)
-    send_buffer: int = 1 << 20        # send buffer (ring; RFC 9293 3.10.2 SEND queues here)
+    send_buffer: int = 1 << 20        # send buffer maximum (RFC 9293 3.10.2 SEND queues here)
+    send_buffer_min: int = 16384      # its first limit; autotuned up to send_buffer with the
+    #                                   congestion window (Linux tcp_wmem[1], tcp_sndbuf_expand)
     reassembly_limit: int = 1 << 20   # bytes kept out of order (RFC 9293 3.10.7.4 seventh)
     # --- closing (RFC 9293 3.3.2, MUST-13) ---
     msl: float = 30.0                 # maximum segment lifetime (RFC 9293 3.4.2)

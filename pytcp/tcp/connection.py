@@ -143,9 +143,9 @@ class Connection(ConnectionRecovery):
         self.max_snd_wnd = 0
         self.peer_mss = DEFAULT_SEND_MSS
         self.snd_mss = DEFAULT_SEND_MSS  # effective send MSS (MUST-16)
-        # The ring is allocated on the first send(): a flood of half-open connections must
-        # not cost send_buffer bytes each.
-        self._sendbuf = SendBuffer(1)
+        # The ring holds storage only while it holds data (sendbuf.py); its limit starts at
+        # send_buffer_min and grows with cwnd (_tune_sndbuf), as Linux autotunes SO_SNDBUF.
+        self._sendbuf = SendBuffer(max(1, min(config.send_buffer, config.send_buffer_min)))
         self._buf_seq = seq_add(self.iss, 1)  # sequence number of the send buffer's byte 0
         self._fin_queued = False         # the application shut down its sending side
         self._fin_seq: int | None = None  # our FIN's sequence number once it was sent
@@ -266,7 +266,7 @@ class Connection(ConnectionRecovery):
         if new is State.TIME_WAIT or new is State.CLOSED:
             # Everything we sent was acknowledged (or never will be): free the ring, so a
             # busy server's many TIME-WAIT connections stay small.
-            self._sendbuf = SendBuffer(1)
+            self._sendbuf.clear()
             self._reasm.clear()
         elif new is State.ESTABLISHED:
             self._events.append(Connected())
@@ -323,8 +323,7 @@ class Connection(ConnectionRecovery):
                               State.CLOSE_WAIT) or self._fin_queued:
             raise TcpUsageError(f"connection closing (send in {self.state})")
         buf = self._sendbuf
-        if buf.capacity < self.config.send_buffer and not len(buf):
-            buf = self._sendbuf = SendBuffer(self.config.send_buffer)
+        self._tune_sndbuf()
         n = buf.write(data)
         if n < len(data):
             self._want_space = True
@@ -378,8 +377,7 @@ class Connection(ConnectionRecovery):
         if self.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED,
                               State.CLOSE_WAIT) or self._fin_queued:
             return 0
-        if self._sendbuf.capacity < self.config.send_buffer and not len(self._sendbuf):
-            return self.config.send_buffer  # not allocated yet
+        self._tune_sndbuf()
         return self._sendbuf.free
 
     @property

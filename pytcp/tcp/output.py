@@ -112,6 +112,15 @@ class ConnectionOutput:
     def _schedule_tlp(self, now: float, advancing: bool) -> None:
         raise NotImplementedError  # ConnectionRecovery
 
+    def _tune_sndbuf(self) -> None:
+        """Send-buffer autotuning (Linux tcp_sndbuf_expand): the limit is room for two
+        congestion windows (one in flight, one queued behind it), at least
+        ``config.send_buffer_min`` and at most ``config.send_buffer``; it never shrinks."""
+        cfg = self.config
+        want = min(cfg.send_buffer, max(cfg.send_buffer_min, 2 * self._cc.cwnd))
+        if want > self._sendbuf.limit:
+            self._sendbuf.limit = want
+
     def _arm_rto(self, now: float) -> None:
         self._rto_at = now + self._rtt.rto
 

@@ -92,6 +92,8 @@ class ConnectionRecovery(ConnectionOutput):
         else:
             self._dupacks = 0
             self._cc.on_ack(now, acked, sample, flight)
+        if self._want_space and not self._fin_queued:
+            self._tune_sndbuf()
         if self._want_space and self._sendbuf.free > 0 and not self._fin_queued:
             self._want_space = False
             self._events.append(SendSpaceAvailable())

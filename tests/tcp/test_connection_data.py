@@ -237,16 +237,44 @@ def test_restart_after_idle_uses_initial_window() -> None:
     assert first_burst == [] and len(burst) == 10  # RFC 5681 4.1
 
 
-def test_send_buffer_is_allocated_on_first_send_only() -> None:
+def test_send_buffer_holds_storage_only_while_it_holds_data() -> None:
     c = Connection(cfg(send_buffer=1 << 20), iss=B_ISS, now=0.0)
     c.open_passive()
     c.handle_segment(0.0, Segment(9000, 0, SYN, 65535, options=syn_options()))
-    assert c._sendbuf.capacity < 1 << 20  # a half-open connection holds no big ring
+    assert c._sendbuf.allocated == 0  # a half-open connection holds no ring
     c.handle_segment(0.01, Segment(9001, B_ISS + 1, ACK, 502,
                                    options=TcpOptions(timestamp=(110, 0))))
-    assert c.send_space == 1 << 20
+    # The first limit: two initial congestion windows (10 * 1448), above send_buffer_min.
+    assert c.send_space == 2 * 10 * 1448
     assert c.send(0.02, b"abc") == 3
-    assert c.send_space == (1 << 20) - 3
+    assert c.send_space == 2 * 10 * 1448 - 3
+    assert 0 < c._sendbuf.allocated <= 4096  # a small ring for a small write
+    [d] = [s for s in c.pending_output() if s.payload]
+    c.handle_segment(0.05, Segment(9001, d.seq + 3, ACK, 502,
+                                   options=TcpOptions(timestamp=(120, d.options.timestamp[0]))))
+    assert c._sendbuf.allocated == 0  # drained: released
+
+
+def test_send_buffer_limit_grows_with_cwnd_up_to_the_maximum() -> None:
+    net = pair(cfg(send_buffer=300_000, send_buffer_min=4096))
+    first = net.a.send_space
+    assert first == 2 * net.a.info().cwnd
+    data = payload(2_000_000)
+    sent = 0
+    limits = []
+    for _ in range(2000):
+        if sent < len(data):
+            sent += net.a.send(net.t, data[sent:])
+        limits.append(net.a._sendbuf.limit)
+        assert net.a._sendbuf.allocated <= 300_000
+        net.run(0.02)
+        if len(net.received["b"]) == len(data):
+            break
+    assert bytes(net.received["b"]) == data
+    assert limits == sorted(limits)  # never shrinks
+    assert limits[-1] == 300_000  # reached the configured maximum
+    net.run(1.0)
+    assert net.a._sendbuf.allocated == 0  # all acknowledged: released
 
 
 def test_orphan_gives_up_on_a_window_that_never_opens() -> None:

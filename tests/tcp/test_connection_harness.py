@@ -53,6 +53,7 @@ class Net:
         self._n = 0
         self.received = {"a": bytearray(), "b": bytearray()}
         self.auto_read = True
+        self.outbox = {"a": b"", "b": b""}  # send_all(): the part the send buffer refused
         self.closed_rst = True  # a CLOSED end answers like the stack (RST), not silently
 
     def _collect(self) -> None:
@@ -72,7 +73,20 @@ class Net:
                     self._n += 1
                     heapq.heappush(self._q, (self.t + d, self._n, name, seg))
 
+    def send_all(self, key: str, data: bytes) -> None:
+        """Send ``data`` on side ``key``, the rest as the (autotuned) send buffer has room."""
+        self.outbox[key] += data
+        self._feed()
+
+    def _feed(self) -> None:
+        for key, conn in (("a", self.a), ("b", self.b)):
+            left = self.outbox[key]
+            if left and conn.send_space:
+                n = conn.send(self.t, left)
+                self.outbox[key] = left[n:]
+
     def _read(self) -> None:
+        self._feed()
         if not self.auto_read:
             return
         for key, conn in (("a", self.a), ("b", self.b)):

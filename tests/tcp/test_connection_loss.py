@@ -167,7 +167,7 @@ def test_transfer_across_the_sequence_wrap(iss: int) -> None:
     net = pair(iss_a=iss, iss_b=(iss - 100) & 0xFFFFFFFF)
     data = payload(300_000, 3)
     back = payload(100_000, 4)
-    net.b.send(net.t, back)
+    net.send_all("b", back)
     transfer(net, data)
     net.run(1.0)
     assert bytes(net.received["b"]) == data
@@ -185,7 +185,7 @@ def test_lossy_reordering_duplicating_channel_delivers_exact_bytes(sack: bool, s
     assert net.a.state is State.ESTABLISHED and net.b.state is State.ESTABLISHED
     data = payload(200_000, seed)
     back = payload(50_000, seed + 10)
-    net.b.send(net.t, back)
+    net.send_all("b", back)
     transfer(net, data, max_rounds=4000)
     for _ in range(100):  # a lost retransmission waits for a (backed-off) RTO
         if len(net.received["a"]) == len(back):

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytcp.tcp.sendbuf import SendBuffer
+from pytcp.tcp.sendbuf import MIN_RING, SendBuffer
 
 
 def test_write_accepts_what_fits() -> None:
@@ -106,3 +106,59 @@ def test_read_into_too_small_destination_is_local_misuse() -> None:
         sb.read_into(0, 6, bytearray(3))
     with pytest.raises(ValueError):
         sb.read(-1, 2)
+
+
+def test_storage_starts_empty_grows_by_doubling_and_is_released_when_drained() -> None:
+    sb = SendBuffer(1 << 20)
+    assert sb.allocated == 0 and sb.free == 1 << 20
+    assert sb.write(b"x" * 100) == 100
+    assert sb.allocated == MIN_RING  # a small ring first
+    sb.consume(40)  # the head moves: the next growth must unwrap the ring
+    assert sb.write(b"y" * (MIN_RING - 30)) == MIN_RING - 30  # wraps the ring end
+    assert sb.allocated == 2 * MIN_RING  # doubled, content copied to the start
+    assert sb.read(0, 1 << 20) == b"x" * 60 + b"y" * (MIN_RING - 30)
+    sb.write(b"z" * 100_000)
+    assert sb.allocated == 32 * MIN_RING  # doubled until it fits
+    assert len(sb) == 60 + MIN_RING - 30 + 100_000
+    sb.consume(len(sb) - 1)
+    assert sb.allocated == 32 * MIN_RING  # not drained yet: kept (no churn mid-transfer)
+    sb.consume(1)
+    assert sb.allocated == 0 and len(sb) == 0  # drained: released
+    assert sb.read(0, 10) == b""
+
+
+def test_storage_never_passes_the_limit_and_the_limit_can_grow() -> None:
+    sb = SendBuffer(6000)
+    assert sb.write(b"a" * 10_000) == 6000
+    assert sb.allocated == 6000  # doubling clipped at the limit
+    sb.limit = 9000  # autotuning raised it: more is accepted, the ring grows on demand
+    assert sb.free == 3000
+    assert sb.write(b"b" * 5000) == 3000
+    assert sb.allocated == 9000
+    assert sb.read(5990, 20) == b"a" * 10 + b"b" * 10
+
+
+@settings(max_examples=200, deadline=None)
+@given(limits=st.lists(st.integers(1, 9000), min_size=1, max_size=5), ops=ops)
+def test_growing_limit_matches_bytes_model(limits: list[int], ops: list[tuple[str, object]]) -> None:
+    limits.sort()
+    sb = SendBuffer(limits[0])
+    model = b""
+    for i, (kind, arg) in enumerate(ops):
+        if i % 7 == 6 and limits:
+            sb.limit = max(sb.limit, limits.pop())
+        if kind == "w":
+            assert isinstance(arg, bytes)
+            n = sb.write(arg * 50)
+            assert n == min(len(arg) * 50, sb.limit - len(model))
+            model += (arg * 50)[:n]
+        elif kind == "c":
+            assert isinstance(arg, int)
+            sb.consume(arg * 37)
+            model = model[arg * 37:]
+        else:
+            assert isinstance(arg, tuple)
+            off, n = arg
+            assert sb.read(off * 30, n * 30) == model[off * 30:off * 30 + n * 30]
+        assert len(sb) == len(model)
+        assert sb.allocated <= max(sb.limit, MIN_RING) and (sb.allocated == 0) == (not model)
