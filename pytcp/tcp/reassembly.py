@@ -4,8 +4,13 @@ Owns segments that arrived above RCV.NXT: it merges overlaps and duplicates into
 blocks of contiguous bytes, hands back the bytes that become contiguous with RCV.NXT, reports
 SACK blocks in RFC 2018 order, and finds duplicates for D-SACK. Memory is bounded by ``limit``
 bytes of payload and by ``max_blocks`` separate blocks (a flood of tiny, spaced segments cannot
-grow it without bound). All sequence comparisons use ``pytcp.tcp.seq``: blocks may straddle
-2**32. Blocks are kept in sequence order; their count is small, so lists are used.
+grow it without bound), and it is proportional to the bytes held: a block's bytes live in
+``bytearray`` chunks of at least ``COALESCE`` bytes (every chunk but the last), so adjacent
+small segments are copied into one chunk instead of costing an object each (Linux coalesces
+out-of-order skbs the same way, tcp_try_coalesce). ``prune`` drops blocks from the highest
+sequence number down, as Linux's tcp_prune_ofo_queue does under memory pressure. All sequence
+comparisons use ``pytcp.tcp.seq``: blocks may straddle 2**32. Blocks are kept in sequence
+order; their count is small, so lists are used.
 """
 
 from __future__ import annotations
@@ -15,6 +20,24 @@ from pytcp.tcp.seq import MASK, seq_lt, seq_sub
 Buffer = bytes | bytearray | memoryview
 
 DEFAULT_MAX_BLOCKS = 64
+# A new piece is copied into its neighbouring chunk while that chunk is shorter than this, so
+# every chunk but a block's first and last holds at least COALESCE bytes (the per-chunk
+# overhead, about 65 bytes, stays under 4%); the copy per insert is bounded by it too.
+COALESCE = 2048
+
+
+def _append(chunks: list[bytearray], piece: Buffer) -> None:
+    if chunks and len(chunks[-1]) < COALESCE:
+        chunks[-1] += piece
+    else:
+        chunks.append(bytearray(piece))
+
+
+def _prepend(chunks: list[bytearray], piece: Buffer) -> None:
+    if chunks and len(chunks[0]) < COALESCE:
+        chunks[0][0:0] = piece
+    else:
+        chunks.insert(0, bytearray(piece))
 
 
 class _Block:
@@ -22,7 +45,7 @@ class _Block:
 
     __slots__ = ("chunks", "end", "stamp", "start")
 
-    def __init__(self, start: int, end: int, chunks: list[bytes], stamp: int) -> None:
+    def __init__(self, start: int, end: int, chunks: list[bytearray], stamp: int) -> None:
         self.start = start
         self.end = end
         self.chunks = chunks
@@ -94,17 +117,17 @@ class ReassemblyQueue:
             return True
         mv = data if isinstance(data, memoryview) else memoryview(data)
         if hi == lo:
-            blocks.insert(lo, _Block(seq, end, [bytes(mv)], self._stamp))
+            blocks.insert(lo, _Block(seq, end, [bytearray(mv)], self._stamp))
             self._bytes += n
             return True
         if hi - lo == 1:
             # The common case (a segment extending one block): grow it in place.
             b = blocks[lo]
             if seq_lt(seq, b.start):
-                b.chunks.insert(0, bytes(mv[:seq_sub(b.start, seq)]))
+                _prepend(b.chunks, mv[:seq_sub(b.start, seq)])
                 b.start = seq
             if seq_lt(b.end, end):
-                b.chunks.append(bytes(mv[seq_sub(b.end, seq):]))
+                _append(b.chunks, mv[seq_sub(b.end, seq):])
                 b.end = end
             b.stamp = self._stamp
             self._bytes += new_bytes
@@ -114,20 +137,25 @@ class ReassemblyQueue:
         last = blocks[hi - 1]
         start = seq if seq_lt(seq, first.start) else first.start
         new_end = last.end if seq_lt(end, last.end) else end
-        chunks: list[bytes] = []
+        chunks: list[bytearray] = []
         cur = start
         for i in range(lo, hi):
             b = blocks[i]
             gap = seq_sub(b.start, cur)
             if gap > 0:  # bytes between cur and this block come from the new segment
                 off = seq_sub(cur, seq)
-                chunks.append(bytes(mv[off:off + gap]))
-            chunks.extend(b.chunks)
+                _append(chunks, mv[off:off + gap])
+            bc = b.chunks
+            if chunks and len(chunks[-1]) < COALESCE:
+                chunks[-1] += bc[0]  # joins a short chunk at the seam
+                chunks.extend(bc[1:])
+            else:
+                chunks.extend(bc)
             cur = b.end
         tail = seq_sub(new_end, cur)
         if tail > 0:
             off = seq_sub(cur, seq)
-            chunks.append(bytes(mv[off:off + tail]))
+            _append(chunks, mv[off:off + tail])
         blocks[lo:hi] = [_Block(start, new_end, chunks, self._stamp)]
         self._bytes += new_bytes
         return True
@@ -147,9 +175,24 @@ class ReassemblyQueue:
             return b""
         del blocks[0]
         self._bytes -= seq_sub(b.end, b.start)
-        data = b.chunks[0] if len(b.chunks) == 1 else b"".join(b.chunks)
         skip = seq_sub(rcv_nxt, b.start)
+        if len(b.chunks) == 1:
+            return bytes(memoryview(b.chunks[0])[skip:])
+        data = b"".join(b.chunks)
         return data[skip:] if skip else data
+
+    def prune(self, nbytes: int) -> int:
+        """Under memory pressure: drop whole blocks from the highest sequence number down until
+        at least ``nbytes`` are freed (or the queue is empty); return the bytes freed. The
+        peer retransmits them (SACK reneging, RFC 2018 8: it keeps SACKed data until it is
+        cumulatively acknowledged). Linux tcp_prune_ofo_queue."""
+        freed = 0
+        blocks = self._blocks
+        while blocks and freed < nbytes:
+            b = blocks.pop()
+            freed += seq_sub(b.end, b.start)
+        self._bytes -= freed
+        return freed
 
     def blocks(self) -> list[tuple[int, int]]:
         """SACK blocks ``(left, right)``, the block holding the most recently received segment

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytcp.tcp.reassembly import ReassemblyQueue
+from pytcp.tcp.reassembly import COALESCE, ReassemblyQueue
 from pytcp.tcp.seq import seq_add
 
 M = 2**32
@@ -248,3 +249,80 @@ def test_tiny_segment_flood_is_bounded() -> None:
     # a segment that bridges existing blocks is still accepted (it does not add a block)
     assert q.insert(seq_add(M - 10_000, 1), b"abc")
     assert len(q) == 63
+
+
+def test_adjacent_small_segments_cost_about_their_size() -> None:
+    """Issue 7: 2-byte segments above a hole used to cost ~26x their size (an object each);
+    adjacent ones are now coalesced into chunks of at least COALESCE bytes."""
+    q = ReassemblyQueue(1 << 20)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(50_000):  # 100,000 bytes above a one-byte hole, 2 bytes a segment
+            assert q.insert(1 + 2 * i, b"ab")
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(q) == 1 and q.bytes_queued == 100_000
+    assert held < 1.2 * 100_000, held
+    chunks = q._blocks[0].chunks
+    assert all(len(c) >= COALESCE for c in chunks[:-1])
+    assert q.insert(0, b"X")
+    assert q.pop(0) == b"X" + b"ab" * 50_000
+
+
+def test_prune_drops_from_the_highest_sequence() -> None:
+    q2 = ReassemblyQueue(10_000)
+    for start in (100, 10, M - 50):  # M - 50 is the lowest: it lies before the wrap
+        q2.insert(seq_add(start, 60) if start == M - 50 else start + 60, b"y" * 30)
+    assert q2.ranges() == [(M + 10 - M, 40), (70, 100), (160, 190)]
+    assert q2.prune(1) == 30 and q2.ranges() == [(10, 40), (70, 100)]
+    assert q2.prune(31) == 60 and q2.ranges() == [] and q2.bytes_queued == 0
+    assert q2.prune(10) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.binary(min_size=1, max_size=400),
+    seed=st.integers(0, 2**32),
+    base=st.sampled_from([0, M - 200]),
+    prune_every=st.integers(0, 9),
+)
+def test_output_equals_the_stream_under_any_order_duplication_and_pruning(
+        data: bytes, seed: int, base: int, prune_every: int) -> None:
+    """The receiver's view: segments of the stream arrive in any order, duplicated, some
+    overlapping; in-order ones go straight to the output as in the engine; the queue is
+    pruned now and then (memory pressure) and pruned bytes come again later (the peer
+    retransmits). Whatever happens, the output is exactly the stream."""
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(data)), k=min(len(data) - 1, rng.randint(0, 40))))
+    segs = list(zip([0] + cuts, cuts + [len(data)]))
+    segs += [(a, min(len(data), a + rng.randint(1, 30))) for a, _ in rng.sample(segs, k=min(4, len(segs)))]
+    arrivals = segs * 2  # every segment at least once more (duplicates, retransmissions)
+    rng.shuffle(arrivals)
+    q = ReassemblyQueue(len(data))
+    out = bytearray()
+    i = 0
+    while len(out) < len(data):
+        if i >= len(arrivals):  # the peer's RTO: everything not yet acknowledged, in order
+            arrivals += [s for s in segs if s[1] > len(out)]
+        a, b = arrivals[i]
+        i += 1
+        assert i < 10_000
+        done = len(out)
+        if b <= done:
+            continue
+        if a < done:
+            a = done
+        seq = seq_add(base, a)
+        if a == done:
+            out += data[a:b]
+            got = q.pop(seq_add(base, b))
+        else:
+            assert q.insert(seq, data[a:b])
+            got = b""
+        out += got
+        if prune_every and i % prune_every == 0:
+            q.prune(rng.randint(1, 50))
+        assert q.bytes_queued == sum((e - s) % M for s, e in q.ranges())
+    assert bytes(out) == data
