@@ -55,6 +55,7 @@ from pytcp.wire.tcp import (
 if TYPE_CHECKING:
     from pytcp.tcp.config import TcpConfig
     from pytcp.tcp.connection import Connection
+    from pytcp.tcp.timewait import TimeWait
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ class StackConfig:
     frag_max_bytes: int = 4 * 1024 * 1024  # Linux ipfrag_high_thresh
     frag_max_datagrams: int = 256
     frag_max_fragments: int = 128  # per datagram
-    max_connections: int = 65536
+    max_connections: int = 65536  # live connections (TIME-WAIT entries are not counted)
+    max_time_wait: int = 65536  # compact TIME-WAIT entries (Linux tcp_max_tw_buckets)
     backlog: int = 128  # default for listen(): the accept queue (established, not accepted)
     syn_backlog: int = 256  # default SYN-queue limit (SYN-RECEIVED entries) of a listener
     # Linux tcp_syncookies: 0 = never (a SYN beyond the SYN queue is dropped), 1 = when the
@@ -208,6 +210,7 @@ class TcpHandle:
         "_obytes",
         "_oobj",
         "_osum",
+        "_tw",
         "_psum",
         "_ipsum",
         "_stack",
@@ -229,6 +232,7 @@ class TcpHandle:
         self.accepted = listener is None
         self._stack = stack
         self._deadline: float | None = None
+        self._tw: TimeWait | None = None  # the compact TIME-WAIT entry that replaced it
         # The pseudo-header sum without the length, plus the ports (RFC 9293 3.1).
         self._psum = (native.pseudo_header_sum(key.local_addr, key.remote_addr, PROTO_TCP, 0)
                       + key.local_port + key.remote_port)
@@ -324,6 +328,9 @@ class TcpHandle:
 
     @property
     def state(self) -> Any:
+        tw = self._tw
+        if tw is not None:  # handed to a compact TIME-WAIT entry: TIME-WAIT until it ends
+            return tw.state if self._stack._timewait.get(self.key) is tw else State.CLOSED
         return self.conn.state
 
     @property
@@ -440,6 +447,10 @@ class Stack:
                                          max_datagrams=cfg.frag_max_datagrams,
                                          max_fragments=cfg.frag_max_fragments)
         self._conns: dict[FourTuple, TcpHandle] = {}
+        # TIME-WAIT: compact entries (pytcp.tcp.timewait), not counted in max_connections,
+        # expiring in insertion order (same 2*MSL for all; a restart re-queues the entry).
+        self._timewait: dict[FourTuple, TimeWait] = {}
+        self._tw_queue: deque[TimeWait] = deque()
         self._listeners: dict[int, Listener] = {}
         self._packets: list[bytes | bytearray] = []
         self._events: list[tuple[TcpHandle | Listener, Event | AcceptReady]] = []
@@ -498,7 +509,13 @@ class Stack:
         return total
 
     def connections(self) -> list[TcpHandle]:
+        """Live connections (TIME-WAIT entries are counted by ``time_wait_count``)."""
         return list(self._conns.values())
+
+    @property
+    def time_wait_count(self) -> int:
+        """4-tuples held in TIME-WAIT (compact entries)."""
+        return len(self._timewait)
 
     def listeners(self) -> list[Listener]:
         return list(self._listeners.values())
@@ -543,7 +560,7 @@ class Stack:
             if not 1 <= local_port <= 65535:
                 raise ValueError(f"local port {local_port} out of range 1..65535")
             key = FourTuple(self.addr, local_port, raddr, remote_port)
-            if key in self._conns:
+            if key in self._conns or key in self._timewait:
                 raise OSError(errno.EADDRINUSE, "4-tuple already in use")
         else:
             key = self._pick_ephemeral(raddr, remote_port)
@@ -590,12 +607,13 @@ class Stack:
         n = hi - lo + 1
         start = self.rng.randrange(n)
         conns = self._conns
+        tw = self._timewait
         for i in range(n):
             port = lo + (start + i) % n
             if port in self._listeners:
                 continue
             key = FourTuple(self.addr, port, raddr, rport)
-            if key not in conns:
+            if key not in conns and key not in tw:
                 return key
         raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port for this destination")
 
@@ -858,6 +876,18 @@ class Stack:
                 finally:
                     self._service(h, now)
                 return
+        elif self._timewait:
+            tw = self._timewait.get(key)
+            if tw is not None:
+                seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg)
+                if (flags & (SYN | ACK | RST) == SYN and th.dport in self._listeners
+                        and tw.accepts_new_syn(seg)):
+                    # RFC 6191: a new incarnation; the SYN goes to the listener below.
+                    self.stats["time_wait_reused"] += 1
+                    del self._timewait[key]
+                else:
+                    self._time_wait_segment(now, tw, seg)
+                    return
         lst = self._listeners.get(th.dport)
         if lst is not None:
             # RFC 9293 3.10.7.2 (LISTEN): first check RST (ignore), second ACK (RST), third SYN.
@@ -1190,11 +1220,15 @@ class Stack:
     def _service(self, h: TcpHandle, now: float) -> None:
         """After any interaction with a connection: its output, its events, its timer.
         Inside receive_batch only the network side defers it to the batch's end."""
+        conn = h.conn
+        if h._tw is not None:  # replaced by its TIME-WAIT entry: nothing more goes out
+            conn.pending_output()
+            conn.pending_events()
+            return
         deferred = self._deferred
-        if deferred is not None and h.conn.state is not State.CLOSED:
+        if deferred is not None and conn.state is not State.CLOSED:
             deferred[h] = None
             return
-        conn = h.conn
         out = conn.pending_output()
         if out:
             emit = self._emit
@@ -1216,6 +1250,10 @@ class Stack:
             if closed:
                 self._forget(h)
                 return
+        if conn.state is State.TIME_WAIT and self._conns.get(h.key) is h and hasattr(
+                conn, "to_time_wait"):
+            self._enter_time_wait(h, now)
+            return
         d = conn.next_deadline()
         if d != h._deadline:
             h._deadline = d
@@ -1224,6 +1262,76 @@ class Stack:
                 heapq.heappush(self._timers, (d, self._timer_order, h.key))
                 if len(self._timers) > 4 * len(self._conns) + 1024:
                     self._compact_timers()
+
+    def _enter_time_wait(self, h: TcpHandle, now: float) -> None:
+        """Replace a connection that reached TIME-WAIT with a compact entry (Linux's timewait
+        sockets); its owner gets ``Closed`` and may forget it. Past ``max_time_wait`` entries
+        the connection just ends (Linux: "time wait bucket table overflow")."""
+        conn = h.conn
+        self._forget(h)
+        if len(self._timewait) >= self.config.max_time_wait:
+            self.stats["time_wait_overflow"] += 1
+        else:
+            tw = conn.to_time_wait(now)
+            for seg in conn.pending_output():  # (normally none: output was drained)
+                self._emit(h, seg)
+            tw.key = h.key
+            tw.tos = h.tos
+            tw.queued = 1
+            self._timewait[h.key] = tw
+            self._tw_queue.append(tw)
+            h._tw = tw
+            self.stats["time_wait_entered"] += 1
+        conn.pending_events()
+        self._events.append((h, Closed()))
+
+    def _time_wait_segment(self, now: float, tw: TimeWait, seg: Segment) -> None:
+        """A segment for a 4-tuple in TIME-WAIT: the entry's reply, its drop counted."""
+        deadline = tw.deadline
+        reply, drop = tw.handle_segment(now, seg)
+        if drop is not None:
+            self._drops[drop] += 1
+        if tw.deadline != deadline:  # restarted (the peer's FIN again): re-queue
+            tw.queued += 1
+            self._tw_queue.append(tw)
+        if reply is not None:
+            key = tw.key
+            assert isinstance(key, FourTuple)
+            tmpl = _IPV4_TCP_HDR.pack(0x45, tw.tos, 0, 0, 0x4000, self.config.ttl, PROTO_TCP, 0,
+                                      key.local_addr.to_bytes(4, "big"),
+                                      key.remote_addr.to_bytes(4, "big"),
+                                      key.local_port, key.remote_port)
+            opts = b"" if reply.options == NO_OPTIONS else encode_options(reply.options)
+            self._queue_packet(self._build_tcp(
+                tmpl, native.csum_partial(tmpl[:20]),
+                native.pseudo_header_sum(key.local_addr, key.remote_addr, PROTO_TCP, 0)
+                + key.local_port + key.remote_port,
+                reply.seq, reply.ack, reply.flags, reply.wnd, opts,
+                native.csum_partial(opts) if opts else 0, b"", 0))
+
+    def _expire_time_wait(self, now: float | None) -> float | None:
+        """Drop the entries whose 2*MSL ended by ``now`` (None: none); return the next
+        deadline. The queue is in expiry order; stale copies (restarted or reused entries)
+        are skipped."""
+        q = self._tw_queue
+        table = self._timewait
+        while q:
+            tw = q[0]
+            if tw.queued > 1:  # restarted: a later copy stands for it
+                tw.queued -= 1
+                q.popleft()
+                continue
+            if table.get(tw.key) is not tw:  # reused by a new SYN
+                tw.queued = 0
+                q.popleft()
+                continue
+            if now is None or tw.deadline > now:
+                return tw.deadline
+            q.popleft()
+            tw.queued = 0
+            del table[tw.key]
+            self.stats["time_wait_expired"] += 1
+        return None
 
     def _forget(self, h: TcpHandle) -> None:
         key = h.key
@@ -1265,6 +1373,9 @@ class Stack:
                 break
             heapq.heappop(timers)  # stale entry
         best = timers[0][0] if timers else None
+        tw = self._expire_time_wait(None) if self._tw_queue else None
+        if tw is not None and (best is None or tw < best):
+            best = tw
         fd = self._frag.next_deadline()
         if fd is not None and (best is None or fd < best):
             best = fd
@@ -1273,6 +1384,8 @@ class Stack:
     def handle_timers(self, now: float) -> None:
         """Run every timer due at ``now``: connection timers and fragment timeouts."""
         self._now = now
+        if self._tw_queue:
+            self._expire_time_wait(now)
         self._frag.expire(now)
         if self._frag.timed_out_quotes:
             self._send_frag_time_exceeded(now)

@@ -79,6 +79,7 @@ from pytcp.tcp.segment import Segment
 from pytcp.tcp.sendbuf import SendBuffer
 from pytcp.tcp.seq import MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from pytcp.tcp.state import RECEIVE_STATES, State
+from pytcp.tcp.timewait import TimeWait
 from pytcp.wire.tcp import ACK, FIN, RST, SYN, URG
 
 Buffer = bytes | bytearray | memoryview
@@ -729,6 +730,22 @@ class Connection(ConnectionRecovery):
         if self.ts_ok and ts is not None:
             return seq_gt(ts[0], self.ts_recent)
         return seq_gt(seg.seq, self.rcv_nxt)
+
+    def to_time_wait(self, now: float) -> TimeWait:
+        """For the owner, in TIME-WAIT: a compact record that answers the peer for the rest of
+        2*MSL as this connection would (``pytcp.tcp.timewait``); the owner may then forget
+        this connection (Linux's timewait sockets)."""
+        if self.state is not State.TIME_WAIT:
+            raise TcpUsageError(f"to_time_wait in {self.state}")
+        self._flush(now)  # (an ACK still due goes out first, through pending_output)
+        wnd = self._wnd_field()
+        return TimeWait(
+            self.config, snd_nxt=self.snd_max, rcv_nxt=self.rcv_nxt,
+            rcv_wnd=max(0, seq_sub(self.rcv_adv, self.rcv_nxt)), wnd=wnd,
+            max_snd_wnd=self.max_snd_wnd,
+            deadline=self._tw_at if self._tw_at is not None else now + self.config.time_wait,
+            ts_ok=self.ts_ok, ts_recent=self.ts_recent, ts_recent_age=self._ts_recent_age,
+            ts_offset=self.ts_offset, sack_ok=self.sack_ok, oow_ack_at=self._oow_ack_at)
 
     def handle_segment(self, now: float, seg: Segment) -> None:
         """SEGMENT ARRIVES (RFC 9293 3.10.7)."""

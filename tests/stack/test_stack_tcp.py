@@ -116,6 +116,8 @@ def test_handshake_and_1mb_transfer_back_to_back() -> None:
     w.run_until(lambda: (server, Closed()) in w.events and (client, Closed()) in w.events,
                 max_time=w.now + 300)
     assert a.connections() == [] and b.connections() == []
+    w.run_until(lambda: a.time_wait_count == 0, max_time=w.now + 300)  # 2*MSL passes
+    assert a.stats["time_wait_entered"] == a.stats["time_wait_expired"] == 1
     assert a.stats["tx_packets"] > 700 and b.stats["rx_packets"] == a.stats["tx_packets"]
 
 
@@ -238,14 +240,17 @@ def test_new_syn_reopens_a_four_tuple_in_time_wait() -> None:
     w.run_until(lambda: client.conn.at_eof)
     client.close(w.now)
     w.run_until(lambda: (client, Closed()) in w.events)
-    assert str(server.state) == "TIME-WAIT" and server.open
+    # The server's side is a compact TIME-WAIT entry now: out of the live table (its owner
+    # was told Closed), still holding the 4-tuple.
+    assert str(server.state) == "TIME-WAIT" and not server.open
+    assert b.connections() == [] and b.time_wait_count == 1
+    assert (server, Closed()) in w.events
     w.now += 1.0  # TS clock moves on
     again = a.connect(w.now, B_ADDR, 80, local_port=40000)
     w.run_until(lambda: w.events.count((lst, AcceptReady())) == 2, max_time=w.now + 0.5)
     assert (again, Connected()) in w.events
     assert b.stats["time_wait_reused"] == 1
-    assert not server.open  # the old incarnation is gone, and its owner was told
-    assert (server, Closed()) in w.events
+    assert b.time_wait_count == 0 and str(server.state) == "CLOSED"  # the old one is gone
     new_server = lst.accept()
     assert new_server is not None and new_server is not server
     assert new_server.key == server.key
