@@ -27,7 +27,7 @@ def zero_window_pair(**cfg_a: object) -> tuple[Net, list[bool]]:
     net = pair(cfg(**cfg_a), cfg(recv_buffer=20000),
                drop=lambda d, s: silent[0] and d == "b>a")
     net.auto_read = False
-    assert net.a.send(net.t, payload(100_000)) == 100_000
+    assert net.a.send(net.t, payload(100_000)) > 20000  # (the autotuned send buffer takes ~29 KB)
     net.run(1.0)
     assert net.a.snd_wnd == 0 and net.a.snd_una == net.a.snd_nxt
     net.a.pending_events()
