@@ -50,6 +50,7 @@ class DropReason(enum.Enum):
     NO_ACK_FLAG = "no_ack_flag"                  # segment without ACK in a synchronized state
     UNEXPECTED_SEGMENT = "unexpected_segment"    # nothing to do with it in this state
     RECV_QUEUE_FULL = "recv_queue_full"          # out-of-order queue memory bound reached
+    RCV_MEMORY = "rcv_memory"                    # stack-wide receive memory cap (tcp_mem)
 
 
 class DropCounter(collections.Counter["DropReason"]):

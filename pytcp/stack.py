@@ -81,6 +81,9 @@ class StackConfig:
     frag_max_fragments: int = 128  # per datagram
     max_connections: int = 65536  # live connections (TIME-WAIT entries are not counted)
     max_time_wait: int = 65536  # compact TIME-WAIT entries (Linux tcp_max_tw_buckets)
+    # Out-of-order plus unread bytes of all connections together (Linux tcp_mem); past it
+    # out-of-order queues are pruned, then arriving data is dropped (pytcp.tcp.memory).
+    recv_memory_limit: int = 64 * 1024 * 1024
     backlog: int = 128  # default for listen(): the accept queue (established, not accepted)
     syn_backlog: int = 256  # default SYN-queue limit (SYN-RECEIVED entries) of a listener
     # Linux tcp_syncookies: 0 = never (a SYN beyond the SYN queue is dropped), 1 = when the
@@ -451,6 +454,9 @@ class Stack:
         # expiring in insertion order (same 2*MSL for all; a restart re-queues the entry).
         self._timewait: dict[FourTuple, TimeWait] = {}
         self._tw_queue: deque[TimeWait] = deque()
+        from pytcp.tcp.memory import RecvMemory
+
+        self.rmem = RecvMemory(self.config.recv_memory_limit)
         self._listeners: dict[int, Listener] = {}
         self._packets: list[bytes | bytearray] = []
         self._events: list[tuple[TcpHandle | Listener, Event | AcceptReady]] = []
@@ -516,6 +522,15 @@ class Stack:
     def time_wait_count(self) -> int:
         """4-tuples held in TIME-WAIT (compact entries)."""
         return len(self._timewait)
+
+    def memory(self) -> dict[str, int]:
+        """Gauges and counters of the memory bounds (docs/robustness.md): receive bytes held
+        stack-wide (``rmem_used``, of which ``rmem_ooo`` out of order) against
+        ``rmem_limit``, out-of-order prune passes and bytes, live and TIME-WAIT entries."""
+        m = self.rmem
+        return {"rmem_used": m.used, "rmem_ooo": m.ooo, "rmem_limit": m.limit,
+                "rmem_prunes": m.prunes, "rmem_pruned_bytes": m.pruned_bytes,
+                "connections": len(self._conns), "time_wait": len(self._timewait)}
 
     def listeners(self) -> list[Listener]:
         return list(self._listeners.values())
@@ -591,6 +606,9 @@ class Stack:
             drops = getattr(conn, "drops", None)
             if isinstance(drops, DropCounter):
                 drops.journal = self._journal
+        use = getattr(conn, "use_memory", None)
+        if use is not None:
+            use(self.rmem)  # its receive bytes count toward recv_memory_limit
         return conn
 
     @staticmethod
@@ -1348,6 +1366,9 @@ class Stack:
         d = getattr(h.conn, "drops", None)
         if d:
             self._closed_drops.update(d)
+        release = getattr(h.conn, "release_memory", None)
+        if release is not None:
+            release()  # unread bytes of a forgotten connection no longer count
         self.stats["closed"] += 1
 
     def _compact_timers(self) -> None:

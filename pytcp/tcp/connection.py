@@ -68,6 +68,7 @@ from pytcp.tcp.events import (
     UrgentData,
 )
 from pytcp.tcp.output import OUTPUT_STATES as _OUTPUT_STATES
+from pytcp.tcp.memory import RecvMemory
 from pytcp.tcp.prr import Prr
 from pytcp.tcp.rack import Rack
 from pytcp.tcp.reassembly import ReassemblyQueue
@@ -161,6 +162,11 @@ class Connection(ConnectionRecovery):
         self._urg_valid = False
         self._rcvq = bytearray()         # in-order data the application has not read
         self._reasm = ReassemblyQueue(config.reassembly_limit)
+        # The stack-wide receive memory account (memory.py), when the owner gives one; what
+        # this connection has charged to it (all, and out of order).
+        self._mem: RecvMemory | None = None
+        self._mem_used = 0
+        self._mem_ooo = 0
         self._ooo_fin: int | None = None  # sequence number of a FIN that arrived out of order
         self._fin_received = False
         self._app_closed = False         # close() was called: no more reading
@@ -269,6 +275,8 @@ class Connection(ConnectionRecovery):
             # busy server's many TIME-WAIT connections stay small.
             self._sendbuf.clear()
             self._reasm.clear()
+            if self._mem is not None:
+                self._mem_sync()
         elif new is State.ESTABLISHED:
             self._events.append(Connected())
 
@@ -279,6 +287,49 @@ class Connection(ConnectionRecovery):
         self._sendbuf.clear()
         self._reasm.clear()
         self._set_state(now, State.CLOSED, why)
+        if self._mem is not None:
+            self._mem_sync()
+
+    # ------------------------------------------------------------------ receive memory
+    def use_memory(self, mem: RecvMemory) -> None:
+        """Charge the bytes this connection holds for the application (unread in order, and
+        out of order) to ``mem``, the owner's stack-wide account (``pytcp.tcp.memory``)."""
+        self._mem = mem
+        self._mem_sync()
+
+    def release_memory(self) -> None:
+        """The owner forgets this connection: uncharge everything and leave the account."""
+        mem = self._mem
+        if mem is not None:
+            mem.update(self, -self._mem_used, -self._mem_ooo, 0)
+            self._mem = None
+            self._mem_used = self._mem_ooo = 0
+
+    @property
+    def ooo_bytes(self) -> int:
+        """Out-of-order bytes held (the reassembly queue)."""
+        return self._reasm.bytes_queued
+
+    def prune_ooo(self, nbytes: int) -> int:
+        """Memory pressure: drop out-of-order data from the highest sequence number down until
+        ``nbytes`` are freed (Linux tcp_prune_ofo_queue); return the bytes freed. Never
+        acknowledged, so the peer retransmits it (RFC 2018 8: SACKed data may be reneged)."""
+        freed = self._reasm.prune(nbytes)
+        if freed:
+            if self._mem is not None:
+                self._mem_sync()
+        return freed
+
+    def _mem_sync(self) -> None:
+        """Report this connection's bytes to the stack-wide account."""
+        mem = self._mem
+        assert mem is not None
+        ooo = self._reasm.bytes_queued
+        used = len(self._rcvq) + ooo
+        if used != self._mem_used or ooo != self._mem_ooo:
+            mem.update(self, used - self._mem_used, ooo - self._mem_ooo, ooo)
+            self._mem_used = used
+            self._mem_ooo = ooo
 
     # ------------------------------------------------------------------ application side
     def open_active(self, now: float) -> None:
@@ -350,6 +401,8 @@ class Connection(ConnectionRecovery):
         else:
             data = bytes(q[:max_bytes])
             del q[:max_bytes]
+        if self._mem is not None:
+            self._mem_sync()
         if self.state in RECEIVE_STATES:
             # Linux tcp_cleanup_rbuf: announce the opened window when it at least doubles.
             cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
@@ -1137,7 +1190,14 @@ class Connection(ConnectionRecovery):
         m = seg_size or n
         if m > self._rcv_mss:
             self._rcv_mss = min(m, self.our_mss)  # Linux tcp_measure_rcv_mss (GRO: gso_size)
+        mem = self._mem
         if seq == self.rcv_nxt:
+            if mem is not None and self._rcvq and not mem.make_room(n):
+                # The stack-wide cap (tcp_mem), out-of-order data already pruned: drop it; the
+                # peer retransmits. (With nothing unread it is always taken: progress.)
+                self.drops[DropReason.RCV_MEMORY] += 1
+                self._ack_now = True
+                return
             self._rcvq += payload
             self.rcv_nxt = seq_add(self.rcv_nxt, n)
             self.bytes_in += n
@@ -1149,6 +1209,8 @@ class Connection(ConnectionRecovery):
                     self.rcv_nxt = seq_add(self.rcv_nxt, len(more))
                     self.bytes_in += len(more)
                 self._ack_now = True  # a hole filled (RFC 5681 4.2)
+            if mem is not None:
+                self._mem_sync()
             if not self._data_event:  # one per drain of pending_events()
                 self._data_event = True
                 self._events.append(DataAvailable())
@@ -1167,8 +1229,12 @@ class Connection(ConnectionRecovery):
             dup = self._reasm.duplicate_of(seq, end)
             if dup is not None:
                 self._dsack = dup
-            if not self._reasm.insert(seq, payload):
+            if mem is not None and not mem.make_room(n):
+                self.drops[DropReason.RCV_MEMORY] += 1  # (after pruning out-of-order data)
+            elif not self._reasm.insert(seq, payload):
                 self.drops[DropReason.RECV_QUEUE_FULL] += 1
+            elif mem is not None:
+                self._mem_sync()
             # Out of order: a duplicate ACK at once, one per segment, even inside a batch
             # (RFC 5681 4.2: the sender counts them for fast retransmit).
             self._send_ack(now, TxReason.DUP_ACK)

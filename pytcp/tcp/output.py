@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pytcp.tcp.config import TcpConfig
 from pytcp.tcp.congestion import CongestionControl
+from pytcp.tcp.memory import RecvMemory
 from pytcp.tcp.prr import Prr
 from pytcp.tcp.rack import Rack
 from pytcp.tcp.reassembly import ReassemblyQueue
@@ -72,6 +73,7 @@ class ConnectionOutput:
     _snd_sml: int
     _rcvq: bytearray
     _reasm: ReassemblyQueue
+    _mem: RecvMemory | None
     _dsack: tuple[int, int] | None
     _ack_now: bool
     _delack_at: float | None
@@ -161,6 +163,9 @@ class ConnectionOutput:
         min(RCV.BUFF/2, MSS) (receiver SWS avoidance, RFC 9293 3.8.6.2.2, MUST-39) and never
         shrinking it (RFC 9293 3.8.6.2.2, 'SHOULD NOT shrink')."""
         free = max(0, self.config.recv_buffer - len(self._rcvq))
+        mem = self._mem
+        if mem is not None and mem.free < free:
+            free = mem.free  # the stack-wide cap is near: open no further (never shrink)
         cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
         if free - cur < self._sws_threshold():
             return cur

@@ -182,15 +182,32 @@ class ReassemblyQueue:
         return data[skip:] if skip else data
 
     def prune(self, nbytes: int) -> int:
-        """Under memory pressure: drop whole blocks from the highest sequence number down until
-        at least ``nbytes`` are freed (or the queue is empty); return the bytes freed. The
+        """Under memory pressure: drop ``nbytes`` (or all) from the highest sequence number
+        down, whole blocks and then the tail of the next one; return the bytes freed. The
         peer retransmits them (SACK reneging, RFC 2018 8: it keeps SACKed data until it is
         cumulatively acknowledged). Linux tcp_prune_ofo_queue."""
         freed = 0
         blocks = self._blocks
         while blocks and freed < nbytes:
-            b = blocks.pop()
-            freed += seq_sub(b.end, b.start)
+            b = blocks[-1]
+            size = seq_sub(b.end, b.start)
+            cut = nbytes - freed
+            if size <= cut:
+                blocks.pop()
+                freed += size
+                continue
+            b.end = (b.end - cut) & MASK
+            chunks = b.chunks
+            while cut:
+                last = chunks[-1]
+                if len(last) <= cut:
+                    chunks.pop()
+                    cut -= len(last)
+                    freed += len(last)
+                else:
+                    del last[len(last) - cut:]
+                    freed += cut
+                    cut = 0
         self._bytes -= freed
         return freed
 

@@ -276,8 +276,11 @@ def test_prune_drops_from_the_highest_sequence() -> None:
     for start in (100, 10, M - 50):  # M - 50 is the lowest: it lies before the wrap
         q2.insert(seq_add(start, 60) if start == M - 50 else start + 60, b"y" * 30)
     assert q2.ranges() == [(M + 10 - M, 40), (70, 100), (160, 190)]
-    assert q2.prune(1) == 30 and q2.ranges() == [(10, 40), (70, 100)]
-    assert q2.prune(31) == 60 and q2.ranges() == [] and q2.bytes_queued == 0
+    assert q2.prune(30) == 30 and q2.ranges() == [(10, 40), (70, 100)]
+    assert q2.prune(31) == 31 and q2.ranges() == [(10, 39)] and q2.bytes_queued == 29
+    assert q2.insert(39, b"z" * 3000)  # (a block of several chunks)
+    assert q2.prune(2500) == 2500 and q2.ranges() == [(10, 539)]
+    assert q2.pop(10) == b"y" * 29 + b"z" * 500
     assert q2.prune(10) == 0
 
 
