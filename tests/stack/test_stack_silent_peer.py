@@ -22,7 +22,7 @@ def test_silent_zero_window_peer_leaves_the_table(orphan: bool) -> None:
     a, b = pair(TcpConfig().replace(recv_buffer=8192))
     w = Wire(a, b)
     client, server = connect_pair(w)
-    assert server.send(w.now, bytes(50_000)) == 50_000  # the client never reads: window 0
+    assert server.send(w.now, bytes(50_000)) > 8192  # the client never reads: window 0
     w.run_until(lambda: server.conn.snd_wnd == 0 and server.conn.snd_una == server.conn.snd_nxt)
     # From now on the client is silent: everything it would send is lost.
     w.imp[id(a)] = Impairment(ImpairSpec.parse("loss=1"), random.Random(1))
