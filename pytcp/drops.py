@@ -104,6 +104,7 @@ DROP_DESCRIPTIONS: dict[str, str] = {
     "no_ack_flag": "segment without ACK on a synchronized connection",
     "unexpected_segment": "nothing to do with it in this state",
     "recv_queue_full": "out-of-order queue memory bound reached",
+    "rcv_memory": "stack-wide receive memory cap reached (out-of-order data pruned first)",
 }
 
 
