@@ -87,6 +87,7 @@ SYSCTLS: dict[str, Callable[[str], dict[str, object]]] = {
     "net.ipv4.tcp_keepalive_intvl": lambda v: {"keepalive_interval": float(int(v, 0))},
     "net.ipv4.tcp_keepalive_probes": lambda v: {"keepalive_count": int(v, 0)},
     "net.ipv4.tcp_challenge_ack_limit": lambda v: {"challenge_ack_limit": int(v, 0)},
+    "net.ipv4.tcp_slow_start_after_idle": lambda v: {"slow_start_after_idle": _bool(v)},
     "net.inet.tcp.rfc1323": lambda v: {"timestamps": _bool(v), "window_scaling": _bool(v)},
     "net.inet.tcp.sack.enable": lambda v: {"sack": _bool(v)},
     "net.inet.tcp.recvspace": lambda v: {"recv_buffer": int(v, 0)},

@@ -30,6 +30,7 @@ class TcpConfig:
     initial_rto: float = 1.0          # RFC 6298 2.1
     min_rto: float = 0.2              # Linux TCP_RTO_MIN (RFC 6298 2.4 says 1 s)
     max_rto: float = 120.0            # Linux TCP_RTO_MAX (RFC 6298 2.5: at least 60 s)
+    rto_min_on_variance: bool = True  # Linux tcp_set_rto: RTO = SRTT + max(4*RTTVAR, min_rto)
     syn_retries: int = 6              # SYN retransmissions before giving up (MUST-20..23)
     synack_retries: int = 5           # SYN-ACK retransmissions (Linux tcp_synack_retries)
     retries2: int = 15                # data/FIN retransmissions before abort (R2, MUST-20/21)
@@ -37,6 +38,7 @@ class TcpConfig:
     initial_window: int = 10          # segments (RFC 6928)
     congestion: str = "cubic"         # "cubic" (RFC 9438) or "newreno" (RFC 5681/6582)
     hystart: bool = False             # HyStart++ slow-start exit (RFC 9406), opt-in
+    slow_start_after_idle: bool = True  # RFC 5681 4.1 restart window (Linux sysctl of the name)
     # --- loss recovery (RFC 6675, RFC 8985, RFC 6937/9937) ---
     rack: bool = True                 # RACK time-based loss detection (RFC 8985; needs SACK)
     tlp: bool = True                  # tail loss probe (RFC 8985 7; with rack)
@@ -99,6 +101,7 @@ class TcpConfig:
             time_wait=240.0,
             wscale=wscale_for(1 << 20),
             psh_each_gso=False,
+            rto_min_on_variance=False,
             rack=False,
             tlp=False,
         )

@@ -188,7 +188,8 @@ class Connection(ConnectionRecovery):
         # clock private (RFC 7323 7.1). Derived from the (secret-keyed) ISS; settable.
         self.ts_offset = (self.iss * 2654435761) & MASK
         # --- retransmission / congestion ---
-        self._rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto)
+        self._rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto,
+                                 min_on_variance=config.rto_min_on_variance)
         self._cc: CongestionControl = make_congestion(
             config.congestion, self.snd_mss, config.initial_window, hystart=config.hystart)
         self._rtt_seq: int | None = None  # Karn: the segment being timed (without TS)

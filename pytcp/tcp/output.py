@@ -347,8 +347,8 @@ class ConnectionOutput:
         maxp = limit if limit > 0 else self.config.max_segment_payload
         if maxp < mss and limit <= 0:
             maxp = mss
-        if (self.snd_una == self.snd_max and now - self._last_send > self._rtt.rto
-                and self._has_unsent()):
+        if (self.config.slow_start_after_idle and self.snd_una == self.snd_max
+                and now - self._last_send > self._rtt.rto and self._has_unsent()):
             # RFC 5681 4.1: restart from at most the initial window after an idle RTO.
             self._cc.on_idle_restart(now)
         sent_any = False

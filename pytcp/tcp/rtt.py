@@ -35,6 +35,7 @@ class RttEstimator:
         "rttvar",
         "samples",
         "srtt",
+        "min_on_variance",
     )
 
     def __init__(
@@ -43,6 +44,7 @@ class RttEstimator:
         min_rto: float = 1.0,
         max_rto: float = 60.0,
         granularity: float = 0.001,
+        min_on_variance: bool = False,
     ) -> None:
         if not 0 < min_rto <= max_rto:
             raise ValueError("need 0 < min_rto <= max_rto")
@@ -52,6 +54,9 @@ class RttEstimator:
         self.min_rto = min_rto
         self.max_rto = max_rto
         self.granularity = granularity
+        # Linux (tcp_set_rto): the minimum bounds the variance term, RTO = SRTT +
+        # max(K*RTTVAR, min_rto), instead of the whole RTO (RFC 6298 2.4).
+        self.min_on_variance = min_on_variance
         self.srtt: float | None = None
         self.rttvar: float | None = None
         self.min_rtt: float | None = None
@@ -88,7 +93,10 @@ class RttEstimator:
         self.samples += 1
         # RFC 6298 2.2/2.3: RTO <- SRTT + max(G, K*RTTVAR); 2.4: at least min_rto (1 s);
         # 2.5: a maximum may be placed (at least 60 s).
-        rto = self.srtt + max(self.granularity, K * self.rttvar)
+        if self.min_on_variance:
+            rto = self.srtt + max(self.granularity, K * self.rttvar, self.min_rto)
+        else:
+            rto = self.srtt + max(self.granularity, K * self.rttvar)
         self._base_rto = min(max(rto, self.min_rto), self.max_rto)
         self._backoffs = 0
         self.rto = self._base_rto

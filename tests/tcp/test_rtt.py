@@ -122,3 +122,16 @@ def test_rto_always_within_bounds(ops: list[float | str], min_rto: float) -> Non
         assert 0 < r.rto <= 60.0
         if r.samples:
             assert r.rto >= min(min_rto, 60.0)
+
+
+def test_linux_rto_floor_bounds_the_variance_term() -> None:
+    """Linux (tcp_set_rto): RTO = SRTT + max(4*RTTVAR, min_rto); RFC 6298 2.4 bounds the sum.
+    Steady 100 ms samples: RTTVAR shrinks, so the RFC RTO falls toward the 200 ms floor while
+    Linux's stays at SRTT + 200 ms."""
+    rfc = RttEstimator(1.0, 0.2, 60.0)
+    linux = RttEstimator(1.0, 0.2, 60.0, min_on_variance=True)
+    for _ in range(20):
+        rfc.sample(0.1)
+        linux.sample(0.1)
+    assert rfc.rto == pytest.approx(0.2, abs=0.002)
+    assert linux.rto == pytest.approx(0.3, abs=0.001)
