@@ -158,3 +158,30 @@ def test_accept_queue_full_drops_the_cookie_ack() -> None:
     # A valid cookie, but no room: dropped without a RST (the peer retransmits), as Linux.
     assert b.drops[DropReason.LISTEN_OVERFLOW] == 2 and len(b.connections()) == n
     assert b.pending_packets() == [] and b.stats["syncookies_rejected"] == 0
+
+
+def test_data_on_the_cookie_ack_is_delivered() -> None:
+    _, b = stacks(syncookies=2)
+    lst = b.listen(80)
+    b.receive_packet(0.0, bytes(IP(src=SPOOFED, dst=B_ADDR) /
+                                TCP(sport=31002, dport=80, seq=7000, flags="S",
+                                    options=[("MSS", 1300), ("SAckOK", b""),
+                                             ("Timestamp", (555, 0)), ("WScale", 2)])))
+    [synack] = [IP(bytes(p)) for p in b.pending_packets()]
+    opts = dict(synack[TCP].options)
+    assert opts["MSS"] == 1460 and opts["WScale"] == 7 and "SAckOK" in opts
+    tsval, tsecr = opts["Timestamp"]
+    assert tsecr == 555 and tsval & 0x3F == 0x10 | 2  # SACK bit + the peer's shift 2
+    b.receive_packet(0.05, bytes(IP(src=SPOOFED, dst=B_ADDR) /
+                                 TCP(sport=31002, dport=80, seq=7001, ack=synack[TCP].seq + 1,
+                                     flags="PA", window=1000,
+                                     options=[("Timestamp", (556, tsval))]) / b"hello"))
+    assert b.stats["syncookies_validated"] == 1
+    server = lst.accept()
+    assert server is not None
+    assert server.receive(0.05) == b"hello"
+    srv = server.conn
+    assert srv.peer_mss == 1300 and srv.snd_wscale == 2 and srv.sack_ok and srv.ts_ok
+    assert srv.snd_wnd == 1000 << 2
+    [ack] = [IP(bytes(p)) for p in b.pending_packets()]
+    assert ack[TCP].ack == 7001 + 5 and dict(ack[TCP].options)["Timestamp"][1] == 556
