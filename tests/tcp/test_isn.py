@@ -56,3 +56,18 @@ def test_long_secret_accepted_empty_rejected() -> None:
     IsnGenerator(b"z" * 100).iss(0.0, A, 1, B, 2)
     with pytest.raises(ValueError):
         IsnGenerator(b"")
+
+
+def test_offset_is_blake2s_keyed_with_the_secret_over_the_four_tuple() -> None:
+    """F() of RFC 6528 is exactly BLAKE2s(key=secret, digest 4) over the packed 4-tuple, on
+    every call (the generator keys one hasher and copies it per ISN)."""
+    import hashlib
+
+    secret = b"s" * 16
+    gen = IsnGenerator(secret)
+    for ids in [(1, 2, 3, 4), (0x0A000001, 80, 0xC0A80101, 65535), (0xFFFFFFFF, 0, 0, 0xFFFF)]:
+        for _ in range(2):
+            msg = (ids[0].to_bytes(4, "big") + ids[1].to_bytes(2, "big")
+                   + ids[2].to_bytes(4, "big") + ids[3].to_bytes(2, "big"))
+            want = int.from_bytes(hashlib.blake2s(msg, key=secret, digest_size=4).digest(), "big")
+            assert gen.offset(*ids) == want
