@@ -638,9 +638,14 @@ class Stack:
     # ------------------------------------------------------------------ network side
 
     def pending_packets(self) -> list[bytes | bytearray]:
-        """IPv4 datagrams to put on the link, oldest first; the list is cleared."""
+        """IPv4 datagrams to put on the link, oldest first; the list is cleared. (The
+        ``tx_packets``/``tx_bytes`` counters count them here, once per call.)"""
         out = self._packets
-        self._packets = []
+        if out:
+            self._packets = []
+            stats = self.stats
+            stats["tx_packets"] += len(out)
+            stats["tx_bytes"] += sum(map(len, out))
         return out
 
     def pending_events(self) -> list[tuple[TcpHandle | Listener, Event | AcceptReady]]:
@@ -848,10 +853,7 @@ class Stack:
             self._queue_packet(pkt)
 
     def _queue_packet(self, pkt: bytes | bytearray) -> None:
-        self._packets.append(pkt)
-        stats = self.stats
-        stats["tx_packets"] += 1
-        stats["tx_bytes"] += len(pkt)
+        self._packets.append(pkt)  # counted when drained (pending_packets)
 
     # ----- TCP
 
@@ -1195,18 +1197,19 @@ class Stack:
             h._obytes = opts
             h._osum = osum
         payload = seg.payload
+        queue = self._packets.append
         gso = seg.gso_size
         n = len(payload)
         note = None
         if seg.reason is not None and self._journal is not None:
             note = seg.reason.value
         if gso <= 0 or n <= gso:
-            self._queue_packet(self._build_tcp(h._tmpl, h._ipsum, h._psum, seg.seq, seg.ack, seg.flags,
-                                               seg.wnd, opts, osum, payload, seg.urg, 0, note))
+            queue(self._build_tcp(h._tmpl, h._ipsum, h._psum, seg.seq, seg.ack, seg.flags,
+                                  seg.wnd, opts, osum, payload, seg.urg, 0, note))
             return
         if self.config.gso:  # the link cuts it (TUN TSO)
-            self._queue_packet(self._build_tcp(h._tmpl, h._ipsum, h._psum, seg.seq, seg.ack, seg.flags,
-                                               seg.wnd, opts, osum, payload, seg.urg, gso, note))
+            queue(self._build_tcp(h._tmpl, h._ipsum, h._psum, seg.seq, seg.ack, seg.flags,
+                                  seg.wnd, opts, osum, payload, seg.urg, gso, note))
             return
         # Cut the super-segment into gso-sized pieces: each piece's sequence number advances,
         # SYN and CWR stay on the first, PSH and FIN go on the last only.
@@ -1231,8 +1234,8 @@ class Stack:
                     urg = min(d, 0xFFFF)
                 else:
                     f &= ~URG
-            self._queue_packet(self._build_tcp(h._tmpl, h._ipsum, h._psum, pseq, seg.ack, f, seg.wnd,
-                                               opts, osum, mv[off:end], urg, 0, note))
+            queue(self._build_tcp(h._tmpl, h._ipsum, h._psum, pseq, seg.ack, f, seg.wnd,
+                                  opts, osum, mv[off:end], urg, 0, note))
             off = end
 
     def _service(self, h: TcpHandle, now: float) -> None:
