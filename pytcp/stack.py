@@ -13,6 +13,7 @@ discarded packet is counted in ``drops`` under a :class:`~pytcp.drops.DropReason
 from __future__ import annotations
 
 import errno
+import hashlib
 import heapq
 import ipaddress
 import logging
@@ -210,16 +211,17 @@ class TcpHandle:
     __slots__ = (
         "__weakref__",
         "_deadline",
+        "_ipsum",
         "_obytes",
         "_oobj",
         "_osum",
         "_tw",
         "_psum",
-        "_ipsum",
         "_stack",
         "_tmpl",
         "accepted",
         "conn",
+        "fastopen_sent",
         "key",
         "listener",
         "tos",
@@ -231,6 +233,7 @@ class TcpHandle:
         self.key = key
         self.conn = conn
         self.user_data: Any = None
+        self.fastopen_sent = 0  # data bytes the SYN carried (RFC 7413, connect(fastopen=))
         self.listener = listener  # the listener that created it, until accepted
         self.accepted = listener is None
         self._stack = stack
@@ -365,6 +368,26 @@ class Listener:
         self.tos = 0
         self._embryonic: dict[FourTuple, TcpHandle] = {}  # SYN-RECEIVED, not yet Connected
         self._queue: deque[TcpHandle] = deque()  # ESTABLISHED, not yet accepted
+        # RFC 7413 (Linux TCP_FASTOPEN on a listener): the most Fast Open connections still
+        # in SYN-RECEIVED at once (0: no Fast Open), and those connections.
+        self.fastopen_qlen = 0
+        self._fo_children: dict[FourTuple, TcpHandle] = {}
+
+    def set_fastopen(self, qlen: int) -> None:
+        """Accept data in SYNs with a valid cookie (RFC 7413 4.2.2) for at most ``qlen``
+        connections that have not completed their handshake (RFC 7413 5.1); 0 turns it off.
+        Needs ``TcpConfig.fastopen`` bit 2 (on by default)."""
+        if qlen < 0:
+            raise ValueError("fastopen queue length must be >= 0")
+        self.fastopen_qlen = qlen
+
+    def fastopen_pending(self) -> int:
+        """Fast Open connections of this listener still in SYN-RECEIVED."""
+        gone = [k for k, h in self._fo_children.items()
+                if not h.open or h.conn.state is not State.SYN_RECEIVED]
+        for k in gone:
+            del self._fo_children[k]
+        return len(self._fo_children)
 
     @property
     def pending(self) -> int:
@@ -439,6 +462,15 @@ class Stack:
 
         self._isn = IsnGenerator(self._secret)
         self._cookies = SynCookies(self._secret)
+        # TCP Fast Open (RFC 7413): the server's cookie keys (derived from the secret and
+        # rotated, unless TcpConfig.fastopen_key sets one) and the client's cookie cache.
+        from pytcp.tcp.fastopen import CookieCache, CookieJar
+
+        self.fastopen_jar = CookieJar(
+            secret=hashlib.blake2s(self._secret, person=b"pytcpTFO").digest(),
+            lifetime=tcp_config.fastopen_key_lifetime)
+        self._fastopen_key_text = ""
+        self.fastopen_cache = CookieCache()
         self._now = now
         cfg = self.config
         self._bcast: int | None = None
@@ -556,9 +588,15 @@ class Stack:
         return lst
 
     def connect(self, now: float, remote_addr: str | int, remote_port: int,
-                local_port: int | None = None, *, tos: int = 0) -> TcpHandle:
+                local_port: int | None = None, *, tos: int = 0, fastopen: bool = False,
+                data: bytes | bytearray | memoryview = b"", syn_only: bool = True) -> TcpHandle:
         """Active open (RFC 9293 3.10.1): pick a local port, send the SYN. ``tos`` is the IP
-        TOS byte of the connection's segments from the SYN on (MUST-48; see set_tos)."""
+        TOS byte of the connection's segments from the SYN on (MUST-48; see set_tos).
+        ``fastopen=True`` (RFC 7413, Linux MSG_FASTOPEN / TCP_FASTOPEN_CONNECT, needs
+        ``TcpConfig.fastopen`` bit 1): the SYN carries the cached cookie and as much of
+        ``data`` as fits, or a cookie request when none is cached; ``handle.fastopen_sent``
+        is the bytes of ``data`` queued: those in the SYN (``syn_only``; send the rest once
+        connected) or all that fit the send buffer."""
         if not 0 <= tos <= 0xFF:
             raise ValueError(f"TOS {tos} out of range 0..255")
         self._now = now
@@ -587,10 +625,59 @@ class Stack:
         self.stats["active_opens"] += 1
         self._name(conn, key)
         try:
-            conn.open_active(now)
+            req = None
+            if fastopen:
+                req = self.fastopen_cache.request(now, raddr, self.tcp_config.fastopen,
+                                                  self._mss)
+            if req is not None:
+                h.fastopen_sent = conn.open_active(now, req, data, syn_only)
+                self.stats["fastopen_active"] += 1
+            else:
+                conn.open_active(now)
         finally:
             self._service(h, now)
         return h
+
+    def _fastopen_learn(self, now: float, h: TcpHandle) -> None:
+        """After a Fast Open SYN-ACK: the cookie and MSS go to the cache (RFC 7413 4.1.3)."""
+        conn = h.conn
+        r = getattr(conn, "fo_result", None)
+        if r is None:
+            return
+        conn.fo_result = None
+        mss, cookie, exp, syn_lost, try_exp = r
+        self.fastopen_cache.update(now, h.key.remote_addr, mss=mss, cookie=cookie, exp=exp,
+                                   syn_lost=syn_lost, try_exp=try_exp)
+
+    def set_fastopen_key(self, primary: bytes, backup: bytes | None = None) -> None:
+        """Linux TCP_FASTOPEN_KEY: the server's cookie key (16 bytes) and optionally the
+        backup; the old primary stays valid as the backup when none is given."""
+        self._fastopen_keys().set_keys(primary, backup)
+
+    def _fastopen_keys(self) -> Any:
+        """The cookie jar, with TcpConfig.fastopen_key applied when it changed."""
+        text = self.tcp_config.fastopen_key
+        if text != self._fastopen_key_text:
+            from pytcp.tcp.fastopen import parse_keys
+
+            self._fastopen_key_text = text
+            if text:
+                keys = parse_keys(text)
+                self.fastopen_jar.set_keys(keys[0], keys[1] if len(keys) > 1 else None)
+        return self.fastopen_jar
+
+    def _fastopen_decide(self, now: float, lst: Listener, th: Any, src: int,
+                         dst: int) -> Any:
+        """RFC 7413 4.2.2 for a SYN to ``lst`` (Linux tcp_try_fastopen)."""
+        from pytcp.tcp.fastopen import server_decide
+
+        mask = self.tcp_config.fastopen
+        if not mask & 0x2:
+            return None
+        opts = th.options
+        return server_decide(mask, lst.fastopen_qlen, lst.fastopen_pending(), cookie=opts.fastopen,
+                             exp=opts.fastopen_exp, syn_data=bool(th.payload),
+                             jar=self._fastopen_keys(), now=now, client=src, server=dst)
 
     def _new_connection(self, now: float, key: FourTuple, iss: int | None = None) -> Connection:
         factory = self.connection_factory
@@ -893,6 +980,8 @@ class Stack:
             else:
                 try:
                     conn.handle_segment(now, seg)
+                    if flags & SYN:
+                        self._fastopen_learn(now, h)
                 finally:
                     self._service(h, now)
                 return
@@ -949,8 +1038,18 @@ class Stack:
             self.stats["passive_opens"] += 1
             conn.open_passive()
             seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg)
+            fo = self._fastopen_decide(now, lst, th, src, dst)
+            if fo is not None:
+                conn.fastopen_server(fo)
             try:
                 conn.handle_segment(now, seg)
+                if getattr(conn, "fo_child", False) and conn.state is State.SYN_RECEIVED:
+                    # RFC 7413 4.2.2: the connection is usable at once: to the accept queue.
+                    self.stats["fastopen_passive"] += 1
+                    lst._embryonic.pop(key, None)
+                    lst._fo_children[key] = h
+                    lst._queue.append(h)
+                    self._events.append((lst, AcceptReady()))
             finally:
                 self._service(h, now)
             return

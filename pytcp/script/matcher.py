@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from pytcp.script.parser import PacketLine, ScriptOption
 from pytcp.wire.tcp import (
+    OPT_EXPERIMENTAL,
+    OPT_FASTOPEN,
     ACK,
     OPT_EOL,
     OPT_MSS,
@@ -86,6 +88,9 @@ def format_observed_options(obs: Observed, remote_isn: int) -> str:
             parts.append("sackOK")
         elif k == OPT_TIMESTAMP and o.timestamp is not None:
             parts.append(f"TS val {o.timestamp[0]} ecr {o.timestamp[1]}")
+        elif k in (OPT_FASTOPEN, OPT_EXPERIMENTAL) and o.fastopen is not None:
+            name = "FOEXP" if o.fastopen_exp else "FO"
+            parts.append(f"{name} {o.fastopen.hex()}" if o.fastopen else name)
         elif k == OPT_SACK:
             parts.append("sack " + " ".join(f"{_rel(a, remote_isn)}:{_rel(b, remote_isn)}"
                                             for a, b in o.sack_blocks))
@@ -128,7 +133,8 @@ def format_expected(line: PacketLine) -> str:
 
 
 _KIND_OF = {"mss": OPT_MSS, "wscale": OPT_WSCALE, "sackOK": OPT_SACK_PERMITTED,
-            "TS": OPT_TIMESTAMP, "sack": OPT_SACK}
+            "TS": OPT_TIMESTAMP, "sack": OPT_SACK, "FO": OPT_FASTOPEN,
+            "FOEXP": OPT_EXPERIMENTAL}
 
 
 def compare_options(want: tuple[ScriptOption, ...], obs: Observed, remote_isn: int) -> str | None:
@@ -149,6 +155,15 @@ def compare_options(want: tuple[ScriptOption, ...], obs: Observed, remote_isn: i
             assert w.ts is not None and o.timestamp is not None
             if w.ts[1] != o.timestamp[1]:
                 return f"TS ecr expected {w.ts[1]} got {o.timestamp[1]}"
+        if w.kind in ("FO", "FOEXP"):
+            # RFC 7413: the cookie (none written: a cookie request, an empty cookie).
+            if w.symbol:
+                return f"{w.kind} {w.symbol}: the name has no value (--define)"
+            if o.fastopen is None or (o.fastopen_exp != (w.kind == "FOEXP")):
+                return f"{w.kind} expected, got none"
+            if o.fastopen != w.raw:
+                return (f"{w.kind} cookie expected {w.raw.hex() or '(request)'} got "
+                        f"{o.fastopen.hex() or '(request)'}")
         if w.kind == "sack":
             got = tuple((_rel(a, remote_isn), _rel(b, remote_isn)) for a, b in o.sack_blocks)
             want_b = tuple((a & MASK, b & MASK) for a, b in w.blocks)

@@ -359,7 +359,9 @@ class Runner:
 
     @staticmethod
     def _defines(opts: dict[str, str]) -> list[tuple[str, str]]:
-        out = []
+        # The upstream runner's (google/packetdrill run_all.py) IPv4 -D defaults: the Fast
+        # Open cookie of 192.0.2.1 -> 192.168.0.1 under defaults.sh's tcp_fastopen_key.
+        out = [("TFO_COOKIE", "3021b9d889017eeb"), ("CODE", "host_unreachable")]
         for d in opts.get("define", "").splitlines():
             k, _, v = d.partition("=")
             out.append((k, v.strip('"')))
@@ -375,6 +377,8 @@ class Runner:
         nothing is run."""
         eff = interpret(line.command, self.script_dir)
         self._note(*eff.skipped)
+        if eff.runner.get("tcp_metrics_flush"):
+            self.stack.fastopen_cache.clear()  # (ip tcp_metrics flush: cached cookies)
         if "notsent_lowat" in eff.runner:
             self.table.notsent_lowat = int(eff.runner["notsent_lowat"])  # type: ignore[call-overload]
         if "fastopen" in eff.runner:
@@ -434,7 +438,8 @@ class Runner:
     def _fmt(self, item: Observed | str) -> str:
         if isinstance(item, str):
             return item
-        return format_observed(item, self.isns.get(item.dport), self.remote_isn)
+        return format_observed(item, self.isns.get(item.dport),
+                               self._remote_base(item.dport, item.flags))
 
     def _collect(self) -> None:
         from pytcp.drops import MalformedPacket
@@ -588,22 +593,27 @@ class Runner:
         if line.seq_any:
             raise self._fail("unsupported: '...' or '!' sequence on an inbound packet",
                              unsupported="unchecked sequence number on an inbound packet")
-        if (line.flags & SYN and not line.flags & ACK and self._fastopen
-                and (line.length or any(o.kind in ("FO", "FOEXP") for o in line.options or ()))):
-            # The script turned Fast Open on (net.ipv4.tcp_fastopen) and sends a SYN with
-            # data or a cookie: a TFO test. If it fails, that is why (reported as such).
-            self.needs = self.needs or "TCP Fast Open (RFC 7413)"
-        if line.flags & SYN and all(h.key[3] != port or str(h.conn.state) == "SYN-SENT"
-                                    for h in self.stack.connections()):
+        conns = self.stack.connections()
+        if line.flags & SYN and (
+                all(h.key[3] != port or str(h.conn.state) == "SYN-SENT" for h in conns)
+                or (line.flags & ACK and not self.strict_checks
+                    and any(h.key[3] == port and h.key[1] == self.our_port
+                            and str(h.conn.state) == "SYN-SENT" for h in conns))):
             # A SYN that starts a connection: the data pattern starts after it (a SYN into a
             # live connection, e.g. an RFC 5961 test, changes nothing).
             self.peer_isn[port] = line.seq
         first = line.seq + (1 if line.flags & SYN else 0) - self.peer_isn.get(port, 0)
+        seq = (self.remote_isn + line.seq) & MASK
+        if self._relative_remote(port) and not line.flags & SYN:
+            # packetdrill: the script side's SYN (or SYN-ACK) gives its ISN as written; its
+            # later sequence numbers are relative to it.
+            seq = (self.peer_isn[port] + line.seq) & MASK
+            first = line.seq
         pkt = build_tcp_packet(
             src=ip_to_int(line.src) if line.src else self.remote_ip,
             dst=ip_to_int(line.dst) if line.dst else self.local_ip,
             sport=port, dport=self.our_port,
-            seq=(self.remote_isn + line.seq) & MASK,
+            seq=seq,
             # packetdrill: with the ACK flag the ack is relative to our ISN (a '.' line without
             # 'ack' acknowledges relative 0); without it, the written value goes out as is.
             ack=((lisn + (line.ack or 0)) & MASK if line.flags & ACK
@@ -714,7 +724,9 @@ class Runner:
         if self.aggregate and len(item.payload) < line.length:
             item = self._aggregate(item, line, hi, target, exp)
         port = line.port or self.their_port
-        if line.flags & SYN and item.flags & SYN and self._isn_stale(port):
+        if line.flags & SYN and item.flags & SYN and (
+                self._isn_stale(port) or (not item.flags & ACK and not self.strict_checks)):
+            # (packetdrill: every new socket's SYN gives its own ISN)
             # Learn our ISN from our SYN / SYN-ACK (again for a new connection: packetdrill
             # keeps one ISN per socket).
             self.isns[port] = (item.seq - line.seq) & MASK
@@ -730,9 +742,19 @@ class Runner:
             if o.symbol and o.kind in ("mss", "wscale") and o.symbol in self.defines:
                 line = dataclasses.replace(line, options=tuple(
                     dataclasses.replace(x, value=int(self.defines[x.symbol], 0), symbol="")
-                    if x.symbol in self.defines else x for x in line.options or ()))
+                    if x.symbol in self.defines and x.kind in ("mss", "wscale") else x
+                    for x in line.options or ()))
                 break
-        diff = compare(line, item, self.isns.get(port), self.remote_isn)
+        for o in line.options or ():
+            if o.symbol and o.kind in ("FO", "FOEXP") and o.symbol in self.defines:
+                # A Fast Open cookie written as a name (FO TFO_COOKIE): its hex value.
+                line = dataclasses.replace(line, options=tuple(
+                    dataclasses.replace(x, raw=bytes.fromhex(
+                        self.defines[x.symbol].removeprefix("0x")), symbol="")
+                    if x.symbol in self.defines and x.kind in ("FO", "FOEXP") else x
+                    for x in line.options or ()))
+                break
+        diff = compare(line, item, self.isns.get(port), self._remote_base(port, item.flags))
         if diff:
             raise self._fail(diff, expected=exp, actual=self._fmt(item))
         self._check_tsval(line, item, port, exp)
@@ -762,6 +784,18 @@ class Runner:
         flags = (last.flags & ~CWR) | (first.flags & CWR)
         return dataclasses.replace(last, flags=flags, seq=first.seq,
                                    payload=b"".join(p.payload for p in parts))
+
+    def _relative_remote(self, port: int) -> bool:
+        """packetdrill numbering of the script side (not in pytcp's strict scripts, which
+        write its sequence numbers as absolute values)."""
+        return not self.strict_checks and port in self.peer_isn
+
+    def _remote_base(self, port: int, flags: int) -> int:
+        """What our ack and SACK fields are relative to: the script side's ISN in
+        packetdrill numbering (absolute in a SYN-ACK, as packetdrill), else remote_isn."""
+        if self._relative_remote(port) and not flags & SYN:
+            return self.peer_isn[port]
+        return self.remote_isn
 
     def _check_tsval(self, line: PacketLine, item: Observed, port: int, exp: str) -> None:
         """RFC 7323 5.4: our TS clock. The first written TS val fixes the offset between the

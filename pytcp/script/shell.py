@@ -71,6 +71,13 @@ def _cc(v: str) -> dict[str, object]:
     return {"congestion": name}
 
 
+def _fastopen_key(v: str) -> dict[str, object]:
+    from pytcp.tcp.fastopen import parse_keys
+
+    parse_keys(v)  # ValueError for a malformed key
+    return {"fastopen_key": v.strip()}
+
+
 # sysctl name (dots) -> TcpConfig changes for its value. Linux names first, then FreeBSD's.
 SYSCTLS: dict[str, Callable[[str], dict[str, object]]] = {
     "net.ipv4.tcp_timestamps": lambda v: {"timestamps": _bool(v)},
@@ -88,6 +95,10 @@ SYSCTLS: dict[str, Callable[[str], dict[str, object]]] = {
     "net.ipv4.tcp_keepalive_probes": lambda v: {"keepalive_count": int(v, 0)},
     "net.ipv4.tcp_challenge_ack_limit": lambda v: {"challenge_ack_limit": int(v, 0)},
     "net.ipv4.tcp_slow_start_after_idle": lambda v: {"slow_start_after_idle": _bool(v)},
+    "net.ipv4.tcp_fastopen": lambda v: {"fastopen": int(v, 0)},
+    "net.ipv4.tcp_fastopen_key": _fastopen_key,
+    "net.ipv4.tcp_recovery": lambda v: {"rack": bool(int(v, 0) & 1)},
+    "net.ipv4.tcp_early_retrans": lambda v: {"tlp": int(v, 0) in (3, 4)},
     "net.inet.tcp.rfc1323": lambda v: {"timestamps": _bool(v), "window_scaling": _bool(v)},
     "net.inet.tcp.sack.enable": lambda v: {"sack": _bool(v)},
     "net.inet.tcp.recvspace": lambda v: {"recv_buffer": int(v, 0)},
@@ -223,6 +234,8 @@ def interpret(text: str, script_dir: str, depth: int = 0) -> ShellEffects:
                 a.startswith("/proc/sys/") for a in argv):
             target = next(a for a in argv if a.startswith("/proc/sys/"))
             _sysctl(target, argv[1], eff)
+        elif base == "ip" and argv[1:3] == ["tcp_metrics", "flush"]:
+            eff.runner["tcp_metrics_flush"] = True  # Fast Open cookies cached so far go
         elif base == "ethtool" and "-K" in argv:
             words = argv[argv.index("-K") + 2:]
             for k, v in zip(words[::2], words[1::2]):

@@ -146,6 +146,9 @@ class Sock:
     user_timeout: int | None = None  # TCP_USER_TIMEOUT (ms)
     inq: bool = False  # TCP_INQ: recvmsg reports the bytes left to read
     shut_rd: bool = False  # shutdown(SHUT_RD): reads return 0 once the queue is empty
+    fastopen_qlen: int = 0  # TCP_FASTOPEN on a listener (RFC 7413)
+    fastopen_connect: bool = False  # TCP_FASTOPEN_CONNECT
+    deferred_connect: bool = False  # connect() returned 0; the SYN leaves with the first write
 
 
 @dataclass(slots=True)
@@ -189,6 +192,12 @@ def tcp_info_fields(handle: Any, now: float) -> dict[str, int]:
         opts |= 2
     if getattr(conn, "ws_ok", False):
         opts |= 4
+    if getattr(conn, "ecn_ok", False):
+        opts |= 8   # TCPI_OPT_ECN (RFC 3168 negotiated)
+    if getattr(conn, "ecn_seen", False):
+        opts |= 16  # TCPI_OPT_ECN_SEEN (a CE or ECT mark arrived)
+    if getattr(conn, "syn_data_acked", False):
+        opts |= 32  # TCPI_OPT_SYN_DATA (RFC 7413: data in the SYN was acknowledged)
     ca_state = getattr(conn, "ca_state", None)
     if ca_state is None:
         if getattr(conn, "_in_recovery", False):
@@ -234,6 +243,17 @@ def tcp_info_fields(handle: Any, now: float) -> dict[str, int]:
 
 def _err(name: str) -> Outcome:
     return (-1, name)
+
+
+def _c_string(tok: str) -> bytes:
+    """A C string literal argument (``"\\xf7\\x63..."``) as bytes."""
+    t = tok.strip()
+    if len(t) >= 2 and t[0] == '"' and t[-1] == '"':
+        t = t[1:-1]
+    try:
+        return t.encode("latin-1").decode("unicode_escape").encode("latin-1")
+    except (UnicodeError, ValueError):
+        raise SyscallError(f"expected a string, got {tok!r}") from None
 
 
 def _int_arg(tok: str) -> int:
@@ -417,6 +437,8 @@ class SocketTable:
         s = self._sock(args[0])
         backlog = _int_arg(args[1]) if len(args) > 1 else 128
         s.listener = self.stack.listen(self.local_port, max(backlog, 1))
+        if s.fastopen_qlen:
+            s.listener.set_fastopen(s.fastopen_qlen)  # RFC 7413 (TCP_FASTOPEN before listen)
         self._listen_opts = s
         if self.under_test == s.fd:
             self.listening_under_test = True
@@ -446,6 +468,21 @@ class SocketTable:
 
     def sys_connect(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
         s = self._sock(args[0])
+        if s.handle is None and s.deferred_connect:
+            return _err("EISCONN")
+        if s.handle is None and s.fastopen_connect:
+            # Linux TCP_FASTOPEN_CONNECT: with a cookie cached, connect() returns 0 at once and
+            # the SYN leaves with the first write's data (RFC 7413); without one, a normal
+            # connect whose SYN requests a cookie.
+            from pytcp.wire.ipv4 import ip_to_int
+
+            req = self.stack.fastopen_cache.request(now, ip_to_int(self.remote_addr),
+                                                    self.stack.tcp_config.fastopen,
+                                                    self.stack._mss)
+            if req is not None and req.space > 0:
+                s.deferred_connect = True
+                return (0, None)
+            return self._fastopen_open(now, s, 0, s.nonblocking, connect_call=True)
         if s.handle is None:
             self._next_conn_opts = s
             try:
@@ -464,8 +501,40 @@ class SocketTable:
                 _err("EALREADY") if self._conn_pending(s) else self._connect_done(s))
         return _err("EISCONN")
 
+    def _fastopen_open(self, now: float, s: Sock, n: int, nonblocking: bool,
+                       connect_call: bool = False) -> Outcome | _Blocked:
+        """Active open with Fast Open (RFC 7413; Linux sendto(MSG_FASTOPEN), or connect/write
+        under TCP_FASTOPEN_CONNECT): the SYN carries the cached cookie and as much of the
+        ``n`` bytes as fits, or a cookie request. Non-blocking: the bytes in the SYN, or
+        EINPROGRESS when none went; blocking: waits for the handshake, then sends the rest."""
+        s.deferred_connect = False
+        self._next_conn_opts = s
+        try:
+            s.handle = self.stack.connect(now, self.remote_addr, self.connect_port,
+                                          tos=s.tos or 0, fastopen=True,
+                                          data=stream_bytes(0, n) if n else b"",
+                                          syn_only=nonblocking)
+        finally:
+            self._next_conn_opts = None
+        st = state_of(s.handle)
+        s.connecting = True
+        self._apply_opts(s, now)
+        if self.on_connect is not None:
+            self.on_connect(s.handle)
+        k = int(getattr(s.handle, "fastopen_sent", 0))
+        st.write_offset = k
+        if connect_call:
+            return _err("EINPROGRESS") if nonblocking else self._connect_done(s)
+        if nonblocking:
+            return (k, None) if k > 0 else _err("EINPROGRESS")
+        # Blocking: everything is queued; the call returns once the handshake is done.
+        s.pending_write, s.pending_written = n - k, k
+        return BLOCKED
+
     def _conn_pending(self, s: Sock) -> bool:
         st = state_of(s.handle)
+        if getattr(s.handle.conn, "fo_child", False):
+            return False  # RFC 7413 4.2.2: a Fast Open child is usable in SYN-RECEIVED
         return not st.reset and str(s.handle.conn.state) in ("SYN-SENT", "SYN-RECEIVED")
 
     def _connect_done(self, s: Sock) -> Outcome | _Blocked:
@@ -498,7 +567,26 @@ class SocketTable:
             v = val.replace(" ", "")
             s.linger_zero = "onoff=1" in v and "linger=0" in v
             return (0, None)
+        if name == "TCP_FASTOPEN_KEY":
+            # Linux: 16 bytes (the primary key) or 32 (primary and backup), as a C string.
+            raw = _c_string(val)
+            if len(raw) not in (16, 32):
+                return _err("EINVAL")
+            self.stack.set_fastopen_key(raw[:16], raw[16:] or None)
+            return (0, None)
         n = _int_arg(val)
+        if name == "TCP_FASTOPEN":  # RFC 7413 server: the listener's Fast Open queue
+            if n < 0:
+                return _err("EINVAL")
+            s.fastopen_qlen = n
+            if s.listener is not None:
+                s.listener.set_fastopen(n)
+            return (0, None)
+        if name == "TCP_FASTOPEN_CONNECT":
+            if s.handle is not None:
+                return _err("EISCONN")
+            s.fastopen_connect = bool(n)
+            return (0, None)
         if name == "TCP_NODELAY":
             s.nodelay = bool(n)
         elif name == "SO_KEEPALIVE":
@@ -644,6 +732,9 @@ class SocketTable:
 
     def _write(self, now: float, s: Sock, n: int, flags: str,
                null_buf: bool = False) -> Outcome | _Blocked:
+        if s.handle is None and (s.deferred_connect or (
+                "MSG_FASTOPEN" in flags and s.listener is None)):
+            return self._fastopen_open(now, s, n, s.nonblocking or "MSG_DONTWAIT" in flags)
         if s.handle is None:
             return _err("EPIPE") if s.listener is None else _err("ENOTCONN")
         if null_buf and n > 0 and not self._conn_pending(s):
@@ -763,9 +854,8 @@ class SocketTable:
 
     def sys_sendto(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
         flags = args[3] if len(args) > 3 else ""
-        if "MSG_FASTOPEN" in flags:
-            raise SyscallError("sendto(MSG_FASTOPEN): TCP Fast Open (RFC 7413) is not "
-                               "implemented")
+        # MSG_FASTOPEN on an unconnected socket: Fast Open (RFC 7413); on a connected one it
+        # is ignored (Linux).
         return self._write(now, self._sock(args[0]), _int_arg(args[2]), flags,
                            args[1].strip() == "NULL")
 
@@ -784,7 +874,7 @@ class SocketTable:
         if "msg_control=[{" in args[1].replace(" ", ""):
             raise SyscallError("sendmsg with control messages is not supported")
         flags = args[2]
-        if "MSG_ZEROCOPY" in flags or "MSG_FASTOPEN" in flags:
+        if "MSG_ZEROCOPY" in flags:
             raise SyscallError(f"sendmsg({flags}) is not supported")
         n = self._iov_total(args[1])
         if n == 0:

@@ -43,6 +43,11 @@ class TcpConfig:
     rack: bool = True                 # RACK time-based loss detection (RFC 8985; needs SACK)
     tlp: bool = True                  # tail loss probe (RFC 8985 7; with rack)
     prr: bool = True                  # Proportional Rate Reduction in fast recovery (RFC 9937)
+    # --- TCP Fast Open (RFC 7413) ---
+    fastopen: int = 0x3               # Linux tcp_fastopen bits: 1 client, 2 server (each only
+                                      # when asked: MSG_FASTOPEN / a listener's TCP_FASTOPEN)
+    fastopen_key: str = ""            # Linux tcp_fastopen_key "a-b-c-d[,backup]"; "" = derived
+    fastopen_key_lifetime: float = 3600.0  # derived keys rotate (RFC 7413 4.1.2); 0 = never
     # --- acknowledgments (RFC 9293 3.8.6.3, RFC 1122 4.2.3.2, MUST-40/58) ---
     delayed_ack: float = 0.04         # delayed-ACK timer (Linux ATO min 40 ms; MUST-40: < 0.5 s)
     delayed_ack_segments: int = 2     # ACK at least every 2nd full-sized segment (RFC 5681 4.2)

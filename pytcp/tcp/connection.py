@@ -68,6 +68,7 @@ from pytcp.tcp.events import (
     UrgentData,
 )
 from pytcp.tcp.output import OUTPUT_STATES as _OUTPUT_STATES
+from pytcp.tcp.fastopen import ClientRequest, ServerDecision
 from pytcp.tcp.memory import RecvMemory
 from pytcp.tcp.prr import Prr
 from pytcp.tcp.rack import Rack
@@ -219,6 +220,15 @@ class Connection(ConnectionRecovery):
         self.tlp_recoveries = 0
         # PRR (RFC 6937 / RFC 9937) during fast recovery.
         self._prr = Prr()
+        # TCP Fast Open (RFC 7413).
+        self._fo_client: ClientRequest | None = None   # our first SYN's cookie/request
+        self._fo_server: ServerDecision | None = None  # the stack's decision for the SYN
+        self._syn_data = 0               # data bytes in our first SYN
+        self.fo_child = False            # a passive connection that accepted SYN data
+        self.syn_data_acked = False      # Linux TCPI_OPT_SYN_DATA
+        # After the SYN-ACK of a Fast Open attempt: (mss, cookie or None, exp, SYN-data
+        # lost, try_exp) for the stack's cookie cache (Linux tcp_fastopen_cache_set).
+        self.fo_result: tuple[int, bytes | None, bool, bool, int] | None = None
         self._syn_lost = False
         self._last_send = now
         # --- timers (absolute deadlines, None = not armed) ---
@@ -333,14 +343,36 @@ class Connection(ConnectionRecovery):
             self._mem_ooo = ooo
 
     # ------------------------------------------------------------------ application side
-    def open_active(self, now: float) -> None:
-        """Active OPEN (RFC 9293 3.10.1): send SYN, enter SYN-SENT."""
+    def open_active(self, now: float, fastopen: ClientRequest | None = None,
+                    data: Buffer = b"", syn_only: bool = True) -> int:
+        """Active OPEN (RFC 9293 3.10.1): send SYN, enter SYN-SENT. With ``fastopen`` (RFC
+        7413) the SYN carries its cookie (or a cookie request, ``b""``) and, with a cookie,
+        up to ``fastopen.space`` bytes of ``data``; returns how many bytes of ``data`` were
+        queued: those in the SYN (``syn_only``), or all that fit the send buffer (the rest
+        goes once the handshake is done)."""
         if self.state is not State.CLOSED or self.transitions:
             raise TcpUsageError(f"open_active in {self.state}")
         self._now = now
         self._passive = False
+        taken = 0
+        if fastopen is not None:
+            self._fo_client = fastopen
+            n = min(len(data), fastopen.space)
+            if fastopen.cookie == b"":
+                n = 0  # a cookie request carries no data (RFC 7413 4.1.3)
+            want = n if syn_only else len(data)
+            if want > 0:
+                self._sendbuf = SendBuffer(self.config.send_buffer)
+                taken = self._sendbuf.write(memoryview(data)[:want])
+                self._syn_data = min(n, taken)
         self._set_state(now, State.SYN_SENT, "active OPEN")
         self._send_syn(now)
+        return taken
+
+    def fastopen_server(self, decision: ServerDecision | None) -> None:
+        """The stack's Fast Open decision for the SYN it is about to hand to this passive
+        connection (RFC 7413 4.2.2): accept the SYN's data, and/or the cookie for the SYN-ACK."""
+        self._fo_server = decision
 
     def open_passive(self) -> None:
         """Passive OPEN (RFC 9293 3.10.1): enter LISTEN; the stack feeds the SYN next."""
@@ -893,6 +925,19 @@ class Connection(ConnectionRecovery):
         self.snd_wnd = seg.wnd  # RFC 7323 2.2: the window in a SYN is never scaled
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1 = seg.seq
+        srv = self._fo_server
+        if srv is not None and srv.accept_data:
+            # RFC 7413 4.2.2: a valid cookie: the SYN's data is accepted at once and the
+            # connection may be used (read, written) before the handshake completes.
+            self.fo_child = True
+            if seg.payload:
+                room = min(len(seg.payload), self.config.recv_buffer)
+                self._rcvq += seg.payload[:room]
+                self.rcv_nxt = seq_add(self.rcv_nxt, room)
+                self.bytes_in += room
+                self.syn_data_acked = True
+                self._data_event = True
+                self._events.append(DataAvailable())
         self._set_state(now, State.SYN_RECEIVED, "SYN")
         self._send_synack(now)
 
@@ -927,6 +972,8 @@ class Connection(ConnectionRecovery):
             self.snd_una = seg.ack
             if seq_lt(self.snd_nxt, self.snd_una):
                 self.snd_nxt = self.snd_una
+            if self._fo_client is not None:
+                self._fastopen_synack(now, seg)
             self._on_syn_acked(now, seg)
             self.snd_wnd = seg.wnd  # unscaled in a SYN (RFC 7323 2.2)
             self.max_snd_wnd = self.snd_wnd
@@ -952,6 +999,33 @@ class Connection(ConnectionRecovery):
             self.snd_wl1 = seg.seq
             self._set_state(now, State.SYN_RECEIVED, "SYN (simultaneous open)")
             self._send_synack(now)
+
+    def _fastopen_synack(self, now: float, seg: Segment) -> None:
+        """RFC 7413 4.2.1 (Linux tcp_rcv_fastopen_synack): release the SYN data the SYN-ACK
+        acknowledges; what it does not is sent again right away (the server fell back to a
+        normal handshake); note the cookie and the server's MSS for the cache."""
+        fo = self._fo_client
+        assert fo is not None
+        acked = seq_sub(seg.ack, self._buf_seq)
+        if acked > 0:
+            self._sendbuf.consume(acked)
+            self._buf_seq = seg.ack
+            self.bytes_out += acked
+        self.syn_data_acked = self._syn_data > 0 and acked >= self._syn_data
+        lost = self._syn_data > 0 and acked < self._syn_data
+        if lost:
+            self.snd_nxt = seg.ack  # resend the rest with the ACK (tcp_xmit_retransmit_queue)
+        cookie = seg.options.fastopen
+        try_exp = 0
+        syn_drop = False
+        if self._syn_lost:
+            # The SYN timed out and the SYN-ACK has no cookie nor acknowledges the data: the
+            # SYN-data (or its SYN-ACK) was probably dropped (RFC 7413 4.1.3 and 6).
+            syn_drop = cookie is None and lost
+        elif cookie is None and not self._syn_data:
+            try_exp = 2 if fo.exp else 1  # no answer to the request: try the other format
+        self.fo_result = (seg.options.mss or 0, cookie if cookie else None,
+                          seg.options.fastopen_exp, syn_drop, try_exp)
 
     def _negotiate(self, now: float, seg: Segment) -> None:
         """Options of the peer's SYN (RFC 9293 3.7.1, RFC 7323, RFC 2018)."""
@@ -1124,6 +1198,14 @@ class Connection(ConnectionRecovery):
             return
         if st is State.SYN_RECEIVED:
             if seq_lt(self.snd_una, seg.ack) and seq_le(seg.ack, self.snd_max):
+                # (a Fast Open child may have sent data already: release what is acked)
+                data_end = seq_add(self._buf_seq, len(self._sendbuf))
+                upto = seg.ack if seq_le(seg.ack, data_end) else data_end
+                n = seq_sub(upto, self._buf_seq)
+                if n > 0:
+                    self._sendbuf.consume(n)
+                    self._buf_seq = upto
+                    self.bytes_out += n
                 self.snd_una = seg.ack
                 if seq_lt(self.snd_nxt, self.snd_una):
                     self.snd_nxt = self.snd_una

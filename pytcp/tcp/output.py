@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pytcp.tcp.config import TcpConfig
 from pytcp.tcp.congestion import CongestionControl
+from pytcp.tcp.fastopen import ClientRequest, ServerDecision
 from pytcp.tcp.memory import RecvMemory
 from pytcp.tcp.prr import Prr
 from pytcp.tcp.rack import Rack
@@ -100,6 +101,10 @@ class ConnectionOutput:
     _rtx_end: int | None = None    # end of the highest retransmitted range, until acked
     _rack: Rack
     _rack_on: bool
+    _fo_client: ClientRequest | None
+    _fo_server: ServerDecision | None
+    _syn_data: int
+    fo_child: bool
     _prr: Prr
     _tlp_at: float | None
     _reo_at: float | None
@@ -194,24 +199,41 @@ class ConnectionOutput:
     def _syn_options(self, now: float) -> TcpOptions:
         cfg = self.config
         if self.state is State.SYN_SENT:  # what we offer (RFC 7323 2.2, RFC 2018 2)
+            fo = self._fo_client
+            # RFC 7413 4.1.3: the cookie (or a request) rides in the first SYN only; a
+            # retransmitted SYN is a plain one (Linux).
+            first = fo is not None and not self._syn_lost
             return TcpOptions(
                 mss=self.our_mss,
                 wscale=self.rcv_wscale if cfg.window_scaling else None,
                 sack_permitted=cfg.sack,
-                timestamp=(self._ts_val(now), 0) if cfg.timestamps else None)
+                timestamp=(self._ts_val(now), 0) if cfg.timestamps else None,
+                fastopen=fo.cookie if first and fo is not None else None,
+                fastopen_exp=fo.exp if first and fo is not None else False)
+        srv = self._fo_server
         return TcpOptions(  # SYN-ACK: only what the peer offered too
             mss=self.our_mss,
             wscale=self.rcv_wscale if self.ws_ok else None,
             sack_permitted=self.sack_ok,
-            timestamp=(self._ts_val(now), self.ts_recent) if self.ts_ok else None)
+            timestamp=(self._ts_val(now), self.ts_recent) if self.ts_ok else None,
+            fastopen=srv.reply_cookie if srv is not None else None,
+            fastopen_exp=srv.exp if srv is not None else False)
 
     def _send_syn(self, now: float, reason: TxReason | None = None) -> None:
         wnd = min(0xFFFF, self.config.recv_buffer)  # RFC 7323 2.2: unscaled in a SYN
-        self._out.append(Segment(self.iss, 0, SYN, wnd, options=self._syn_options(now),
-                                 reason=reason))
-        self.snd_nxt = self.snd_max = seq_add(self.iss, 1)
+        after_syn = seq_add(self.iss, 1)
+        payload = b""
+        if self._syn_data and not self._syn_lost:
+            # RFC 7413 4.2.1: data in the first SYN (the retransmitted SYN carries none; the
+            # data is sent again once the handshake is done).
+            payload = self._sendbuf.read(0, self._syn_data)
+        self._out.append(Segment(self.iss, 0, SYN, wnd, payload,
+                                 options=self._syn_options(now), reason=reason))
+        self.snd_nxt = seq_add(after_syn, len(payload))
+        if seq_lt(self.snd_max, self.snd_nxt):
+            self.snd_max = self.snd_nxt
         if self._retries == 0 and self._rtt_seq is None and not self._syn_lost:
-            self._rtt_seq = self.snd_nxt
+            self._rtt_seq = after_syn
             self._rtt_time = now
         self._arm_rto(now)
 
@@ -247,7 +269,8 @@ class ConnectionOutput:
 
     def _flush(self, now: float) -> None:
         """Build what is due: data the windows allow (carrying the ACK), else a pure ACK."""
-        if self.state in OUTPUT_STATES:
+        if self.state in OUTPUT_STATES or (self.fo_child and self.state is State.SYN_RECEIVED):
+            # (RFC 7413 4.2.2: a Fast Open server may send before the handshake completes)
             before = self.snd_max
             self._send_data(now)
             if self._rack_on and self.snd_max != before and not self._in_recovery:

@@ -45,6 +45,9 @@ OPT_WSCALE = 3
 OPT_SACK_PERMITTED = 4
 OPT_SACK = 5
 OPT_TIMESTAMP = 8
+OPT_FASTOPEN = 34          # RFC 7413 4.1.1
+OPT_EXPERIMENTAL = 254     # RFC 6994 (Fast Open's experimental form: magic 0xF989)
+FASTOPEN_MAGIC = 0xF989
 
 HEADER_LEN = 20  # without options
 MAX_OPTIONS_LEN = 40  # data offset is 4 bits: at most 60 header bytes
@@ -61,6 +64,10 @@ class TcpOptions:
     sack_permitted: bool = False
     sack_blocks: tuple[tuple[int, int], ...] = ()
     timestamp: tuple[int, int] | None = None  # (TSval, TSecr)
+    # RFC 7413 Fast Open cookie: None = no option, b"" = a cookie request; fastopen_exp: it
+    # came (or goes) as the experimental option 254/0xF989 instead of kind 34.
+    fastopen: bytes | None = None
+    fastopen_exp: bool = False
 
 
 NO_OPTIONS = TcpOptions()
@@ -183,6 +190,8 @@ def _parse_options_slow(area: bytes) -> tuple[TcpOptions, tuple[int, ...]]:
     sack_permitted = False
     sack_blocks: tuple[tuple[int, int], ...] = ()
     timestamp: tuple[int, int] | None = None
+    fastopen: bytes | None = None
+    fastopen_exp = False
     i = 0
     while i < end:
         kind = area[i]
@@ -211,6 +220,14 @@ def _parse_options_slow(area: bytes) -> tuple[TcpOptions, tuple[int, ...]]:
             wscale = area[i + 2]
         elif kind == OPT_SACK_PERMITTED and length == 2:
             sack_permitted = True
+        elif kind == OPT_FASTOPEN and length <= 2 + 16:
+            fastopen = bytes(area[i + 2:i + length])
+            fastopen_exp = False
+        elif (kind == OPT_EXPERIMENTAL and 4 <= length <= 4 + 16
+              and (area[i + 2] << 8 | area[i + 3]) == FASTOPEN_MAGIC):
+            if fastopen is None:
+                fastopen = bytes(area[i + 4:i + length])
+                fastopen_exp = True
         elif kind == OPT_TIMESTAMP and length == 10:
             timestamp = _TS_VALUES.unpack_from(area, i + 2)
         elif kind == OPT_SACK and length >= 10 and (length - 2) % 8 == 0:
@@ -220,9 +237,10 @@ def _parse_options_slow(area: bytes) -> tuple[TcpOptions, tuple[int, ...]]:
         # else: unknown kind, skipped by its length (RFC 9293 MUST-6).
         i += length
     if mss is None and wscale is None and not sack_permitted and not sack_blocks \
-            and timestamp is None:
+            and timestamp is None and fastopen is None:
         return NO_OPTIONS, tuple(kinds)
-    return TcpOptions(mss, wscale, sack_permitted, sack_blocks, timestamp), tuple(kinds)
+    return TcpOptions(mss, wscale, sack_permitted, sack_blocks, timestamp, fastopen,
+                      fastopen_exp), tuple(kinds)
 
 
 def parse_tcp(buf: Buffer, src: int, dst: int, verify_checksum: bool = True) -> TcpHeader:
@@ -334,7 +352,7 @@ def encode_options(opts: TcpOptions) -> bytes:
     ts = opts.timestamp
     try:
         if (opts.mss is None and opts.wscale is None and not opts.sack_permitted
-                and not opts.sack_blocks):
+                and not opts.sack_blocks and opts.fastopen is None):
             # The common data-segment case: nop nop TS (or nothing).
             return b"" if ts is None else _TS_ONLY.pack(_TS_ONLY_PREFIX, ts[0], ts[1])
         return _encode_options_general(opts)
@@ -356,6 +374,20 @@ def _encode_options_general(opts: TcpOptions) -> bytes:
         out += _NOP_NOP_SACKOK
     if opts.wscale is not None:
         out += _NOP_WSCALE.pack(OPT_NOP, OPT_WSCALE, 3, opts.wscale)
+    fo = opts.fastopen
+    if fo is not None:
+        # RFC 7413 4.1.1 / RFC 6994, after the SYN options as Linux writes them; a length
+        # of 2 modulo 4 is padded with nop nop (Linux tcp_options_write).
+        if opts.fastopen_exp:
+            n = 4 + len(fo)
+            out += bytes((OPT_EXPERIMENTAL, n)) + FASTOPEN_MAGIC.to_bytes(2, "big") + fo
+        else:
+            n = 2 + len(fo)
+            out += bytes((OPT_FASTOPEN, n)) + fo
+        if n & 3 == 2:
+            out += b"\x01\x01"
+        while len(out) & 3:
+            out += b"\x00"
     blocks = opts.sack_blocks
     if blocks:
         room = (MAX_OPTIONS_LEN - len(out) - 4) // 8

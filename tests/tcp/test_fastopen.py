@@ -1,0 +1,174 @@
+"""TCP Fast Open (RFC 7413): cookies, keys and their rotation, the client cache and its
+fallbacks, the options on the wire, and the engine's SYN data both ways."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytcp.stack import Stack
+from pytcp.tcp.config import TcpConfig
+from pytcp.tcp.fastopen import (
+    ClientRequest,
+    CookieCache,
+    CookieJar,
+    make_cookie,
+    parse_key,
+    server_decide,
+    siphash24,
+)
+from pytcp.tcp.state import State
+from pytcp.wire.ipv4 import ip_to_int, parse_ipv4
+from pytcp.wire.tcp import (
+    ACK,
+    SYN,
+    TcpOptions,
+    build_ipv4_tcp,
+    encode_options,
+    parse_options,
+    parse_tcp,
+)
+
+CLIENT = ip_to_int("192.0.2.1")
+SERVER = ip_to_int("192.168.0.1")
+KEY = parse_key("a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4")
+
+
+def test_siphash_reference_vector() -> None:
+    # SipHash-2-4 paper, appendix A: key 00..0f, message 00..0e.
+    assert siphash24(bytes(range(16)), bytes(range(15))) == 0xA129CA6149BE45E5
+
+
+def test_cookie_is_linux_compatible() -> None:
+    # google/packetdrill's run_all.py: TFO_COOKIE for 192.0.2.1 -> 192.168.0.1 under
+    # defaults.sh's key.
+    assert make_cookie(KEY, CLIENT, SERVER).hex() == "3021b9d889017eeb"
+
+
+def test_jar_backup_key_and_rotation() -> None:
+    jar = CookieJar(KEY)
+    old = jar.make(0.0, CLIENT, SERVER)
+    assert jar.check(0.0, old, CLIENT, SERVER) == 1
+    jar.set_keys(parse_key("01020304-05060708-090a0b0c-0d0e0f10"))
+    assert jar.check(0.0, old, CLIENT, SERVER) == 2  # old key: valid, hand out a new one
+    assert jar.check(0.0, old[:4], CLIENT, SERVER) == 0
+    assert jar.check(0.0, old, CLIENT + 1, SERVER) == 0  # another client's cookie
+    derived = CookieJar(secret=b"s" * 16, lifetime=100.0)
+    c0 = derived.make(10.0, CLIENT, SERVER)
+    assert derived.check(150.0, c0, CLIENT, SERVER) == 2  # one period later: backup
+    assert derived.check(250.0, c0, CLIENT, SERVER) == 0  # two periods: expired
+
+
+def test_server_decisions() -> None:
+    jar = CookieJar(KEY)
+    good = make_cookie(KEY, CLIENT, SERVER)
+    kw = {"jar": jar, "now": 0.0, "client": CLIENT, "server": SERVER, "exp": False}
+    req = server_decide(0x3, 5, 0, cookie=b"", syn_data=False, **kw)  # type: ignore[arg-type]
+    assert req is not None and not req.accept_data and req.reply_cookie == good
+    ok = server_decide(0x3, 5, 0, cookie=good, syn_data=True, **kw)  # type: ignore[arg-type]
+    assert ok is not None and ok.accept_data and ok.reply_cookie is None
+    bad = server_decide(0x3, 5, 0, cookie=b"\0" * 8, syn_data=True, **kw)  # type: ignore[arg-type]
+    assert bad is not None and not bad.accept_data and bad.reply_cookie == good
+    full = server_decide(0x3, 5, 5, cookie=good, syn_data=True, **kw)  # type: ignore[arg-type]
+    assert full is not None and not full.accept_data and full.reply_cookie is None
+    assert server_decide(0x1, 5, 0, cookie=good, syn_data=True, **kw) is None  # type: ignore[arg-type]
+    assert server_decide(0x3, 0, 0, cookie=good, syn_data=True, **kw) is None  # type: ignore[arg-type]
+    anyone = server_decide(0x203, 5, 0, cookie=None, syn_data=True, **kw)  # type: ignore[arg-type]
+    assert anyone is not None and anyone.accept_data
+
+
+def test_client_cache_fallbacks() -> None:
+    cache = CookieCache(max_entries=2)
+    assert cache.request(0.0, SERVER, 0x1, 1460) == ClientRequest(b"", False, 0)
+    assert cache.request(0.0, SERVER, 0x0, 1460) is None
+    # No answer to a kind-34 request: try the experimental option next time.
+    cache.update(0.0, SERVER, mss=1460, cookie=None, exp=False, syn_lost=False, try_exp=1)
+    assert cache.request(0.0, SERVER, 0x1, 1460) == ClientRequest(b"", True, 0)
+    cache.update(0.0, SERVER, mss=940, cookie=b"abcdefgh", exp=False, syn_lost=False, try_exp=0)
+    assert cache.request(0.0, SERVER, 0x1, 1460) == ClientRequest(b"abcdefgh", False, 900)
+    # Repeated SYN-data losses: no Fast Open to this server for a while.
+    cache.update(1.0, SERVER, mss=0, cookie=None, exp=False, syn_lost=True, try_exp=0)
+    cache.update(2.0, SERVER, mss=0, cookie=None, exp=False, syn_lost=True, try_exp=0)
+    assert cache.request(3.0, SERVER, 0x1, 1460) is None
+    assert cache.request(1000.0, SERVER, 0x1, 1460) is not None
+    for a in (1, 2, 3):
+        cache.update(0.0, a, mss=1, cookie=None, exp=False, syn_lost=False, try_exp=0)
+    assert len(cache) == 2  # bounded
+
+
+def test_options_on_the_wire() -> None:
+    req = encode_options(TcpOptions(mss=1460, sack_permitted=True, wscale=8, fastopen=b""))
+    assert req.hex() == "020405b4010104020103030822020101"  # ..., FO, nop, nop
+    exp = encode_options(TcpOptions(mss=1460, fastopen=b"12345678", fastopen_exp=True))
+    assert exp[4:8] == bytes((254, 12, 0xF9, 0x89))
+    opts, kinds = parse_options(exp)
+    assert opts.fastopen == b"12345678" and opts.fastopen_exp and kinds == (2, 254)
+
+
+def _syn(payload: bytes, opts: TcpOptions) -> bytes:
+    return bytes(build_ipv4_tcp(src=CLIENT, dst=SERVER, sport=40000, dport=80, seq=1000,
+                                ack=0, flags=SYN, window=65535, options=opts, payload=payload))
+
+
+def test_stack_server_accepts_syn_data_with_a_valid_cookie() -> None:
+    st = Stack(SERVER, now=0.0, tcp_config=TcpConfig(fastopen_key="a1a1a1a1-b2b2b2b2-"
+                                                      "c3c3c3c3-d4d4d4d4"))
+    lst = st.listen(80)
+    lst.set_fastopen(4)
+    st.receive_packet(0.0, _syn(b"hello", TcpOptions(mss=1460, fastopen=bytes.fromhex(
+        "3021b9d889017eeb"))))
+    [pkt] = st.pending_packets()
+    ip = parse_ipv4(pkt)
+    th = parse_tcp(ip.payload, ip.src, ip.dst)
+    assert th.flags == SYN | ACK and th.ack == 1000 + 1 + 5  # the data is acknowledged
+    h = lst.accept()  # usable before the handshake completes (RFC 7413 4.2.2)
+    assert h is not None and h.conn.state is State.SYN_RECEIVED
+    assert h.receive(0.0) == b"hello"
+    h.send(0.0, b"world")
+    [data] = st.pending_packets()
+    ip = parse_ipv4(data)
+    assert bytes(parse_tcp(ip.payload, ip.src, ip.dst).payload) == b"world"
+
+
+def test_stack_server_answers_a_cookie_request_and_refuses_a_bad_cookie() -> None:
+    st = Stack(SERVER, now=0.0, tcp_config=TcpConfig(fastopen_key="a1a1a1a1-b2b2b2b2-"
+                                                      "c3c3c3c3-d4d4d4d4"))
+    st.listen(80).set_fastopen(4)
+    st.receive_packet(0.0, _syn(b"hello", TcpOptions(mss=1460, fastopen=b"\0" * 8)))
+    [pkt] = st.pending_packets()
+    ip = parse_ipv4(pkt)
+    th = parse_tcp(ip.payload, ip.src, ip.dst)
+    assert th.ack == 1001  # the data is not accepted: normal handshake (RFC 7413 4.2.2)
+    assert th.options.fastopen == bytes.fromhex("3021b9d889017eeb")  # a valid cookie
+
+
+def test_stack_client_learns_the_cookie_then_sends_data_in_the_syn() -> None:
+    st = Stack(CLIENT, now=0.0)
+    h = st.connect(0.0, SERVER, 80, fastopen=True, data=b"x" * 100)
+    [syn] = st.pending_packets()
+    ip = parse_ipv4(syn)
+    th = parse_tcp(ip.payload, ip.src, ip.dst)
+    assert th.options.fastopen == b"" and not th.payload and h.fastopen_sent == 0
+    synack = build_ipv4_tcp(src=SERVER, dst=CLIENT, sport=80, dport=h.key.local_port, seq=5,
+                            ack=th.seq + 1, flags=SYN | ACK, window=65535,
+                            options=TcpOptions(mss=1200, fastopen=b"COOKIE12"))
+    st.receive_packet(0.01, synack)
+    st.pending_packets()
+    h2 = st.connect(1.0, SERVER, 80, fastopen=True, data=b"y" * 5000)
+    [syn2] = st.pending_packets()
+    ip = parse_ipv4(syn2)
+    th2 = parse_tcp(ip.payload, ip.src, ip.dst)
+    assert th2.options.fastopen == b"COOKIE12"
+    assert len(th2.payload) == h2.fastopen_sent == 1200 - 40  # cached MSS - option room
+
+
+@pytest.mark.parametrize("mask", [0x1, 0x5])
+def test_client_without_cookie_no_cookie_mode(mask: int) -> None:
+    st = Stack(CLIENT, now=0.0, tcp_config=TcpConfig(fastopen=mask))
+    h = st.connect(0.0, SERVER, 80, fastopen=True, data=b"z" * 10)
+    [syn] = st.pending_packets()
+    ip = parse_ipv4(syn)
+    th = parse_tcp(ip.payload, ip.src, ip.dst)
+    if mask & 0x4:  # TFO_CLIENT_NO_COOKIE: data, no option
+        assert bytes(th.payload) == b"z" * 10 and th.options.fastopen is None
+    else:
+        assert not th.payload and th.options.fastopen == b"" and h.fastopen_sent == 0
