@@ -153,9 +153,14 @@ def _add_link_flags(p: argparse.ArgumentParser) -> None:
                         "delay=MS,jitter=MS")
     g.add_argument("--seed", type=_seed, metavar="N",
                    help="seed the ISN secret, port choice and impairment (reproducible runs)")
-    g.add_argument("--offload", action="store_true",
-                   help="TUN checksum/TSO offloads: the kernel and pytcp exchange TCP "
-                        "super-segments of up to 64 KB (much faster)")
+    g.add_argument("--offload", action=argparse.BooleanOptionalAction, default=True,
+                   help="TUN checksum/TSO offloads, on by default when the kernel allows them "
+                        "(-v says when it does not): the kernel and pytcp exchange TCP "
+                        "super-segments of up to 64 KB; --no-offload: MSS-sized packets end "
+                        "to end")
+    g.add_argument("--pcap-segments", action="store_true",
+                   help="with offloads, capture each super-segment as the MSS-sized packets "
+                        "it becomes on the wire (default: as it crosses the TUN)")
     g.add_argument("--txqueuelen", type=_txqueuelen, metavar="N",
                    help="length of the kernel's packet queue towards pytcp (default: room "
                         "for four full receive windows, at least 1000)")
@@ -228,7 +233,8 @@ class LinkOptions:
     pcap: Path | None
     impair: Any | None  # pytcp.link.impair.ImpairSpec
     seed: int | None
-    offload: bool = False
+    offload: bool = False  # asked for; after open_link: whether the TUN has them
+    pcap_segments: bool = False
     txqueuelen: int | None = None  # None: txqueuelen_for(the receive window, MTU)
     profile: str = "linux"
     cc: str | None = None
@@ -283,7 +289,7 @@ def check_link_args(args: argparse.Namespace) -> LinkOptions:
                              f"{str(pcap.absolute().parent)!r}")
     return LinkOptions(args.ifname, host, addr, args.mtu, pcap, impair, args.seed,
                        offload=args.offload, profile=args.profile, cc=args.cc,
-                       txqueuelen=args.txqueuelen)
+                       txqueuelen=args.txqueuelen, pcap_segments=args.pcap_segments)
 
 
 def check_up_args(args: argparse.Namespace) -> LinkOptions:
@@ -380,10 +386,20 @@ def open_link(opts: LinkOptions) -> Any:
     if qlen is None:
         qlen = txqueuelen_for(tcp_config(opts).recv_buffer, opts.mtu)
     try:
-        return TunLink.open(opts.ifname, host_addr=str(opts.host), mtu=opts.mtu,
-                            offload=opts.offload, txqueuelen=qlen, queues=opts.workers)
+        link = TunLink.open(opts.ifname, host_addr=str(opts.host), mtu=opts.mtu,
+                            offload=None if opts.offload else False, txqueuelen=qlen,
+                            queues=opts.workers)
     except LinkError as exc:
         raise UsageError(str(exc)) from None
+    if not opts.offload:
+        log.info("offloads off (--no-offload): MSS-sized packets end to end")
+    elif link.vnet_hdr:
+        log.info("TUN offloads on: TSO4 and checksum (super-segments up to 64 KB%s)",
+                 "; cut to MSS-sized packets before the impairment" if opts.impair else "")
+    else:
+        log.info("TUN offloads unavailable (%s): MSS-sized packets", link.offload_error)
+    opts.offload = bool(link.vnet_hdr)
+    return link
 
 
 @contextlib.asynccontextmanager
@@ -420,7 +436,9 @@ async def stack_up(opts: LinkOptions, link: Any) -> AsyncIterator[Any]:
         rng = random.Random(opts.seed)
         stack = Stack(int(opts.addr), now=loop.time(),
                       config=StackConfig(mtu=opts.mtu, prefixlen=opts.host.network.prefixlen,
-                                         gso=opts.offload),
+                                         # with --impair the stack cuts its super-segments
+                                         # itself: the impairment acts per packet
+                                         gso=opts.offload and opts.impair is None),
                       tcp_config=tcp_config(opts), secret=_secret(opts.seed), rng=rng)
         impair_in = impair_out = None
         if opts.impair is not None:
@@ -428,7 +446,7 @@ async def stack_up(opts: LinkOptions, link: Any) -> AsyncIterator[Any]:
             impair_in = Impairment(opts.impair, random.Random(f"{base}:in"))
             impair_out = Impairment(opts.impair, random.Random(f"{base}:out"))
         runtime = Runtime(stack, link, loop=loop, pcap=pcap, impair_in=impair_in,
-                          impair_out=impair_out)
+                          impair_out=impair_out, pcap_segments=opts.pcap_segments)
         runtime.start()
         ok = True
         yield runtime

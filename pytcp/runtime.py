@@ -21,6 +21,13 @@ stack comes from ``clock`` (default ``loop.time``), pcap timestamps from ``time.
 - App-side calls coalesce: the api calls :meth:`Runtime.kick`, which schedules one
   ``loop.call_soon`` service per tick.
 
+Offloads (a TUN with TSO): packets may be TCP super-packets (inbound
+``pytcp.wire.offload.RxPacket`` with ``gso_size``; outbound ``pytcp.stack.GsoPacket``) with
+partial checksums. An impairment stage gets them cut in software first (``segment_tcp``), so
+loss and reordering act per MSS-sized packet as on a wire; pcap records what crosses the link
+(super-packets, as tcpdump shows on a TSO interface) with the checksums filled in, or the
+per-MSS pieces with ``pcap_segments=True``.
+
 An api object receives events through ``handle_event(event, now)``; at ``close()`` its
 optional ``runtime_closing(now)`` is called instead of the handle's ``close``. Exceptions
 raised there are reported to the loop's exception handler and never stop the loop.
@@ -34,6 +41,7 @@ import time
 from typing import Any, Callable, Protocol
 
 from pytcp.tcp.errors import TcpUsageError
+from pytcp.wire.offload import fill_checksums, segment_tcp
 
 __all__ = ["Runtime", "EventTarget", "LinkLike"]
 
@@ -60,6 +68,20 @@ def _describe_drop(reason: Any) -> str:
     return describe(reason)
 
 
+def _submit(impair: Any, now: float, pkt: Any) -> str | None:
+    """``impair.submit`` for a packet from a link with offloads: a super-packet is cut into
+    MSS-sized packets in software first (loss and reordering act per packet, as on a wire),
+    and a partial checksum is completed (what the impairment releases is verified by the
+    stack). Returns the impairment's notes."""
+    gso = getattr(pkt, "gso_size", 0)
+    if gso:
+        notes = [n for piece in segment_tcp(pkt, gso) if (n := impair.submit(now, piece))]
+        return "; ".join(notes) if notes else None
+    if getattr(pkt, "csum_partial", False):
+        return impair.submit(now, fill_checksums(pkt))  # type: ignore[no-any-return]
+    return impair.submit(now, pkt)  # type: ignore[no-any-return]
+
+
 def _min_deadline(*deadlines: float | None) -> float | None:
     best: float | None = None
     for d in deadlines:
@@ -84,6 +106,7 @@ class Runtime:
         impair_out: Any | None = None,
         clock: Callable[[], float] | None = None,
         read_budget: int = 256,
+        pcap_segments: bool = False,
     ) -> None:
         self.stack = stack
         self.link = link
@@ -93,6 +116,7 @@ class Runtime:
         self.impair_out = impair_out
         self.clock: Callable[[], float] = clock if clock is not None else loop.time
         self.read_budget = read_budget
+        self.pcap_segments = pcap_segments  # capture super-packets cut to MSS-sized pieces
         # Counters for the status page (the stack keeps its own stats and drops).
         self.packets_in = 0
         self.packets_out = 0
@@ -268,7 +292,7 @@ class Runtime:
             else:
                 if impair is not None and not self._bypass:
                     for pkt in batch:
-                        impair.submit(now, pkt)
+                        _submit(impair, now, pkt)
                     batch = impair.release(now)
                 try:  # zero-cost in 3.11 unless it raises
                     stack.receive_batch(now, batch)
@@ -291,7 +315,7 @@ class Runtime:
         released: list[Any] = batch
         if impair is not None:
             for i, pkt in enumerate(batch):
-                note = impair.submit(now, pkt)
+                note = _submit(impair, now, pkt)
                 if note:
                     notes[i].append(note)
             released = impair.release(now)
@@ -312,8 +336,21 @@ class Runtime:
                     notes[at].append(f"dropped: {_describe_drop(reason)}")
         if reasons is not None:
             reasons.clear()
-        for pkt, note in zip(batch, notes):
-            pcap.write(wall, pkt, "in", "; ".join(note) if note else None)
+        for pkt, pkt_notes in zip(batch, notes):
+            self._capture(wall, pkt, "in", "; ".join(pkt_notes) if pkt_notes else None)
+
+    def _capture(self, wall: int, pkt: Any, direction: str, comment: str | None) -> None:
+        """One packet to pcap: a super-packet or a partial checksum (offloads) with the
+        checksums filled in, cut to MSS-sized pieces when ``pcap_segments``."""
+        write = self.pcap.write  # type: ignore[union-attr]
+        gso = getattr(pkt, "gso_size", 0)
+        if gso and self.pcap_segments:
+            for piece in segment_tcp(pkt, gso):
+                write(wall, piece, direction, comment)
+        elif gso or getattr(pkt, "csum_partial", False):
+            write(wall, fill_checksums(pkt), direction, comment)
+        else:
+            write(wall, pkt, direction, comment)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -374,17 +411,20 @@ class Runtime:
         if impair is not None and not self._bypass:
             if pcap is None:
                 for pkt in packets:
-                    impair.submit(now, pkt)
+                    _submit(impair, now, pkt)
             else:
                 wall = time.time_ns()
-                for pkt in packets:
-                    note = impair.submit(now, pkt)
-                    if note is not None and note.endswith(": lost"):
-                        # Never on the wire, but the capture says it was sent and lost.
-                        prior = getattr(pkt, "note", None)
-                        pcap.write(wall, pkt, "out",
-                                   f"{prior}; {note} (never sent)" if prior
-                                   else f"{note} (never sent)")
+                for whole in packets:
+                    prior = getattr(whole, "note", None)
+                    gso = getattr(whole, "gso_size", 0)
+                    # A super-packet is cut in software first: the impairment acts per packet.
+                    for pkt in segment_tcp(whole, gso) if gso else (whole,):
+                        note = impair.submit(now, pkt)
+                        if note is not None and note.endswith(": lost"):
+                            # Never on the wire, but the capture says it was sent and lost.
+                            pcap.write(wall, pkt, "out",
+                                       f"{prior}; {note} (never sent)" if prior
+                                       else f"{note} (never sent)")
             packets = impair.release(now)
         self._write_out(packets)
 
@@ -392,11 +432,10 @@ class Runtime:
         """pcap ("out") and the link, counting what the link refuses."""
         if not packets:
             return
-        pcap = self.pcap
-        if pcap is not None:
+        if self.pcap is not None:
             wall = time.time_ns()
             for pkt in packets:
-                pcap.write(wall, pkt, "out", getattr(pkt, "note", None))
+                self._capture(wall, pkt, "out", getattr(pkt, "note", None))
         write_batch = getattr(self.link, "write_batch", None)
         if write_batch is not None:
             # One loop in the link; it counts what it dropped (its stats), never raises.

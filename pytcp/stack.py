@@ -37,6 +37,7 @@ from pytcp.tcp.state import State
 from pytcp.tcp.syncookie import SynCookies, cookie_ts_offset, decode_tsecr, encode_tsval
 from pytcp.wire.icmp import build_dest_unreachable, build_echo_reply, build_icmp, parse_icmp
 from pytcp.wire.ipv4 import parse_ipv4
+from pytcp.wire.offload import RxPacket
 from pytcp.wire.tcp import (
     ACK,
     CWR,
@@ -113,7 +114,10 @@ class StackConfig:
 class GsoPacket(bytearray):
     """An IPv4/TCP super-packet (``StackConfig.gso``): ``gso_size`` is the payload size the
     link (TUN TSO) must cut it into; it is the engine's segment size, which honours the peer's
-    MSS. Otherwise just a ``bytearray``. ``note`` as :class:`NotedPacket`'s (may be unset)."""
+    MSS. Its TCP checksum field holds only the folded pseudo-header sum (a partial checksum
+    the kernel finishes, virtio-net NEEDS_CSUM); ``pytcp.wire.offload.segment_tcp`` /
+    ``fill_checksums`` make whole packets of it. Otherwise just a ``bytearray``. ``note`` as
+    :class:`NotedPacket`'s (may be unset)."""
 
     __slots__ = ("gso_size", "note", "origin")
 
@@ -815,7 +819,10 @@ class Stack:
             log.error("pytcp: error %s (counted as stack_error)", where, exc_info=e)
 
     def _receive(self, now: float, packet: bytes | bytearray | memoryview) -> None:
-        fast = parse_ipv4_tcp(packet, self.config.verify_checksums)
+        # A datagram whose checksums the link's kernel built or verified (virtio-net
+        # NEEDS_CSUM / DATA_VALID: an RxPacket) is trusted instead of recomputed.
+        fast = parse_ipv4_tcp(packet, self.config.verify_checksums
+                              and type(packet) is not RxPacket)
         if fast is not None:
             # The common case (a whole TCP datagram, no IP options, checksums right) parsed
             # in one step; the checks below for the general path, in the same order.
@@ -853,8 +860,11 @@ class Stack:
             payload = whole
             self.stats["reassembled"] += 1
         if proto == PROTO_TCP:
-            self._receive_tcp(now, src, dst,
-                              parse_tcp(payload, src, dst, self.config.verify_checksums))
+            # A checksum the link's kernel vouched for (virtio-net NEEDS_CSUM/DATA_VALID) is
+            # trusted, not recomputed; a reassembled datagram is always checked.
+            self._receive_tcp(now, src, dst, parse_tcp(
+                payload, src, dst, self.config.verify_checksums and (
+                    type(packet) is not RxPacket or payload is not ip.payload)))
         elif proto == PROTO_ICMP:
             self._receive_icmp(now, src, dst, payload)
         else:
@@ -1242,7 +1252,7 @@ class Stack:
                    wnd: int, opts: bytes, osum: int, payload: bytes | bytearray | memoryview,
                    urg: int, gso_size: int = 0, note: str | None = None) -> bytearray:
         """One IPv4+TCP packet from a 24-byte template (IPv4 header + ports), checksums filled;
-        a :class:`GsoPacket` when ``gso_size`` is given. ``ipsum`` is the template's IPv4
+        a :class:`GsoPacket` (partial TCP checksum) when ``gso_size`` is given. ``ipsum`` is the template's IPv4
         header sum (length and ident zero), ``psum`` the pseudo-header sum without length plus
         the ports, ``osum`` the options' partial sum (``native.csum_partial(opts)``)."""
         olen = len(opts)
@@ -1250,16 +1260,24 @@ class Stack:
         n = len(payload)
         tcp_len = thl + n
         total = 20 + tcp_len
-        # RFC 1071: the TCP checksum from the header's integers and the payload's sum (the
-        # payload starts at an even offset, so the sums add up); one C call on the payload.
-        c = (psum + tcp_len + (seq >> 16) + (seq & 0xFFFF) + (ack >> 16) + (ack & 0xFFFF)
-             + (thl << 10) + flags + wnd + urg + osum)
-        if n:
-            tcsum = native.checksum(payload, c)
+        if gso_size:
+            # A super-packet for the link's TSO: the checksum field holds only the folded
+            # pseudo-header sum (RFC 9293 3.1, without the ports); the kernel finishes each
+            # piece's checksum (virtio-net NEEDS_CSUM). No pass over the payload here.
+            c = psum - ((tmpl[20] << 8) | tmpl[21]) - ((tmpl[22] << 8) | tmpl[23]) + tcp_len
+            c = (c & 0xFFFF) + (c >> 16)
+            tcsum = (c & 0xFFFF) + (c >> 16)
         else:
-            c = (c & 0xFFFF) + (c >> 16)
-            c = (c & 0xFFFF) + (c >> 16)
-            tcsum = ~c & 0xFFFF
+            # RFC 1071: the TCP checksum from the header's integers and the payload's sum
+            # (the payload starts at an even offset, so the sums add up); one C call.
+            c = (psum + tcp_len + (seq >> 16) + (seq & 0xFFFF) + (ack >> 16) + (ack & 0xFFFF)
+                 + (thl << 10) + flags + wnd + urg + osum)
+            if n:
+                tcsum = native.checksum(payload, c)
+            else:
+                c = (c & 0xFFFF) + (c >> 16)
+                c = (c & 0xFFFF) + (c >> 16)
+                tcsum = ~c & 0xFFFF
         if gso_size:
             pkt: bytearray = GsoPacket(tmpl)
             pkt.gso_size = gso_size  # type: ignore[attr-defined]

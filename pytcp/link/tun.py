@@ -9,15 +9,21 @@ address of the same subnet (e.g. host 10.77.0.1/24, stack 10.77.0.2).
 With ``offload=True`` the device is opened with ``IFF_VNET_HDR`` and ``TUNSETOFFLOAD``
 (``TUN_F_CSUM | TUN_F_TSO4``): every packet then carries a 10-byte ``struct virtio_net_hdr``
 (linux/virtio_net.h), which this module adds and strips, so the :class:`pytcp.link.Link`
-interface stays "one IPv4 datagram per read/write":
+interface stays "one IPv4 datagram per read/write". ``offload=None`` tries that and falls back
+to a plain TUN when the kernel refuses (``offload_error`` says why).
 
-- In: the kernel may hand over TCP super-packets up to 64 KB; a packet flagged
-  ``VIRTIO_NET_HDR_F_NEEDS_CSUM`` has its TCP checksum completed here (the field holds the
-  pseudo-header sum), so the stack can verify it as usual.
+- In: the kernel may hand over TCP super-packets up to 64 KB. A packet flagged
+  ``VIRTIO_NET_HDR_F_NEEDS_CSUM`` (the kernel built it; the field holds the pseudo-header sum)
+  or ``VIRTIO_NET_HDR_F_DATA_VALID`` (the kernel verified it) is returned as a
+  :class:`pytcp.wire.offload.RxPacket`: the stack trusts its TCP checksum instead of
+  recomputing it (``gso_size`` and ``csum_partial`` tell a capture or a software
+  segmentation what it is). Other packets (e.g. injected through a packet socket) are plain
+  ``bytes`` and verified.
 - Out: a TCP packet longer than the MTU (a stack with ``StackConfig(gso=True)``) is written
   as a GSO packet: ``gso_type TCPV4``, ``gso_size`` from the packet's ``gso_size`` attribute
-  (``pytcp.stack.GsoPacket``) or else MTU minus headers, ``NEEDS_CSUM`` with the TCP checksum
-  field replaced by the pseudo-header sum; the kernel cuts it into segments.
+  (``pytcp.stack.GsoPacket``, whose TCP checksum field already holds the pseudo-header sum) or
+  else MTU minus headers (the field is rewritten to the pseudo-header sum), ``NEEDS_CSUM``;
+  the kernel cuts it into segments and finishes the checksums.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from typing import Any, Self, TypeVar
 from pytcp import native
 from pytcp.link import LinkError
 from pytcp.link.fdio import read_packets, write_counted, write_packets
+from pytcp.wire.offload import RxPacket
 
 T = TypeVar("T")
 
@@ -56,6 +63,8 @@ TUN_F_TSO4 = 0x02
 VNET_HDR = struct.Struct("=BBHHHH")  # flags gso_type hdr_len gso_size csum_start csum_offset
 VNET_HDR_LEN = VNET_HDR.size  # 10
 VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
+VIRTIO_NET_HDR_F_DATA_VALID = 2
+_TRUSTED = VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID
 VIRTIO_NET_HDR_GSO_NONE = 0
 VIRTIO_NET_HDR_GSO_TCPV4 = 1
 _PLAIN_HDR = bytes(VNET_HDR_LEN)
@@ -204,6 +213,7 @@ class TunLink:
         self.txqueuelen = txqueuelen  # None: the kernel's default
         self.index = index
         self.vnet_hdr = vnet_hdr  # IFF_VNET_HDR with checksum + TSO4 offloads
+        self.offload_error: str | None = None  # offload=None fell back: the kernel's reason
         # tx_dropped: the kernel queue was full (EAGAIN); tx_errors: the kernel refused it.
         self.stats: Counter[str] = Counter()
         # open(..., queues=N): the other N-1 queues of a multi-queue device (IFF_MULTI_QUEUE),
@@ -215,11 +225,13 @@ class TunLink:
 
     @classmethod
     def open(cls, ifname: str = "pytcp0", host_addr: str = "10.77.0.1/24",
-             mtu: int = 1500, *, offload: bool = False,
+             mtu: int = 1500, *, offload: bool | None = False,
              txqueuelen: int | None = None, queues: int = 1) -> TunLink:
         """Create the TUN interface ``ifname``, give the kernel side ``host_addr``, set
         ``mtu`` and bring it up. Raise :class:`LinkError` with a clear message on failure.
-        ``offload=True``: virtio-net header with checksum and TSO4 offloads (see module).
+        ``offload=True``: virtio-net header with checksum and TSO4 offloads (see module);
+        ``None``: the same when the kernel allows it, else a plain TUN (``.vnet_hdr`` False,
+        ``.offload_error`` the reason).
         ``txqueuelen``: the length of the kernel's queue of packets for pytcp (the TUN's
         transmit queue; default: the kernel's, 500); see :func:`txqueuelen_for`.
         ``queues > 1``: a multi-queue device (IFF_MULTI_QUEUE); the kernel spreads flows over
@@ -252,7 +264,21 @@ class TunLink:
                 raise LinkError(taken)
             if overlap is not None:
                 raise LinkError(overlap)
-            cls._set_iff(fd, ifname, offload, queues > 1)
+            fallback: str | None = None
+            if offload is None:
+                try:
+                    cls._set_iff(fd, ifname, True, queues > 1)
+                    offload = True
+                except LinkError as e:
+                    if "offloads not available" not in str(e):
+                        raise
+                    # TUNSETIFF took the name with IFF_VNET_HDR: start again without it.
+                    os.close(fd)
+                    fd = cls._open_dev()
+                    cls._set_iff(fd, ifname, False, queues > 1)
+                    offload, fallback = False, str(e)
+            else:
+                cls._set_iff(fd, ifname, offload, queues > 1)
         except BaseException:
             os.close(fd)
             raise
@@ -271,6 +297,7 @@ class TunLink:
         except BaseException:
             link.close()
             raise
+        link.offload_error = fallback
 
         def configure() -> None:
             with IPRoute() as ipr:
@@ -357,6 +384,7 @@ class TunLink:
         out: list[bytes] = []
         read = os.read
         stats = self.stats
+        unpack = VNET_HDR.unpack_from
         try:
             while len(out) < max_packets:
                 data = read(fd, _READ_SIZE + VNET_HDR_LEN)
@@ -365,17 +393,20 @@ class TunLink:
                         break
                     stats["rx_errors"] += 1
                     continue
-                flags, gso_type, _, _, cstart, coff = VNET_HDR.unpack_from(data)
-                if gso_type != VIRTIO_NET_HDR_GSO_NONE:
-                    stats["rx_gso"] += 1
-                if flags & VIRTIO_NET_HDR_F_NEEDS_CSUM:
-                    # The checksum field holds the pseudo-header sum: finish it.
-                    pkt = bytearray(memoryview(data)[VNET_HDR_LEN:])
-                    at = cstart + coff
-                    if cstart < len(pkt) and at + 2 <= len(pkt):
-                        _U16.pack_into(pkt, at, native.checksum(memoryview(pkt)[cstart:]))
-                    out.append(bytes(pkt))
+                flags, gso_type, _, gso_size, _, _ = unpack(data)
+                if flags & _TRUSTED:
+                    # The kernel built this packet (NEEDS_CSUM: the TCP checksum field holds
+                    # the pseudo-header sum) or verified it (DATA_VALID): trust, not recompute.
+                    pkt = RxPacket(memoryview(data)[VNET_HDR_LEN:])
+                    if flags & VIRTIO_NET_HDR_F_NEEDS_CSUM:
+                        pkt.csum_partial = True
+                    if gso_type != VIRTIO_NET_HDR_GSO_NONE:
+                        pkt.gso_size = gso_size
+                        stats["rx_gso"] += 1
+                    out.append(pkt)
                 else:
+                    if gso_type != VIRTIO_NET_HDR_GSO_NONE:
+                        stats["rx_gso"] += 1
                     out.append(data[VNET_HDR_LEN:])
         except (BlockingIOError, InterruptedError):
             pass
@@ -393,13 +424,16 @@ class TunLink:
         ihl = (packet[0] & 0x0F) * 4
         thl = (packet[ihl + 12] >> 4) * 4
         hlen = ihl + thl
-        gso = getattr(packet, "gso_size", 0) or (self.mtu - hlen)
+        self.stats["tx_gso"] += 1
+        gso = getattr(packet, "gso_size", 0)
+        if gso:  # pytcp.stack.GsoPacket: its checksum field holds the pseudo-header sum
+            return [VNET_HDR.pack(VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, hlen,
+                                  gso, ihl, 16), packet]
         src, dst = struct.unpack_from("!II", packet, 12)
         head = bytearray(memoryview(packet)[:hlen])
         _U16.pack_into(head, ihl + 16, native.pseudo_header_sum(src, dst, 6, n - ihl))
-        vh = VNET_HDR.pack(VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, hlen, gso,
-                           ihl, 16)
-        self.stats["tx_gso"] += 1
+        vh = VNET_HDR.pack(VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, hlen,
+                           self.mtu - hlen, ihl, 16)
         return [vh, head, memoryview(packet)[hlen:]]
 
     def write(self, packet: bytes | bytearray | memoryview) -> None:

@@ -48,9 +48,9 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["up", "--help"]) == 0
     out, _ = capsys.readouterr()
     for flag in ("--ifname", "--host-addr", "--addr", "--mtu", "--http", "--root", "--echo",
-                 "--discard", "--pcap", "--impair", "--seed", "--offload", "--profile", "--cc",
-                 "--idle-timeout", "--request-timeout", "--send-timeout", "--txqueuelen",
-                 "--workers", "-v"):
+                 "--discard", "--pcap", "--impair", "--seed", "--offload", "--no-offload",
+                 "--pcap-segments", "--profile", "--cc", "--idle-timeout", "--request-timeout",
+                 "--send-timeout", "--txqueuelen", "--workers", "-v"):
         assert flag in out
 
 
@@ -157,14 +157,19 @@ def test_up_as_nobody_exits_2_with_one_line() -> None:
 
 def test_tcp_config_follows_profile_cc_and_offload() -> None:
     parser = cli.build_parser()
+    # Offloads are on by default (super-segments); --no-offload gives MSS-sized segments.
     opts = cli.check_up_args(parser.parse_args(["up"]))
     cfg = cli.tcp_config(opts)
-    assert (cfg.min_rto, cfg.congestion, cfg.max_segment_payload) == (0.2, "cubic", 0)
+    assert (cfg.min_rto, cfg.congestion, cfg.max_segment_payload) == (0.2, "cubic", 65000)
+    assert opts.offload and not opts.pcap_segments
+    opts = cli.check_up_args(parser.parse_args(["up", "--no-offload"]))
+    assert not opts.offload and cli.tcp_config(opts).max_segment_payload == 0
     opts = cli.check_up_args(parser.parse_args(["up", "--profile", "rfc", "--cc", "newreno",
-                                                "--offload"]))
+                                                "--offload", "--pcap-segments"]))
     cfg = cli.tcp_config(opts)
     assert (cfg.min_rto, cfg.congestion, cfg.max_segment_payload) == (1.0, "newreno", 65000)
-    assert opts.offload and opts.services == {"http": 80} and opts.root is None
+    assert opts.offload and opts.pcap_segments
+    assert opts.services == {"http": 80} and opts.root is None
 
 
 PASSING_SCRIPT = """\

@@ -173,7 +173,7 @@ def test_up_serves_then_a_signal_closes_with_fin_exit_0_and_no_interface(
         assert "7" in tshark.stdout.split()  # our FIN from the echo port is in the capture
 
 
-@pytest.mark.parametrize("offload", [[], ["--offload"]], ids=["plain", "offload"])
+@pytest.mark.parametrize("offload", [["--no-offload"], []], ids=["plain", "offload"])
 def test_get_downloads_or_fails_with_one_line_and_no_file(ns: Ns, tmp_path: Path,
                                                           offload: list[str]) -> None:
     www = tmp_path / "www"

@@ -120,11 +120,12 @@ class Served:
     data: Data
 
 
-@pytest.fixture(scope="module", params=[(), ("--offload",)], ids=["plain", "offload"])
+@pytest.fixture(scope="module", params=[("--no-offload",), ()], ids=["plain", "offload"])
 def served(request: pytest.FixtureRequest, e2e_data: Data,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """Plain (one MSS-sized packet per segment) and ``--offload`` (TUN TSO/checksum offloads:
-    64 KB super-segments both ways) are both served to every test that uses this."""
+    """Plain (``--no-offload``: one MSS-sized packet per segment) and the default (TUN
+    TSO/checksum offloads: 64 KB super-segments both ways) are both served to every test
+    that uses this."""
     ns = Netns()
     up: PytcpUp | None = None
     try:

@@ -20,7 +20,7 @@ from tools.netns import Netns, PytcpUp
 ECHO = 7
 
 
-@pytest.fixture(params=[(), ("--offload",)], ids=["plain", "offload"])
+@pytest.fixture(params=[("--no-offload",), ()], ids=["plain", "offload"])
 def hostile(request: pytest.FixtureRequest, netns: Netns,
             start_pytcp: StartPytcp) -> Iterator[tuple[Netns, PytcpUp, RawPeer]]:
     # No --root: port 80 serves the status page, whose JSON has the drop counters.

@@ -54,15 +54,17 @@ def _tshark(*args: str) -> str:
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
-@pytest.mark.parametrize("extra", [(), ("--offload",)], ids=["plain", "offload"])
+@pytest.mark.parametrize("extra", [("--no-offload",), (), ("--pcap-segments",)],
+                         ids=["plain", "offload", "offload-per-mss"])
 def test_pcap_of_a_session_is_valid_and_shows_handshake_and_fin(
         netns: Netns, start_pytcp: StartPytcp, e2e_data: Data, tmp_path: Path,
         extra: tuple[str, ...]) -> None:
-    # With --offload the capture holds the 64 KB super-segments, checksums filled in.
+    # With offloads (the default) the capture holds the super-segments that crossed the TUN,
+    # checksums filled in; --pcap-segments (and --no-offload) give MSS-sized packets.
     capture = tmp_path / "session.pcapng"
     up = start_pytcp(netns, "--http", "80", "--root", str(e2e_data.root),
                      "--pcap", str(capture), *extra)
-    # The largest small file (tens of KB): many segments, or super-segments with --offload.
+    # The largest small file (tens of KB): many segments, or super-segments with offloads.
     path = max(e2e_data.small, key=lambda p: len(e2e_data.small[p]))
     res = curl(netns, "-o", str(tmp_path / "got"), f"http://{STACK_ADDR}{path}", timeout=30)
     assert res.returncode == 0, res.stderr.decode()
@@ -77,9 +79,14 @@ def test_pcap_of_a_session_is_valid_and_shows_handshake_and_fin(
     assert bad.strip() == "", f"bad or malformed packets in the capture:\n{bad}"
 
     rows = _tshark("-r", str(capture), "-Y", "tcp", "-T", "fields", "-e", "ip.src",
-                   "-e", "tcp.flags", "-e", "tcp.checksum.status").split("\n")
-    packets = [(src, int(flags, 16)) for src, flags, status in
+                   "-e", "tcp.flags", "-e", "tcp.checksum.status", "-e", "ip.len").split("\n")
+    packets = [(src, int(flags, 16)) for src, flags, status, _ in
                (row.split("\t") for row in rows if row)]
+    biggest = max(int(row.split("\t")[3]) for row in rows if row)
+    if extra:
+        assert biggest <= 1500, f"a {biggest}-byte packet in a per-MSS capture"
+    else:
+        assert biggest > 1500, "no super-segment in the capture of an offloaded session"
     assert packets, "no TCP packets in the capture"
     statuses = {row.split("\t")[2] for row in rows if row}
     assert statuses == {"1"}, f"TCP checksums not all verified good: {statuses}"

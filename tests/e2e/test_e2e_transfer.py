@@ -27,7 +27,7 @@ def _wait_listening(ns: Netns, port: int, timeout: float = 10.0) -> None:
 
 
 @pytest.mark.parametrize("extra", [
-    (), ("--offload",), ("--impair", "loss=0.05,reorder=0.05,dup=0.01", "--seed", "1"),
+    ("--no-offload",), (), ("--impair", "loss=0.05,reorder=0.05,dup=0.01", "--seed", "1"),
 ], ids=["plain", "offload", "impaired"])
 def test_pytcp_get_downloads_10_mb_from_kernel_http_server(
         netns: Netns, e2e_data: Data, tmp_path: Path, extra: tuple[str, ...]) -> None:
@@ -70,7 +70,7 @@ def test_download_under_loss_reorder_and_duplication_stays_identical(
     print(f"10 MB under 5% loss, 5% reorder, 1% dup in {took:.1f} s")
 
 
-@pytest.mark.parametrize("extra", [(), ("--offload",)], ids=["plain", "offload"])
+@pytest.mark.parametrize("extra", [("--no-offload",), ()], ids=["plain", "offload"])
 def test_download_on_the_pure_python_checksum_fallback(
         netns: Netns, start_pytcp: StartPytcp, e2e_data: Data, tmp_path: Path,
         extra: tuple[str, ...]) -> None:
