@@ -444,9 +444,14 @@ class Runner:
     def _collect(self) -> None:
         from pytcp.drops import MalformedPacket
         from pytcp.wire.ipv4 import PROTO_TCP, int_to_ip, parse_ipv4
+        from pytcp.wire.offload import fill_checksums
         from pytcp.wire.tcp import parse_tcp
 
         for raw in self.stack.pending_packets():
+            if getattr(raw, "gso_size", 0):
+                # A TSO super-packet carries a partial checksum (the pseudo-header sum); the
+                # device finishes it, as this stands in for the kernel.
+                raw = fill_checksums(raw)
             if self.pcap is not None:
                 self.pcap.write(self.now, raw, "out", getattr(raw, "note", None))
             try:
