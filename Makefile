@@ -1,7 +1,7 @@
 # pytcp: the two Quick start commands are `make up` and `make test`.
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
-APT_PKGS_TEST := curl tshark wrk iputils-ping iproute2
+APT_PKGS_TEST := curl tshark wrk iputils-ping iproute2 nginx-light
 PYTEST_ARGS ?=
 PYTCP_ARGS ?=
 
@@ -26,10 +26,11 @@ install:
 	  $(PIP) install -q -e . && touch $(INSTALL_STAMP); \
 	fi
 
-# Install test dependencies: Debian's real peers (curl, tshark, wrk, ping, ip) and PyPI's.
+# Install test dependencies: Debian's real peers (curl, tshark, wrk, ping, ip, and nginx for
+# tools/bench.py and its smoke test) and PyPI's.
 install-test: install
 	@missing=""; \
-	for c in curl:curl tshark:tshark wrk:wrk ping:iputils-ping ip:iproute2; do \
+	for c in curl:curl tshark:tshark wrk:wrk ping:iputils-ping ip:iproute2 nginx:nginx-light; do \
 	  command -v $${c%%:*} >/dev/null || missing="$$missing $${c##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
