@@ -23,6 +23,10 @@ class DropReason(enum.Enum):
     BAD_DATA_OFFSET = "bad_data_offset"          # TCP data offset < 5 or past the segment
     BAD_OPTION = "bad_option"                    # option length 0/1 or past the header
     BAD_ICMP = "bad_icmp"                        # ICMP message too short or malformed
+    # --- wire: IPv6 / UDP ---
+    BAD_IPV6_EXT = "bad_ipv6_ext"                # extension header chain malformed or too long
+    ROUTING_HEADER = "routing_header"            # Routing header with segments left (RFC 5095)
+    BAD_UDP = "bad_udp"                          # UDP length wrong, or zero checksum over IPv6
     # --- stack ---
     NOT_FOR_US = "not_for_us"                    # destination address is not ours
     UNSUPPORTED_PROTOCOL = "unsupported_protocol"
@@ -79,6 +83,9 @@ DROP_DESCRIPTIONS: dict[str, str] = {
     "bad_data_offset": "TCP data offset < 5 or past the segment",
     "bad_option": "malformed TCP option (length 0/1 or past the header)",
     "bad_icmp": "ICMP message too short or malformed",
+    "bad_ipv6_ext": "IPv6 extension headers malformed, too many or too long (RFC 8200 4)",
+    "routing_header": "IPv6 Routing header with segments left: refused (RFC 8200 4.4, RFC 5095)",
+    "bad_udp": "UDP length field wrong, or a zero UDP checksum over IPv6 (RFC 8200 8.1)",
     "not_for_us": "destination address is not pytcp's",
     "unsupported_protocol": "neither TCP nor ICMP (answered by ICMP protocol unreachable)",
     "bad_source": "source is broadcast, multicast, zero or our own address (RFC 1122)",
