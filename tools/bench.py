@@ -34,10 +34,12 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +97,46 @@ class Row:
     pytcp: list[float] = field(default_factory=list)
     kernel_cpu: list[float] = field(default_factory=list)  # µs per request (wrk rows)
     pytcp_cpu: list[float] = field(default_factory=list)
+
+
+# -- a kernel sendfile server (``bench.py --serve-kernel DIR PORT``; tools/bench_txqueue.py and
+#    tests/e2e/test_e2e_txqueue.py use it inside their namespace) -----------------------------
+def _serve_one(conn: socket.socket, root: Path) -> None:
+    with conn:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        path = request.split(b" ", 2)[1].decode().lstrip("/")
+        target = (root / path).resolve()
+        if root not in target.parents or not target.is_file():
+            conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+                         b"Connection: close\r\n\r\n")
+            return
+        size = target.stat().st_size
+        conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n"
+                     "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
+                     .encode())
+        with open(target, "rb") as f:
+            offset = 0
+            while offset < size:
+                sent = os.sendfile(conn.fileno(), f.fileno(), offset, size - offset)
+                if sent == 0:
+                    return
+                offset += sent
+
+
+def serve_kernel(root: str, port: int) -> None:
+    """A tiny threaded HTTP/1.1 server answering every GET with sendfile(2); prints
+    ``listening`` once it listens."""
+    base = Path(root).resolve()
+    listener = socket.create_server(("0.0.0.0", port), backlog=128, reuse_port=False)
+    print("listening", flush=True)
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=_serve_one, args=(conn, base), daemon=True).start()
 
 
 # -- measuring ------------------------------------------------------------------------------
@@ -318,7 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pytcp-flags", default="",
                         help="extra flags for pytcp up and pytcp get, e.g. '--no-offload'")
     parser.add_argument("--timeout", type=float, default=300.0, help="per transfer, seconds")
+    parser.add_argument("--serve-kernel", nargs=2, metavar=("DIR", "PORT"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_kernel:
+        serve_kernel(args.serve_kernel[0], int(args.serve_kernel[1]))
+        return 0
     problem = environment_problem()
     for tool in ("nginx", "wrk", "curl"):
         if problem is None and shutil.which(tool) is None:

@@ -9,7 +9,7 @@ of the TUN sends the data, so its transmit queue is the one that overflows when 
 than what pytcp's receive window lets the kernel send at once: the figure is the interface's
 ``tx_dropped`` as ``pytcp get -v`` logs it just before it removes the interface.
 
-Run as root:  python3 tools/bench_txqueue.py [--size-mb 1024] [--variants ',--txqueuelen 500']
+Run as root:  python3 tools/bench_txqueue.py [--size-mb 1024] [--variants '--no-offload,--no-offload --txqueuelen 500']
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def run_variant(ns: Netns, size: int, extra: list[str], timeout: float) -> dict[
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=1024, help="file size (MiB), default 1024")
-    parser.add_argument("--variants", default=",--txqueuelen 500", metavar="LIST",
+    parser.add_argument("--variants", default="--no-offload,--no-offload --txqueuelen 500",
+                        metavar="LIST",
                         help="comma-separated extra `pytcp get` flags, one row each (default: "
                              "pytcp's own txqueuelen, then the kernel's 500)")
     parser.add_argument("--timeout", type=float, default=900.0, help="per download, seconds")

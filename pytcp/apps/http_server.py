@@ -35,6 +35,7 @@ import mimetypes
 import os
 import socket
 import stat
+import time
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,6 +81,18 @@ class _SendTimeout(Exception):
 
 class _RequestTimeout(Exception):
     """A request was started but not completed within request_timeout seconds."""
+
+
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def _http_date() -> bytes:
+    """The Date header value (RFC 9110 6.6.1), formatted once per second."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, email.utils.formatdate(now, usegmt=True).encode())
+    return _date_cache[1]
 
 
 def content_type(name: str) -> str:
@@ -201,7 +214,9 @@ class _HttpSession:
                 else:
                     timeout = min(self.idle_timeout, started + self.request_timeout - loop.time())
                 try:
-                    data = await asyncio.wait_for(self.reader.read(READ_SIZE), max(timeout, 0))
+                    # asyncio.timeout, not wait_for: no task per read on the keep-alive path.
+                    async with asyncio.timeout(max(timeout, 0)):
+                        data = await self.reader.read(READ_SIZE)
                 except TimeoutError:
                     if started is None and self.watch.stalled_for() >= min(
                             self.send_timeout, self.idle_timeout):
@@ -264,7 +279,7 @@ class _HttpSession:
                  extra: list[tuple[bytes, bytes]] | None = None) -> list[tuple[bytes, bytes]]:
         headers = [
             (b"Server", SERVER_NAME),
-            (b"Date", email.utils.formatdate(usegmt=True).encode()),
+            (b"Date", _http_date()),
             (b"Content-Type", ctype.encode()),
             (b"Content-Length", str(length).encode()),
         ]
