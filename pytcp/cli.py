@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import hashlib
 import ipaddress
+import json
 import logging
 import os
 import random
@@ -214,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--timeout", type=_timeout, default=30.0, metavar="SECONDS",
                      help="seconds to wait for the connection and for each read (default 30)")
     _add_link_flags(get)
+
+    ss = sub.add_parser("ss", help="the connection table of a running pytcp up (like ss -tni)",
+                        description="Show the connections of running pytcp up processes, read "
+                                    "over their local control sockets (/run/pytcp/*.sock).")
+    ss.add_argument("--ifname", type=_ifname, metavar="NAME",
+                    help="only the pytcp up on this interface (default: every one running)")
+    ss.add_argument("--json", action="store_true", help="JSON: a list, one object per process")
 
     # Listed for --help only: main() hands everything after "script" to the runner, which
     # owns its options (-v, --pcap PATH, -h).
@@ -476,15 +484,16 @@ def _services(opts: LinkOptions, runtime: Any, worker: int | None = None) -> dic
     from pytcp.apps.discard import serve_discard
     from pytcp.apps.echo import serve_echo
     from pytcp.apps.http_server import serve_http
-    from pytcp.apps.status import stack_status
+    from pytcp.apps.status import StatusSite
 
-    def status() -> dict[str, Any]:
-        return stack_status(runtime.stack, interface=opts.ifname, services=opts.services,
-                            runtime=runtime.stats(), profile=opts.profile,
-                            cc=runtime.stack.tcp_config.congestion,
-                            host_addr=str(opts.host), tun=_tun_stats(runtime.link),
-                            **({} if worker is None else {"worker": worker,
-                                                          "workers": opts.workers}))
+    status = None if runtime is None or opts.root is not None else StatusSite(
+        runtime, dashboard_ports=[opts.services["http"]] if "http" in opts.services else [],
+        dynamic=lambda: {"tun": _tun_stats(runtime.link)},
+        info=dict(interface=opts.ifname, services=opts.services, profile=opts.profile,
+                  cc=runtime.stack.tcp_config.congestion, host_addr=str(opts.host),
+                  pcap=str(opts.pcap) if opts.pcap else "off",
+                  impair=str(opts.impair) if opts.impair else "off",
+                  **({} if worker is None else {"worker": worker, "workers": opts.workers})))
 
     from pytcp.apps import discard, echo, http_server
 
@@ -532,8 +541,10 @@ async def run_up(opts: LinkOptions, link: Any, *,
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     tasks: set[asyncio.Task[Any]] = set()
+    control = None
     try:
         async with stack_up(opts, link) as runtime:
+            control = await _start_control(opts, runtime, worker)
             servers = []
             for name, service in _services(opts, runtime, worker).items():
                 port = opts.services[name]
@@ -561,8 +572,52 @@ async def run_up(opts: LinkOptions, link: Any, *,
         if tasks:
             await asyncio.wait(list(tasks), timeout=1.0)
     finally:
+        if control is not None:
+            await control.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    return EXIT_OK
+
+
+async def _start_control(opts: LinkOptions, runtime: Any, worker: int | None) -> Any:
+    """The control socket ``pytcp ss`` reads (pytcp.apps.ss); a failure is only a warning:
+    pytcp up serves without it."""
+    from pytcp.apps.ss import ControlServer, control_path, ss_snapshot
+
+    path = control_path(opts.ifname, worker)
+    server = ControlServer(path, functools.partial(ss_snapshot, runtime, ifname=opts.ifname,
+                                                   addr=str(opts.addr), worker=worker))
+    try:
+        await server.start()
+    except OSError as exc:
+        log.warning("no control socket for pytcp ss (%s): %s", path, exc)
+        return None
+    return server
+
+
+def run_ss(ifname: str | None, as_json: bool) -> int:
+    """``pytcp ss``: query every running pytcp up (or the one on ``ifname``)."""
+    from pytcp.apps.ss import CONTROL_DIR, find_sockets, format_table, query
+
+    paths = find_sockets(ifname)
+    if not paths:
+        where = f"on {ifname} " if ifname else ""
+        raise UsageError(f"no pytcp up running {where}(no control socket in {CONTROL_DIR})")
+    snapshots = []
+    for path in paths:
+        try:
+            snapshots.append(query(path))
+        except PermissionError:
+            raise UsageError(f"cannot read {path}: permission denied (run as root)") from None
+        except (OSError, ValueError) as exc:
+            if len(paths) == 1:
+                raise UsageError(f"no answer from {path}: {exc} (is pytcp up still "
+                                 "running?)") from None
+            log.warning("no answer from %s: %s", path, exc)
+    if as_json:
+        print(json.dumps(snapshots, indent=2, sort_keys=True))
+    else:
+        sys.stdout.write(format_table(snapshots))
     return EXIT_OK
 
 
@@ -760,10 +815,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_version())
         return EXIT_OK
     if args.command is None:
-        print("pytcp: error: choose a command: up, get or script (pytcp --help)",
+        print("pytcp: error: choose a command: up, get, ss or script (pytcp --help)",
               file=sys.stderr)
         return EXIT_ERROR
     prog = f"pytcp {args.command}"
+    if args.command == "ss":
+        try:
+            return run_ss(args.ifname, args.json)
+        except UsageError as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
     try:
         if args.command == "up":
             opts = check_up_args(args)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from pytcp import native
 from pytcp.drops import DropCounter, DropReason, MalformedPacket
 from pytcp.stack_frag import FragmentReassembler, fragment_datagram
+from pytcp.stack_history import CLOSED_KEPT, MAX_CONNECTIONS, ConnHistory
 from pytcp.stack_icmp import ERROR_TYPES, ICMP_ECHO_REQUEST, parse_quoted_tcp
 from pytcp.tcp.events import Closed, Connected, Event
 from pytcp.tcp.reasons import TxReason
@@ -226,6 +227,7 @@ class TcpHandle:
         "accepted",
         "conn",
         "fastopen_sent",
+        "history",
         "key",
         "listener",
         "tos",
@@ -238,6 +240,9 @@ class TcpHandle:
         self.conn = conn
         self.user_data: Any = None
         self.fastopen_sent = 0  # data bytes the SYN carried (RFC 7413, connect(fastopen=))
+        # A bounded history for the dashboard (None unless Stack.enable_history).
+        self.history: ConnHistory | None = stack._new_history(conn) \
+            if stack._history_on else None
         self.listener = listener  # the listener that created it, until accepted
         self.accepted = listener is None
         self._stack = stack
@@ -514,6 +519,31 @@ class Stack:
         # one packet was handled, and per received packet its first drop reason (or None).
         self._journal: list[DropReason] | None = None
         self.rx_drop_reasons: list[DropReason | None] = []
+        # Connection histories (enable_history): how many live ones, the recently closed.
+        self._history_on = False
+        self._history_max = MAX_CONNECTIONS
+        self._history_live = 0
+        self.closed_history: deque[tuple[FourTuple, Any, ConnHistory]] = deque(
+            maxlen=CLOSED_KEPT)
+
+    # ------------------------------------------------------------------ history
+
+    def enable_history(self, max_connections: int = MAX_CONNECTIONS,
+                       closed_kept: int = CLOSED_KEPT) -> None:
+        """Keep a :class:`~pytcp.stack_history.ConnHistory` for each new connection, for at
+        most ``max_connections`` at a time (``stats["history_untracked"]`` counts the rest),
+        and those of the last ``closed_kept`` closed ones in ``closed_history`` (key, last
+        ``info()``, history)."""
+        self._history_on = True
+        self._history_max = max_connections
+        self.closed_history = deque(self.closed_history, maxlen=closed_kept)
+
+    def _new_history(self, conn: Any) -> ConnHistory | None:
+        if self._history_live >= self._history_max:
+            self.stats["history_untracked"] += 1
+            return None
+        self._history_live += 1
+        return ConnHistory(self._now, conn)
 
     # ------------------------------------------------------------------ annotation
 
@@ -1318,8 +1348,17 @@ class Stack:
         gso = seg.gso_size
         n = len(payload)
         note = None
-        if seg.reason is not None and self._journal is not None:
-            note = seg.reason.value
+        reason = seg.reason
+        if reason is not None:
+            if self._journal is not None:
+                note = reason.value
+            hist = h.history
+            if hist is not None and (n or seg.flags & (SYN | FIN | RST)
+                                     or reason is TxReason.ZERO_WINDOW_PROBE
+                                     or reason is TxReason.KEEPALIVE):
+                # (the graph's marks: retransmissions, probes, RSTs; the capture has the
+                # ACKs that say something)
+                hist.mark(h.conn._now, seg.seq, n, reason)
         if gso <= 0 or n <= gso:
             queue(self._build_tcp(h._tmpl, h._ipsum, h._psum, seg.seq, seg.ack, seg.flags,
                                   seg.wnd, opts, osum, payload, seg.urg, 0, note))
@@ -1372,6 +1411,9 @@ class Stack:
             emit = self._emit
             for seg in out:
                 emit(h, seg)
+        hist = h.history
+        if hist is not None:
+            hist.sample(now, conn)
         evs = conn.pending_events()
         if evs:
             closed = False
@@ -1490,6 +1532,11 @@ class Stack:
         if release is not None:
             release()  # unread bytes of a forgotten connection no longer count
         self.stats["closed"] += 1
+        hist = h.history
+        if hist is not None:
+            h.history = None
+            self._history_live -= 1
+            self.closed_history.append((key, h.conn.info(), hist))
 
     def _compact_timers(self) -> None:
         """Rebuild the heap with exactly one entry per connection that has a deadline."""

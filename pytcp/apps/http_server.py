@@ -362,8 +362,21 @@ class _HttpSession:
         return await self._respond_file(request, path, segments)
 
     async def _respond_status(self, method: bytes, segments: list[str]) -> int:
-        if self.status_provider is None or segments not in ([], ["status.json"]):
+        if self.status_provider is None:
             raise _Reply(404)
+        if segments not in ([], ["status.json"]):
+            # More pages (a connection's graphs) when the provider has them (StatusSite).
+            page = getattr(self.status_provider, "page", None)
+            try:
+                found = page(segments) if page is not None else None
+            except Exception:
+                log.exception("status page failed")
+                raise _Reply(500) from None
+            if found is None:
+                raise _Reply(404)
+            ctype, body = found
+            await self._send_bytes(method, 200, ctype, body, [(b"Cache-Control", b"no-store")])
+            return 200
         try:
             snapshot = self.status_provider()
         except Exception:

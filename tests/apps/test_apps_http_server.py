@@ -319,8 +319,9 @@ def test_status_page_html_and_json_without_root() -> None:
         async with serving(handler) as port:
             status, headers, data = await get(port, "/")
             assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
-            for text in (b"10.77.0.1:40000", b"ESTABLISHED", b"1234", b"14600", b"1.500",
-                         b"bad_checksum", b"rx_packets"):
+            # (human units: 1234 B = 1.21 KiB, 14600 B = 14.3 KiB, 1.5 ms)
+            for text in (b"10.77.0.1:40000", b"ESTABLISHED", b"1.21 KiB", b"14.3 KiB",
+                         b"1.50 ms", b"bad_checksum", b"rx_packets"):
                 assert text in data, text
             status, headers, data = await get(port, "/status.json")
             assert status == 200 and headers["content-type"] == "application/json"

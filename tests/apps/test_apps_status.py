@@ -65,7 +65,8 @@ def test_snapshot_of_connections_counters_and_drops() -> None:
     first, second = snap["connections"]  # sorted by (local, remote)
     assert (first["remote"], first["state"], first["srtt_ms"]) == ("10.77.0.1:40000",
                                                                    "SYN-RECEIVED", None)
-    assert second == {"local": "10.77.0.2:80", "remote": "10.77.0.1:40001",
+    assert second == {"id": "80-10.77.0.1-40001",
+                      "local": "10.77.0.2:80", "remote": "10.77.0.1:40001",
                       "state": "ESTABLISHED", "bytes_in": 10, "bytes_out": 20,
                       "retransmits": 1, "srtt_ms": 12.5, "rto_ms": 200.0, "cwnd": 14600,
                       "ssthresh": 1 << 30, "snd_wnd": 65535, "rcv_wnd": 1 << 20}
@@ -75,9 +76,13 @@ def test_snapshot_of_connections_counters_and_drops() -> None:
 def test_html_escapes_and_shows_every_section() -> None:
     snap = stack_status(FakeStack(), note={"<script>": "&"})
     page = render_html(snap).decode()
-    assert "<td>10.77.0.1:40001</td><td>ESTABLISHED</td>" in page
-    assert "<td>12.500</td>" in page and "<td>-</td>" in page  # srtt, and srtt unknown
+    assert ('<a href="/conn/80-10.77.0.1-40001">10.77.0.1:40001</a></td>'
+            '<td class="l">ESTABLISHED</td>') in page
+    assert "<td>12.5 ms</td>" in page and "<td>-</td>" in page  # srtt, and srtt unknown
+    assert "<td>∞</td>" in page  # ssthresh not set yet (1 << 30 and above)
+    assert "<td>14.3 KiB</td>" in page and "<td>1.00 MiB</td>" in page  # cwnd, rcv wnd
     assert "<h2>drops</h2>" in page and "bad_checksum" in page
+    assert "bad TCP or ICMP checksum" in page  # every drop reason explained
     assert "&lt;script&gt;" in page and "<script>" not in page and "&amp;" in page
 
 
