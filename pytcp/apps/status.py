@@ -110,6 +110,19 @@ COUNTER_DESCRIPTIONS: dict[str, str] = {
     "released": "packets that left the impairment stage",
 }
 
+# The kernel's counters of the TUN interface (``tun`` section; rx/tx from the kernel's side).
+TUN_DESCRIPTIONS: dict[str, str] = {
+    "rx_packets": "packets the kernel took from pytcp on the TUN",
+    "tx_packets": "packets the kernel handed to pytcp on the TUN",
+    "rx_bytes": "bytes the kernel took from pytcp",
+    "tx_bytes": "bytes the kernel handed to pytcp",
+    "rx_dropped": "packets from pytcp the kernel dropped",
+    "tx_dropped": "packets for pytcp the kernel dropped: pytcp's queue was full",
+    "rx_errors": "bad packets from pytcp (kernel's count)",
+    "tx_errors": "errors handing packets to pytcp (kernel's count)",
+    "txqueuelen": "the TUN's queue length toward pytcp (packets)",
+}
+
 _INFO_FIELDS = ("bytes_in", "bytes_out", "retransmits", "cwnd", "ssthresh", "snd_wnd", "rcv_wnd")
 # cwnd/ssthresh at or above this are "not set" (RFC 5681: ssthresh starts arbitrarily high).
 UNSET_SSTHRESH = 1 << 30
@@ -320,10 +333,17 @@ def _counter_table(items: Mapping[str, Any], describe: Callable[[str], str]) -> 
     for name, value in sorted(items.items()):
         sentence = describe(str(name))
         cls = " class=\"zero\"" if value == 0 else ""
+        shown = _cell(value)
+        if str(name).endswith("_bytes") and isinstance(value, int) and value >= 1024:
+            shown += f" ({_e(human_bytes(value))})"
         out.append(f"<tr{cls}><td class=\"l\"><abbr title=\"{_e(sentence)}\">{_e(name)}</abbr>"
-                   f"</td><td>{_cell(value)}</td><td class=\"l\">{_e(sentence)}</td></tr>")
+                   f"</td><td>{shown}</td><td class=\"l\">{_e(sentence)}</td></tr>")
     out.append("</table>")
     return out
+
+
+def _describe_tun(name: str) -> str:
+    return TUN_DESCRIPTIONS.get(name, "(no description yet)")
 
 
 def _describe_drop(name: str) -> str:
@@ -370,7 +390,8 @@ def render_html(status: Mapping[str, Any], refresh_seconds: int = 2) -> bytes:
                 not isinstance(items, Mapping):
             continue
         sections.append((str(section), items,
-                         _describe_drop if section == "drops" else describe_counter))
+                         _describe_drop if section == "drops" else _describe_tun
+                         if section == "tun" else describe_counter))
     for section, items, describe in sections:
         body.append(f"<h2>{_e(section)}</h2>")
         body += _counter_table(items, describe)
@@ -602,9 +623,10 @@ class StatusSite:
         if self.dashboard_ports:
             snap["dashboard_port"] = sorted(self.dashboard_ports)[0]
         closed = getattr(self.stack, "closed_history", None)
-        if closed is not None:
+        if closed is not None:  # (pytcp's own: the dashboard's requests are not kept here)
             snap["recently_closed"] = [
-                {**_info_row(k, inf), "role": self._role(k)} for k, inf, _ in reversed(closed)]
+                {**_info_row(k, inf), "role": "pytcp"} for k, inf, _ in reversed(closed)
+                if self._role(k) != "dashboard"]
         snap["runtime"] = self.runtime.stats()
         if self.dynamic is not None:
             snap.update(self.dynamic())
