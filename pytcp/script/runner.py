@@ -267,7 +267,12 @@ class Runner:
         self.stack_cfg = StackConfig(mtu=mtu, ttl=self.ttl, gso=self.tso,
                                      syncookies=cookies if cookies in (0, 1, 2) else 1)
         if self.tso:
-            self.tcp_config = self.tcp_config.replace(max_segment_payload=TSO_MAX_PAYLOAD)
+            # Linux sizes what it hands the device (tcp_tso_autosize, tcp_cwnd_test).
+            autosize = st.get("config.tso_autosize") is None and st.get("profile",
+                                                                        "linux") == "linux"
+            self.tcp_config = self.tcp_config.replace(
+                max_segment_payload=TSO_MAX_PAYLOAD,
+                tso_autosize=autosize or self.tcp_config.tso_autosize)
         self.stack = Stack(local_addr, now=self.now, config=self.stack_cfg,
                            tcp_config=self.tcp_config,
                            secret=b"pytcp-script-" + str(seed).encode(),

@@ -60,8 +60,10 @@ def _rmem(v: str) -> dict[str, object]:
 
 
 def _wmem(v: str) -> dict[str, object]:
+    # Linux: tcp_wmem = "min default max": a socket starts at the default and
+    # tcp_sndbuf_expand grows it with cwnd up to the max (pytcp: send_buffer_min, send_buffer).
     lo, default, hi = (_ints(v) + [0, 0, 0])[:3]
-    return {"send_buffer": max(default, 1)}
+    return {"send_buffer_min": max(default, 1), "send_buffer": max(hi, default, 1)}
 
 
 def _cc(v: str) -> dict[str, object]:
@@ -99,6 +101,7 @@ SYSCTLS: dict[str, Callable[[str], dict[str, object]]] = {
     "net.ipv4.tcp_fastopen_key": _fastopen_key,
     "net.ipv4.tcp_recovery": lambda v: {"rack": bool(int(v, 0) & 1)},
     "net.ipv4.tcp_early_retrans": lambda v: {"tlp": int(v, 0) in (3, 4)},
+    "net.ipv4.tcp_min_tso_segs": lambda v: {"min_tso_segs": max(1, int(v, 0))},
     "net.inet.tcp.rfc1323": lambda v: {"timestamps": _bool(v), "window_scaling": _bool(v)},
     "net.inet.tcp.sack.enable": lambda v: {"sack": _bool(v)},
     "net.inet.tcp.recvspace": lambda v: {"recv_buffer": int(v, 0)},
@@ -184,7 +187,6 @@ def _commands(text: str) -> list[list[str]]:
 
 # sysctls the script layer itself models (socket-level defaults): name -> runner option.
 RUNNER_SYSCTLS: dict[str, str] = {"net.ipv4.tcp_notsent_lowat": "notsent_lowat",
-                                  "net.ipv4.tcp_fastopen": "fastopen",
                                   "net.ipv4.tcp_syncookies": "syncookies"}
 
 

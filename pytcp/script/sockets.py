@@ -338,7 +338,7 @@ class SocketTable:
         if o is not None:
             changes: dict[str, object] = {}
             if o.sndbuf is not None:
-                changes["send_buffer"] = o.sndbuf
+                changes["send_buffer"] = changes["send_buffer_min"] = o.sndbuf
             if o.rcvbuf is not None:
                 changes["recv_buffer"] = o.rcvbuf
             if changes:
@@ -365,11 +365,11 @@ class SocketTable:
             h.set_cork(s.cork, now=now)
         conn = h.conn
         if s.sndbuf is not None and conn.config.send_buffer != s.sndbuf:
-            conn.config = conn.config.replace(send_buffer=s.sndbuf)
-            if not conn.unsent_bytes:  # the ring is sized on the next send
-                from pytcp.tcp.sendbuf import SendBuffer
-
-                conn._sendbuf = SendBuffer(s.sndbuf)
+            # SO_SNDBUF fixes the limit (Linux SOCK_SNDBUF_LOCK: no more autotuning).
+            conn.config = conn.config.replace(send_buffer=s.sndbuf, send_buffer_min=s.sndbuf)
+            buf = getattr(conn, "_sendbuf", None)
+            if buf is not None and hasattr(buf, "limit"):
+                buf.limit = max(s.sndbuf, len(buf))
         if s.rcvbuf is not None and conn.config.recv_buffer != s.rcvbuf:
             conn.config = conn.config.replace(recv_buffer=s.rcvbuf)
 

@@ -24,6 +24,9 @@ class TcpConfig:
     # --- segment size (RFC 9293 3.7.1, MUST-14..16, RFC 6691) ---
     mss: int = 1460                   # MSS we announce when the owner gives none (MTU 1500 - 40)
     max_segment_payload: int = 0      # >MSS: hand out GSO super-segments (0 = one MSS)
+    tso_autosize: bool = False        # size super-segments as Linux's TSO packets (scripts'
+    #                                   TSO device turns it on; off: as large as cwnd allows)
+    min_tso_segs: int = 2             # Linux net.ipv4.tcp_min_tso_segs
     psh_each_gso: bool = True         # PSH on every multi-segment super-segment of new data
     #                                   outside recovery, as Linux's TSO packets carry it
     # --- retransmission (RFC 6298, RFC 9293 3.8.1/3.8.3) ---
@@ -39,6 +42,7 @@ class TcpConfig:
     congestion: str = "cubic"         # "cubic" (RFC 9438) or "newreno" (RFC 5681/6582)
     hystart: bool = False             # HyStart++ slow-start exit (RFC 9406), opt-in
     slow_start_after_idle: bool = True  # RFC 5681 4.1 restart window (Linux sysctl of the name)
+    slow_start_abc_limit: int = 2     # RFC 3465 L in segments per ACK; 0 = none (Linux)
     # --- loss recovery (RFC 6675, RFC 8985, RFC 6937/9937) ---
     rack: bool = True                 # RACK time-based loss detection (RFC 8985; needs SACK)
     tlp: bool = True                  # tail loss probe (RFC 8985 7; with rack)

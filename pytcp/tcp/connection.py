@@ -193,6 +193,7 @@ class Connection(ConnectionRecovery):
                                  min_on_variance=config.rto_min_on_variance)
         self._cc: CongestionControl = make_congestion(
             config.congestion, self.snd_mss, config.initial_window, hystart=config.hystart)
+        self._cc.abc_limit = config.slow_start_abc_limit
         self._rtt_seq: int | None = None  # Karn: the segment being timed (without TS)
         self._rtt_time = 0.0
         self._retries = 0                # consecutive RTO expirations

@@ -358,6 +358,25 @@ class ConnectionOutput:
                 if self.snd_nxt == before:
                     return
 
+    def _tso_size(self, mss: int) -> int:
+        """The largest super-segment to build now. With ``TcpConfig.tso_autosize`` (linux
+        profile) as Linux sizes TSO packets: about 1 ms at the pacing rate (200 % of
+        cwnd/SRTT in slow start, 120 % after; tcp_tso_autosize with sk_pacing_shift 10), at
+        least ``min_tso_segs``, and at most half of cwnd so two packets are in flight
+        (tcp_cwnd_test)."""
+        maxp = self.config.max_segment_payload
+        if maxp <= mss or not self.config.tso_autosize:
+            return maxp
+        cwnd = self._cc.cwnd
+        srtt = self._rtt.srtt
+        segs = 0
+        if srtt:
+            ratio = 2.0 if cwnd < self._cc.ssthresh // 2 else 1.2
+            segs = int(ratio * cwnd / srtt) // 1024 // mss
+        segs = max(segs, self.config.min_tso_segs)
+        segs = min(segs, max(cwnd // mss // 2, 1))
+        return min(maxp, segs * mss)
+
     def _send_data(self, now: float, force: bool = False, limit: int = 0,
                    reason: TxReason | None = None) -> None:
         """Send new data (and the FIN) as the send window, cwnd, Nagle (RFC 896, MUST-17) and
@@ -367,7 +386,7 @@ class ConnectionOutput:
         if self._in_recovery and self.sack_ok and not force:
             self._sack_recovery_send(now)
             return
-        maxp = limit if limit > 0 else self.config.max_segment_payload
+        maxp = limit if limit > 0 else self._tso_size(mss)
         if maxp < mss and limit <= 0:
             maxp = mss
         if (self.config.slow_start_after_idle and self.snd_una == self.snd_max

@@ -44,9 +44,17 @@ def test_segments_aggregate_up_to_a_line_and_strict_refuses() -> None:
     assert not res.passed and res.failure.reason == "flags expected P. got ."
 
 
-def test_tso_device_sends_one_super_segment() -> None:
-    script = SERVER + "+0 write(4, ..., 3000) = 3000\n+0 > P. 1:3001(3000) ack 1\n"
-    res = run(script + "// pytcp: strict=1 tso=1\n")  # no aggregation: one packet
+def test_tso_device_sends_super_segments_sized_as_linux() -> None:
+    # No aggregation (strict=1): what the device gets is compared packet by packet.
+    write = SERVER + "+0 write(4, ..., 3000) = 3000\n"
+    whole = write + "+0 > P. 1:3001(3000) ack 1\n"
+    res = run(whole + "// pytcp: strict=1 tso=1 config.tso_autosize=0\n")
+    assert res.passed, msg(res)
+    # Linux's autosizing: ~1 ms of the pacing rate, at least 2 segments (tcp_min_tso_segs).
+    sized = write + "+0 > P. 1:2001(2000) ack 1\n+0 > P. 2001:3001(1000) ack 1\n"
+    res = run(sized + "// pytcp: strict=1 tso=1\n")
+    assert res.passed, msg(res)
+    res = run("`sysctl -q net.ipv4.tcp_min_tso_segs=3`\n" + whole + "// pytcp: strict=1 tso=1\n")
     assert res.passed, msg(res)
 
 

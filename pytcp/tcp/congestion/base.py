@@ -45,7 +45,7 @@ class CongestionControl(abc.ABC):
     name = "base"
 
     __slots__ = (
-        "_ca_acked", "_iw_segments", "cwnd", "hystart", "initial_cwnd", "mss", "ssthresh",
+        "_ca_acked", "_iw_segments", "abc_limit", "cwnd", "hystart", "initial_cwnd", "mss", "ssthresh",
     )
 
     def __init__(self, mss: int, initial_window_segments: int | None = None, *,
@@ -60,6 +60,9 @@ class CongestionControl(abc.ABC):
         self.cwnd = self.initial_cwnd
         self.ssthresh = INITIAL_SSTHRESH
         self._ca_acked = 0  # RFC 3465 bytes_acked for congestion avoidance
+        # RFC 3465 L in segments (2); 0: no limit, every acknowledged byte counts (Linux
+        # tcp_slow_start). Set by the connection from TcpConfig.slow_start_abc_limit.
+        self.abc_limit = 2
 
     @property
     def in_slow_start(self) -> bool:
@@ -94,7 +97,7 @@ class CongestionControl(abc.ABC):
         this ACK beyond ssthresh, for congestion avoidance). With HyStart++ (RFC 9406) the
         growth is divided by CSS_GROWTH_DIVISOR during CSS, and slow start may end here
         (ssthresh = cwnd). ``grow=False`` (not cwnd-limited) only feeds HyStart++'s rounds."""
-        inc = min(acked_bytes, 2 * self.mss)
+        inc = min(acked_bytes, self.abc_limit * self.mss) if self.abc_limit else acked_bytes
         hs = self.hystart
         if hs is not None and hs.active:
             div = hs.on_ack(acked_bytes, rtt, flight_size)
