@@ -300,7 +300,6 @@ class Runner:
         self.our_port = self.local_port
         self.their_port = self.remote_port
         self._children = 0  # connections started at a listening socket under test
-        self._fastopen = bool(self.runner_opts.get("fastopen", 0))  # net.ipv4.tcp_fastopen
         # A feature pytcp lacks that the script was seen to rely on: a failure is reported
         # as "unsupported: <this>" (the script may still pass without it).
         self.needs = ""
@@ -386,8 +385,6 @@ class Runner:
             self.stack.fastopen_cache.clear()  # (ip tcp_metrics flush: cached cookies)
         if "notsent_lowat" in eff.runner:
             self.table.notsent_lowat = int(eff.runner["notsent_lowat"])  # type: ignore[call-overload]
-        if "fastopen" in eff.runner:
-            self._fastopen = bool(eff.runner["fastopen"])
         if eff.config:
             names = {f.name for f in dataclasses.fields(self.stack.tcp_config)}
             self.stack.tcp_config = self.stack.tcp_config.replace(
