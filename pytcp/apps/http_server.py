@@ -189,6 +189,7 @@ class _HttpSession:
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
         self.requests = 0
+        self._root_str = str(root) if root is not None else ""
         # As nginx on keep-alive connections (tcp_nodelay on): a response's last partial
         # segment never waits for the ACK of the previous one (Nagle + delayed ACK: ~40 ms).
         self._set_option("set_nodelay", True)
@@ -391,8 +392,23 @@ class _HttpSession:
         return 200
 
     def _resolve(self, segments: list[str]) -> Path:
-        """The real path for segments, confined to root (symlinks resolved); else 404."""
+        """The real path for segments, confined to root (symlinks resolved); else 404.
+
+        The root is already resolved: a walk of one ``lstat`` per segment that meets no
+        symlink has found the real path (the common case, and cheap); any symlink on the way
+        sends the request through the full ``Path.resolve`` and the confinement check."""
         assert self.root is not None
+        cur = self._root_str
+        for seg in segments:
+            cur = f"{cur}/{seg}"
+            try:
+                mode = os.lstat(cur).st_mode
+            except OSError:
+                raise _Reply(404) from None
+            if stat.S_ISLNK(mode):
+                break
+        else:
+            return Path(cur)
         candidate = self.root.joinpath(*segments)
         try:
             real = candidate.resolve(strict=True)
