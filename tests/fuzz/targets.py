@@ -188,7 +188,8 @@ def _configs(choice: int) -> tuple[StackConfig, TcpConfig]:
                                     reassembly_limit=4096, timestamps=False, sack=False,
                                     window_scaling=False))
     return (StackConfig(syncookies=2, mtu=576),
-            TcpConfig().replace(congestion="newreno", nodelay=True, keepalive=True,
+            TcpConfig().replace(send_buffer=1 << 16, congestion="newreno", nodelay=True,
+                                keepalive=True,
                                 keepalive_idle=30.0, keepalive_interval=5.0, keepalive_count=2))
 
 
