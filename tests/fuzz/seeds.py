@@ -59,10 +59,10 @@ def wire_seeds() -> list[bytes]:
 def stack_seeds() -> list[bytes]:
     rng = random.Random(7)
     seeds = [bytes([choice]) + rng.randbytes(rng.randrange(20, 400))
-             for choice in range(4) for _ in range(6)]
+             for choice in range(8) for _ in range(3)]
     for i, pkt in enumerate(captured_datagrams()[:40]):
         # op 0 (raw datagram): below(8) reads one byte; then a 2-byte length, then the bytes
-        seeds.append(bytes([i % 4, 0]) + len(pkt).to_bytes(2, "big") + pkt)
+        seeds.append(bytes([i % 8, 0]) + len(pkt).to_bytes(2, "big") + pkt)
     return seeds
 
 

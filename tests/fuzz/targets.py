@@ -26,6 +26,7 @@ Invariants checked:
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 
@@ -174,7 +175,16 @@ class StrictStack(Stack):
 
 
 def _configs(choice: int) -> tuple[StackConfig, TcpConfig]:
-    """Byte 0 of a stack input picks the profile; small limits make the bounds reachable."""
+    """Byte 0 of a stack input picks the profile (bits 0-1; small limits make the bounds
+    reachable) and whether the stack verifies checksums (bit 2 set: it does not, as behind
+    a TUN with checksum offload, so raw bytes reach the TCP layer)."""
+    scfg, tcfg = _profile(choice)
+    if choice & 4:
+        scfg = dataclasses.replace(scfg, verify_checksums=False)
+    return scfg, tcfg
+
+
+def _profile(choice: int) -> tuple[StackConfig, TcpConfig]:
     # (64 KiB send rings: allocating 1 MiB ones per connection would cost most of the time
     # of an input; their bound is checked the same way.)
     if choice % 4 == 0:
