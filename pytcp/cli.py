@@ -47,6 +47,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 IFNAMSIZ = 16
+GET_STREAM_LIMIT = 1 << 20  # pytcp get: the StreamReader's limit (it buffers up to twice)
 SHUTDOWN_GRACE = 2.0  # seconds of FIN before RST on shutdown
 DEFAULT_HTTP_PORT = 80
 CAP_NET_ADMIN = 12  # linux/capability.h
@@ -729,7 +730,10 @@ async def run_get(opts: LinkOptions, link: Any, url: str, output: str | None,
     async with stack_up(opts, link) as runtime:
         log.info("%s %s (kernel side %s); profile %s, congestion control %s", opts.ifname,
                  opts.addr, opts.host, opts.profile, runtime.stack.tcp_config.congestion)
-        open_connection = functools.partial(aio.open_connection, runtime=runtime)
+        # A 1 MiB stream buffer (asyncio's default 64 KiB pauses reading every 128 KiB,
+        # which stalls the engine's delivery between reads on a bulk download).
+        open_connection = functools.partial(aio.open_connection, runtime=runtime,
+                                            limit=GET_STREAM_LIMIT)
         bar = ProgressBar(sys.stderr)
         tmp: Path | None = None
         out: BinaryIO

@@ -124,7 +124,8 @@ async def _exchange(u: Url, where: str, reader: asyncio.StreamReader,
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
-            data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
+            async with asyncio.timeout(timeout):  # (no task per read, unlike wait_for)
+                data = await reader.read(READ_SIZE)
             if not data and conn.their_state is h11.SEND_RESPONSE:
                 raise FetchError(f"{where} closed the connection without a response")
             conn.receive_data(data)
