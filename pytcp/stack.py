@@ -1434,7 +1434,7 @@ class Stack:
                 conn, "to_time_wait"):
             self._enter_time_wait(h, now)
             return
-        d = conn.next_deadline()
+        d = conn.next_deadline(False)  # pending_output() above built what was due
         if d != h._deadline:
             h._deadline = d
             if d is not None:

@@ -605,9 +605,12 @@ class Connection(ConnectionRecovery):
         )
 
     # ------------------------------------------------------------------ timers
-    def next_deadline(self) -> float | None:
-        """The earliest time ``handle_timers`` has work, or None."""
-        self._flush(self._now)
+    def next_deadline(self, flush: bool = True) -> float | None:
+        """The earliest time ``handle_timers`` has work, or None. ``flush=False``: the caller
+        has just drained ``pending_output()`` and changed nothing since (the stack's service
+        path), so what is due is already built."""
+        if flush:
+            self._flush(self._now)
         best: float | None = None
         for t in (self._rto_at, self._delack_at, self._persist_at, self._tw_at,
                   self._keepalive_at(), self._cork_at, self._tlp_at, self._reo_at):

@@ -21,6 +21,10 @@ class State(enum.Enum):
     LAST_ACK = "LAST-ACK"
     TIME_WAIT = "TIME-WAIT"
 
+    # Members are singletons compared by identity: hash them by identity too, in C (Enum's
+    # own __hash__ hashes the name in Python, and the engine tests state sets per segment).
+    __hash__ = object.__hash__
+
     def __str__(self) -> str:
         return self.value
 

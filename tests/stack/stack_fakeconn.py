@@ -55,7 +55,7 @@ class FakeConnection:
         self.timer_calls.append(now)
         self.deadline = None
 
-    def next_deadline(self) -> float | None:
+    def next_deadline(self, flush: bool = True) -> float | None:
         return self.deadline
 
     def handle_icmp_error(self, now: float, type: int, code: int,
