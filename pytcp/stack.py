@@ -1,8 +1,8 @@
-"""The sans-I/O host: IPv4 datagrams in, IPv4 datagrams out, TCP connections in between.
+"""The sans-I/O host: IP datagrams in, IP datagrams out, TCP connections in between.
 
-This module owns :class:`Stack`: it validates and demultiplexes incoming IPv4 packets (with
-fragment reassembly in ``pytcp.stack_frag``), answers ICMP echo requests and hands ICMP errors
-to the connection they quote (``pytcp.stack_icmp``), finds the TCP connection for a segment by
+This module owns :class:`Stack`: its IP layer (the ``pytcp.ip`` mixins) validates and
+demultiplexes incoming packets (fragment reassembly, ICMP echo, ICMP errors handed to the
+connection they quote); this module takes whole TCP/IPv4 datagrams on a fast path, finds the TCP connection for a segment by
 its 4-tuple (or creates one for a SYN to a listener), answers segments for no connection with
 the RST of RFC 9293 3.10.7.1, turns the engine's output segments back into IPv4 packets, and
 keeps a timer heap over all connections. It never reads a clock (``now`` is an argument),
@@ -27,17 +27,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pytcp import native
 from pytcp.drops import DropCounter, DropReason, MalformedPacket
-from pytcp.stack_frag import FragmentReassembler, fragment_datagram
+from pytcp.ip.demux import IpLayer
+from pytcp.ip.fragments import FragmentReassembler
+from pytcp.ip.icmp import Quoted
 from pytcp.stack_history import CLOSED_KEPT, MAX_CONNECTIONS, ConnHistory
-from pytcp.stack_icmp import ERROR_TYPES, ICMP_ECHO_REQUEST, parse_quoted_tcp
 from pytcp.tcp.events import Closed, Connected, Event
 from pytcp.tcp.reasons import TxReason
 from pytcp.tcp.segment import Segment
 from pytcp.tcp.seq import seq_add, seq_between, seq_le
 from pytcp.tcp.state import State
 from pytcp.tcp.syncookie import SynCookies, cookie_ts_offset, decode_tsecr, encode_tsval
-from pytcp.wire.icmp import build_dest_unreachable, build_echo_reply, build_icmp, parse_icmp
-from pytcp.wire.ipv4 import parse_ipv4
 from pytcp.wire.offload import RxPacket
 from pytcp.wire.tcp import (
     ACK,
@@ -52,7 +51,6 @@ from pytcp.wire.tcp import (
     TcpOptions,
     encode_options,
     parse_ipv4_tcp,
-    parse_tcp,
 )
 
 if TYPE_CHECKING:
@@ -450,7 +448,7 @@ class Listener:
                 f"accept={self.accept_queue}/{self.backlog}>")
 
 
-class Stack:
+class Stack(IpLayer):
     """A TCP/IPv4 host with one address, driven by packets, application calls and time."""
 
     def __init__(self, addr: str | int, *, now: float, config: StackConfig | None = None,
@@ -861,123 +859,29 @@ class Stack:
                     and not _martian(src)):
                 self._receive_tcp(now, src, dst, th)
                 return
-        ip = parse_ipv4(packet, self.config.verify_checksums)
-        src = ip.src
-        dst = ip.dst
-        if dst != self.addr:
-            if dst == 0xFFFFFFFF or dst == self._bcast or (dst >> 28) == 14:
-                # MUST-57: SYNs (and anything else) to broadcast/multicast are dropped silently.
-                self._drops[DropReason.BROADCAST_DEST if ip.proto == PROTO_TCP
-                            else DropReason.NOT_FOR_US] += 1
-            else:
-                self._drops[DropReason.NOT_FOR_US] += 1
+        self._receive_ip(now, packet)
+
+    def _tcp_icmp_error(self, now: float, q: Quoted, typ: int, code: int,
+                        mtu: int | None) -> None:
+        """An ICMP error quoting one of our TCP segments (RFC 1122 4.2.3.9, RFC 5927)."""
+        h = self._conns.get(FourTuple(q.src, q.sport, q.dst, q.dport))
+        if h is None:
+            self._drops[DropReason.ICMP_IGNORED] += 1
             return
-        # MUST-63 / RFC 1122 3.2.1.3: never accept a broadcast, multicast or zero source.
-        if _martian(src) or src == self._bcast or src == self.addr:
-            self._drops[DropReason.BAD_SOURCE] += 1
+        # RFC 5927 4.1 (as Linux tcp_v4_err): the quoted sequence number must lie in
+        # SND.UNA..SND.NXT, or a blind attacker could reset or slow the connection.
+        conn = h.conn
+        una = getattr(conn, "snd_una", None)
+        nxt = getattr(conn, "snd_max", None)
+        if una is not None and nxt is not None and not seq_between(una, q.word,
+                                                                  seq_add(nxt, 1)):
+            self._drops[DropReason.ICMP_IGNORED] += 1
             return
-        payload: bytes | memoryview = ip.payload
-        proto = ip.proto
-        if self._gro is not None and (proto != PROTO_TCP or ip.mf or ip.frag_offset):
-            self._gro_flush(now)  # anything else is processed after the data before it
-        if ip.mf or ip.frag_offset:
-            whole = self._frag.add(now, (src, dst, ip.proto, ip.ident), ip.frag_offset, ip.mf,
-                                   payload, ip.header)
-            if self._frag.timed_out_quotes:
-                self._send_frag_time_exceeded(now)
-            if whole is None:
-                return
-            payload = whole
-            self.stats["reassembled"] += 1
-        if proto == PROTO_TCP:
-            # A checksum the link's kernel vouched for (virtio-net NEEDS_CSUM/DATA_VALID) is
-            # trusted, not recomputed; a reassembled datagram is always checked.
-            self._receive_tcp(now, src, dst, parse_tcp(
-                payload, src, dst, self.config.verify_checksums and (
-                    type(packet) is not RxPacket or payload is not ip.payload)))
-        elif proto == PROTO_ICMP:
-            self._receive_icmp(now, src, dst, payload)
-        else:
-            self._drops[DropReason.UNSUPPORTED_PROTOCOL] += 1
-            # RFC 1122 3.2.2.1: SHOULD send Protocol Unreachable (code 2), rate-limited
-            # (RFC 1812 4.3.2.8); only for a whole datagram, whose header we still have.
-            if not (ip.mf or ip.frag_offset) and self._icmp_error_allowed(now):
-                self.stats["icmp_unreachable_sent"] += 1
-                self._output_datagram(dst, src, PROTO_ICMP,
-                                      build_dest_unreachable(2, bytes(ip.header) +
-                                                             bytes(payload[:8])))
-
-    def _send_frag_time_exceeded(self, now: float) -> None:
-        """RFC 1122 3.3.2 / RFC 792: Time Exceeded, code 1 (fragment reassembly time exceeded)
-        for each timed-out datagram whose first fragment had arrived; rate-limited."""
-        quotes = self._frag.timed_out_quotes
-        self._frag.timed_out_quotes = []
-        for quote in quotes:
-            src = int.from_bytes(quote[12:16], "big")
-            if self._icmp_error_allowed(now):
-                self.stats["icmp_time_exceeded_sent"] += 1
-                self._output_datagram(self.addr, src, PROTO_ICMP,
-                                      build_icmp(11, 1, 0, 0, quote))
-
-    def _icmp_error_allowed(self, now: float) -> bool:
-        """Token bucket: at most ``icmp_errors_per_sec`` ICMP errors a second (burst as much)."""
-        rate = self.config.icmp_errors_per_sec
-        if rate <= 0:
-            return False
-        self._icmp_tokens = min(float(rate), self._icmp_tokens + (now - self._icmp_last) * rate)
-        self._icmp_last = now
-        if self._icmp_tokens >= 1.0:
-            self._icmp_tokens -= 1.0
-            return True
-        return False
-
-    # ----- ICMP
-
-    def _receive_icmp(self, now: float, src: int, dst: int, payload: bytes | memoryview) -> None:
-        msg = parse_icmp(payload, self.config.verify_checksums)
-        t = msg.type
-        if t == ICMP_ECHO_REQUEST:
-            # RFC 1122 3.2.2.6: reply with the same identifier, sequence number and data.
-            self.stats["icmp_echo"] += 1
-            body = build_echo_reply(msg.ident, msg.seq, msg.payload)
-            self._output_datagram(dst, src, PROTO_ICMP, body)
-            return
-        if t in ERROR_TYPES:
-            original = getattr(msg, "original", None)
-            q = parse_quoted_tcp(original) if original is not None else None
-            if q is None or q.src != self.addr:
-                self._drops[DropReason.ICMP_IGNORED] += 1
-                return
-            h = self._conns.get(FourTuple(q.src, q.sport, q.dst, q.dport))
-            if h is None:
-                self._drops[DropReason.ICMP_IGNORED] += 1
-                return
-            # RFC 5927 4.1 (as Linux tcp_v4_err): the quoted sequence number must lie in
-            # SND.UNA..SND.NXT, or a blind attacker could reset or slow the connection.
-            conn = h.conn
-            una = getattr(conn, "snd_una", None)
-            nxt = getattr(conn, "snd_max", None)
-            if una is not None and nxt is not None and not seq_between(una, q.seq,
-                                                                      seq_add(nxt, 1)):
-                self._drops[DropReason.ICMP_IGNORED] += 1
-                return
-            self.stats["icmp_errors"] += 1
-            try:
-                # RFC 1191: "fragmentation needed" carries the next-hop MTU (0 = unknown).
-                h.conn.handle_icmp_error(now, t, msg.code, msg.mtu or None)
-            finally:
-                self._service(h, now)
-            return
-        self._drops[DropReason.ICMP_IGNORED] += 1
-
-    def _output_datagram(self, src: int, dst: int, proto: int,
-                         payload: bytes | bytearray) -> None:
-        """Send a non-TCP datagram, fragmented if it does not fit the MTU."""
-        self._ident = (self._ident + 1) & 0xFFFF
-        for pkt in fragment_datagram(src=src, dst=dst, proto=proto, payload=payload,
-                                     ident=self._ident, ttl=self.config.ttl,
-                                     mtu=self.config.mtu):
-            self._queue_packet(pkt)
+        self.stats["icmp_errors"] += 1
+        try:
+            h.conn.handle_icmp_error(now, typ, code, mtu)
+        finally:
+            self._service(h, now)
 
     def _queue_packet(self, pkt: bytes | bytearray) -> None:
         self._packets.append(pkt)  # counted when drained (pending_packets)
@@ -1564,7 +1468,7 @@ class Stack:
         tw = self._expire_time_wait(None) if self._tw_queue else None
         if tw is not None and (best is None or tw < best):
             best = tw
-        fd = self._frag.next_deadline()
+        fd = self._ip_deadline()
         if fd is not None and (best is None or fd < best):
             best = fd
         return best
@@ -1574,9 +1478,7 @@ class Stack:
         self._now = now
         if self._tw_queue:
             self._expire_time_wait(now)
-        self._frag.expire(now)
-        if self._frag.timed_out_quotes:
-            self._send_frag_time_exceeded(now)
+        self._ip_timers(now)
         timers = self._timers
         conns = self._conns
         due: list[TcpHandle] = []

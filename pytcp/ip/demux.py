@@ -1,0 +1,105 @@
+"""The host's IP layer: version dispatch, the transport demultiplexer, ICMP rate limiting.
+
+This module owns :class:`IpLayer`, the mixin of :class:`pytcp.stack.Stack` that joins the
+address families (``pytcp.ip.ipv4``; ICMP in ``pytcp.ip.icmp``) to the transports. A transport
+sits behind two address-family-neutral calls, and adding one touches only this module:
+
+- ``_deliver(now, proto, src, dst, payload, verify, v6, packet) -> bool``: a whole (reassembled)
+  payload of protocol ``proto`` from ``src`` to ``dst`` (integers: 32-bit for IPv4, 128-bit
+  for IPv6); ``verify`` says whether to check the transport checksum; ``packet`` is the
+  datagram as received (for ICMP errors that quote it). False: no transport for ``proto``.
+- ``_transport_error(now, quoted, typ, code, mtu)``: an ICMP error quoting one of our
+  datagrams (:class:`pytcp.ip.icmp.Quoted`), with IPv4 type/code semantics.
+
+TCP is the stack's own (``Stack._receive_tcp`` / ``Stack._tcp_icmp_error``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from pytcp.drops import DropReason, MalformedPacket
+from pytcp.ip.icmp import IcmpLayer, Quoted
+from pytcp.ip.ipv4 import Ipv4Layer
+from pytcp.wire.tcp import TcpHeader, parse_tcp
+
+if TYPE_CHECKING:
+    from pytcp.ip.fragments import FragmentReassembler
+    from pytcp.stack import StackConfig
+
+PROTO_ICMP = 1
+PROTO_TCP = 6
+
+
+class IpLayer(Ipv4Layer, IcmpLayer):
+    """The IP layer of :class:`pytcp.stack.Stack` (a mixin; the stack holds the state)."""
+
+    if TYPE_CHECKING:
+        config: StackConfig
+        stats: Counter[str]
+        _drops: Counter[DropReason]
+        _frag: FragmentReassembler
+        _icmp_tokens: float
+        _icmp_last: float
+
+        def _receive_tcp(self, now: float, src: int, dst: int, th: TcpHeader) -> None: ...
+
+        def _tcp_icmp_error(self, now: float, q: Quoted, typ: int, code: int,
+                            mtu: int | None) -> None: ...
+
+        def _gro_flush(self, now: float) -> None: ...
+
+        _gro: object | None
+
+    def _receive_ip(self, now: float, packet: bytes | bytearray | memoryview) -> None:
+        """Every datagram the stack's TCP fast path did not take."""
+        if len(packet) and packet[0] >> 4 == 4:
+            self._receive_ip4(now, packet)
+            return
+        raise MalformedPacket(DropReason.BAD_IP_VERSION,
+                              f"version {packet[0] >> 4 if len(packet) else None}")
+
+    def _before_other(self, now: float) -> None:
+        """Anything but TCP data is processed after the coalesced (GRO) data before it."""
+        if self._gro is not None:
+            self._gro_flush(now)
+
+    def _deliver(self, now: float, proto: int, src: int, dst: int, payload: bytes | memoryview,
+                 verify: bool, v6: bool, packet: bytes | bytearray | memoryview) -> bool:
+        if proto == PROTO_TCP:
+            self._receive_tcp(now, src, dst, parse_tcp(payload, src, dst, verify))
+            return True
+        if proto == PROTO_ICMP and not v6:
+            self._receive_icmp(now, src, dst, payload)
+            return True
+        return False
+
+    def _transport_error(self, now: float, q: Quoted, typ: int, code: int,
+                         mtu: int | None) -> None:
+        if q.proto == PROTO_TCP:
+            self._tcp_icmp_error(now, q, typ, code, mtu)
+            return
+        self._drops[DropReason.ICMP_IGNORED] += 1
+
+    def _icmp_error_allowed(self, now: float) -> bool:
+        """Token bucket: at most ``icmp_errors_per_sec`` ICMP errors a second (burst as much)."""
+        rate = self.config.icmp_errors_per_sec
+        if rate <= 0:
+            return False
+        self._icmp_tokens = min(float(rate), self._icmp_tokens + (now - self._icmp_last) * rate)
+        self._icmp_last = now
+        if self._icmp_tokens >= 1.0:
+            self._icmp_tokens -= 1.0
+            return True
+        return False
+
+    def _ip_deadline(self) -> float | None:
+        """The earliest reassembly timeout, or None."""
+        return self._frag.next_deadline()
+
+    def _ip_timers(self, now: float) -> None:
+        """Reassembly timeouts (and the Time Exceeded messages they call for)."""
+        self._frag.expire(now)
+        if self._frag.timed_out_quotes:
+            self._send_frag_time_exceeded(now)
