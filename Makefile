@@ -1,7 +1,7 @@
 # pytcp: the two Quick start commands are `make up` and `make test`.
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
-APT_PKGS_TEST := curl tshark wrk iputils-ping iproute2 nginx-light
+APT_PKGS_TEST := curl tshark wrk iputils-ping iproute2 nginx-light chromium
 PYTEST_ARGS ?=
 PYTCP_ARGS ?=
 
@@ -26,11 +26,12 @@ install:
 	  $(PIP) install -q -e . && touch $(INSTALL_STAMP); \
 	fi
 
-# Install test dependencies: Debian's real peers (curl, tshark, wrk, ping, ip, and nginx for
-# tools/bench.py and its smoke test) and PyPI's.
+# Install test dependencies: Debian's real peers (curl, tshark, wrk, ping, ip, nginx for
+# tools/bench.py and its smoke test, chromium for the dashboard's browser test) and PyPI's
+# (playwright drives that chromium: its own browser download is never used).
 install-test: install
 	@missing=""; \
-	for c in curl:curl tshark:tshark wrk:wrk ping:iputils-ping ip:iproute2 nginx:nginx-light; do \
+	for c in curl:curl tshark:tshark wrk:wrk ping:iputils-ping ip:iproute2 nginx:nginx-light chromium:chromium; do \
 	  command -v $${c%%:*} >/dev/null || missing="$$missing $${c##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -38,10 +39,10 @@ install-test: install
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 	@if [ -f $(INSTALL_TEST_STAMP) ] && [ $(INSTALL_TEST_STAMP) -nt pyproject.toml ] \
-	    && $(PYTHON) -c "import pytest, hypothesis, scapy, pytest_timeout, atheris" 2>/dev/null; then \
+	    && $(PYTHON) -c "import pytest, hypothesis, scapy, pytest_timeout, atheris, playwright" 2>/dev/null; then \
 	  echo "test dependencies are installed and current"; \
 	else \
-	  $(PIP) install -q -e '.[test]' && touch $(INSTALL_TEST_STAMP); \
+	  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PIP) install -q -e '.[test]' && touch $(INSTALL_TEST_STAMP); \
 	fi
 
 # `python -m pytcp`, not the `pytcp` script: a fresh install's script may not be on PATH yet
