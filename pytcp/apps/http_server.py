@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import html
 import logging
 import mimetypes
@@ -95,6 +96,7 @@ def _http_date() -> bytes:
     return _date_cache[1]
 
 
+@functools.lru_cache(maxsize=1024)
 def content_type(name: str) -> str:
     """Content-Type by file extension; text gets ``charset=utf-8``; unknown is octet-stream."""
     ctype, encoding = _MIME.guess_type(name, strict=False)
@@ -391,14 +393,20 @@ class _HttpSession:
                                    [(b"Cache-Control", b"no-store")])
         return 200
 
-    def _resolve(self, segments: list[str]) -> Path:
-        """The real path for segments, confined to root (symlinks resolved); else 404.
+    def _resolve(self, segments: list[str]) -> tuple[Path, int]:
+        """The real path for segments, confined to root (symlinks resolved), and its
+        ``st_mode``; else 404.
 
         The root is already resolved: a walk of one ``lstat`` per segment that meets no
         symlink has found the real path (the common case, and cheap); any symlink on the way
         sends the request through the full ``Path.resolve`` and the confinement check."""
         assert self.root is not None
         cur = self._root_str
+        if not segments:
+            try:
+                return self.root, os.stat(cur).st_mode
+            except OSError:
+                raise _Reply(403) from None
         for seg in segments:
             cur = f"{cur}/{seg}"
             try:
@@ -408,7 +416,7 @@ class _HttpSession:
             if stat.S_ISLNK(mode):
                 break
         else:
-            return Path(cur)
+            return Path(cur), mode
         candidate = self.root.joinpath(*segments)
         try:
             real = candidate.resolve(strict=True)
@@ -417,22 +425,21 @@ class _HttpSession:
         if real != self.root and self.root not in real.parents:
             log.info("http %s: %s resolves outside the root", self.peer, candidate)
             raise _Reply(404)
-        return real
+        try:
+            return real, os.stat(real).st_mode
+        except OSError:
+            raise _Reply(403) from None
 
     async def _respond_file(self, request: h11.Request, path: str, segments: list[str]) -> int:
         method = request.method
-        real = self._resolve(segments)
-        try:
-            is_dir = real.is_dir()
-        except OSError:
-            raise _Reply(403) from None
-        if is_dir:
+        real, mode = self._resolve(segments)
+        if stat.S_ISDIR(mode):
             if not path.endswith("/"):
                 location = urllib.parse.quote(path + "/", safe="/")
                 raise _Reply(301, "", [(b"Location", location.encode())])
             index = real / "index.html"
             if os.path.isfile(index):
-                real = self._resolve(segments + ["index.html"])
+                real, _ = self._resolve(segments + ["index.html"])
             else:
                 await self._send_bytes(method, 200, "text/html; charset=utf-8",
                                        directory_listing(real, path))
