@@ -18,8 +18,10 @@ Invariants checked:
 - Engine invariants after every input event, for every connection of both stacks:
   SND.UNA =< SND.NXT =< SND.MAX (``pytcp.tcp.seq``, never ``<``), the send ring, the receive
   queue and the out-of-order queue within their configured bounds, the peer's window within
-  what 16 bits scaled by 14 can say, the connection table within ``max_connections``,
-  fragments held within ``frag_max_bytes``.
+  what 16 bits scaled by 14 can say, the connection table within ``max_connections``, the
+  TIME-WAIT entries within ``max_time_wait``, fragments held within ``frag_max_bytes``, and
+  the stack-wide receive memory account equal to the bytes the connections hold and within
+  ``recv_memory_limit`` (plus at most one segment per connection, by design).
 - Every datagram the stack sends parses with valid checksums, comes from its address and
   fits the MTU.
 """
@@ -193,7 +195,8 @@ def _profile(choice: int) -> tuple[StackConfig, TcpConfig]:
         return StackConfig(), TcpConfig.rfc().replace(send_buffer=1 << 16)
     if choice % 4 == 2:
         return (StackConfig(max_connections=8, backlog=2, syn_backlog=2, syncookies=1,
-                            frag_max_bytes=8192, frag_max_datagrams=4, frag_max_fragments=8),
+                            frag_max_bytes=8192, frag_max_datagrams=4, frag_max_fragments=8,
+                            recv_memory_limit=8192, max_time_wait=2),
                 TcpConfig().replace(recv_buffer=4096, send_buffer=4096,
                                     reassembly_limit=4096, timestamps=False, sack=False,
                                     window_scaling=False))
@@ -271,9 +274,19 @@ class World:
         for stack in (self.a, self.b):
             check(stack.drops[DropReason.STACK_ERROR] == 0, "STACK_ERROR counted")
             check(len(stack.connections()) <= stack.config.max_connections, "too many conns")
+            check(stack.time_wait_count <= stack.config.max_time_wait, "TIME-WAIT entries")
             frag = stack._frag
             check(0 <= frag.bytes_held <= stack.config.frag_max_bytes, "fragment bytes")
-            for h in stack.connections():
+            # The stack-wide receive memory (Linux tcp_mem): the account equals what the
+            # connections hold, and passes the cap by at most one segment per connection.
+            rmem = stack.rmem
+            conns = stack.connections()
+            held = sum(len(h.conn._rcvq) + h.conn._reasm.bytes_queued for h in conns)
+            ooo = sum(h.conn._reasm.bytes_queued for h in conns)
+            check((rmem.used, rmem.ooo) == (held, ooo),
+                  f"receive memory account {rmem.used}/{rmem.ooo} != held {held}/{ooo}")
+            check(rmem.used <= rmem.limit + len(conns) * 65536, "receive memory over the cap")
+            for h in conns:
                 c = h.conn
                 cfg = c.config
                 if c.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT):
