@@ -402,7 +402,7 @@ def render_html(status: Mapping[str, Any], refresh_seconds: int = 2) -> bytes:
 # --- SVG graphs ------------------------------------------------------------------------------
 
 _W, _H = 760, 260
-_ML, _MR, _MT, _MB = 70, 20, 20, 34
+_ML, _MR, _MT, _MB = 70, 20, 34, 34
 
 
 def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -428,9 +428,11 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 def svg_plot(title: str, series: Sequence[tuple[str, str, Sequence[tuple[float, float]], str]],
              *, y_label: str, y_fmt: Callable[[float], str],
-             marks: Sequence[tuple[float, float, float]] = (), mark_color: str = "#d00") -> str:
+             marks: Sequence[tuple[float, float, float]] = (), mark_color: str = "#d00",
+             binary: bool = False) -> str:
     """An inline SVG line chart. ``series``: (name, color, points (x seconds, y), style:
-    "line" or "step"); ``marks``: (x, y0, y1) vertical ticks (e.g. retransmissions)."""
+    "line" or "step"); ``marks``: (x, y0, y1) vertical ticks (e.g. retransmissions);
+    ``binary``: y ticks at round numbers of KiB/MiB (for bytes)."""
     xs = [x for _, _, pts, _ in series for x, _ in pts] + [m[0] for m in marks]
     ys = [y for _, _, pts, _ in series for _, y in pts] + [v for m in marks for v in m[1:]]
     parts = [f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{_W}\" height=\"{_H}\" "
@@ -455,7 +457,10 @@ def svg_plot(title: str, series: Sequence[tuple[str, str, Sequence[tuple[float, 
 
     parts.append(f"<rect x=\"{_ML}\" y=\"{_MT}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" "
                  "stroke=\"#999\"/>")
-    for t in _ticks(y0, y1):
+    unit = 1.0
+    if binary:
+        unit = float(1 << 20) if y1 >= 1 << 20 else float(1 << 10) if y1 >= 1 << 10 else 1.0
+    for t in (v * unit for v in _ticks(y0 / unit, y1 / unit)):
         y = py(t)
         parts.append(f"<line x1=\"{_ML}\" x2=\"{_ML + pw}\" y1=\"{y:.1f}\" y2=\"{y:.1f}\" "
                      "stroke=\"#eee\"/>")
@@ -484,7 +489,7 @@ def svg_plot(title: str, series: Sequence[tuple[str, str, Sequence[tuple[float, 
             prev_y = y
         parts.append(f"<polyline class=\"series\" data-name=\"{_e(name)}\" fill=\"none\" "
                      f"stroke=\"{color}\" stroke-width=\"1.5\" points=\"{' '.join(coords)}\"/>")
-        parts.append(f"<text x=\"{lx}\" y=\"{_MT + 14}\" fill=\"{color}\" "
+        parts.append(f"<text x=\"{lx}\" y=\"{_MT - 5}\" fill=\"{color}\" "
                      f"style=\"fill:{color}\">{_e(name)}</text>")
         lx += 9 * len(name) + 16
     if marks:
@@ -492,7 +497,7 @@ def svg_plot(title: str, series: Sequence[tuple[str, str, Sequence[tuple[float, 
             parts.append(f"<line class=\"mark\" x1=\"{px(x):.1f}\" x2=\"{px(x):.1f}\" "
                          f"y1=\"{py(ya):.1f}\" y2=\"{py(yb) - 3:.1f}\" stroke=\"{mark_color}\" "
                          "stroke-width=\"3\"/>")
-        parts.append(f"<text x=\"{lx}\" y=\"{_MT + 14}\" style=\"fill:{mark_color}\">"
+        parts.append(f"<text x=\"{lx}\" y=\"{_MT - 5}\" style=\"fill:{mark_color}\">"
                      "retransmitted</text>")
     parts.append("</svg>")
     return "".join(parts)
@@ -553,7 +558,7 @@ def render_connection_html(detail: Mapping[str, Any]) -> bytes:
         [("highest sent", "#1f5fbf", sent, "step"), ("next to send", "#7fa7e0", nxt, "step"),
          ("acknowledged", "#1a8f3a", acked, "step"),
          ("receive window edge", "#d08c00", edge, "step")],
-        y_label="bytes", y_fmt=human_bytes, marks=rmarks))
+        y_label="bytes", y_fmt=human_bytes, binary=True, marks=rmarks))
     got = [(s["t"], float(s["rcv_nxt"])) for s in samples]
     redge = [(s["t"], float(s["rcv_edge"])) for s in samples]
     if any(s["bytes_in"] for s in samples):
@@ -562,13 +567,13 @@ def render_connection_html(detail: Mapping[str, Any]) -> bytes:
             "bytes received in order, and the window pytcp advertised",
             [("received (RCV.NXT)", "#1a8f3a", got, "step"),
              ("advertised window edge", "#d08c00", redge, "step")],
-            y_label="bytes", y_fmt=human_bytes))
+            y_label="bytes", y_fmt=human_bytes, binary=True))
     body.append("<h2>congestion window</h2>")
     cwnd = [(s["t"], float(s["cwnd"])) for s in samples]
     ssth = [(s["t"], float(s["ssthresh"])) for s in samples if s["ssthresh"] < UNSET_SSTHRESH]
     body.append(svg_plot("cwnd and ssthresh", [("cwnd", "#1f5fbf", cwnd, "step"),
                                                ("ssthresh", "#b03060", ssth, "step")],
-                         y_label="bytes", y_fmt=human_bytes))
+                         y_label="bytes", y_fmt=human_bytes, binary=True))
     body.append("<h2>round-trip time and RTO</h2>")
     srtt = [(s["t"], float(s["srtt_ms"])) for s in samples if s["srtt_ms"] is not None]
     rto = [(s["t"], float(s["rto_ms"])) for s in samples if s["rto_ms"] is not None]
