@@ -338,3 +338,30 @@ def test_txqueuelen_for_holds_four_windows() -> None:
     assert txqueuelen_for(1 << 20, 1500) == 4 * 725 + 64  # 1 MiB in 1448-byte segments
     assert txqueuelen_for(64 * 1024, 1500) == 1000  # never below 1000
     assert txqueuelen_for(1 << 20, 9000) == 1000
+
+
+def test_offload_auto_uses_offloads_and_falls_back_when_the_kernel_refuses(netns: str) -> None:
+    """``offload=None`` (what ``pytcp up``/``get`` ask for by default): offloads when the
+    kernel allows them; a TUNSETOFFLOAD refusal leaves a plain TUN and says why."""
+    r = run_in(netns, """
+        import errno, fcntl
+        from pytcp.link import tun
+        from pytcp.link.tun import TunLink
+        link = TunLink.open("pytcpt8", host_addr="10.77.0.1/24", offload=None)
+        result["auto"] = [link.vnet_hdr, link.offload_error]
+        link.close()
+        real_ioctl = fcntl.ioctl
+        def refusing(fd, req, *a):
+            if req == tun.TUNSETOFFLOAD:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            return real_ioctl(fd, req, *a)
+        fcntl.ioctl = refusing
+        link = TunLink.open("pytcpt8", host_addr="10.77.0.1/24", offload=None)
+        result["refused"] = [link.vnet_hdr, link.offload_error]
+        flags = open("/sys/class/net/pytcpt8/tun_flags").read().strip()
+        result["flags"] = int(flags, 16)
+        link.close()
+    """)
+    assert r["auto"] == [True, None]
+    assert r["refused"][0] is False and "offloads not available" in r["refused"][1]
+    assert not r["flags"] & 0x4000  # reopened without IFF_VNET_HDR
