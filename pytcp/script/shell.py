@@ -199,7 +199,9 @@ def _sysctl(name: str, value: str, eff: ShellEffects) -> None:
             eff.runner[RUNNER_SYSCTLS[name]] = int(value, 0)
         except ValueError:
             eff.skipped.append(f"sysctl {name}={value} (not a number)")
-        return
+            return
+        if name not in SYSCTLS:
+            return  # (tcp_fastopen is also the engine's TcpConfig.fastopen: go on)
     fn = SYSCTLS.get(name)
     if fn is None and FIXED.get(name) == value.strip():
         return

@@ -583,8 +583,12 @@ class SocketTable:
                 s.listener.set_fastopen(n)
             return (0, None)
         if name == "TCP_FASTOPEN_CONNECT":
+            if not 0 <= n <= 1:
+                return _err("EINVAL")
+            if not self.stack.tcp_config.fastopen & 1:
+                return _err("EOPNOTSUPP")  # Linux: the client side is off (tcp_fastopen)
             if s.handle is not None:
-                return _err("EISCONN")
+                return _err("EINVAL")
             s.fastopen_connect = bool(n)
             return (0, None)
         if name == "TCP_NODELAY":
@@ -731,9 +735,12 @@ class SocketTable:
         return (0, None)
 
     def _write(self, now: float, s: Sock, n: int, flags: str,
-               null_buf: bool = False) -> Outcome | _Blocked:
+               null_buf: bool = False, af_unspec: bool = False) -> Outcome | _Blocked:
         if s.handle is None and (s.deferred_connect or (
                 "MSG_FASTOPEN" in flags and s.listener is None)):
+            if not s.deferred_connect and (not self.stack.tcp_config.fastopen & 1
+                                           or af_unspec):
+                return _err("EOPNOTSUPP")  # Linux tcp_sendmsg_fastopen
             return self._fastopen_open(now, s, n, s.nonblocking or "MSG_DONTWAIT" in flags)
         if s.handle is None:
             return _err("EPIPE") if s.listener is None else _err("ENOTCONN")
@@ -857,7 +864,8 @@ class SocketTable:
         # MSG_FASTOPEN on an unconnected socket: Fast Open (RFC 7413); on a connected one it
         # is ignored (Linux).
         return self._write(now, self._sock(args[0]), _int_arg(args[2]), flags,
-                           args[1].strip() == "NULL")
+                           args[1].strip() == "NULL",
+                           len(args) > 4 and "AF_UNSPEC" in args[4])
 
     @staticmethod
     def _iov_total(msg: str) -> int:

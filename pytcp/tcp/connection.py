@@ -68,7 +68,7 @@ from pytcp.tcp.events import (
     UrgentData,
 )
 from pytcp.tcp.output import OUTPUT_STATES as _OUTPUT_STATES
-from pytcp.tcp.fastopen import ClientRequest, ServerDecision
+from pytcp.tcp.fastopen import SYN_DATA_OPTION_RESERVE, ClientRequest, ServerDecision
 from pytcp.tcp.memory import RecvMemory
 from pytcp.tcp.prr import Prr
 from pytcp.tcp.rack import Rack
@@ -358,7 +358,9 @@ class Connection(ConnectionRecovery):
         taken = 0
         if fastopen is not None:
             self._fo_client = fastopen
-            n = min(len(data), fastopen.space)
+            # Linux tcp_send_syn_data: the SYN's data room is the MSS (clamped by what we
+            # announce, TCP_MAXSEG) less the whole option space.
+            n = min(len(data), fastopen.space, self.our_mss - SYN_DATA_OPTION_RESERVE)
             if fastopen.cookie == b"":
                 n = 0  # a cookie request carries no data (RFC 7413 4.1.3)
             want = n if syn_only else len(data)

@@ -465,7 +465,10 @@ class ConnectionOutput:
             self._emit_data(now, seq, flags, payload, retrans,
                             self._goback_reason if retrans and reason is None else reason)
             if 0 < n < mss:
-                self._snd_sml = self.snd_nxt
+                if not retrans:
+                    # Minshall: a small segment of new data (a retransmission is none, as
+                    # Linux's tcp_minshall_update sees only new data).
+                    self._snd_sml = self.snd_nxt
                 self._cork_at = None  # the held partial segment left: a new hold starts anew
                 self._cork_expired = False
             sent_any = True
