@@ -151,8 +151,9 @@ def _add_link_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mtu", type=_mtu, default=1500, help="interface MTU (default: 1500)")
     g.add_argument("--pcap", metavar="FILE", help="capture every packet to FILE (pcapng)")
     g.add_argument("--impair", metavar="SPEC",
-                   help="impair both directions: loss=P,reorder=P,dup=P,corrupt=P,"
-                        "delay=MS,jitter=MS")
+                   help="impair both directions: loss=P,reorder=P,dup=P,corrupt=P,ce=P,"
+                        "delay=MS,jitter=MS (ce: mark ECN-capable packets Congestion "
+                        "Experienced instead of dropping them, RFC 3168)")
     g.add_argument("--seed", type=_seed, metavar="N",
                    help="seed the ISN secret, port choice and impairment (reproducible runs)")
     g.add_argument("--offload", action=argparse.BooleanOptionalAction, default=True,
@@ -170,6 +171,11 @@ def _add_link_flags(p: argparse.ArgumentParser) -> None:
                    help="TCP defaults: Linux-like (default) or the RFCs' numbers")
     g.add_argument("--cc", choices=("cubic", "newreno"), default=None,
                    help="congestion control (default: the profile's, cubic)")
+    g.add_argument("--fastopen", action="store_true",
+                   help="TCP Fast Open (RFC 7413): up: accept data in SYNs with a valid "
+                        "cookie; get: ask for a cookie (and use one cached in this run)")
+    g.add_argument("--ecn", action="store_true",
+                   help="ask for ECN (RFC 3168) on our connections (default: only accept it)")
     g.add_argument("-v", "--verbose", action="count", default=0,
                    help="log to stderr (-v: pytcp at debug, e.g. requests and TCP state "
                         "transitions; -vv: libraries too)")
@@ -247,6 +253,8 @@ class LinkOptions:
     txqueuelen: int | None = None  # None: txqueuelen_for(the receive window, MTU)
     profile: str = "linux"
     cc: str | None = None
+    fastopen: bool = False
+    ecn: bool = False
     services: dict[str, int] = field(default_factory=dict)
     root: Path | None = None
     timeouts: dict[str, float] = field(default_factory=dict)  # idle/request/send, if given
@@ -298,7 +306,9 @@ def check_link_args(args: argparse.Namespace) -> LinkOptions:
                              f"{str(pcap.absolute().parent)!r}")
     return LinkOptions(args.ifname, host, addr, args.mtu, pcap, impair, args.seed,
                        offload=args.offload, profile=args.profile, cc=args.cc,
-                       txqueuelen=args.txqueuelen, pcap_segments=args.pcap_segments)
+                       txqueuelen=args.txqueuelen, pcap_segments=args.pcap_segments,
+                       fastopen=bool(getattr(args, "fastopen", False)),
+                       ecn=bool(getattr(args, "ecn", False)))
 
 
 def check_up_args(args: argparse.Namespace) -> LinkOptions:
@@ -360,6 +370,11 @@ def check_environment(ifname: str) -> None:
 
 # --- bringing the stack up -------------------------------------------------------------------
 
+# pytcp up --fastopen: Fast Open connections a listener lets wait in their handshake
+# (RFC 7413 5.1 bound; Linux's TCP_FASTOPEN queue length).
+FASTOPEN_QUEUE = 256
+
+
 def tcp_config(opts: LinkOptions) -> Any:
     """The engine's TcpConfig: the profile, the congestion control, GSO with offloads."""
     from pytcp.tcp.config import TcpConfig
@@ -370,6 +385,8 @@ def tcp_config(opts: LinkOptions) -> Any:
         changes["congestion"] = opts.cc
     if opts.offload:
         changes["max_segment_payload"] = 65000  # super-segments; the kernel cuts them (TSO)
+    if opts.ecn:
+        changes["ecn"] = 1  # RFC 3168: ECN-setup SYNs (Linux tcp_ecn=1)
     return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
@@ -550,8 +567,9 @@ async def run_up(opts: LinkOptions, link: Any, *,
             for name, service in _services(opts, runtime, worker).items():
                 port = opts.services[name]
                 try:
-                    servers.append(await aio.start_server(_tracked(service, tasks), port,
-                                                          runtime=runtime))
+                    servers.append(await aio.start_server(
+                        _tracked(service, tasks), port, runtime=runtime,
+                        fastopen=FASTOPEN_QUEUE if opts.fastopen else 0))
                 except Exception as exc:  # noqa: BLE001
                     raise UsageError(f"cannot listen on port {port} for {name}: {exc}") from None
             svc = " ".join(f"{n}={p}" for n, p in opts.services.items())
@@ -733,7 +751,7 @@ async def run_get(opts: LinkOptions, link: Any, url: str, output: str | None,
         # A 1 MiB stream buffer (asyncio's default 64 KiB pauses reading every 128 KiB,
         # which stalls the engine's delivery between reads on a bulk download).
         open_connection = functools.partial(aio.open_connection, runtime=runtime,
-                                            limit=GET_STREAM_LIMIT)
+                                            limit=GET_STREAM_LIMIT, fastopen=opts.fastopen)
         bar = ProgressBar(sys.stderr)
         tmp: Path | None = None
         out: BinaryIO

@@ -222,6 +222,8 @@ class TcpHandle:
         "_psum",
         "_stack",
         "_tmpl",
+        "_tmpl_ect",
+        "_ipsum_ect",
         "accepted",
         "conn",
         "fastopen_sent",
@@ -268,6 +270,12 @@ class TcpHandle:
                                         key.remote_addr.to_bytes(4, "big"),
                                         key.local_port, key.remote_port)
         self._ipsum = native.csum_partial(self._tmpl[:20])
+        # The same with ECT(0) in the ECN field (RFC 3168 5), for new data of an ECN
+        # connection (Segment.ecn).
+        ect = bytearray(self._tmpl)
+        ect[1] = (self.tos & ~3) | 2
+        self._tmpl_ect = bytes(ect)
+        self._ipsum_ect = native.csum_partial(self._tmpl_ect[:20])
 
     def set_tos(self, tos: int) -> None:
         """The IP TOS / Diffserv byte of every later segment of this connection (RFC 9293
@@ -857,7 +865,7 @@ class Stack(IpLayer):
             src, dst, th = fast
             if (dst == self.addr and src != self.addr and src != self._bcast
                     and not _martian(src)):
-                self._receive_tcp(now, src, dst, th)
+                self._receive_tcp(now, src, dst, th, packet[1] & 3)
                 return
         self._receive_ip(now, packet)
 
@@ -888,19 +896,22 @@ class Stack(IpLayer):
 
     # ----- TCP
 
-    def _receive_tcp(self, now: float, src: int, dst: int, th: TcpHeader) -> None:
+    def _receive_tcp(self, now: float, src: int, dst: int, th: TcpHeader,
+                     ecn: int = 0) -> None:
+        """``ecn``: the IP header's ECN codepoint (RFC 3168 5), passed on as Segment.ecn."""
         key = FourTuple(dst, th.dport, src, th.sport)
         flags = th.flags
         g = self._gro
         if g is not None:
-            if key == g.key and self._gro_add(g, th, flags):
+            if key == g.key and ecn != 3 and self._gro_add(g, th, flags):
                 if not g.open:
                     self._gro_flush(now)
                 return
             self._gro_flush(now)
         h = self._conns.get(key)
         if (flags == ACK and h is not None and self._deferred is not None and th.payload
-                and self.config.gro and self._journal is None):
+                and self.config.gro and self._journal is None
+                and ecn != 3):  # (a CE mark is never merged away)
             limit_of = getattr(h.conn, "gro_limit", None)
             limit = limit_of(th.seq) if limit_of is not None else None
             if limit is not None and seq_le(seq_add(th.seq, len(th.payload)), limit):
@@ -912,7 +923,8 @@ class Stack(IpLayer):
             self._service(h, now)
             h = self._conns.get(key)
         if h is not None:
-            seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg)
+            seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg,
+                          ecn=ecn)
             conn = h.conn
             if (flags & (SYN | ACK | RST) == SYN and conn.state is State.TIME_WAIT
                     and th.dport in self._listeners and conn.accepts_new_syn(seg)):
@@ -932,7 +944,8 @@ class Stack(IpLayer):
         elif self._timewait:
             tw = self._timewait.get(key)
             if tw is not None:
-                seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg)
+                seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg,
+                          ecn=ecn)
                 if (flags & (SYN | ACK | RST) == SYN and th.dport in self._listeners
                         and tw.accepts_new_syn(seg)):
                     # RFC 6191: a new incarnation; the SYN goes to the listener below.
@@ -981,7 +994,8 @@ class Stack(IpLayer):
             self._name(conn, key)
             self.stats["passive_opens"] += 1
             conn.open_passive()
-            seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg)
+            seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg,
+                          ecn=ecn)
             fo = self._fastopen_decide(now, lst, th, src, dst)
             if fo is not None:
                 conn.fastopen_server(fo)
@@ -1263,12 +1277,13 @@ class Stack(IpLayer):
                 # (the graph's marks: retransmissions, probes, RSTs; the capture has the
                 # ACKs that say something)
                 hist.mark(h.conn._now, seg.seq, n, reason)
+        tmpl, ipsum = (h._tmpl_ect, h._ipsum_ect) if seg.ecn else (h._tmpl, h._ipsum)
         if gso <= 0 or n <= gso:
-            queue(self._build_tcp(h._tmpl, h._ipsum, h._psum, seg.seq, seg.ack, seg.flags,
+            queue(self._build_tcp(tmpl, ipsum, h._psum, seg.seq, seg.ack, seg.flags,
                                   seg.wnd, opts, osum, payload, seg.urg, 0, note))
             return
         if self.config.gso:  # the link cuts it (TUN TSO)
-            queue(self._build_tcp(h._tmpl, h._ipsum, h._psum, seg.seq, seg.ack, seg.flags,
+            queue(self._build_tcp(tmpl, ipsum, h._psum, seg.seq, seg.ack, seg.flags,
                                   seg.wnd, opts, osum, payload, seg.urg, gso, note))
             return
         # Cut the super-segment into gso-sized pieces: each piece's sequence number advances,
@@ -1294,7 +1309,7 @@ class Stack(IpLayer):
                     urg = min(d, 0xFFFF)
                 else:
                     f &= ~URG
-            queue(self._build_tcp(h._tmpl, h._ipsum, h._psum, pseq, seg.ack, f, seg.wnd,
+            queue(self._build_tcp(tmpl, ipsum, h._psum, pseq, seg.ack, f, seg.wnd,
                                   opts, osum, mv[off:end], urg, 0, note))
             off = end
 

@@ -554,14 +554,19 @@ async def start_server(
     runtime: Runtime,
     backlog: int = 128,
     limit: int = DEFAULT_LIMIT,
+    fastopen: int = 0,
 ) -> Server:
     """Listen on ``port`` (0: a free ephemeral port, see ``Server.port``) of the runtime's
     stack; call ``client_connected_cb(reader, writer)``
-    for each accepted connection (a coroutine result runs as a task, as in asyncio)."""
+    for each accepted connection (a coroutine result runs as a task, as in asyncio).
+    ``fastopen``: accept TCP Fast Open SYN data (RFC 7413) for up to that many connections
+    still in their handshake (Linux TCP_FASTOPEN); 0 = off."""
     if port == 0:
         listener = _listen_ephemeral(runtime.stack, backlog)
     else:
         listener = runtime.stack.listen(port, backlog)
+    if fastopen:
+        listener.set_fastopen(fastopen)
     return Server(runtime, listener, client_connected_cb, limit=limit)
 
 
@@ -586,17 +591,26 @@ async def create_connection(
     local_port: int | None = None,
     configure: Callable[[Any], None] | None = None,
     tos: int = 0,
+    fastopen: bool = False,
+    first_data: bytes = b"",
 ) -> tuple[PytcpTransport, asyncio.Protocol]:
     """Actively open a connection; returns once established (``Connected``).
 
     Raises ``ConnectionRefusedError`` (RST to our SYN), ``TimeoutError`` (the engine gave up),
     ``ConnectionResetError``. Cancelling the wait aborts the half-open connection.
     ``configure(handle)`` runs right after the SYN is queued (socket options, retries);
-    ``tos`` is the IP TOS byte from the SYN on (MUST-48).
+    ``tos`` is the IP TOS byte from the SYN on (MUST-48). ``fastopen`` (RFC 7413, Linux
+    MSG_FASTOPEN): the SYN carries the cached cookie and the start of ``first_data`` (all of
+    which is queued: do not write it again), or a cookie request when none is cached.
     """
     loop = runtime.loop
     protocol = protocol_factory()
-    handle = runtime.stack.connect(runtime.now(), _ip_int(host), port, local_port, tos=tos)
+    if fastopen:
+        handle = runtime.stack.connect(runtime.now(), _ip_int(host), port, local_port,
+                                       tos=tos, fastopen=True, data=first_data,
+                                       syn_only=False)
+    else:
+        handle = runtime.stack.connect(runtime.now(), _ip_int(host), port, local_port, tos=tos)
     if configure is not None:
         try:
             configure(handle)
@@ -624,6 +638,8 @@ async def open_connection(
     local_port: int | None = None,
     configure: Callable[[Any], None] | None = None,
     tos: int = 0,
+    fastopen: bool = False,
+    first_data: bytes = b"",
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Like ``asyncio.open_connection`` over pytcp: asyncio's own reader and writer."""
     loop = runtime.loop
@@ -631,6 +647,6 @@ async def open_connection(
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     transport, _ = await create_connection(
         lambda: protocol, host, port, runtime=runtime, local_port=local_port,
-        configure=configure, tos=tos)
+        configure=configure, tos=tos, fastopen=fastopen, first_data=first_data)
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer

@@ -43,7 +43,8 @@ class IpLayer(Ipv4Layer, IcmpLayer):
         _icmp_tokens: float
         _icmp_last: float
 
-        def _receive_tcp(self, now: float, src: int, dst: int, th: TcpHeader) -> None: ...
+        def _receive_tcp(self, now: float, src: int, dst: int, th: TcpHeader,
+                         ecn: int = 0) -> None: ...
 
         def _tcp_icmp_error(self, now: float, q: Quoted, typ: int, code: int,
                             mtu: int | None) -> None: ...
@@ -68,7 +69,9 @@ class IpLayer(Ipv4Layer, IcmpLayer):
     def _deliver(self, now: float, proto: int, src: int, dst: int, payload: bytes | memoryview,
                  verify: bool, v6: bool, packet: bytes | bytearray | memoryview) -> bool:
         if proto == PROTO_TCP:
-            self._receive_tcp(now, src, dst, parse_tcp(payload, src, dst, verify))
+            # The IPv4 header's ECN field (RFC 3168 5) goes to the engine with the segment.
+            ecn = packet[1] & 3 if not v6 and len(packet) > 1 else 0
+            self._receive_tcp(now, src, dst, parse_tcp(payload, src, dst, verify), ecn)
             return True
         if proto == PROTO_ICMP and not v6:
             self._receive_icmp(now, src, dst, payload)

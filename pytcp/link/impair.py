@@ -11,7 +11,8 @@ What the stage did to a packet is returned by :meth:`Impairment.submit` as a not
 ``pytcp.stack.NotedPacket`` carrying that note (after any note it had, e.g. the engine's
 reason), so a capture can say so.
 
-Spec syntax (``ImpairSpec.parse``): ``loss=P,reorder=P,dup=P,corrupt=P,delay=MS,jitter=MS``;
+Spec syntax (``ImpairSpec.parse``): ``loss=P,reorder=P,dup=P,corrupt=P,ce=P,delay=MS,jitter=MS``
+(``ce``: ECN-capable packets are marked Congestion Experienced instead of dropped, RFC 3168);
 probabilities in 0..1 (a ``%`` suffix is accepted: ``loss=5%``), milliseconds >= 0. Every key
 is optional; an empty spec impairs nothing.
 """
@@ -29,7 +30,7 @@ from typing import Any
 # next packet comes, it is released this long (seconds) after it would have been due.
 REORDER_MAX_HOLD = 0.05
 
-_PROBABILITIES = ("loss", "reorder", "dup", "corrupt")
+_PROBABILITIES = ("loss", "reorder", "dup", "corrupt", "ce")
 _DURATIONS_MS = ("delay", "jitter")
 
 
@@ -41,6 +42,9 @@ class ImpairSpec:
     reorder: float = 0.0
     dup: float = 0.0
     corrupt: float = 0.0
+    # RFC 3168 5 (an AQM router): with this probability an ECN-capable (ECT) IPv4 packet is
+    # marked CE instead of being dropped; a Not-ECT one is dropped.
+    ce: float = 0.0
     delay: float = 0.0  # ms
     jitter: float = 0.0  # ms: due time is delay +/- uniform(jitter)
 
@@ -94,12 +98,30 @@ class ImpairSpec:
     @property
     def is_noop(self) -> bool:
         return not (self.loss or self.reorder or self.dup or self.corrupt or self.delay
-                    or self.jitter)
+                    or self.jitter or self.ce)
 
     def __str__(self) -> str:
         parts = [f"{f.name}={getattr(self, f.name):g}" for f in fields(self)
                  if getattr(self, f.name)]
         return ",".join(parts) or "none"
+
+
+def mark_ce(packet: bytes) -> bytes:
+    """The IPv4 packet with its ECN field set to CE (RFC 3168 5, 0b11), the header checksum
+    updated incrementally (RFC 1624)."""
+    buf = bytearray(packet)
+    old = (buf[0] << 8) | buf[1]
+    buf[1] |= 3
+    new = (buf[0] << 8) | buf[1]
+    csum = (buf[10] << 8) | buf[11]
+    # RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m')
+    s = (~csum & 0xFFFF) + (~old & 0xFFFF) + new
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    c = ~s & 0xFFFF
+    buf[10] = c >> 8
+    buf[11] = c & 0xFF
+    return bytes(buf)
 
 
 class Impairment:
@@ -150,6 +172,13 @@ class Impairment:
             return "impairment: lost"
         acts: list[str] = []
         data = bytes(packet)
+        if spec.ce and len(data) >= 20 and data[0] >> 4 == 4 and rng.random() < spec.ce:
+            if data[1] & 3 == 0:
+                self.stats["lost"] += 1  # Not-ECT: an AQM drops it
+                return "impairment: lost (not ECN-capable, would have been marked CE)"
+            data = mark_ce(data)
+            self.stats["ce_marked"] += 1
+            acts.append("marked CE (ECN)")
         if spec.corrupt and data and rng.random() < spec.corrupt:
             buf = bytearray(data)
             i = rng.randrange(len(buf))

@@ -195,6 +195,14 @@ def compare(line: PacketLine, obs: Observed, local_isn: int | None, remote_isn: 
         return f"urg expected {line.urg} got {obs.urg}"
     if line.tos is not None and line.tos != obs.tos:
         return f"tos expected {line.tos:#04x} got {obs.tos:#04x}"
+    ecn = getattr(line, "ecn", None)
+    if ecn is not None:
+        # RFC 3168 5: the IP ECN field ([noecn] [ect0] [ect1] [ce]; [ect01] either ECT)
+        allowed = {"noecn": (0,), "ect1": (1,), "ect0": (2,), "ce": (3,),
+                   "ect01": (1, 2)}[ecn]
+        if obs.tos & 3 not in allowed:
+            names = {0: "noecn", 1: "ect1", 2: "ect0", 3: "ce"}
+            return f"ECN field expected [{ecn}] got [{names[obs.tos & 3]}]"
     if line.options is not None:
         diff = compare_options(line.options, obs, remote_isn)
         if diff:

@@ -98,6 +98,7 @@ SYSCTLS: dict[str, Callable[[str], dict[str, object]]] = {
     "net.ipv4.tcp_challenge_ack_limit": lambda v: {"challenge_ack_limit": int(v, 0)},
     "net.ipv4.tcp_slow_start_after_idle": lambda v: {"slow_start_after_idle": _bool(v)},
     "net.ipv4.tcp_fastopen": lambda v: {"fastopen": int(v, 0)},
+    "net.ipv4.tcp_ecn": lambda v: {"ecn": int(v, 0)},
     "net.ipv4.tcp_fastopen_key": _fastopen_key,
     "net.ipv4.tcp_recovery": lambda v: {"rack": bool(int(v, 0) & 1)},
     "net.ipv4.tcp_early_retrans": lambda v: {"tlp": int(v, 0) in (3, 4)},
@@ -117,7 +118,6 @@ FIXED: dict[str, str] = {
     "net.ipv4.tcp_reordering": "3",
     "net.ipv4.tcp_dsack": "1",
     "net.ipv4.tcp_fack": "0",
-    "net.ipv4.tcp_ecn": "0",
 }
 
 _ARITH_RE = re.compile(r"\$\(\((.*?)\)\)")

@@ -202,6 +202,8 @@ def tcp_info_fields(handle: Any, now: float) -> dict[str, int]:
     if ca_state is None:
         if getattr(conn, "_in_recovery", False):
             ca_state = 3  # TCP_CA_Recovery
+        elif getattr(conn, "_cwr_state", False):
+            ca_state = 2  # TCP_CA_CWR (RFC 3168 reduction)
         elif rtt is not None and int(getattr(rtt, "backoffs", 0) or 0) and in_flight:
             ca_state = 4  # TCP_CA_Loss
         elif getattr(conn, "_dupacks", 0):

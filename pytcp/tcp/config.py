@@ -47,6 +47,8 @@ class TcpConfig:
     rack: bool = True                 # RACK time-based loss detection (RFC 8985; needs SACK)
     tlp: bool = True                  # tail loss probe (RFC 8985 7; with rack)
     prr: bool = True                  # Proportional Rate Reduction in fast recovery (RFC 9937)
+    # --- ECN (RFC 3168) ---
+    ecn: int = 2                      # Linux tcp_ecn: 0 off, 1 ask and accept, 2 accept only
     # --- TCP Fast Open (RFC 7413) ---
     fastopen: int = 0x3               # Linux tcp_fastopen bits: 1 client, 2 server (each only
                                       # when asked: MSG_FASTOPEN / a listener's TCP_FASTOPEN)

@@ -68,6 +68,7 @@ from pytcp.tcp.events import (
     UrgentData,
 )
 from pytcp.tcp.output import OUTPUT_STATES as _OUTPUT_STATES
+from pytcp.tcp.ecn import Ecn
 from pytcp.tcp.fastopen import SYN_DATA_OPTION_RESERVE, ClientRequest, ServerDecision
 from pytcp.tcp.memory import RecvMemory
 from pytcp.tcp.prr import Prr
@@ -82,7 +83,7 @@ from pytcp.tcp.sendbuf import SendBuffer
 from pytcp.tcp.seq import MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from pytcp.tcp.state import RECEIVE_STATES, State
 from pytcp.tcp.timewait import TimeWait
-from pytcp.wire.tcp import ACK, FIN, RST, SYN, URG
+from pytcp.wire.tcp import ACK, CWR, ECE, FIN, RST, SYN, URG
 
 Buffer = bytes | bytearray | memoryview
 
@@ -221,6 +222,10 @@ class Connection(ConnectionRecovery):
         self.tlp_recoveries = 0
         # PRR (RFC 6937 / RFC 9937) during fast recovery.
         self._prr = Prr()
+        # ECN (RFC 3168).
+        self._ecn = Ecn(config.ecn)
+        self._synack_flags = 0           # ECE on our SYN-ACK when the SYN asked for ECN
+        self._cwr_state = False          # reducing cwnd after an ECE (Linux TCP_CA_CWR)
         # TCP Fast Open (RFC 7413).
         self._fo_client: ClientRequest | None = None   # our first SYN's cookie/request
         self._fo_server: ServerDecision | None = None  # the stack's decision for the SYN
@@ -257,6 +262,16 @@ class Connection(ConnectionRecovery):
         self.bytes_out = 0
         self.retransmits = 0
         self.soft_error: tuple[int, int] | None = None
+
+    @property
+    def ecn_ok(self) -> bool:
+        """ECN was negotiated (RFC 3168 6.1.1)."""
+        return self._ecn.ok
+
+    @property
+    def ecn_seen(self) -> bool:
+        """An ECT or CE marked packet arrived (Linux TCPI_OPT_ECN_SEEN)."""
+        return self._ecn.seen
 
     def __repr__(self) -> str:
         return (f"<Connection {self.debug_name} {self.state} snd_una={self.snd_una} "
@@ -708,6 +723,7 @@ class Connection(ConnectionRecovery):
             self._sb.clear()
         self._recover = self.snd_max  # RFC 6582 4: no fast retransmit for this window
         self._in_loss = True
+        self._cwr_state = False
         self.snd_nxt = self.snd_una   # go back: resend from the first unacked octet
         self._goback_reason = TxReason.RTO
         self._retransmit_at(now, self.snd_una, reason=TxReason.RTO)
@@ -860,11 +876,13 @@ class Connection(ConnectionRecovery):
         RFC 9293 3.10.7.4 path. False: take the full path."""
         if seg.flags & (SYN | FIN | RST | URG | ACK) != ACK or seg.seq != self.rcv_nxt:
             return False
+        if self._ecn.ok and (seg.ecn or seg.flags & (ECE | CWR)):
+            return False  # RFC 3168 marks and flags: the full path
         ts = seg.options.timestamp
         if self.ts_ok and (ts is None or seq_lt(ts[0], self.ts_recent)):
             return False
         if (seg.options.sack_blocks or self._in_recovery or self._dupacks or self._sb
-                or self._app_closed or self._tlp_high is not None):
+                or self._app_closed or self._tlp_high is not None or self._cwr_state):
             return False
         payload = seg.payload
         n = len(payload)
@@ -931,6 +949,7 @@ class Connection(ConnectionRecovery):
         self.snd_wnd = seg.wnd  # RFC 7323 2.2: the window in a SYN is never scaled
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1 = seg.seq
+        self._synack_flags = self._ecn.on_syn(flags)  # RFC 3168 6.1.1
         srv = self._fo_server
         if srv is not None and srv.accept_data:
             # RFC 7413 4.2.2: a valid cookie: the SYN's data is accepted at once and the
@@ -978,6 +997,7 @@ class Connection(ConnectionRecovery):
             self.snd_una = seg.ack
             if seq_lt(self.snd_nxt, self.snd_una):
                 self.snd_nxt = self.snd_una
+            self._ecn.on_synack(flags)  # RFC 3168 6.1.1
             if self._fo_client is not None:
                 self._fastopen_synack(now, seg)
             self._on_syn_acked(now, seg)
@@ -1144,6 +1164,8 @@ class Connection(ConnectionRecovery):
                 return
         self._last_rx = now
         self._ka_probes = 0
+        if self._ecn.ok and self._ecn.on_segment(seg.ecn, flags, bool(payload)):
+            self._ack_now = True  # RFC 3168 6.1.3: CE: echo it at once (Linux quick ACK)
         # RFC 7323 4.3: remember the peer's timestamp for echo, decided on arrival but done
         # only once the segment passed the ACK check below: a segment dropped for an
         # unacceptable ACK must not move TS.Recent (RFC 7323 5.3 R3 updates it only for
@@ -1372,6 +1394,28 @@ class Connection(ConnectionRecovery):
         sacked_before = self._sb.sacked_bytes
         if acked > 0:
             self._ack_advance(now, seg, ack, acked)
+        if self._cwr_state and not self._in_recovery:
+            if seq_ge(ack, self._ecn.cwr_end or ack):
+                # The window that saw the mark is acknowledged: the reduction is complete.
+                self._cwr_state = False
+                self._prr.stop()
+                self._cc.on_recovery_exit(now)
+            elif acked > 0 and self._prr.active:
+                cwnd = self._prr.on_ack(acked, self._pipe(), False)
+                if cwnd is not None:
+                    self._cc.cwnd = cwnd
+        if (flags & ECE and self._ecn.ok and not self._in_recovery and not self._cwr_state
+                and self._ecn.on_ece(ack, self.snd_max)):
+            # RFC 3168 6.1.2: congestion experienced: ssthresh as for a loss, at most once per
+            # window of data; cwnd comes down to it with PRR over the next round trip (Linux's
+            # CWR state, RFC 9937); CWR goes out on the next new data.
+            prior = self._cc.cwnd
+            flight = seq_sub(self.snd_max, self.snd_una)
+            self._cc.on_congestion(now, min(flight, prior) if flight > 0 else prior)
+            self._cwr_state = True
+            self._prr.start(self._cc.ssthresh, prior, self.snd_mss)
+            cwnd = self._prr.on_ack(max(acked, self.snd_mss), self._pipe(), False)
+            self._cc.cwnd = cwnd if cwnd is not None else self._cc.ssthresh
         if self.sack_ok:
             # RFC 6675 2: an ACK that SACKs new data counts as a duplicate ACK (without RACK);
             # RACK (RFC 8985) and PRR (RFC 9937) look at what it delivered.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pytcp.tcp.config import TcpConfig
 from pytcp.tcp.congestion import CongestionControl
+from pytcp.tcp.ecn import ECT0, Ecn
 from pytcp.tcp.fastopen import ClientRequest, ServerDecision
 from pytcp.tcp.memory import RecvMemory
 from pytcp.tcp.prr import Prr
@@ -27,7 +28,7 @@ from pytcp.tcp.segment import Segment
 from pytcp.tcp.sendbuf import SendBuffer
 from pytcp.tcp.seq import MASK, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from pytcp.tcp.state import State
-from pytcp.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions
+from pytcp.wire.tcp import ACK, CWR, ECE, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions
 
 # The states in which segments from the send buffer (data, FIN) may go out.
 OUTPUT_STATES = frozenset({
@@ -104,6 +105,8 @@ class ConnectionOutput:
     _fo_client: ClientRequest | None
     _fo_server: ServerDecision | None
     _syn_data: int
+    _ecn: Ecn
+    _synack_flags: int
     fo_child: bool
     _prr: Prr
     _tlp_at: float | None
@@ -227,7 +230,10 @@ class ConnectionOutput:
             # RFC 7413 4.2.1: data in the first SYN (the retransmitted SYN carries none; the
             # data is sent again once the handshake is done).
             payload = self._sendbuf.read(0, self._syn_data)
-        self._out.append(Segment(self.iss, 0, SYN, wnd, payload,
+        # RFC 3168 6.1.1: an ECN-setup SYN carries ECE and CWR; a retransmitted SYN does not
+        # (Linux tcp_ecn_clear_syn: a middlebox may drop ECN-setup SYNs).
+        ecn_flags = self._ecn.syn_flags() if not self._syn_lost else 0
+        self._out.append(Segment(self.iss, 0, SYN | ecn_flags, wnd, payload,
                                  options=self._syn_options(now), reason=reason))
         self.snd_nxt = seq_add(after_syn, len(payload))
         if seq_lt(self.snd_max, self.snd_nxt):
@@ -240,7 +246,8 @@ class ConnectionOutput:
     def _send_synack(self, now: float, reason: TxReason | None = None) -> None:
         wnd = min(0xFFFF, self.config.recv_buffer)
         self.rcv_adv = seq_add(self.rcv_nxt, wnd)
-        self._emit(Segment(self.iss, self.rcv_nxt, SYN | ACK, wnd,
+        # RFC 3168 6.1.1: ECE (alone) answers an ECN-setup SYN.
+        self._emit(Segment(self.iss, self.rcv_nxt, SYN | ACK | self._synack_flags, wnd,
                            options=self._syn_options(now), reason=reason))
         after_syn = seq_add(self.iss, 1)
         if seq_lt(self.snd_max, after_syn):  # (a FIN may already follow the SYN)
@@ -254,6 +261,8 @@ class ConnectionOutput:
     def _emit(self, seg: Segment) -> None:
         """Queue a segment; an ACK-bearing one acknowledges everything received so far."""
         if seg.flags & ACK and not seg.flags & RST:
+            if self._ecn.ece_pending and not seg.flags & SYN:
+                seg.flags |= ECE  # RFC 3168 6.1.3: echo CE until the sender's CWR
             self.last_ack_sent = seg.ack
             self._ack_now = False
             self._ack_reason = None
@@ -532,19 +541,24 @@ class ConnectionOutput:
         sent = 0
         # See _send_data: PSH on each multi-segment super-segment (Linux's TSO packets).
         gso_flags = ACK | PSH if self.config.psh_each_gso and not self._in_recovery else ACK
+        # RFC 3168: ECT(0) on new data, CWR once after a reduction, ECE while echoing CE.
+        ect = ECT0 if self._ecn.ok else 0
+        ecn_flags = (self._ecn.data_flags() if ect else 0) | self._ecn.ack_flags()
         while allowed - sent >= mss:
             n = size if allowed - sent >= size else (allowed - sent) // mss * mss
             flags = gso_flags if n > mss else ACK
             if tail and allowed - sent - n < mss and allowed - sent <= size:
                 n = allowed - sent  # the last piece takes the tail, with PSH (MUST-61)
                 flags = ACK | PSH
-            out.append(Segment(seq, rcv_nxt, flags, wnd, read(off + sent, n), opts, 0,
-                               gso if n > mss else 0))
+            out.append(Segment(seq, rcv_nxt, flags | ecn_flags, wnd, read(off + sent, n),
+                               opts, 0, gso if n > mss else 0, None, ect))
+            ecn_flags &= ~CWR
             sent += n
             seq = (seq + n) & MASK
         if tail and sent < allowed:
             n = allowed - sent
-            out.append(Segment(seq, rcv_nxt, ACK | PSH, wnd, read(off + sent, n), opts, 0, 0))
+            out.append(Segment(seq, rcv_nxt, ACK | PSH | ecn_flags, wnd, read(off + sent, n),
+                               opts, 0, 0, None, ect))
             sent += n
             seq = (seq + n) & MASK
         if tail and allowed % mss:
@@ -598,7 +612,14 @@ class ConnectionOutput:
         if up is not None and seq_lt(seq, up):
             flags |= URG  # RFC 9293 3.8.5: the pointer is to the first non-urgent octet
             urg = min(seq_sub(up, seq), 0xFFFF)
-        self._emit(Segment(seq, self.rcv_nxt, flags, wnd, payload, opts, urg, gso, reason))
+        ecn = 0
+        if self._ecn.ok and n and not retrans:
+            # RFC 3168 6.1.2: ECT(0) on new data (6.1.5: never on retransmissions), and CWR on
+            # the first new data after a reduction.
+            ecn = ECT0
+            flags |= self._ecn.data_flags()
+        self._emit(Segment(seq, self.rcv_nxt, flags, wnd, payload, opts, urg, gso, reason,
+                           ecn))
         end = seq_add(seq, n + (1 if flags & FIN else 0))
         self.snd_nxt = end
         if self._rack_on:

@@ -38,6 +38,7 @@ class ConnectionRecovery(ConnectionOutput):
     tlp_probes: int
     tlp_recoveries: int
     _in_loss = False               # after an RTO, until the recovery point is acknowledged
+    _cwr_state: bool
 
     def _ack_advance(self, now: float, seg: Segment, ack: int, acked: int) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: new data acknowledged."""
@@ -162,6 +163,7 @@ class ConnectionRecovery(ConnectionOutput):
         self._rexmit_out = 0
         self._tlp_at = None
         self._tlp_high = None
+        self._cwr_state = False  # (an ECN reduction in progress becomes the recovery)
         if self.config.prr and self.sack_ok:
             self._prr.start(self._cc.ssthresh, flight, self.snd_mss)
 

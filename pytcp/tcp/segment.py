@@ -28,6 +28,9 @@ class Segment:
     # Outbound only: why the engine sent it when it is not new data or a plain ACK (a
     # retransmission, a probe, a challenge ACK, a RST...); a capture's packet comment.
     reason: TxReason | None = None
+    # The IP ECN codepoint (RFC 3168 5): inbound as received (CE = 3), outbound the one to
+    # send (ECT(0) = 2 on new data of an ECN connection), 0 = Not-ECT.
+    ecn: int = 0
 
     @property
     def seg_len(self) -> int:
