@@ -228,6 +228,7 @@ def tcp_info_fields(handle: Any, now: float) -> dict[str, int]:
         "tcpi_advmss": int(getattr(conn, "our_mss", 0) or mss),
         "tcpi_unacked": -(-in_flight // mss),
         "tcpi_reordering": 3,
+        "tcpi_probes": int(getattr(conn, "_probes_out", 0) or 0),
         "tcpi_snd_wnd": info.snd_wnd,
         "tcpi_rcv_wnd": info.rcv_wnd,
         "tcpi_bytes_received": info.bytes_in,
@@ -372,6 +373,8 @@ class SocketTable:
             buf = getattr(conn, "_sendbuf", None)
             if buf is not None and hasattr(buf, "limit"):
                 buf.limit = max(s.sndbuf, len(buf))
+        if s.user_timeout is not None and hasattr(conn, "set_user_timeout"):
+            conn.set_user_timeout(s.user_timeout / 1000.0)
         if s.rcvbuf is not None and conn.config.recv_buffer != s.rcvbuf:
             conn.config = conn.config.replace(recv_buffer=s.rcvbuf)
 
@@ -639,9 +642,7 @@ class SocketTable:
         elif name == "TCP_USER_TIMEOUT":
             if n < 0:
                 return _err("EINVAL")
-            s.user_timeout = n
-            if s.handle is not None and not hasattr(s.handle.conn, "set_user_timeout"):
-                raise SyscallError("TCP_USER_TIMEOUT: the engine has no user timeout")
+            s.user_timeout = n  # milliseconds (RFC 5482 USER TIMEOUT; engine: seconds)
         elif name == "TCP_INQ":
             s.inq = bool(n)
         else:

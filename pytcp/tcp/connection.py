@@ -198,6 +198,11 @@ class Connection(ConnectionRecovery):
         self._rtt_seq: int | None = None  # Karn: the segment being timed (without TS)
         self._rtt_time = 0.0
         self._retries = 0                # consecutive RTO expirations
+        # RFC 9293 3.8.3 USER TIMEOUT / RFC 5482 (Linux TCP_USER_TIMEOUT): 0 = off; else
+        # data (or zero-window probes) unacknowledged this long end the connection.
+        self.user_timeout = 0.0
+        self._ut_start: float | None = None  # when the oldest unacked data was first sent
+        self._probe_start: float | None = None  # the first unanswered zero-window probe
         self.retries2 = config.retries2  # R2 (MUST-20/21), per connection
         self.syn_retries = config.syn_retries
         self._rto_repeated = False
@@ -553,6 +558,14 @@ class Connection(ConnectionRecovery):
             self._cork_at = None
             self._cork_expired = False
 
+    def set_user_timeout(self, seconds: float) -> None:
+        """RFC 9293 3.8.3 USER TIMEOUT (RFC 5482; Linux TCP_USER_TIMEOUT): abort with
+        ``ConnectionTimedOut`` once data has stayed unacknowledged, or zero-window probes
+        unanswered, for ``seconds`` (0 turns it off and R2 alone applies)."""
+        if seconds < 0:
+            raise TcpUsageError("user timeout must be >= 0")
+        self.user_timeout = float(seconds)
+
     def set_retries(self, retries2: int | None = None, syn_retries: int | None = None) -> None:
         """The application sets R2 for this connection (RFC 9293 3.8.3, MUST-21): how many
         retransmissions of data/FIN (``retries2``) or of the SYN (``syn_retries``) before the
@@ -689,6 +702,12 @@ class Connection(ConnectionRecovery):
             # RFC 9293 3.8.3 R2 / MUST-20: give up.
             self._reset_close(now, "retransmission timeout", ConnectionTimedOut())
             return
+        if (self.user_timeout and self._ut_start is not None
+                and st not in (State.SYN_SENT, State.SYN_RECEIVED)
+                and now - self._ut_start >= self.user_timeout - 1e-9):
+            # RFC 9293 3.8.3 / RFC 5482: the user timeout passed without progress.
+            self._reset_close(now, "user timeout", ConnectionTimedOut())
+            return
         self._retries += 1
         self._rtt.backoff()
         self._rtt_seq = None  # Karn
@@ -739,12 +758,20 @@ class Connection(ConnectionRecovery):
             return
         if self.snd_una != self.snd_nxt:
             self._probes_out = 0
+            self._probe_start = None
             return  # data in flight: the RTO covers it
         room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
         orphan = self._orphan or self._app_closed
         limit = self._retry_limit()
-        why = None
-        if self._probes_out >= limit:
+        why: str | None = None
+        if self._probes_out == 0:
+            self._probe_start = now
+        if (self.user_timeout and self._probe_start is not None and self._probes_out
+                and now - self._probe_start >= self.user_timeout - 1e-9):
+            # Linux tcp_probe_timer: with TCP_USER_TIMEOUT, unanswered probes end the
+            # connection once the user timeout passed since the first one.
+            why = "zero-window probes: user timeout"
+        elif self._probes_out >= limit:
             # RFC 9293 3.8.3 R2 / MUST-20 applied to probes nobody answers (Linux: probes_out
             # >= tcp_retries2, or tcp_orphan_retries for an orphan).
             why = "orphan zero-window timeout" if orphan else "zero-window probe timeout"
@@ -1087,6 +1114,7 @@ class Connection(ConnectionRecovery):
 
     def _on_syn_acked(self, now: float, seg: Segment) -> None:
         """Our SYN was acknowledged: RTT sample, timer off (RFC 6298)."""
+        self._ut_start = None  # (the user timeout counts data, from its first send)
         if self._syn_lost:
             # RFC 6298 5.7 and Karn: no sample after a retransmitted SYN (even with
             # timestamps: the peer may echo the first SYN's TSval and inflate the RTT).
@@ -1389,6 +1417,7 @@ class Connection(ConnectionRecovery):
             self._challenge_ack(now)
             return False
         self._probes_out = 0  # the peer is alive (Linux tcp_ack: icsk_probes_out = 0)
+        self._probe_start = None
         new_wnd = seg.wnd << self.snd_wscale
         acked = seq_sub(ack, self.snd_una)
         sacked_before = self._sb.sacked_bytes

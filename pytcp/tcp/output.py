@@ -49,6 +49,8 @@ class ConnectionOutput:
     nodelay: bool
     cork: bool
     _more: bool
+    user_timeout: float
+    _ut_start: float | None
     _cork_at: float | None
     _cork_expired: bool
     snd_una: int
@@ -132,7 +134,12 @@ class ConnectionOutput:
             self._sendbuf.limit = want
 
     def _arm_rto(self, now: float) -> None:
+        if self._ut_start is None:
+            self._ut_start = now  # the oldest unacknowledged data leaves now (user timeout)
         self._rto_at = now + self._rtt.rto
+        if self.user_timeout:
+            # Linux tcp_clamp_rto_to_user_timeout: the timer fires when the user timeout ends.
+            self._rto_at = max(now, min(self._rto_at, self._ut_start + self.user_timeout))
 
     def _arm_persist(self, now: float) -> None:
         base = max(self._rtt.rto, self.config.persist_min)

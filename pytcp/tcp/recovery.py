@@ -42,6 +42,7 @@ class ConnectionRecovery(ConnectionOutput):
 
     def _ack_advance(self, now: float, seg: Segment, ack: int, acked: int) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: new data acknowledged."""
+        self._ut_start = None  # progress: the user timeout counts again from the next send
         flight = seq_sub(self.snd_max, self.snd_una)
         if self._undo is not None:
             self._eifel(seg)

@@ -146,10 +146,10 @@ class TimeWait:
                     self._oow_ack_at = now
                     reply = self._ack(now, dsack)
                 return reply, DropReason.OUT_OF_WINDOW
-        # RFC 7323 4.3: remember the peer's timestamp (our last ACK acknowledged RCV.NXT).
-        if ts is not None and seq_le(seq, rcv_nxt) and seq_ge(ts[0], self.ts_recent):
-            self.ts_recent = ts[0]
-            self.ts_recent_age = now
+        # RFC 7323 4.3: remember the peer's timestamp (our last ACK acknowledged RCV.NXT), as
+        # the connection does: only once the segment passed the ACK check below.
+        ts_update = (ts[0] if ts is not None and seq_le(seq, rcv_nxt)
+                     and seq_ge(ts[0], self.ts_recent) else None)
         # second: RST (RFC 5961 3.2), ignored in TIME-WAIT when exact (RFC 1337)
         if flags & RST:
             if seq != rcv_nxt:
@@ -172,6 +172,9 @@ class TimeWait:
             return self._ack(now, dsack), DropReason.BAD_ACK
         if seq_lt(ack, seq_sub(self.snd_nxt, max(self.max_snd_wnd, 1)) & MASK):
             return self._challenge(now, dsack), DropReason.ACK_TOO_OLD
+        if ts_update is not None:
+            self.ts_recent = ts_update
+            self.ts_recent_age = now
         # seventh: text is ignored; eighth: a FIN at RCV.NXT is acknowledged.
         if n:
             drop = DropReason.UNEXPECTED_SEGMENT

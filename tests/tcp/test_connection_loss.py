@@ -494,3 +494,27 @@ def test_eifel_after_spurious_rto_resumes_new_data() -> None:
     c.send(t + 0.02, b"n" * 100)
     nxt = c.pending_output()
     assert nxt and nxt[0].seq == first + 4 * 1448  # new data, not retransmissions
+
+
+def test_user_timeout_aborts_before_r2() -> None:
+    """RFC 9293 3.8.3 USER TIMEOUT / RFC 5482 (Linux TCP_USER_TIMEOUT): data unacknowledged
+    for the user timeout ends the connection although R2 (15) is far away; the last RTO is
+    clamped to fire when the timeout ends."""
+    c = established_server(cfg(retries2=15, tlp=False))
+    c.set_user_timeout(3.0)
+    c.send(1.0, b"q")
+    c.pending_output()
+    events: list[object] = []
+    t = 0.0
+    for _ in range(20):
+        d = c.next_deadline()
+        if d is None or Closed() in events:
+            break
+        t = d
+        c.handle_timers(t)
+        c.pending_output()
+        events += c.pending_events()
+    assert events == [ConnectionTimedOut(), Closed()]
+    assert t == pytest.approx(4.0)  # 1.0 + 3.0, not the next backed-off RTO (after 1 + 3 s)
+    with pytest.raises(Exception):
+        c.set_user_timeout(-1)
