@@ -87,7 +87,7 @@ DROP_DESCRIPTIONS: dict[str, str] = {
     "routing_header": "IPv6 Routing header with segments left: refused (RFC 8200 4.4, RFC 5095)",
     "bad_udp": "UDP length field wrong, or a zero UDP checksum over IPv6 (RFC 8200 8.1)",
     "not_for_us": "destination address is not pytcp's",
-    "unsupported_protocol": "neither TCP nor ICMP (answered by ICMP protocol unreachable)",
+    "unsupported_protocol": "not TCP, UDP or ICMP (answered by ICMP protocol unreachable / ICMPv6 parameter problem)",
     "bad_source": "source is broadcast, multicast, zero or our own address (RFC 1122)",
     "broadcast_dest": "TCP to a broadcast or multicast address (RFC 9293 MUST-57)",
     "no_socket": "no connection or listener for it (RST sent when due, RFC 9293 3.10.7.1)",

@@ -30,6 +30,8 @@ from pytcp.drops import DropCounter, DropReason, MalformedPacket
 from pytcp.ip.demux import IpLayer
 from pytcp.ip.fragments import FragmentReassembler
 from pytcp.ip.icmp import Quoted
+from pytcp.udp import UdpLayer
+from pytcp.wire.ipv6 import addr_sum
 from pytcp.stack_history import CLOSED_KEPT, MAX_CONNECTIONS, ConnHistory
 from pytcp.tcp.events import Closed, Connected, Event
 from pytcp.tcp.reasons import TxReason
@@ -64,6 +66,7 @@ PROTO_ICMP = 1
 PROTO_TCP = 6
 
 _IPV4_TCP_HDR = struct.Struct("!BBHHHBBH4s4sHH")  # IPv4 header (20) + TCP ports (4)
+_IPV6_TCP_HDR = struct.Struct("!IHBB16s16sHH")  # IPv6 header (40) + TCP ports (4)
 _IP_LEN_ID = struct.Struct("!HH")
 _U16 = struct.Struct("!H")
 _TCP_REST = struct.Struct("!IIBBHHH")  # seq ack offset flags window checksum urg, at TCP+4
@@ -183,12 +186,43 @@ class AcceptReady:
     """A listener has an established connection waiting in its accept queue."""
 
 
+def tcp_template(local: int, remote: int, lport: int, rport: int, tos: int,
+                 ttl: int) -> tuple[bytes, int, int]:
+    """The IP header + TCP ports of a segment from ``local`` to ``remote`` (an IPv6 header
+    when the addresses are 128-bit), the IPv4 header's partial sum (-1 for IPv6: no header
+    checksum) and the pseudo-header sum without length plus the ports (RFC 9293 3.1, RFC
+    8200 8.1)."""
+    if local > 0xFFFFFFFF:
+        tmpl = _IPV6_TCP_HDR.pack(0x60000000 | (tos << 20), 0, PROTO_TCP, ttl,
+                                  local.to_bytes(16, "big"), remote.to_bytes(16, "big"),
+                                  lport, rport)
+        return tmpl, -1, addr_sum(local) + addr_sum(remote) + PROTO_TCP + lport + rport
+    tmpl = _IPV4_TCP_HDR.pack(0x45, tos, 0, 0, 0x4000, ttl, PROTO_TCP, 0,
+                              local.to_bytes(4, "big"), remote.to_bytes(4, "big"), lport, rport)
+    return (tmpl, native.csum_partial(tmpl[:20]),
+            native.pseudo_header_sum(local, remote, PROTO_TCP, 0) + lport + rport)
+
+
+def addr_text(a: int) -> str:
+    """An address integer as text (IPv6 for 128-bit values)."""
+    if a > 0xFFFFFFFF:
+        return str(ipaddress.IPv6Address(a))
+    return f"{a >> 24}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255}"
+
+
 def _to_addr(addr: str | int) -> int:
+    """An address as an integer: IPv4 dotted quad or 32-bit int; IPv6 text or 128-bit int
+    (an IPv4-mapped IPv6 address is the IPv4 address, as a dual-stack socket sees it)."""
     if isinstance(addr, int):
-        if not 0 <= addr <= 0xFFFFFFFF:
+        if not 0 <= addr < 1 << 128:
             raise ValueError(f"address {addr} out of range")
+        if addr >> 32 == 0xFFFF:
+            return addr & 0xFFFFFFFF
         return addr
-    return int(ipaddress.IPv4Address(addr))
+    a = ipaddress.ip_address(addr.split("%")[0])
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
+        return int(a.ipv4_mapped)
+    return int(a)
 
 
 def _is_ipv6(packet: bytes | bytearray | memoryview) -> bool:
@@ -265,17 +299,14 @@ class TcpHandle:
         """The IPv4 header + TCP ports of every segment of this connection (DF set, RFC
         1191; TOS from :meth:`set_tos`) and its partial checksum (without length and ident)."""
         key = self.key
-        self._tmpl = _IPV4_TCP_HDR.pack(0x45, self.tos, 0, 0, 0x4000, self._stack.config.ttl,
-                                        PROTO_TCP, 0, key.local_addr.to_bytes(4, "big"),
-                                        key.remote_addr.to_bytes(4, "big"),
-                                        key.local_port, key.remote_port)
-        self._ipsum = native.csum_partial(self._tmpl[:20])
+        self._tmpl, self._ipsum, self._psum = tcp_template(
+            key.local_addr, key.remote_addr, key.local_port, key.remote_port, self.tos,
+            self._stack.config.ttl)
         # The same with ECT(0) in the ECN field (RFC 3168 5), for new data of an ECN
         # connection (Segment.ecn).
-        ect = bytearray(self._tmpl)
-        ect[1] = (self.tos & ~3) | 2
-        self._tmpl_ect = bytes(ect)
-        self._ipsum_ect = native.csum_partial(self._tmpl_ect[:20])
+        self._tmpl_ect, self._ipsum_ect, _ = tcp_template(
+            key.local_addr, key.remote_addr, key.local_port, key.remote_port,
+            (self.tos & ~3) | 2, self._stack.config.ttl)
 
     def set_tos(self, tos: int) -> None:
         """The IP TOS / Diffserv byte of every later segment of this connection (RFC 9293
@@ -361,8 +392,8 @@ class TcpHandle:
 
     def __repr__(self) -> str:
         k = self.key
-        return (f"<TcpHandle {ipaddress.IPv4Address(k.local_addr)}:{k.local_port} -> "
-                f"{ipaddress.IPv4Address(k.remote_addr)}:{k.remote_port} {self.conn.state}>")
+        return (f"<TcpHandle {addr_text(k.local_addr)}:{k.local_port} -> "
+                f"{addr_text(k.remote_addr)}:{k.remote_port} {self.conn.state}>")
 
 
 class Listener:
@@ -456,15 +487,16 @@ class Listener:
                 f"accept={self.accept_queue}/{self.backlog}>")
 
 
-class Stack(IpLayer):
+class Stack(IpLayer, UdpLayer):
     """A TCP/IPv4 host with one address, driven by packets, application calls and time."""
 
     def __init__(self, addr: str | int, *, now: float, config: StackConfig | None = None,
                  tcp_config: TcpConfig | None = None, secret: bytes | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, addr6: str | int | None = None) -> None:
+        """``addr6``: the stack's IPv6 address (None: IPv6 off, its packets ignored)."""
         self.addr = _to_addr(addr)
-        if _martian(self.addr):
-            raise ValueError(f"{ipaddress.IPv4Address(self.addr)} is not a unicast host address")
+        if self.addr > 0xFFFFFFFF or _martian(self.addr):
+            raise ValueError(f"{addr_text(self.addr)} is not a unicast IPv4 host address")
         self.config = config if config is not None else StackConfig()
         if tcp_config is None:
             from pytcp.tcp.config import TcpConfig
@@ -493,6 +525,8 @@ class Stack(IpLayer):
             net = ipaddress.IPv4Network((self.addr, cfg.prefixlen), strict=False)
             self._bcast = int(net.broadcast_address)
         self._mss = cfg.mtu - 40
+        self._init_ip6(addr6, now)  # (pytcp.ip.ipv6; after self.rng and self.config)
+        self._init_udp()
         self._frag = FragmentReassembler(timeout=cfg.frag_timeout, max_bytes=cfg.frag_max_bytes,
                                          max_datagrams=cfg.frag_max_datagrams,
                                          max_fragments=cfg.frag_max_fragments)
@@ -566,7 +600,7 @@ class Stack(IpLayer):
     def annotate(self, on: bool) -> None:
         journal: list[DropReason] | None = [] if on else None
         self._journal = journal
-        counters: list[Any] = [self._drops, self._frag.drops]
+        counters: list[Any] = [self._drops, self._frag.drops, self._frag6.drops]
         counters += [getattr(h.conn, "drops", None) for h in self._conns.values()]
         for c in counters:
             if isinstance(c, DropCounter):
@@ -579,7 +613,7 @@ class Stack(IpLayer):
     @property
     def drops(self) -> Counter[DropReason]:
         """All drops: the stack's own, the fragment reassembler's and every connection's."""
-        total = self._drops + self._frag.drops + self._closed_drops
+        total = self._drops + self._frag.drops + self._frag6.drops + self._closed_drops
         for h in self._conns.values():
             d = getattr(h.conn, "drops", None)
             if d:
@@ -642,9 +676,9 @@ class Stack(IpLayer):
         self._now = now
         raddr = _to_addr(remote_addr)
         # MUST-46: reject an OPEN to a broadcast, multicast or otherwise invalid address.
-        if _martian(raddr) or raddr == self._bcast:
-            raise ValueError(f"cannot connect to {ipaddress.IPv4Address(raddr)}: not a unicast "
-                             f"address")
+        if (raddr >> 120 == 0xFF or raddr <= 1) if raddr > 0xFFFFFFFF else (
+                _martian(raddr) or raddr == self._bcast):
+            raise ValueError(f"cannot connect to {addr_text(raddr)}: not a unicast address")
         if not 1 <= remote_port <= 65535:
             raise ValueError(f"remote port {remote_port} out of range 1..65535")
         if len(self._conns) >= self.config.max_connections:
@@ -652,7 +686,7 @@ class Stack(IpLayer):
         if local_port is not None:
             if not 1 <= local_port <= 65535:
                 raise ValueError(f"local port {local_port} out of range 1..65535")
-            key = FourTuple(self.addr, local_port, raddr, remote_port)
+            key = FourTuple(self._local_for(raddr), local_port, raddr, remote_port)
             if key in self._conns or key in self._timewait:
                 raise OSError(errno.EADDRINUSE, "4-tuple already in use")
         else:
@@ -668,7 +702,7 @@ class Stack(IpLayer):
             req = None
             if fastopen:
                 req = self.fastopen_cache.request(now, raddr, self.tcp_config.fastopen,
-                                                  self._mss)
+                                                  self._mss_for(key.local_addr))
             if req is not None:
                 h.fastopen_sent = conn.open_active(now, req, data, syn_only)
                 self.stats["fastopen_active"] += 1
@@ -728,7 +762,9 @@ class Stack(IpLayer):
         # RFC 6528 ISN from the 4-tuple; we announce MSS = MTU - 40 (RFC 9293 3.7.1, MUST-67).
         if iss is None:
             iss = self._isn.iss(now, *key)
-        conn = factory(self.tcp_config, iss=iss, now=now, mss=self._mss)
+        conn = factory(self.tcp_config, iss=iss, now=now, mss=self._mss_for(key.local_addr))
+        if key.local_addr > 0xFFFFFFFF:
+            conn.default_mss = 1220  # MUST-15 over IPv6 (RFC 8200 5: 1280 - 40 - 20)
         if self._journal is not None:
             drops = getattr(conn, "drops", None)
             if isinstance(drops, DropCounter):
@@ -744,8 +780,19 @@ class Stack(IpLayer):
         if hasattr(conn, "debug_name"):
             la, lp, ra, rp = key
             # (dotted quads from the integers: ipaddress costs ~10 µs per connection)
-            conn.debug_name = (f"{la >> 24}.{la >> 16 & 255}.{la >> 8 & 255}.{la & 255}:{lp}-"
-                               f"{ra >> 24}.{ra >> 16 & 255}.{ra >> 8 & 255}.{ra & 255}:{rp}")
+            conn.debug_name = f"{addr_text(la)}:{lp}-{addr_text(ra)}:{rp}"
+
+    def _local_for(self, raddr: int) -> int:
+        """Our address in ``raddr``'s family."""
+        if raddr > 0xFFFFFFFF:
+            if self.addr6 is None:
+                raise OSError(errno.EAFNOSUPPORT, "IPv6 is off")
+            return self.addr6
+        return self.addr
+
+    def _mss_for(self, local: int) -> int:
+        """The MSS we announce: MTU - 40 over IPv4, MTU - 60 over IPv6 (RFC 9293 3.7.1)."""
+        return self._mss if local <= 0xFFFFFFFF else self._mss - 20
 
     def _pick_ephemeral(self, raddr: int, rport: int) -> FourTuple:
         lo, hi = self.config.ephemeral_ports
@@ -757,7 +804,7 @@ class Stack(IpLayer):
             port = lo + (start + i) % n
             if port in self._listeners:
                 continue
-            key = FourTuple(self.addr, port, raddr, rport)
+            key = FourTuple(self._local_for(raddr), port, raddr, rport)
             if key not in conns and key not in tw:
                 return key
         raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port for this destination")
@@ -1053,7 +1100,7 @@ class Stack(IpLayer):
             tsval = encode_tsval((int(now * cfg.ts_hz) + cookie_ts_offset(cookie)) & 0xFFFFFFFF,
                                  peer_ws, sack, False)  # no ECN: pytcp does not negotiate it
             ts = (tsval, opts.timestamp[0])
-        synack_opts = TcpOptions(mss=self._mss, wscale=wscale, sack_permitted=sack, timestamp=ts)
+        synack_opts = TcpOptions(mss=self._mss_for(key.local_addr), wscale=wscale, sack_permitted=sack, timestamp=ts)
         if lst.last_cookie_at is None:
             log.warning("possible SYN flooding on port %d: sending SYN cookies", lst.port)
         lst.last_cookie_at = now
@@ -1110,14 +1157,10 @@ class Stack(IpLayer):
     def _send_tcp_raw(self, key: FourTuple, seq: int, ack: int, flags: int, wnd: int,
                       opts: bytes, tos: int = 0) -> None:
         """A TCP segment for ``key`` that belongs to no connection (a cookie SYN-ACK)."""
-        tmpl = _IPV4_TCP_HDR.pack(0x45, tos, 0, 0, 0x4000, self.config.ttl, PROTO_TCP, 0,
-                                  key.local_addr.to_bytes(4, "big"),
-                                  key.remote_addr.to_bytes(4, "big"),
-                                  key.local_port, key.remote_port)
+        tmpl, ipsum, psum = tcp_template(key.local_addr, key.remote_addr, key.local_port,
+                                         key.remote_port, tos, self.config.ttl)
         self._queue_packet(self._build_tcp(
-            tmpl, native.csum_partial(tmpl[:20]),
-            native.pseudo_header_sum(key.local_addr, key.remote_addr, PROTO_TCP, 0)
-            + key.local_port + key.remote_port,
+            tmpl, ipsum, psum,
             seq, ack, flags, wnd, opts, native.csum_partial(opts) if opts else 0, b"", 0, 0,
             TxReason.SYN_COOKIE.value if self._journal is not None else None))
 
@@ -1184,11 +1227,8 @@ class Stack(IpLayer):
     def _send_rst(self, remote: int, local: int, lport: int, rport: int, seq: int, ack: int,
                   flags: int) -> None:
         self.stats["rst_sent"] += 1
-        tmpl = _IPV4_TCP_HDR.pack(0x45, 0, 0, 0, 0x4000, self.config.ttl, PROTO_TCP, 0,
-                                  local.to_bytes(4, "big"), remote.to_bytes(4, "big"),
-                                  lport, rport)
-        pkt = self._build_tcp(tmpl, native.csum_partial(tmpl[:20]),
-                              native.pseudo_header_sum(local, remote, PROTO_TCP, 0) + lport + rport,
+        tmpl, ipsum, psum = tcp_template(local, remote, lport, rport, 0, self.config.ttl)
+        pkt = self._build_tcp(tmpl, ipsum, psum,
                               seq, ack, flags, 0, b"", 0, b"", 0, 0,
                               TxReason.RST_NO_CONNECTION.value if self._journal is not None
                               else None)
@@ -1202,7 +1242,11 @@ class Stack(IpLayer):
         """One IPv4+TCP packet from a 24-byte template (IPv4 header + ports), checksums filled;
         a :class:`GsoPacket` (partial TCP checksum) when ``gso_size`` is given. ``ipsum`` is the template's IPv4
         header sum (length and ident zero), ``psum`` the pseudo-header sum without length plus
-        the ports, ``osum`` the options' partial sum (``native.csum_partial(opts)``)."""
+        the ports, ``osum`` the options' partial sum (``native.csum_partial(opts)``).
+        ``ipsum`` -1: a 44-byte IPv6 template (``tcp_template``), never a GSO packet."""
+        if ipsum < 0:
+            return self._build_tcp6(tmpl, psum, seq, ack, flags, wnd, opts, osum, payload,
+                                    urg, note)
         olen = len(opts)
         thl = 20 + olen
         n = len(payload)
@@ -1250,6 +1294,35 @@ class Stack(IpLayer):
             pkt += payload
         return pkt
 
+    def _build_tcp6(self, tmpl: bytes, psum: int, seq: int, ack: int, flags: int, wnd: int,
+                    opts: bytes, osum: int, payload: bytes | bytearray | memoryview, urg: int,
+                    note: str | None) -> bytearray:
+        """``_build_tcp`` over IPv6: the payload length filled, no header checksum."""
+        olen = len(opts)
+        thl = 20 + olen
+        n = len(payload)
+        tcp_len = thl + n
+        c = (psum + tcp_len + (seq >> 16) + (seq & 0xFFFF) + (ack >> 16) + (ack & 0xFFFF)
+             + (thl << 10) + flags + wnd + urg + osum)
+        if n:
+            tcsum = native.checksum(payload, c & 0xFFFFFFFF)
+        else:
+            while c >> 16:
+                c = (c & 0xFFFF) + (c >> 16)
+            tcsum = ~c & 0xFFFF
+        if note is not None:
+            pkt: bytearray = NotedPacket(tmpl)
+            pkt.note = note  # type: ignore[attr-defined]
+        else:
+            pkt = bytearray(tmpl)
+        _U16.pack_into(pkt, 4, tcp_len)
+        pkt += _TCP_REST.pack(seq, ack, thl << 2, flags, wnd, tcsum, urg)
+        if olen:
+            pkt += opts
+        if n:
+            pkt += payload
+        return pkt
+
     def _emit(self, h: TcpHandle, seg: Segment) -> None:
         o = seg.options
         if o is h._oobj:
@@ -1282,7 +1355,7 @@ class Stack(IpLayer):
             queue(self._build_tcp(tmpl, ipsum, h._psum, seg.seq, seg.ack, seg.flags,
                                   seg.wnd, opts, osum, payload, seg.urg, 0, note))
             return
-        if self.config.gso:  # the link cuts it (TUN TSO)
+        if self.config.gso and ipsum >= 0:  # the link cuts it (TUN TSO, IPv4 only)
             queue(self._build_tcp(tmpl, ipsum, h._psum, seg.seq, seg.ack, seg.flags,
                                   seg.wnd, opts, osum, payload, seg.urg, gso, note))
             return
@@ -1396,15 +1469,11 @@ class Stack(IpLayer):
         if reply is not None:
             key = tw.key
             assert isinstance(key, FourTuple)
-            tmpl = _IPV4_TCP_HDR.pack(0x45, tw.tos, 0, 0, 0x4000, self.config.ttl, PROTO_TCP, 0,
-                                      key.local_addr.to_bytes(4, "big"),
-                                      key.remote_addr.to_bytes(4, "big"),
-                                      key.local_port, key.remote_port)
+            tmpl, ipsum, psum = tcp_template(key.local_addr, key.remote_addr, key.local_port,
+                                             key.remote_port, tw.tos, self.config.ttl)
             opts = b"" if reply.options == NO_OPTIONS else encode_options(reply.options)
             self._queue_packet(self._build_tcp(
-                tmpl, native.csum_partial(tmpl[:20]),
-                native.pseudo_header_sum(key.local_addr, key.remote_addr, PROTO_TCP, 0)
-                + key.local_port + key.remote_port,
+                tmpl, ipsum, psum,
                 reply.seq, reply.ack, reply.flags, reply.wnd, opts,
                 native.csum_partial(opts) if opts else 0, b"", 0))
 

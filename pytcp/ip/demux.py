@@ -1,7 +1,8 @@
 """The host's IP layer: version dispatch, the transport demultiplexer, ICMP rate limiting.
 
 This module owns :class:`IpLayer`, the mixin of :class:`pytcp.stack.Stack` that joins the
-address families (``pytcp.ip.ipv4``; ICMP in ``pytcp.ip.icmp``) to the transports. A transport
+address families (``pytcp.ip.ipv4`` and ``pytcp.ip.ipv6``; ICMP in ``pytcp.ip.icmp`` and
+``pytcp.ip.icmp6``) to the transports. A transport
 sits behind two address-family-neutral calls, and adding one touches only this module:
 
 - ``_deliver(now, proto, src, dst, payload, verify, v6, packet) -> bool``: a whole (reassembled)
@@ -11,7 +12,10 @@ sits behind two address-family-neutral calls, and adding one touches only this m
 - ``_transport_error(now, quoted, typ, code, mtu)``: an ICMP error quoting one of our
   datagrams (:class:`pytcp.ip.icmp.Quoted`), with IPv4 type/code semantics.
 
-TCP is the stack's own (``Stack._receive_tcp`` / ``Stack._tcp_icmp_error``).
+TCP is the stack's own (``Stack._receive_tcp`` / ``Stack._tcp_icmp_error``), UDP is
+``pytcp.udp`` (``_receive_udp`` / ``_udp_icmp_error``). TCP over IPv6 gets the addresses'
+16-bit word sums where ``parse_tcp`` adds the IPv4 addresses' halves: the same one's-complement
+pseudo-header sum (RFC 8200 8.1).
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from typing import TYPE_CHECKING
 
 from pytcp.drops import DropReason, MalformedPacket
 from pytcp.ip.icmp import IcmpLayer, Quoted
+from pytcp.ip.icmp6 import Icmp6Layer
 from pytcp.ip.ipv4 import Ipv4Layer
+from pytcp.ip.ipv6 import Ipv6Layer
+from pytcp.wire.ipv6 import addr_sum
 from pytcp.wire.tcp import TcpHeader, parse_tcp
 
 if TYPE_CHECKING:
@@ -30,9 +37,10 @@ if TYPE_CHECKING:
 
 PROTO_ICMP = 1
 PROTO_TCP = 6
+PROTO_UDP = 17
 
 
-class IpLayer(Ipv4Layer, IcmpLayer):
+class IpLayer(Ipv4Layer, Ipv6Layer, IcmpLayer, Icmp6Layer):
     """The IP layer of :class:`pytcp.stack.Stack` (a mixin; the stack holds the state)."""
 
     if TYPE_CHECKING:
@@ -51,12 +59,23 @@ class IpLayer(Ipv4Layer, IcmpLayer):
 
         def _gro_flush(self, now: float) -> None: ...
 
+        def _receive_udp(self, now: float, src: int, dst: int, payload: bytes | memoryview,
+                         verify: bool, v6: bool,
+                         packet: bytes | bytearray | memoryview) -> None: ...
+
+        def _udp_icmp_error(self, now: float, q: Quoted, typ: int, code: int,
+                            mtu: int | None) -> None: ...
+
         _gro: object | None
 
     def _receive_ip(self, now: float, packet: bytes | bytearray | memoryview) -> None:
         """Every datagram the stack's TCP fast path did not take."""
-        if len(packet) and packet[0] >> 4 == 4:
+        version = packet[0] >> 4 if len(packet) else 0
+        if version == 4:
             self._receive_ip4(now, packet)
+            return
+        if version == 6:
+            self._receive_ip6(now, packet)
             return
         raise MalformedPacket(DropReason.BAD_IP_VERSION,
                               f"version {packet[0] >> 4 if len(packet) else None}")
@@ -69,9 +88,17 @@ class IpLayer(Ipv4Layer, IcmpLayer):
     def _deliver(self, now: float, proto: int, src: int, dst: int, payload: bytes | memoryview,
                  verify: bool, v6: bool, packet: bytes | bytearray | memoryview) -> bool:
         if proto == PROTO_TCP:
-            # The IPv4 header's ECN field (RFC 3168 5) goes to the engine with the segment.
-            ecn = packet[1] & 3 if not v6 and len(packet) > 1 else 0
-            self._receive_tcp(now, src, dst, parse_tcp(payload, src, dst, verify), ecn)
+            # The IP header's ECN field (RFC 3168 5) goes to the engine with the segment.
+            if v6:
+                th = parse_tcp(payload, addr_sum(src), addr_sum(dst), verify)
+                ecn = (packet[1] >> 4) & 3 if len(packet) > 1 else 0
+            else:
+                th = parse_tcp(payload, src, dst, verify)
+                ecn = packet[1] & 3 if len(packet) > 1 else 0
+            self._receive_tcp(now, src, dst, th, ecn)
+            return True
+        if proto == PROTO_UDP:
+            self._receive_udp(now, src, dst, payload, verify, v6, packet)
             return True
         if proto == PROTO_ICMP and not v6:
             self._receive_icmp(now, src, dst, payload)
@@ -82,6 +109,9 @@ class IpLayer(Ipv4Layer, IcmpLayer):
                          mtu: int | None) -> None:
         if q.proto == PROTO_TCP:
             self._tcp_icmp_error(now, q, typ, code, mtu)
+            return
+        if q.proto == PROTO_UDP:
+            self._udp_icmp_error(now, q, typ, code, mtu)
             return
         self._drops[DropReason.ICMP_IGNORED] += 1
 
@@ -99,10 +129,15 @@ class IpLayer(Ipv4Layer, IcmpLayer):
 
     def _ip_deadline(self) -> float | None:
         """The earliest reassembly timeout, or None."""
-        return self._frag.next_deadline()
+        a = self._frag.next_deadline()
+        b = self._frag6.next_deadline()
+        return a if b is None or (a is not None and a < b) else b
 
     def _ip_timers(self, now: float) -> None:
         """Reassembly timeouts (and the Time Exceeded messages they call for)."""
         self._frag.expire(now)
         if self._frag.timed_out_quotes:
             self._send_frag_time_exceeded(now)
+        self._frag6.expire(now)
+        if self._frag6.timed_out_quotes:
+            self._send_frag6_time_exceeded(now)

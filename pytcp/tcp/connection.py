@@ -116,6 +116,10 @@ class ConnInfo:
 class Connection(ConnectionRecovery):
     """A TCP connection (RFC 9293). See the module docstring for the sans-I/O contract."""
 
+    # The send MSS assumed when the peer's SYN has no MSS option (MUST-15): 536 over IPv4;
+    # the owner sets 1220 for a connection over IPv6 (RFC 8200 5: 1280 - 60).
+    default_mss = DEFAULT_SEND_MSS
+
     def __init__(self, config: TcpConfig, *, iss: int, now: float, mss: int | None = None) -> None:
         self.config = config
         self.iss = iss & MASK
@@ -1084,7 +1088,7 @@ class Connection(ConnectionRecovery):
         """Options of the peer's SYN (RFC 9293 3.7.1, RFC 7323, RFC 2018)."""
         cfg = self.config
         opts = seg.options
-        self.peer_mss = opts.mss if opts.mss else DEFAULT_SEND_MSS  # MUST-15
+        self.peer_mss = opts.mss if opts.mss else self.default_mss  # MUST-15
         if self.state is State.SYN_SENT:
             # We offered what the config allows; each is on only if the peer answered it.
             self.ws_ok = cfg.window_scaling and opts.wscale is not None

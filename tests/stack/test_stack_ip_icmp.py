@@ -174,7 +174,7 @@ def test_unsupported_protocol_gets_rate_limited_protocol_unreachable() -> None:
     from pytcp.stack import StackConfig
 
     s = Stack(US, now=0.0, config=StackConfig(icmp_errors_per_sec=10), secret=b"k")
-    udp = bytes(IP(src=PEER, dst=US, proto=17, id=99) / (b"u" * 40))
+    udp = bytes(IP(src=PEER, dst=US, proto=132, id=99) / (b"u" * 40))
     s.receive_packet(0.0, udp)
     [out] = s.pending_packets()
     rep = IP(bytes(out))
