@@ -213,7 +213,7 @@ def test_tcp_over_ipv6_closed_port_rst_and_default_mss_1220() -> None:
 def test_packet_too_big_lowers_tcp_mss_and_path_mtu() -> None:
     s = make()
     lst = s.listen(80)
-    _, iss = _handshake6(s)
+    _handshake6(s)
     h = lst.accept()
     assert h is not None
     h.send(0.0, b"y" * 1440)
