@@ -382,7 +382,7 @@ def parse_timing(tok: str, path: str, lineno: int) -> Timing:
 
 _TIMING_RE = re.compile(
     rf"^(\*|\+?\s*{_NUM}(?:\s*~\s*\+?{_NUM})?(?:\s*\.\.\.\s*\+?{_NUM})?)(?=[\s`%<>]|[a-z_])\s*",
-    re.S)
+    re.DOTALL)
 
 
 def _int(tok: str, path: str, lineno: int, what: str) -> int:
@@ -688,9 +688,9 @@ def split_args(s: str, path: str, lineno: int) -> list[str]:
     return args
 
 
-_SYSCALL_HEAD_RE = re.compile(r"^([a-z_][a-z0-9_]*)\s*\(", re.I)
+_SYSCALL_HEAD_RE = re.compile(r"^([a-z_][a-z0-9_]*)\s*\(", re.IGNORECASE)
 _RET_RE = re.compile(r"^\s*=\s*(-?(?:0x[0-9a-fA-F]+|\d+))\s*(?:([A-Z][A-Z0-9_]*))?\s*"
-                     r"(?:\((.*)\))?\s*$", re.S)
+                     r"(?:\((.*)\))?\s*$", re.DOTALL)
 
 
 def parse_syscall(timing: Timing, rest: str, path: str, lineno: int, text: str) -> SyscallLine:
@@ -770,7 +770,7 @@ def _parse_option_line(stmt: str, path: str, lineno: int) -> list[tuple[str, str
 
 def _defines_of(text: str) -> frozenset[str]:
     names = set(DEFAULT_DEFINES)
-    for m in re.finditer(r"^--define[= ](\w+)", text, re.M):
+    for m in re.finditer(r"^--define[= ](\w+)", text, re.MULTILINE):
         names.add(m.group(1))
     return frozenset(names)
 

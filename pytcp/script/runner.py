@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pytcp.script.code import CodeEvaluator, CodeFailure, CodeUnsupported
 from pytcp.script.inject import build_icmp_error, build_tcp_packet, encode_options
 from pytcp.script.matcher import (
     MASK,
@@ -39,7 +40,6 @@ from pytcp.script.matcher import (
     format_observed,
     stream_bytes,
 )
-from pytcp.script.code import CodeEvaluator, CodeFailure, CodeUnsupported
 from pytcp.script.parser import (
     CodeLine,
     CommandLine,
@@ -676,10 +676,9 @@ class Runner:
             if o.kind == "md5":
                 raise self._fail("unsupported: TCP MD5 signature option (RFC 2385)",
                                  unsupported="TCP MD5 signatures (RFC 2385)")
-            if o.symbol:
-                if o.symbol not in self.defines:
-                    raise self._fail(f"unsupported: {o.kind} {o.symbol}: {o.symbol} is not "
-                                     "--define'd", unsupported=f"symbol {o.symbol}")
+            if o.symbol and o.symbol not in self.defines:
+                raise self._fail(f"unsupported: {o.kind} {o.symbol}: {o.symbol} is not "
+                                 "--define'd", unsupported=f"symbol {o.symbol}")
         return encode_options(opts, self._ecr_map, lisn, self.defines)
 
     def _inject(self, pkt: bytes) -> None:

@@ -55,14 +55,14 @@ def _ints(v: str) -> list[int]:
 def _rmem(v: str) -> dict[str, object]:
     # Linux: tcp_rmem = "min default max"; the receive window's scale comes from the max
     # (tcp_select_initial_window), the buffer from the default (pytcp does not autotune).
-    lo, default, hi = (_ints(v) + [0, 0, 0])[:3]
+    _lo, default, hi = (_ints(v) + [0, 0, 0])[:3]
     return {"recv_buffer": max(default, 1), "wscale": wscale_for(max(hi, default))}
 
 
 def _wmem(v: str) -> dict[str, object]:
     # Linux: tcp_wmem = "min default max": a socket starts at the default and
     # tcp_sndbuf_expand grows it with cwnd up to the max (pytcp: send_buffer_min, send_buffer).
-    lo, default, hi = (_ints(v) + [0, 0, 0])[:3]
+    _lo, default, hi = (_ints(v) + [0, 0, 0])[:3]
     return {"send_buffer_min": max(default, 1), "send_buffer": max(hi, default, 1)}
 
 
@@ -192,8 +192,7 @@ RUNNER_SYSCTLS: dict[str, str] = {"net.ipv4.tcp_notsent_lowat": "notsent_lowat",
 
 def _sysctl(name: str, value: str, eff: ShellEffects) -> None:
     name = name.strip().replace("/", ".")
-    if name.startswith(".proc.sys."):
-        name = name[len(".proc.sys."):]
+    name = name.removeprefix(".proc.sys.")
     if name in RUNNER_SYSCTLS:
         try:
             eff.runner[RUNNER_SYSCTLS[name]] = int(value, 0)

@@ -29,13 +29,13 @@ class RttEstimator:
         "granularity",
         "initial_rto",
         "max_rto",
+        "min_on_variance",
         "min_rto",
         "min_rtt",
         "rto",
         "rttvar",
         "samples",
         "srtt",
-        "min_on_variance",
     )
 
     def __init__(

@@ -11,6 +11,7 @@ import pytest
 from test_connection_data import data_seg, established_server, payload
 from test_connection_harness import cfg, pair
 
+from pytcp.tcp.errors import TcpUsageError
 from pytcp.tcp.events import Closed, ConnectionTimedOut
 from pytcp.tcp.segment import Segment
 from pytcp.tcp.state import State
@@ -516,5 +517,5 @@ def test_user_timeout_aborts_before_r2() -> None:
         events += c.pending_events()
     assert events == [ConnectionTimedOut(), Closed()]
     assert t == pytest.approx(4.0)  # 1.0 + 3.0, not the next backed-off RTO (after 1 + 3 s)
-    with pytest.raises(Exception):
+    with pytest.raises(TcpUsageError):
         c.set_user_timeout(-1)
