@@ -86,6 +86,70 @@ def test_a_scripted_capture_says_why_each_special_packet_left_or_was_dropped(
     assert len(rows) == 12
 
 
+# A handshake whose ACK is late (the SYN-ACK is sent again), an in-window RST (challenge ACK),
+# out-of-order data (duplicate ACK with SACK), old data again (D-SACK), then an idle
+# connection with keep-alives on (a probe).
+SCRIPT2 = """\
+0.000 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0    bind(3, ..., ...) = 0
++0    listen(3, 1) = 0
++0    < S 0:0(0) win 65535 <mss 1460,sackOK,nop,nop>
++0    > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK>
++1    > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK>
++0.1  < . 1:1(0) ack 1 win 65535
++0    accept(3, ..., ...) = 4
++0.1  < R 1001:1001(0) win 0
++0    > . 1:1(0) ack 1
++0.1  < P. 1001:1101(100) ack 1 win 65535
++0    > . 1:1(0) ack 1 <nop,nop,sack 1001:1101>
++0    < P. 1:1001(1000) ack 1 win 65535
++0    > . 1:1(0) ack 1101
++0.1  < P. 1:101(100) ack 1 win 65535
++0    > . 1:1(0) ack 1101 <nop,nop,sack 1:101>
++0    setsockopt(4, SOL_SOCKET, SO_KEEPALIVE, [1], 4) = 0
++0    setsockopt(4, IPPROTO_TCP, TCP_KEEPIDLE, [10], 4) = 0
++9.9  > . 0:0(0) ack 1101
+"""
+
+
+def test_challenge_dup_dsack_keepalive_and_synack_retransmission_say_why(
+        tmp_path: Path) -> None:
+    path = tmp_path / "why2.pcapng"
+    with PcapWriter(path, ifname="pytcp-script") as pcap:
+        Runner(parse_script(SCRIPT2), pcap=pcap).run()
+    rows, errors = _tshark(path, "frame.number", "frame.comment")
+    assert errors == ""
+    assert {int(r[0]): r[1] for r in rows if r[1]} == {
+        3: "SYN-ACK retransmission",
+        5: "dropped: RST in the window but not exact: answered by a challenge ACK (RFC 5961)",
+        6: "challenge ACK (RFC 5961)",
+        8: "duplicate ACK (out-of-order data)",
+        11: "dropped: sequence number outside the receive window (RFC 9293 3.10.7.4)",
+        12: "D-SACK (duplicate data received, RFC 2883)",
+        13: "keep-alive probe",
+    }
+    assert len(rows) == 13
+
+
+def test_a_rst_for_a_closed_port_says_so_and_only_while_annotating() -> None:
+    from scapy.all import IP, TCP, raw  # type: ignore[import-untyped]
+
+    from pytcp.stack import Stack
+
+    syn = raw(IP(src="10.77.0.1", dst="10.77.0.2") / TCP(sport=40000, dport=9, flags="S"))
+    stack = Stack("10.77.0.2", now=0.0, secret=b"k")
+    stack.receive_packet(0.0, syn)
+    (plain,) = stack.pending_packets()
+    assert getattr(plain, "note", None) is None  # no capture: no note, nothing kept
+    assert stack.rx_drop_reasons == []
+    stack.annotate = True
+    stack.receive_packet(0.1, syn)
+    (noted,) = stack.pending_packets()
+    assert bytes(noted)[20:] == bytes(plain)[20:]  # the same segment (IP ident aside), noted
+    assert noted.note == "RST: no connection for this segment (RFC 9293 3.10.7.1)"
+    assert [r.value for r in stack.rx_drop_reasons if r is not None] == ["no_socket"]
+
+
 def test_impairment_and_drops_are_commented_in_a_runtime_capture(tmp_path: Path) -> None:
     path = tmp_path / "impair.pcapng"
     path_b = tmp_path / "sender.pcapng"
