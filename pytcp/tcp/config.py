@@ -40,7 +40,7 @@ class TcpConfig:
     # --- congestion control (RFC 5681, RFC 6928, RFC 9438) ---
     initial_window: int = 10          # segments (RFC 6928)
     congestion: str = "cubic"         # "cubic" (RFC 9438) or "newreno" (RFC 5681/6582)
-    hystart: bool = False             # HyStart++ slow-start exit (RFC 9406), opt-in
+    hystart: bool = True              # HyStart++ slow-start exit (RFC 9406), as Linux
     slow_start_after_idle: bool = True  # RFC 5681 4.1 restart window (Linux sysctl of the name)
     slow_start_abc_limit: int = 2     # RFC 3465 L in segments per ACK; 0 = none (Linux)
     # --- loss recovery (RFC 6675, RFC 8985, RFC 6937/9937) ---
@@ -115,6 +115,7 @@ class TcpConfig:
             rto_min_on_variance=False,
             rack=False,
             tlp=False,
+            hystart=False,
         )
 
     def replace(self, **changes: object) -> TcpConfig:
