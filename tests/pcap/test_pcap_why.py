@@ -261,3 +261,20 @@ def test_every_drop_reason_and_tx_reason_has_a_sentence() -> None:
 
     assert {r.value for r in DropReason} == set(DROP_DESCRIPTIONS)
     assert all(len(r.value) > 5 for r in TxReason)
+
+
+def test_a_window_update_and_a_zero_window_answer_say_why(tmp_path: Path) -> None:
+    """tests/scripts/window/receiver-sws.pkt: a 1-byte probe of the closed window is dropped
+    and answered; reading enough opens the window with a window update."""
+    from pytcp.script.runner import run_script
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "window" / "receiver-sws.pkt"
+    path = tmp_path / "sws.pcapng"
+    assert run_script(str(script), pcap_path=str(path)).ok
+    rows, errors = _tshark(path, "frame.number", "tcp.window_size_value", "frame.comment")
+    assert errors == ""
+    assert {int(r[0]): (int(r[1]), r[2]) for r in rows if r[2]} == {
+        10: (65535, "dropped: sequence number outside the receive window (RFC 9293 3.10.7.4)"),
+        11: (0, "duplicate ACK (out-of-window segment)"),
+        12: (1100, "window update"),
+    }
