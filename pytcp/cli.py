@@ -671,7 +671,7 @@ def run_workers(opts: LinkOptions, link: Any) -> int:
                 print(f"pytcp up: error: worker {i}: {exc}", file=sys.stderr)
             except KeyboardInterrupt:
                 code = EXIT_INTERRUPTED
-            except BaseException:  # noqa: BLE001 - reported; the parent sees the status
+            except BaseException:  # reported; the parent sees the exit status
                 log.exception("worker %d failed", i)
             finally:
                 sys.stdout.flush()

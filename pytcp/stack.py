@@ -249,15 +249,15 @@ class TcpHandle:
         "__weakref__",
         "_deadline",
         "_ipsum",
+        "_ipsum_ect",
         "_obytes",
         "_oobj",
         "_osum",
-        "_tw",
         "_psum",
         "_stack",
         "_tmpl",
         "_tmpl_ect",
-        "_ipsum_ect",
+        "_tw",
         "accepted",
         "conn",
         "fastopen_sent",
@@ -853,7 +853,7 @@ class Stack(IpLayer, UdpLayer):
                     receive(now, pkt)
                 except MalformedPacket as e:
                     self._malformed(e.reason, pkt)
-                except Exception as e:  # a bug in a later layer must not kill the event loop
+                except Exception as e:  # noqa: BLE001 - a bug must not kill the event loop
                     self._count_error(e, "while handling a packet")
             return
         # Annotating for a capture: the first drop reason counted for each packet.
@@ -866,7 +866,7 @@ class Stack(IpLayer, UdpLayer):
                 receive(now, pkt)
             except MalformedPacket as e:
                 self._malformed(e.reason, pkt)
-            except Exception as e:  # a bug in a later layer must not kill the event loop
+            except Exception as e:  # noqa: BLE001 - a bug must not kill the event loop
                 self._count_error(e, "while handling a packet")
             noted.append(journal[0] if journal else None)
         journal.clear()

@@ -32,9 +32,9 @@ from collections.abc import Callable
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from pytcp import native  # noqa: E402
-from pytcp.stack import Stack, StackConfig  # noqa: E402
-from pytcp.tcp.config import TcpConfig  # noqa: E402
+from pytcp import native
+from pytcp.stack import Stack, StackConfig
+from pytcp.tcp.config import TcpConfig
 
 try:  # offloads as the TUN does them (absent before issue 8's offload work)
     from pytcp.stack import GsoPacket as _GsoPacket

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.netns import Netns, PytcpUp, environment_problem  # noqa: E402
+from tools.netns import Netns, PytcpUp, environment_problem
 
 STACK_ADDR = "10.77.0.2"
 

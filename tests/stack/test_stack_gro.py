@@ -90,7 +90,7 @@ def test_different_timestamps_do_not_merge() -> None:
 
 
 def test_no_coalescing_when_turned_off_or_outside_a_batch() -> None:
-    a, b, client, server = _pair(gro=False)
+    a, b, client, _server = _pair(gro=False)
     client.send(0.001, bytes(1448 * 4))
     b.receive_batch(0.002, [bytes(p) for p in a.pending_packets()])
     assert b.stats["gro_segments"] == 0
