@@ -83,7 +83,7 @@ from pytcp.tcp.sendbuf import SendBuffer
 from pytcp.tcp.seq import MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from pytcp.tcp.state import RECEIVE_STATES, State
 from pytcp.tcp.timewait import TimeWait
-from pytcp.wire.tcp import ACK, CWR, ECE, FIN, RST, SYN, URG
+from pytcp.wire.tcp import ACK, CWR, ECE, FIN, NO_OPTIONS, RST, SYN, URG, TcpOptions
 
 Buffer = bytes | bytearray | memoryview
 
@@ -116,12 +116,38 @@ class ConnInfo:
 class Connection(ConnectionRecovery):
     """A TCP connection (RFC 9293). See the module docstring for the sans-I/O contract."""
 
-    # The send MSS assumed when the peer's SYN has no MSS option (MUST-15): 536 over IPv4;
-    # the owner sets 1220 for a connection over IPv6 (RFC 8200 5: 1280 - 60).
-    default_mss = DEFAULT_SEND_MSS
+    # Slots save ~2.4 KB a connection (an instance dict of ~110 keys). Every attribute of
+    # Connection and its mixins (output.py, recovery.py) must be listed here, class-level
+    # defaults included (they move to __init__); output.py and recovery.py list the ones they
+    # assign. tests/tcp/test_connection_slots.py checks.
+    __slots__ = ("_app_closed", "_chal_count", "_chal_window", "_data_event", "_ecn", "_events",
+                 "_fin_queued", "_fin_received", "_fo_client", "_fo_server", "_goback_reason",
+                 "_ka_last", "_ka_probes", "_last_rx", "_mem", "_mem_ooo", "_mem_used", "_more",
+                 "_now", "_ooo_fin", "_oow_ack_at", "_orphan", "_out", "_passive",
+                 "_persist_backoff", "_probe_start", "_probes_out", "_prr", "_rack", "_rack_on",
+                 "_rcv_mss", "_rcvq", "_reasm", "_rtt", "_sb", "_syn_data", "_syn_lost",
+                 "_synack_flags", "_ts_recent_age", "_tw_at", "_urg_valid", "bytes_in", "config",
+                 "cork", "created", "debug_name", "default_mss", "drops", "fo_child", "fo_result",
+                 "irs", "iss", "keepalive", "keepalive_count", "keepalive_idle",
+                 "keepalive_interval", "max_snd_wnd", "nodelay", "our_mss", "peer_mss", "rcv_nxt",
+                 "rcv_up", "rcv_wscale", "retries2", "sack_ok", "snd_mss", "snd_wl1", "snd_wl2",
+                 "snd_wnd", "snd_wscale", "soft_error", "state", "syn_data_acked", "syn_retries",
+                 "transitions", "ts_offset", "ts_ok", "ts_recent", "user_timeout", "ws_ok",
+                 "__weakref__")
 
     def __init__(self, config: TcpConfig, *, iss: int, now: float, mss: int | None = None) -> None:
         self.config = config
+        # The send MSS assumed when the peer's SYN has no MSS option (MUST-15): 536 over IPv4;
+        # the owner sets 1220 for a connection over IPv6 (RFC 8200 5: 1280 - 60).
+        self.default_mss = DEFAULT_SEND_MSS
+        # (the mixins' attributes that have defaults)
+        self._burst_key: tuple[float, int, int, int] | None = None
+        self._rtx_ts = 0
+        self._rtx_end: int | None = None
+        self._burst_val: tuple[int, TcpOptions] = (0, NO_OPTIONS)
+        self._ack_reason: TxReason | None = None
+        self._goback_reason = TxReason.RTO
+        self._in_loss = False
         self.iss = iss & MASK
         self.created = now
         self._now = now

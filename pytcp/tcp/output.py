@@ -42,6 +42,13 @@ CORK_CEILING = 0.2
 class ConnectionOutput:
     """The sending half of a connection (mixin of ``Connection``)."""
 
+    # (the attributes this module assigns; Connection lists the rest)
+    __slots__ = ("_ack_now", "_ack_reason", "_burst_key", "_burst_val", "_cork_at",
+                 "_cork_expired", "_delack_at", "_dsack", "_fin_seq", "_high_rxt", "_last_send",
+                 "_persist_at", "_quickack", "_rcv_unacked", "_rexmit_out", "_rto_at", "_rtt_seq",
+                 "_rtt_time", "_rtx_end", "_rtx_ts", "_sendbuf", "_snd_sml", "_ut_start",
+                 "last_ack_sent", "rcv_adv", "retransmits", "snd_max", "snd_nxt")
+
     config: TcpConfig
     state: State
     iss: int
@@ -98,10 +105,10 @@ class ConnectionOutput:
     _high_rxt: int
     _rexmit_out: int
     _last_send: float
-    _burst_key: tuple[float, int, int, int] | None = None
-    _rtx_ts = 0                    # TSval of the latest retransmission
+    _burst_key: tuple[float, int, int, int] | None
+    _rtx_ts: int                   # TSval of the latest retransmission
     _snd_up: int | None
-    _rtx_end: int | None = None    # end of the highest retransmitted range, until acked
+    _rtx_end: int | None           # end of the highest retransmitted range, until acked
     _rack: Rack
     _rack_on: bool
     _fo_client: ClientRequest | None
@@ -113,13 +120,13 @@ class ConnectionOutput:
     _prr: Prr
     _tlp_at: float | None
     _reo_at: float | None
-    _burst_val: tuple[int, TcpOptions] = (0, NO_OPTIONS)
+    _burst_val: tuple[int, TcpOptions]
     # Why the next pure ACK goes out (a challenge ACK, a window update...), if it says more
     # than "data received"; cleared by any ACK-bearing segment.
-    _ack_reason: TxReason | None = None
+    _ack_reason: TxReason | None
     # Why segments below SND.MAX are sent again after SND.NXT was pulled back (RTO go-back,
     # path MTU, a window that shrank to zero).
-    _goback_reason: TxReason = TxReason.RTO
+    _goback_reason: TxReason
 
     def _schedule_tlp(self, now: float, advancing: bool) -> None:
         raise NotImplementedError  # ConnectionRecovery

@@ -26,6 +26,12 @@ from pytcp.wire.tcp import TcpOptions
 class ConnectionRecovery(ConnectionOutput):
     """The sender's reaction to acknowledgments (mixin of ``Connection``)."""
 
+    # (the attributes this module assigns; Connection lists the rest)
+    __slots__ = ("_buf_seq", "_cc", "_cwr_state", "_dupacks", "_in_loss", "_in_recovery",
+                 "_recover", "_reo_at", "_retries", "_rto_repeated", "_snd_up", "_tlp_at",
+                 "_tlp_high", "_tlp_rtx", "_undo", "_want_space", "bytes_out", "snd_una",
+                 "spurious_retransmits", "tlp_probes", "tlp_recoveries")
+
     bytes_out: int
     spurious_retransmits: int
     _events: list[Event]
@@ -37,7 +43,7 @@ class ConnectionRecovery(ConnectionOutput):
     _tlp_rtx: bool
     tlp_probes: int
     tlp_recoveries: int
-    _in_loss = False               # after an RTO, until the recovery point is acknowledged
+    _in_loss: bool                 # after an RTO, until the recovery point is acknowledged
     _cwr_state: bool
 
     def _ack_advance(self, now: float, seg: Segment, ack: int, acked: int) -> None:
