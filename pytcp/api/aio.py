@@ -33,6 +33,7 @@ __all__ = [
 
 DEFAULT_HIGH_WATER = 256 * 1024  # user-space backlog above which the protocol is paused
 DEFAULT_LIMIT = 2**16  # StreamReader limit, as asyncio's default
+_NO_EXTRA: dict[str, Any] = {}  # the extras of a transport given none (never mutated)
 
 ClientConnectedCb = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 
@@ -82,6 +83,13 @@ class PytcpTransport(asyncio.Transport):
     the advertised window closes naturally.
     """
 
+    # Slots: an idle keep-alive connection holds one of these (docs/robustness.md).
+    _extra: dict[str, Any]  # (asyncio.BaseTransport's slot)
+    __slots__ = ("_backlog", "_close_requested", "_closing", "_eof_delivered", "_eof_received",
+                 "_eof_requested", "_eof_sent", "_handle", "_high_water", "_loop", "_lost",
+                 "_low_water", "_made", "_more", "_protocol", "_protocol_paused",
+                 "_reading_paused", "_runtime", "_waiter", "bytes_read", "bytes_written")
+
     def __init__(
         self,
         runtime: Runtime,
@@ -92,8 +100,8 @@ class PytcpTransport(asyncio.Transport):
         connected: bool = False,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(extra)
-        self._info: dict[str, Any] = dict(extra) if extra else {}
+        # (one shared empty mapping unless extras are given: an idle connection stays small)
+        super().__init__(dict(extra) if extra else _NO_EXTRA)
         self._runtime = runtime
         self._loop = runtime.loop
         self._handle = handle
@@ -115,12 +123,6 @@ class PytcpTransport(asyncio.Transport):
         self._more = False  # the last write() said more data follows (MSG_MORE)
         self.bytes_written = 0
         self.bytes_read = 0
-        sock, peer = _key_addrs(handle)
-        self._info.setdefault("sockname", sock)
-        self._info.setdefault("peername", peer)
-        self._info.setdefault("pytcp_handle", handle)
-        self._info.setdefault("pytcp_runtime", runtime)
-        self._info.setdefault("socket", None)
         handle.user_data = self
         if connected:
             self._connection_made()
@@ -130,7 +132,20 @@ class PytcpTransport(asyncio.Transport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """'peername', 'sockname' ((host, port) tuples), 'pytcp_handle' (the stack's
         TcpHandle), 'pytcp_runtime'; 'socket' is None (there is no kernel socket)."""
-        return self._info.get(name, default)
+        extra = self._extra
+        if name in extra:
+            return extra[name]
+        if name == "sockname":
+            return _key_addrs(self._handle)[0]
+        if name == "peername":
+            return _key_addrs(self._handle)[1]
+        if name == "pytcp_handle":
+            return self._handle
+        if name == "pytcp_runtime":
+            return self._runtime
+        if name == "socket":
+            return None
+        return default
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol
@@ -439,7 +454,8 @@ class PytcpTransport(asyncio.Transport):
 
     def __repr__(self) -> str:
         state = getattr(self._handle.conn, "state", "?")
-        return f"<PytcpTransport {self._info['sockname']} -> {self._info['peername']} {state}>"
+        sock, peer = _key_addrs(self._handle)
+        return f"<PytcpTransport {sock} -> {peer} {state}>"
 
 
 class Server:
