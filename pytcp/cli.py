@@ -176,6 +176,8 @@ def _add_link_flags(p: argparse.ArgumentParser) -> None:
                         "cookie; get: ask for a cookie (and use one cached in this run)")
     g.add_argument("--ecn", action="store_true",
                    help="ask for ECN (RFC 3168) on our connections (default: only accept it)")
+    g.add_argument("--time-wait", type=_timeout, default=None, metavar="SECONDS",
+                   help="TIME-WAIT length, 2*MSL (default: the profile's, 60 s for linux)")
     g.add_argument("-v", "--verbose", action="count", default=0,
                    help="log to stderr (-v: pytcp at debug, e.g. requests and TCP state "
                         "transitions; -vv: libraries too)")
@@ -255,6 +257,7 @@ class LinkOptions:
     cc: str | None = None
     fastopen: bool = False
     ecn: bool = False
+    time_wait: float | None = None  # --time-wait: TcpConfig.time_wait
     services: dict[str, int] = field(default_factory=dict)
     root: Path | None = None
     timeouts: dict[str, float] = field(default_factory=dict)  # idle/request/send, if given
@@ -308,7 +311,8 @@ def check_link_args(args: argparse.Namespace) -> LinkOptions:
                        offload=args.offload, profile=args.profile, cc=args.cc,
                        txqueuelen=args.txqueuelen, pcap_segments=args.pcap_segments,
                        fastopen=bool(getattr(args, "fastopen", False)),
-                       ecn=bool(getattr(args, "ecn", False)))
+                       ecn=bool(getattr(args, "ecn", False,
+                       time_wait=args.time_wait)
 
 
 def check_up_args(args: argparse.Namespace) -> LinkOptions:
@@ -383,6 +387,8 @@ def tcp_config(opts: LinkOptions) -> Any:
     changes: dict[str, Any] = {}
     if opts.cc is not None:
         changes["congestion"] = opts.cc
+    if opts.time_wait is not None:
+        changes["time_wait"] = opts.time_wait
     if opts.offload:
         changes["max_segment_payload"] = 65000  # super-segments; the kernel cuts them (TSO)
     if opts.ecn:

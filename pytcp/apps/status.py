@@ -247,6 +247,9 @@ def stack_status(stack: Any, **extra: Any) -> dict[str, Any]:
         "counters": _counter(getattr(stack, "stats", {})),
         "drops": _counter(getattr(stack, "drops", {})),
     }
+    memory = getattr(stack, "memory", None)
+    if callable(memory):  # receive memory, TIME-WAIT entries (docs/robustness.md)
+        snapshot["memory"] = memory()
     snapshot.update(extra)
     return snapshot
 
