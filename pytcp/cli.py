@@ -311,7 +311,7 @@ def check_link_args(args: argparse.Namespace) -> LinkOptions:
                        offload=args.offload, profile=args.profile, cc=args.cc,
                        txqueuelen=args.txqueuelen, pcap_segments=args.pcap_segments,
                        fastopen=bool(getattr(args, "fastopen", False)),
-                       ecn=bool(getattr(args, "ecn", False,
+                       ecn=bool(getattr(args, "ecn", False)),
                        time_wait=args.time_wait)
 
 
