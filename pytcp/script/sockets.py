@@ -745,7 +745,9 @@ class SocketTable:
                                            or af_unspec):
                 return _err("EOPNOTSUPP")  # Linux tcp_sendmsg_fastopen
             return self._fastopen_open(now, s, n, s.nonblocking or "MSG_DONTWAIT" in flags)
-        if s.handle is None:
+        if ("MSG_FASTOPEN" in flags and s.handle is not None and self._conn_pending(s)
+                and str(s.handle.conn.state) == "SYN-SENT"):
+            return _err("EALREADY")  # Linux: a connect (Fast Open or not) is in progress
             return _err("EPIPE") if s.listener is None else _err("ENOTCONN")
         if null_buf and n > 0 and not self._conn_pending(s):
             return _err("EFAULT")  # Linux: nothing could be copied from a NULL buffer
