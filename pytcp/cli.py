@@ -148,6 +148,13 @@ def _add_link_flags(p: argparse.ArgumentParser) -> None:
                    help="the kernel side's address on the TUN (default: 10.77.0.1/24)")
     g.add_argument("--addr", default="10.77.0.2",
                    help="pytcp's own address, in the host-addr subnet (default: 10.77.0.2)")
+    g.add_argument("--host-addr6", default="fd00:77::1/64", metavar="ADDR6/LEN",
+                   help="the kernel side's IPv6 address on the TUN (default: fd00:77::1/64)")
+    g.add_argument("--addr6", default="fd00:77::2",
+                   help="pytcp's own IPv6 address, in the host-addr6 prefix "
+                        "(default: fd00:77::2)")
+    g.add_argument("--no-ipv6", action="store_true",
+                   help="IPv4 only: no IPv6 address on either side (IPv6 packets ignored)")
     g.add_argument("--mtu", type=_mtu, default=1500, help="interface MTU (default: 1500)")
     g.add_argument("--pcap", metavar="FILE", help="capture every packet to FILE (pcapng)")
     g.add_argument("--impair", metavar="SPEC",
@@ -262,6 +269,43 @@ class LinkOptions:
     root: Path | None = None
     timeouts: dict[str, float] = field(default_factory=dict)  # idle/request/send, if given
     workers: int = 1  # pytcp up --workers: processes, one per TUN queue
+    host6: ipaddress.IPv6Interface | None = None  # None: --no-ipv6
+    addr6: ipaddress.IPv6Address | None = None
+
+
+def _check_ipv6_args(args: argparse.Namespace, mtu: int) -> tuple[
+        ipaddress.IPv6Interface | None, ipaddress.IPv6Address | None]:
+    """--host-addr6/--addr6 (None, None with --no-ipv6); UsageError with one line."""
+    if getattr(args, "no_ipv6", False):
+        return None, None
+    if mtu < 1280:
+        # RFC 8200 5: IPv6 needs links of at least 1280 bytes; a smaller MTU means IPv4 only.
+        log.warning("--mtu %d is below IPv6's minimum of 1280: IPv6 off", mtu)
+        return None, None
+    try:
+        host6 = ipaddress.IPv6Interface(args.host_addr6)
+    except ValueError:
+        raise UsageError(f"invalid --host-addr6 {args.host_addr6!r}: expected IPv6 like "
+                         "fd00:77::1/64") from None
+    if "/" not in args.host_addr6 or host6.network.prefixlen > 126:
+        raise UsageError(f"invalid --host-addr6 {args.host_addr6!r}: needs a prefix length "
+                         "of at most 126, e.g. fd00:77::1/64")
+    if (host6.ip.is_multicast or host6.ip.is_unspecified or host6.ip.is_loopback
+            or host6.ip.is_link_local or host6.ip.ipv4_mapped is not None):
+        raise UsageError(f"invalid --host-addr6 {args.host_addr6!r}: not a global or "
+                         "unique-local unicast address")
+    try:
+        addr6 = ipaddress.IPv6Address(args.addr6)
+    except ValueError:
+        raise UsageError(f"invalid --addr6 {args.addr6!r}: expected an IPv6 address like "
+                         "fd00:77::2") from None
+    if addr6 not in host6.network:
+        raise UsageError(f"invalid --addr6 {addr6}: not in the --host-addr6 prefix "
+                         f"{host6.network}")
+    if addr6 == host6.ip or addr6 == host6.network.network_address:
+        raise UsageError(f"invalid --addr6 {addr6}: the kernel side's or the subnet-router "
+                         "anycast address")
+    return host6, addr6
 
 
 def check_link_args(args: argparse.Namespace) -> LinkOptions:
@@ -307,7 +351,9 @@ def check_link_args(args: argparse.Namespace) -> LinkOptions:
         if not pcap.absolute().parent.is_dir():
             raise UsageError(f"invalid --pcap {args.pcap!r}: no such directory "
                              f"{str(pcap.absolute().parent)!r}")
+    host6, addr6 = _check_ipv6_args(args, args.mtu)
     return LinkOptions(args.ifname, host, addr, args.mtu, pcap, impair, args.seed,
+                       host6=host6, addr6=addr6,
                        offload=args.offload, profile=args.profile, cc=args.cc,
                        txqueuelen=args.txqueuelen, pcap_segments=args.pcap_segments,
                        fastopen=bool(getattr(args, "fastopen", False)),
@@ -420,7 +466,8 @@ def open_link(opts: LinkOptions) -> Any:
     try:
         link = TunLink.open(opts.ifname, host_addr=str(opts.host), mtu=opts.mtu,
                             offload=None if opts.offload else False, txqueuelen=qlen,
-                            queues=opts.workers)
+                            queues=opts.workers,
+                            host_addr6=None if opts.host6 is None else str(opts.host6))
     except LinkError as exc:
         raise UsageError(str(exc)) from None
     if not opts.offload:
@@ -458,8 +505,11 @@ async def stack_up(opts: LinkOptions, link: Any) -> AsyncIterator[Any]:
             try:
                 pcap = PcapWriter(
                     opts.pcap, ifname=opts.ifname, ipv4=f"{opts.addr}/{opts.host.network.prefixlen}",
-                    description=(f"pytcp {pytcp.__version__} at {opts.addr} (kernel side "
-                                 f"{opts.host}; profile {opts.profile}, "
+                    description=(f"pytcp {pytcp.__version__} at {opts.addr}"
+                                 f"{'' if opts.addr6 is None else ' and ' + str(opts.addr6)}"
+                                 f" (kernel side {opts.host}"
+                                 f"{'' if opts.host6 is None else ' and ' + str(opts.host6)}"
+                                 f"; profile {opts.profile}, "
                                  f"cc {tcp_config(opts).congestion})"))
             except OSError as exc:
                 raise UsageError(f"cannot write --pcap {str(opts.pcap)!r}: "
@@ -471,7 +521,8 @@ async def stack_up(opts: LinkOptions, link: Any) -> AsyncIterator[Any]:
                                          # with --impair the stack cuts its super-segments
                                          # itself: the impairment acts per packet
                                          gso=opts.offload and opts.impair is None),
-                      tcp_config=tcp_config(opts), secret=_secret(opts.seed), rng=rng)
+                      tcp_config=tcp_config(opts), secret=_secret(opts.seed), rng=rng,
+                      addr6=None if opts.addr6 is None else int(opts.addr6))
         impair_in = impair_out = None
         if opts.impair is not None:
             base = opts.seed if opts.seed is not None else random.SystemRandom().getrandbits(64)
@@ -554,6 +605,11 @@ def _tracked(service: Service, tasks: set[asyncio.Task[Any]]) -> Service:
     return run
 
 
+def _addr6_note(opts: LinkOptions) -> str:
+    """`` addr6=ADDR`` for the ready line (nothing with --no-ipv6)."""
+    return "" if opts.addr6 is None else f" addr6={opts.addr6}"
+
+
 async def run_up(opts: LinkOptions, link: Any, *,
                  ready: Callable[[str], None] | None = None, worker: int | None = None) -> int:
     """Serve until SIGINT/SIGTERM. ``ready`` receives the ``ready ...`` line (default: print
@@ -579,7 +635,7 @@ async def run_up(opts: LinkOptions, link: Any, *,
                 except Exception as exc:  # noqa: BLE001
                     raise UsageError(f"cannot listen on port {port} for {name}: {exc}") from None
             svc = " ".join(f"{n}={p}" for n, p in opts.services.items())
-            line = f"ready {opts.ifname} {opts.addr} {svc}"
+            line = f"ready {opts.ifname} {opts.addr} {svc}{_addr6_note(opts)}"
             if ready is not None:
                 ready(line)
             else:
@@ -703,7 +759,8 @@ def run_workers(opts: LinkOptions, link: Any) -> int:
         os.close(r)
         if got == n:
             svc = " ".join(f"{name}={p}" for name, p in opts.services.items())
-            print(f"ready {opts.ifname} {opts.addr} {svc} workers={n}", flush=True)
+            print(f"ready {opts.ifname} {opts.addr} {svc} workers={n}{_addr6_note(opts)}",
+                  flush=True)
         else:
             forward(signal.SIGTERM, None)  # one failed to start: stop the others
         worst = EXIT_OK
@@ -729,10 +786,13 @@ def check_get_args(args: argparse.Namespace) -> tuple[LinkOptions, Any]:
     except FetchError as exc:
         raise UsageError(str(exc)) from None
     try:
-        ipaddress.IPv4Address(url.host)
+        host = ipaddress.ip_address(url.host)
     except ValueError:
-        raise UsageError(f"invalid URL {args.url!r}: the host must be an IPv4 address "
-                         "(pytcp has no DNS resolver)") from None
+        raise UsageError(f"invalid URL {args.url!r}: the host must be an IPv4 address or an "
+                         "IPv6 one in brackets (pytcp has no DNS resolver)") from None
+    if isinstance(host, ipaddress.IPv6Address) and host.ipv4_mapped is None \
+            and opts.addr6 is None:
+        raise UsageError(f"invalid URL {args.url!r}: an IPv6 host with --no-ipv6")
     if args.output not in (None, "-"):
         out = Path(args.output)
         if out.is_dir():

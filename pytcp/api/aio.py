@@ -17,6 +17,7 @@ not already lost. Every failure goes through :meth:`PytcpTransport._fatal_error`
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from typing import Any, Awaitable, Callable
 
 from pytcp.runtime import Runtime
@@ -40,23 +41,23 @@ ClientConnectedCb = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Await
 
 def _ip_str(addr: Any) -> str:
     if isinstance(addr, int):
+        if addr > 0xFFFFFFFF:
+            return str(ipaddress.IPv6Address(addr))
         return f"{addr >> 24 & 255}.{addr >> 16 & 255}.{addr >> 8 & 255}.{addr & 255}"
     return str(addr)
 
 
 def _ip_int(addr: str | int) -> int:
+    """An IPv4 or IPv6 address as an integer (an IPv4-mapped IPv6 address: the IPv4 one)."""
     if isinstance(addr, int):
         return addr
-    parts = addr.split(".")
-    if len(parts) != 4:
-        raise ValueError(f"not an IPv4 address: {addr!r}")
-    value = 0
-    for p in parts:
-        b = int(p)
-        if not 0 <= b <= 255:
-            raise ValueError(f"not an IPv4 address: {addr!r}")
-        value = value << 8 | b
-    return value
+    try:
+        a = ipaddress.ip_address(addr.strip("[]").split("%")[0])
+    except ValueError:
+        raise ValueError(f"not an IP address: {addr!r}") from None
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
+        return int(a.ipv4_mapped)
+    return int(a)
 
 
 def _key_addrs(handle: Any) -> tuple[tuple[str, int], tuple[str, int]]:

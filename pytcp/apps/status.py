@@ -187,7 +187,10 @@ def human_duration(seconds: float) -> str:
 # --- the snapshot ----------------------------------------------------------------------------
 
 def _addr(value: Any) -> str:
+    """An address for ``host:port`` text (IPv6 in brackets, RFC 3986)."""
     if isinstance(value, int):
+        if value > 0xFFFFFFFF:
+            return f"[{ipaddress.IPv6Address(value)}]"
         return str(ipaddress.IPv4Address(value))
     return str(value)
 
@@ -208,6 +211,7 @@ def format_endpoints(key: Any) -> tuple[str, str]:
 def connection_id(key: Any) -> str:
     """The URL id of a connection: ``<local port>-<remote address>-<remote port>``."""
     local, remote = format_endpoints(key)
+    remote = remote.replace("[", "").replace("]", "")
     return f"{local.rsplit(':', 1)[1]}-{remote.replace(':', '-')}"
 
 

@@ -74,6 +74,20 @@ _U16 = struct.Struct("!H")
 _READ_SIZE = 65536
 
 
+IFA_F_NODAD = 0x02  # linux/if_addr.h: no duplicate address detection for this address
+
+
+def _no_dad(ifname: str) -> None:
+    """accept_dad = 0 and disable_ipv6 = 0 on the interface (best effort; IFA_F_NODAD is
+    what matters)."""
+    for key, value in (("disable_ipv6", "0"), ("accept_dad", "0")):
+        try:
+            with open(f"/proc/sys/net/ipv6/conf/{ifname}/{key}", "w") as f:
+                f.write(value)
+        except OSError:
+            pass
+
+
 def _parse_host_addr(host_addr: str) -> ipaddress.IPv4Interface:
     try:
         iface = ipaddress.ip_interface(host_addr)
@@ -209,6 +223,7 @@ class TunLink:
         self._fd: int | None = fd
         self.ifname = ifname
         self.host = host
+        self.host6: ipaddress.IPv6Interface | None = None  # the kernel side's IPv6 address
         self.mtu = mtu
         self.txqueuelen = txqueuelen  # None: the kernel's default
         self.index = index
@@ -226,7 +241,8 @@ class TunLink:
     @classmethod
     def open(cls, ifname: str = "pytcp0", host_addr: str = "10.77.0.1/24",
              mtu: int = 1500, *, offload: bool | None = False,
-             txqueuelen: int | None = None, queues: int = 1) -> TunLink:
+             txqueuelen: int | None = None, queues: int = 1,
+             host_addr6: str | None = None) -> TunLink:
         """Create the TUN interface ``ifname``, give the kernel side ``host_addr``, set
         ``mtu`` and bring it up. Raise :class:`LinkError` with a clear message on failure.
         ``offload=True``: virtio-net header with checksum and TSO4 offloads (see module);
@@ -236,7 +252,10 @@ class TunLink:
         transmit queue; default: the kernel's, 500); see :func:`txqueuelen_for`.
         ``queues > 1``: a multi-queue device (IFF_MULTI_QUEUE); the kernel spreads flows over
         the queues by their hash (and keeps a flow on the queue that last wrote it); the
-        returned link is queue 0 and ``.queues`` holds the others."""
+        returned link is queue 0 and ``.queues`` holds the others.
+        ``host_addr6`` (e.g. ``fd00:77::1/64``): the kernel side's IPv6 address, added with
+        IFA_F_NODAD (and ``accept_dad`` 0) so it is usable at once: no duplicate address
+        detection is left pending when this returns."""
         if txqueuelen is not None and not 1 <= txqueuelen <= 1_000_000:
             raise LinkError(f"invalid txqueuelen {txqueuelen}: 1..1000000")
         if not 1 <= queues <= MAX_QUEUES:
@@ -247,6 +266,13 @@ class TunLink:
         if not 68 <= mtu <= 65535:
             raise LinkError(f"invalid MTU {mtu}: IPv4 needs 68..65535")
         host = _parse_host_addr(host_addr)
+        host6: ipaddress.IPv6Interface | None = None
+        if host_addr6 is not None:
+            try:
+                host6 = ipaddress.IPv6Interface(host_addr6)
+            except ValueError:
+                raise LinkError(f"invalid IPv6 address {host_addr6!r}: expected like "
+                                f"fd00:77::1/64") from None
         fd = cls._open_dev()
         try:
             try:
@@ -298,6 +324,7 @@ class TunLink:
             link.close()
             raise
         link.offload_error = fallback
+        link.host6 = host6
 
         def configure() -> None:
             with IPRoute() as ipr:
@@ -312,6 +339,15 @@ class TunLink:
                     ipr.link("set", index=idx, txqlen=txqueuelen)
                 ipr.addr("add", index=idx, address=str(host.ip),
                          prefixlen=host.network.prefixlen)
+                if host6 is not None:
+                    _no_dad(ifname)
+                    try:
+                        ipr.addr("add", index=idx, address=str(host6.ip),
+                                 prefixlen=host6.network.prefixlen, flags=IFA_F_NODAD)
+                    except Exception as e:  # noqa: BLE001 - one clear line for the user
+                        raise LinkError(f"adding {host6} to {ifname!r} failed ({e}); is IPv6 "
+                                        f"disabled (net.ipv6.conf.all.disable_ipv6)? "
+                                        f"--no-ipv6 turns it off") from None
                 ipr.link("set", index=idx, state="up")
 
         try:

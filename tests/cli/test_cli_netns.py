@@ -143,7 +143,7 @@ def test_up_serves_then_a_signal_closes_with_fin_exit_0_and_no_interface(
     up = ns.popen(ns.pytcp("up", "--ifname", "e2t0", "--http", "8080", "--echo", "7",
                            "--discard", "9", "--seed", "5", "--pcap", str(capture)),
                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert wait_ready(up) == "ready e2t0 10.77.0.2 http=8080 echo=7 discard=9"
+    assert wait_ready(up) == "ready e2t0 10.77.0.2 http=8080 echo=7 discard=9 addr6=fd00:77::2"
     assert "e2t0" in ns.links()
     status = ns.run(ns.argv("curl", "-sS", "-m", "10", "http://10.77.0.2:8080/status.json"))
     assert status.returncode == 0, status.stderr
@@ -249,7 +249,7 @@ def test_up_with_two_workers_spreads_connections_and_exits_clean(ns: Ns) -> None
     with status 0 and the interface goes away with the last queue."""
     up = ns.popen(ns.pytcp("up", "--ifname", "e2w0", "--http", "8080", "--echo", "7",
                            "--workers", "2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert wait_ready(up) == "ready e2w0 10.77.0.2 http=8080 echo=7 workers=2"
+    assert wait_ready(up) == "ready e2w0 10.77.0.2 http=8080 echo=7 workers=2 addr6=fd00:77::2"
     assert "multi_queue numqueues 2" in ns.ip("-d", "link", "show", "e2w0")
     echo = ns.run(ns.argv(sys.executable, "-c", (
         "import hashlib,os,socket,threading\n"
