@@ -208,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve files under DIR (default: the status page)")
     s.add_argument("--echo", type=_port, metavar="PORT", help="echo service (RFC 862)")
     s.add_argument("--discard", type=_port, metavar="PORT", help="discard service (RFC 863)")
+    s.add_argument("--udp-echo", type=_port, metavar="PORT",
+                   help="echo service over UDP (RFC 862), on both families")
     s.add_argument("--idle-timeout", type=_timeout, metavar="SECONDS",
                    help="close a connection after this long without a byte from the peer "
                         "(default: HTTP 30, echo/discard 300)")
@@ -269,6 +271,7 @@ class LinkOptions:
     root: Path | None = None
     timeouts: dict[str, float] = field(default_factory=dict)  # idle/request/send, if given
     workers: int = 1  # pytcp up --workers: processes, one per TUN queue
+    udp_echo: int | None = None  # pytcp up --udp-echo PORT
     host6: ipaddress.IPv6Interface | None = None  # None: --no-ipv6
     addr6: ipaddress.IPv6Address | None = None
 
@@ -365,7 +368,8 @@ def check_up_args(args: argparse.Namespace) -> LinkOptions:
     opts = check_link_args(args)
     services = {name: getattr(args, name) for name in ("http", "echo", "discard")
                 if getattr(args, name) is not None}
-    if not services:
+    udp_echo = getattr(args, "udp_echo", None)
+    if not services and udp_echo is None:
         services = {"http": DEFAULT_HTTP_PORT}
     seen: dict[int, str] = {}
     for name, port in services.items():
@@ -382,6 +386,7 @@ def check_up_args(args: argparse.Namespace) -> LinkOptions:
             raise UsageError(f"invalid --root {args.root!r}: not readable")
         opts.root = root.resolve()
     opts.services = services
+    opts.udp_echo = udp_echo
     opts.workers = getattr(args, "workers", 1)
     if opts.workers > 1 and opts.pcap is not None:
         raise UsageError("--pcap records one process's packets: use it with --workers 1")
@@ -625,7 +630,7 @@ async def run_up(opts: LinkOptions, link: Any, *,
     try:
         async with stack_up(opts, link) as runtime:
             control = await _start_control(opts, runtime, worker)
-            servers = []
+            servers: list[Any] = []
             for name, service in _services(opts, runtime, worker).items():
                 port = opts.services[name]
                 try:
@@ -634,7 +639,19 @@ async def run_up(opts: LinkOptions, link: Any, *,
                         fastopen=FASTOPEN_QUEUE if opts.fastopen else 0))
                 except Exception as exc:  # noqa: BLE001
                     raise UsageError(f"cannot listen on port {port} for {name}: {exc}") from None
-            svc = " ".join(f"{n}={p}" for n, p in opts.services.items())
+            if opts.udp_echo is not None:
+                from pytcp.api.dgram import create_datagram_endpoint
+                from pytcp.apps.udp_echo import UdpEcho
+
+                try:
+                    udp_transport, _ = await create_datagram_endpoint(
+                        UdpEcho, ("", opts.udp_echo), runtime=runtime)
+                except OSError as exc:
+                    raise UsageError(f"cannot bind UDP port {opts.udp_echo} for udp-echo: "
+                                     f"{exc}") from None
+                servers.append(udp_transport)
+            svc = " ".join([f"{n}={p}" for n, p in opts.services.items()]
+                           + ([] if opts.udp_echo is None else [f"udp-echo={opts.udp_echo}"]))
             line = f"ready {opts.ifname} {opts.addr} {svc}{_addr6_note(opts)}"
             if ready is not None:
                 ready(line)
@@ -758,7 +775,8 @@ def run_workers(opts: LinkOptions, link: Any) -> int:
             got += len(chunk)
         os.close(r)
         if got == n:
-            svc = " ".join(f"{name}={p}" for name, p in opts.services.items())
+            svc = " ".join([f"{name}={p}" for name, p in opts.services.items()]
+                           + ([] if opts.udp_echo is None else [f"udp-echo={opts.udp_echo}"]))
             print(f"ready {opts.ifname} {opts.addr} {svc} workers={n}{_addr6_note(opts)}",
                   flush=True)
         else:

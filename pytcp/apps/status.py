@@ -248,6 +248,21 @@ def _counter(counter: Mapping[Any, int]) -> dict[str, int]:
     return {str(_plain(k)): int(v) for k, v in sorted(counter.items(), key=lambda kv: str(_plain(kv[0])))}
 
 
+def udp_rows(stack: Any) -> list[dict[str, Any]]:
+    """One row per bound UDP endpoint: local and remote (``*`` unconnected), datagrams in and
+    out, queued datagrams and bytes, receive-buffer drops."""
+    rows = []
+    for ep in getattr(stack, "udp_endpoints", lambda: [])():
+        local = "*" if ep.local_addr is None else _addr(ep.local_addr)
+        remote = "*" if ep.remote is None else f"{_addr(ep.remote[0])}:{ep.remote[1]}"
+        rows.append({"local": f"{local}:{ep.port}", "remote": remote,
+                     "rx_datagrams": ep.rx_datagrams, "tx_datagrams": ep.tx_datagrams,
+                     "queued": len(ep.queue), "queued_bytes": ep.queued_bytes,
+                     "drops": ep.drops})
+    rows.sort(key=lambda r: str(r["local"]))
+    return rows
+
+
 def stack_status(stack: Any, **extra: Any) -> dict[str, Any]:
     """A snapshot of ``stack``: its address, live connections, packet counters and drops.
 
@@ -259,6 +274,7 @@ def stack_status(stack: Any, **extra: Any) -> dict[str, Any]:
         "pytcp": pytcp.__version__,
         "addr": _addr(getattr(stack, "addr", "")),
         "connections": connections,
+        "udp": udp_rows(stack),
         "counters": _counter(getattr(stack, "stats", {})),
         "drops": _counter(getattr(stack, "drops", {})),
     }
@@ -394,6 +410,16 @@ def render_html(status: Mapping[str, Any], refresh_seconds: int = 2) -> bytes:
     dash = [c for c in conns if c.get("role") == "dashboard"]
     body.append(f"<h2>connections ({len(own)})</h2>")
     body += _conn_table(own, link=True)
+    udp = list(status.get("udp", []))
+    if udp:
+        body.append(f"<h2>UDP endpoints ({len(udp)})</h2><table><tr><th>local</th>"
+                    "<th>remote</th><th>datagrams in</th><th>datagrams out</th>"
+                    "<th>queued</th><th>drops</th></tr>")
+        for u in udp:
+            body.append(f"<tr><td>{_e(u['local'])}</td><td>{_e(u['remote'])}</td>"
+                        f"<td>{_e(u['rx_datagrams'])}</td><td>{_e(u['tx_datagrams'])}</td>"
+                        f"<td>{_e(u['queued'])}</td><td>{_e(u['drops'])}</td></tr>")
+        body.append("</table>")
     if "recently_closed" in status:
         closed = list(status["recently_closed"])
         body.append(f"<h2>recently closed ({len(closed)})</h2>")
@@ -404,7 +430,7 @@ def render_html(status: Mapping[str, Any], refresh_seconds: int = 2) -> bytes:
         body += _conn_table(dash, link=True)
     sections: list[tuple[str, Mapping[str, Any], Callable[[str], str]]] = []
     for section, items in status.items():
-        if section in ("connections", "recently_closed", "services") or \
+        if section in ("connections", "recently_closed", "services", "udp") or \
                 not isinstance(items, Mapping):
             continue
         sections.append((str(section), items,
