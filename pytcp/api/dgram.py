@@ -227,7 +227,7 @@ class DatagramSocket:
                 return await proto.next()
             try:
                 return await asyncio.wait_for(proto.next(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise TimeoutError("timed out") from None
 
         data, addr = self._bg.run(get())

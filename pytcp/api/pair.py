@@ -22,10 +22,12 @@ from pytcp.link.impair import Impairment
 from pytcp.link.memory import MemoryLink
 from pytcp.runtime import Runtime
 
-__all__ = ["memory_pair", "ADDR_A", "ADDR_B"]
+__all__ = ["memory_pair", "ADDR_A", "ADDR_B", "ADDR6_A", "ADDR6_B"]
 
 ADDR_A = "10.0.0.1"
 ADDR_B = "10.0.0.2"
+ADDR6_A = "fd00::1"  # each host has an IPv6 address too
+ADDR6_B = "fd00::2"
 
 
 @contextlib.asynccontextmanager
@@ -57,9 +59,9 @@ async def memory_pair(
     rng = random.Random(seed)
     link_a, link_b = MemoryLink.pair(link_bufsize)
     stack_a = Stack(ADDR_A, now=now, config=stack_config, tcp_config=tcp_config,
-                    secret=rng.randbytes(16), rng=random.Random(rng.random()))
+                    secret=rng.randbytes(16), rng=random.Random(rng.random()), addr6=ADDR6_A)
     stack_b = Stack(ADDR_B, now=now, config=stack_config, tcp_config=tcp_config,
-                    secret=rng.randbytes(16), rng=random.Random(rng.random()))
+                    secret=rng.randbytes(16), rng=random.Random(rng.random()), addr6=ADDR6_B)
     imp_a = Impairment(impair_a_in, random.Random(rng.random())) if impair_a_in else None
     imp_b = Impairment(impair_b_in, random.Random(rng.random())) if impair_b_in else None
     rt_a = Runtime(stack_a, link_a, loop=loop, pcap=pcap_a, impair_in=imp_a, clock=clock)
