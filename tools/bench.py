@@ -30,6 +30,7 @@ the issue's target for it. Run as root:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shlex
@@ -312,18 +313,18 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 
 def _fmt(v: float) -> str:
-    if v != v:  # NaN
+    if math.isnan(v):
         return "-"
     return f"{v:,.0f}" if v >= 100 else f"{v:,.1f}"
 
 
 def report(rows: list[Row], args: argparse.Namespace) -> str:
-    out = [f"runs: {args.runs} (medians); bulk file {args.size_mb:g} MiB, MTU {args.mtu}; "
-           f"wrk -t1 for {args.duration:g} s on a 1 KB file",
+    out = [(f"runs: {args.runs} (medians); bulk file {args.size_mb:g} MiB, MTU {args.mtu}; "
+            f"wrk -t1 for {args.duration:g} s on a 1 KB file"),
            f"pytcp flags: {args.pytcp_flags or '(defaults: offloads on)'}; {args.ready}",
            f"pytcp checksums: {native_state()}", "",
-           "| workload | nginx / kernel | pytcp | ratio | target | reached | "
-           "CPU µs/req nginx | CPU µs/req pytcp | runs kernel | runs pytcp |",
+           ("| workload | nginx / kernel | pytcp | ratio | target | reached | "
+            "CPU µs/req nginx | CPU µs/req pytcp | runs kernel | runs pytcp |"),
            "|---|---:|---:|---:|---:|---|---:|---:|---|---|"]
     for r in rows:
         k, p = statistics.median(r.kernel), statistics.median(r.pytcp)

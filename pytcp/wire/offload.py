@@ -24,7 +24,7 @@ import struct
 
 from pytcp import native
 
-__all__ = ["RxPacket", "segment_tcp", "fill_checksums"]
+__all__ = ["RxPacket", "fill_checksums", "segment_tcp"]
 
 _PROTO_TCP = 6
 _FIN, _PSH, _URG, _CWR = 0x01, 0x08, 0x20, 0x80

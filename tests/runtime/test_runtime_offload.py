@@ -112,7 +112,7 @@ def test_outbound_gso_packets_in_the_capture_whole_or_per_mss() -> None:
             out.gso_size = 1000
             stack.out.append(out)  # type: ignore[arg-type]
             rt.kick()
-            await _until(lambda: rt.packets_out == 1)
+            await _until(lambda rt=rt: rt.packets_out == 1)  # type: ignore[misc]
             caps = [p for d, p in pcap.packets if d == "out"]
             assert all(_good(p) for p in caps)
             if segments:
