@@ -8,7 +8,7 @@ from pytcp.stack import Stack
 from pytcp.tcp.config import TcpConfig
 from pytcp.tcp.ecn import CE, ECT0, Ecn
 from pytcp.wire.ipv4 import ip_to_int, parse_ipv4
-from pytcp.wire.tcp import ACK, CWR, ECE, SYN, TcpOptions, build_ipv4_tcp, parse_tcp
+from pytcp.wire.tcp import ACK, CWR, ECE, NO_OPTIONS, SYN, TcpOptions, build_ipv4_tcp, parse_tcp
 
 A = ip_to_int("10.0.0.1")
 B = ip_to_int("10.0.0.2")
@@ -43,7 +43,7 @@ def test_receiver_echoes_until_cwr_and_sender_reduces_once_per_window() -> None:
 
 
 def _pkt(flags: int, seq: int, ack: int, payload: bytes = b"", tos: int = 0,
-         opts: TcpOptions = TcpOptions()) -> bytes:
+         opts: TcpOptions = NO_OPTIONS) -> bytes:
     return bytes(build_ipv4_tcp(src=B, dst=A, sport=5000, dport=80, seq=seq, ack=ack,
                                 flags=flags, window=65535, options=opts, payload=payload,
                                 tos=tos))
