@@ -105,8 +105,11 @@ def ss_snapshot(runtime: Any, *, ifname: str, addr: str, worker: int | None = No
     conns = [connection_entry(h, now) for h in stack.connections()]
     conns.sort(key=lambda c: (c["local"], c["peer"]))
     listening = sorted(getattr(lst, "port", 0) for lst in stack.listeners())
+    from pytcp.apps.status import udp_rows
+
     return {"interface": ifname, "addr": addr, "worker": worker,
-            "cc": stack.tcp_config.congestion, "listening": listening, "connections": conns}
+            "cc": stack.tcp_config.congestion, "listening": listening, "connections": conns,
+            "udp": udp_rows(stack)}
 
 
 class ControlServer:
@@ -231,4 +234,11 @@ def format_table(snapshots: Sequence[dict[str, Any]]) -> str:
                       f"unacked:{c['unacked']}", f"retrans:{c['retrans']}/{c['retrans_total']}",
                       f"snd_wnd:{c['snd_wnd']}", f"rcv_wnd:{c['rcv_wnd']}"]
             lines.append("\t " + " ".join(parts) + _rate_text(c.get("delivery_rate_bps")))
+        for u in snap.get("udp", []):
+            # ss -uni: UNCONN (or ESTAB when connected), bytes queued for the application.
+            state = "UNCONN" if u["remote"] == "*" else "ESTAB"
+            lines.append(f"{state:<11}{u['queued_bytes']:>7} {0:>7}  {u['local']:<22} "
+                         f"{u['remote'] if u['remote'] != '*' else '*:*':<22}")
+            lines.append(f"\t udp datagrams_in:{u['rx_datagrams']} "
+                         f"datagrams_out:{u['tx_datagrams']} drops:{u['drops']}")
     return "\n".join(lines) + "\n"

@@ -131,3 +131,31 @@ def test_blocking_datagram_socket_over_a_background_runtime() -> None:
             closed.recv()
         for s in (server, client, closed):
             s.close()
+
+
+def test_udp_endpoints_in_the_status_snapshot_and_ss_table() -> None:
+    from pytcp.apps.ss import format_table, ss_snapshot
+    from pytcp.apps.status import render_html, stack_status
+
+    async def main() -> None:
+        async with memory_pair() as (a, b):
+            server, _ = await create_datagram_endpoint(UdpEcho, ("", 7), runtime=b)
+            client, coll = await create_datagram_endpoint(Collect, None, (ADDR6_B, 7),
+                                                          runtime=a)
+            assert isinstance(coll, Collect)
+            client.sendto(b"abc")
+            await asyncio.wait_for(coll.q.get(), 5)
+            (row,) = stack_status(b.stack)["udp"]
+            assert row == {"local": "*:7", "remote": "*", "rx_datagrams": 1,
+                           "tx_datagrams": 1, "queued": 0, "queued_bytes": 0, "drops": 0}
+            assert b"UDP endpoints (1)" in render_html(stack_status(b.stack))
+            snap = ss_snapshot(a, ifname="mem0", addr=ADDR_A)
+            (u,) = snap["udp"]
+            assert u["remote"] == f"[{ADDR6_B}]:7" and u["tx_datagrams"] == 1
+            lines = format_table([snap]).splitlines()
+            assert lines[1].split() == ["ESTAB", "0", "0", u["local"], f"[{ADDR6_B}]:7"]
+            assert lines[2].split() == ["udp", "datagrams_in:1", "datagrams_out:1", "drops:0"]
+            client.close()
+            server.close()
+
+    run(main())
