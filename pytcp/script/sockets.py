@@ -234,6 +234,7 @@ def tcp_info_fields(handle: Any, now: float) -> dict[str, int]:
         "tcpi_bytes_received": info.bytes_in,
         "tcpi_bytes_sent": info.bytes_out,
         "tcpi_bytes_acked": max(0, info.bytes_out - in_flight),
+        "tcpi_delivered": int(getattr(conn, "delivered", 0)),
     }
     sb = getattr(conn, "_sb", None)
     if sb is not None and hasattr(sb, "sacked_bytes"):

@@ -261,6 +261,7 @@ class Connection(ConnectionRecovery):
         self._ecn = Ecn(config.ecn)
         self._synack_flags = 0           # ECE on our SYN-ACK when the SYN asked for ECN
         self._cwr_state = False          # reducing cwnd after an ECE (Linux TCP_CA_CWR)
+        self.delivered = 0               # segments the peer acknowledged (Linux tcpi_delivered)
         # TCP Fast Open (RFC 7413).
         self._fo_client: ClientRequest | None = None   # our first SYN's cookie/request
         self._fo_server: ServerDecision | None = None  # the stack's decision for the SYN
@@ -1144,6 +1145,7 @@ class Connection(ConnectionRecovery):
 
     def _on_syn_acked(self, now: float, seg: Segment) -> None:
         """Our SYN was acknowledged: RTT sample, timer off (RFC 6298)."""
+        self.delivered += 1  # (Linux tcpi_delivered: SYN-data counts once with its SYN)
         self._ut_start = None  # (the user timeout counts data, from its first send)
         if self._syn_lost:
             # RFC 6298 5.7 and Karn: no sample after a retransmitted SYN (even with

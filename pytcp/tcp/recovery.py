@@ -29,8 +29,8 @@ class ConnectionRecovery(ConnectionOutput):
     # (the attributes this module assigns; Connection lists the rest)
     __slots__ = ("_buf_seq", "_cc", "_cwr_state", "_dupacks", "_in_loss", "_in_recovery",
                  "_recover", "_reo_at", "_retries", "_rto_repeated", "_snd_up", "_tlp_at",
-                 "_tlp_high", "_tlp_rtx", "_undo", "_want_space", "bytes_out", "snd_una",
-                 "spurious_retransmits", "tlp_probes", "tlp_recoveries")
+                 "_tlp_high", "_tlp_rtx", "_undo", "_want_space", "bytes_out", "delivered",
+                 "snd_una", "spurious_retransmits", "tlp_probes", "tlp_recoveries")
 
     bytes_out: int
     spurious_retransmits: int
@@ -45,6 +45,7 @@ class ConnectionRecovery(ConnectionOutput):
     tlp_recoveries: int
     _in_loss: bool                 # after an RTO, until the recovery point is acknowledged
     _cwr_state: bool
+    delivered: int
 
     def _ack_advance(self, now: float, seg: Segment, ack: int, acked: int) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: new data acknowledged."""
@@ -67,6 +68,7 @@ class ConnectionRecovery(ConnectionOutput):
             self._sendbuf.consume(n)
             self._buf_seq = upto
             self.bytes_out += n
+            self.delivered += -(-n // self.snd_mss)
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
@@ -190,6 +192,8 @@ class ConnectionRecovery(ConnectionOutput):
                 rack.on_ack(now, self.snd_una, self._sb.ranges())
             if newly and acked == 0:
                 self._dupacks += 1  # (limited transmit, RFC 3042)
+            if newly:
+                self.delivered += -(-newly // self.snd_mss)
             self._tlp_ack(now, seg.ack, acked, newly, dsack)
             if self._sb or self._in_recovery or self._in_loss:
                 lost = rack.detect_loss(now, self._rtt.srtt, self._in_recovery, self.snd_mss)
