@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pytcp.native import checksum, pseudo_header_sum
 from pytcp.script.parser import ScriptOption
 from pytcp.wire.ipv4 import PROTO_ICMP, PROTO_TCP, build_ipv4_header
+from pytcp.wire.ipv6 import build_ipv6, pseudo_header_sum6
 
 MASK = 0xFFFFFFFF
 
@@ -77,10 +78,15 @@ def build_tcp_packet(*, src: int, dst: int, sport: int, dport: int, seq: int, ac
     hdr = struct.pack("!HHIIBBHHH", sport, dport, seq & MASK, ack & MASK,
                       (20 + len(options)) // 4 << 4, flags, win, 0, urg)
     tcp = bytearray(hdr + options + payload)
-    csum = checksum(tcp, pseudo_header_sum(src, dst, PROTO_TCP, len(tcp)))
+    v6 = src > 0xFFFFFFFF
+    csum = checksum(tcp, pseudo_header_sum6(src, dst, PROTO_TCP, len(tcp)) if v6
+                    else pseudo_header_sum(src, dst, PROTO_TCP, len(tcp)))
     if bad_csum:
         csum ^= 0x5A5A  # pytcp extension: a checksum that cannot verify (MUST-3)
     struct.pack_into("!H", tcp, 16, csum)
+    if v6:  # --ip_version=ipv6: an IPv6 packet (TOS is the traffic class)
+        return bytes(build_ipv6(src=src, dst=dst, next_header=PROTO_TCP, payload=tcp,
+                                hop_limit=ttl, tclass=tos))
     pkt = bytearray(20 + len(tcp))
     build_ipv4_header(pkt, 0, src=src, dst=dst, proto=PROTO_TCP, payload_len=len(tcp), ttl=ttl,
                       tos=tos)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import ipaddress
 import os
 import random
 import re
@@ -69,6 +70,9 @@ ECN_BITS = {"noecn": 0, "ect1": 1, "ect0": 2, "ce": 3}
 
 LOCAL_ADDR = "192.168.0.1"
 REMOTE_ADDR = "192.0.2.1"
+# --ip_version=ipv6 (pytcp's choice of addresses; scripts write them as "...").
+LOCAL_ADDR6 = "fd3d:fa7b:d17d::1"
+REMOTE_ADDR6 = "fd3d:fa7b:d17d::2"
 DEFAULT_TOLERANCE = 0.01
 DEFAULT_TSO = True  # packetdrill's tun on Linux sets TUN_F_TSO4: the kernel sends super-segments
 TSO_MAX_PAYLOAD = 65536 - 40 - 40  # 64 KB IPv4 datagram less IP and TCP headers with options
@@ -249,11 +253,23 @@ class Runner:
             self.ts_tick_usecs = max(1, 1_000_000 // self.tcp_config.ts_hz)
         self.aggregate = not self.strict_checks and "strict_segments" not in opts
         self.defines = dict(self._defines(opts))
-        local_addr = str(opts.get("local_ip") or LOCAL_ADDR)
-        remote_addr = str(opts.get("remote_ip") or REMOTE_ADDR).split("/")[0]
+        # --ip_version=ipv6: packets on the wire are IPv6 (the stack also keeps its IPv4
+        # address); ipv4-mapped-ipv6: an AF_INET6 socket whose packets are IPv4, which is what
+        # pytcp's script sockets give for IPv4 anyway. Over IPv6 the script device's MTU is
+        # 20 bytes larger, so segment sizes (and the MSS of our SYN) are those of the IPv4 run.
+        self.v6 = opts.get("ip_version") == "ipv6"
+        if self.v6:
+            local_addr = str(opts.get("local_ip") or LOCAL_ADDR6)
+            remote_addr = str(opts.get("remote_ip") or REMOTE_ADDR6).split("/")[0]
+            self.local_ip = int(ipaddress.IPv6Address(local_addr))
+            self.remote_ip = int(ipaddress.IPv6Address(remote_addr))
+            mtu += 20
+        else:
+            local_addr = str(opts.get("local_ip") or LOCAL_ADDR)
+            remote_addr = str(opts.get("remote_ip") or REMOTE_ADDR).split("/")[0]
+            self.local_ip = ip_to_int(local_addr)
+            self.remote_ip = ip_to_int(remote_addr)
         self.local_addr, self.remote_addr = local_addr, remote_addr
-        self.local_ip = ip_to_int(local_addr)
-        self.remote_ip = ip_to_int(remote_addr)
         self.now = 0.0
         # The script device: like packetdrill's tun on Linux it does TSO (the stack hands it
         # super-segments) unless a shell line turns it off (``ethtool -K tun0 tso off``) or
@@ -273,7 +289,9 @@ class Runner:
             self.tcp_config = self.tcp_config.replace(
                 max_segment_payload=TSO_MAX_PAYLOAD,
                 tso_autosize=autosize or self.tcp_config.tso_autosize)
-        self.stack = Stack(local_addr, now=self.now, config=self.stack_cfg,
+        self.stack = Stack(LOCAL_ADDR if self.v6 else local_addr, now=self.now,
+                           config=self.stack_cfg,
+                           addr6=local_addr if self.v6 else None,
                            tcp_config=self.tcp_config,
                            secret=b"pytcp-script-" + str(seed).encode(),
                            rng=random.Random(seed))
@@ -346,9 +364,11 @@ class Runner:
         opts: dict[str, str] = {}
         for name, value in script.options:
             v = value if value is not None else "1"
-            if name == "ip_version" and v not in ("ipv4",):
+            if name == "ip_version" and v not in ("ipv4", "ipv4-mapped-ipv6", "ipv6"):
                 raise ScriptFailure(0, f"--ip_version={v}", f"unsupported: IP version {v}",
-                                    unsupported=f"--ip_version={v} (pytcp is IPv4 only)")
+                                    unsupported=f"--ip_version={v}")
+            if name == "ip_version":
+                opts["ip_version"] = v
             if name == "udp_encapsulation":
                 raise ScriptFailure(0, f"--{name}={v}", "unsupported: TCP over UDP",
                                     unsupported="--udp_encapsulation (TCP over UDP, RFC 8539)")
@@ -445,7 +465,9 @@ class Runner:
 
     def _collect(self) -> None:
         from pytcp.drops import MalformedPacket
-        from pytcp.wire.ipv4 import PROTO_TCP, int_to_ip, parse_ipv4
+        from pytcp.stack import addr_text
+        from pytcp.wire.ipv4 import PROTO_TCP, parse_ipv4
+        from pytcp.wire.ipv6 import addr_sum, parse_ipv6
         from pytcp.wire.offload import fill_checksums
         from pytcp.wire.tcp import parse_tcp
 
@@ -457,23 +479,34 @@ class Runner:
             if self.pcap is not None:
                 self.pcap.write(self.now, raw, "out", getattr(raw, "note", None))
             try:
-                ip = parse_ipv4(raw)
-                if ip.proto != PROTO_TCP:
-                    self.outq.append(f"non-TCP packet (IP proto {ip.proto}) at {self.now:.3f}")
-                    continue
-                th = parse_tcp(ip.payload, ip.src, ip.dst)
+                if self.v6:
+                    ip6 = parse_ipv6(raw)
+                    if ip6.proto != PROTO_TCP:
+                        self.outq.append(f"non-TCP packet (next header {ip6.proto}) at "
+                                         f"{self.now:.3f}")
+                        continue
+                    th = parse_tcp(ip6.payload, addr_sum(ip6.src), addr_sum(ip6.dst))
+                    src, dst, ttl, tos = ip6.src, ip6.dst, ip6.hop_limit, ip6.tclass
+                else:
+                    ip = parse_ipv4(raw)
+                    if ip.proto != PROTO_TCP:
+                        self.outq.append(f"non-TCP packet (IP proto {ip.proto}) at "
+                                         f"{self.now:.3f}")
+                        continue
+                    th = parse_tcp(ip.payload, ip.src, ip.dst)
+                    src, dst, ttl, tos = ip.src, ip.dst, ip.ttl, ip.tos
             except MalformedPacket as e:
                 raise self._fail(f"the stack sent a malformed packet: {e}") from None
-            if ip.dst != self.remote_ip:
-                self.outq.append(f"packet to {int_to_ip(ip.dst)} (not the script side)")
+            if dst != self.remote_ip:
+                self.outq.append(f"packet to {addr_text(dst)} (not the script side)")
                 continue
             # MUST-44/45: our packets come from the stack's address; MUST-49: with its TTL.
-            if ip.src != self.local_ip or ip.ttl != self.ttl:
-                raise self._fail(f"IP header: src {int_to_ip(ip.src)} ttl {ip.ttl}, expected "
+            if src != self.local_ip or ttl != self.ttl:
+                raise self._fail(f"IP header: src {addr_text(src)} ttl {ttl}, expected "
                                  f"{self.local_addr} ttl {self.ttl}")
             obs = Observed(self.now, th.flags, th.seq, th.ack, th.window, th.urg,
                            bytes(th.payload), th.options, tuple(th.option_kinds),
-                           th.sport, th.dport, ip.tos)
+                           th.sport, th.dport, tos)
             if th.options.timestamp is not None:
                 self.last_tsval = th.options.timestamp[0]
             self.last_seq = th.seq
@@ -616,6 +649,9 @@ class Runner:
             # later sequence numbers are relative to it.
             seq = (self.peer_isn[port] + line.seq) & MASK
             first = line.seq
+        if self.v6 and (line.src or line.dst or line.ip_options):
+            raise self._fail("unsupported: addresses or IP options on a packet over IPv6",
+                             unsupported="IPv6 packet with addresses or IP options")
         pkt = build_tcp_packet(
             src=ip_to_int(line.src) if line.src else self.remote_ip,
             dst=ip_to_int(line.dst) if line.dst else self.local_ip,
@@ -705,6 +741,8 @@ class Runner:
             qseq = (self.isns.get(self.their_port, 0) + line.seq) & MASK
         else:
             qseq = self.last_seq
+        if self.v6:
+            raise self._fail("unsupported: ICMP lines over IPv6", unsupported="ICMPv6 lines")
         pkt = build_icmp_error(src=self.remote_ip, dst=self.local_ip, icmp_type=line.icmp_type,
                                code=line.icmp_code, mtu=line.mtu or 0, sport=self.our_port,
                                dport=self.their_port, seq=qseq)

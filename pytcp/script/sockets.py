@@ -480,11 +480,12 @@ class SocketTable:
             # Linux TCP_FASTOPEN_CONNECT: with a cookie cached, connect() returns 0 at once and
             # the SYN leaves with the first write's data (RFC 7413); without one, a normal
             # connect whose SYN requests a cookie.
-            from pytcp.wire.ipv4 import ip_to_int
+            from pytcp.stack import _to_addr
 
-            req = self.stack.fastopen_cache.request(now, ip_to_int(self.remote_addr),
-                                                    self.stack.tcp_config.fastopen,
-                                                    self.stack._mss)
+            raddr = _to_addr(self.remote_addr)
+            req = self.stack.fastopen_cache.request(
+                now, raddr, self.stack.tcp_config.fastopen,
+                self.stack._mss_for(self.stack._local_for(raddr)))
             if req is not None and req.space > 0:
                 s.deferred_connect = True
                 return (0, None)

@@ -110,8 +110,10 @@ def parse_keys(text: str) -> list[bytes]:
 
 
 def make_cookie(key: bytes, client: int, server: int) -> bytes:
-    """The 8-byte cookie for ``client`` (the SYN's source) and ``server`` addresses."""
-    data = client.to_bytes(4, "big") + server.to_bytes(4, "big")
+    """The 8-byte cookie for ``client`` (the SYN's source) and ``server`` addresses (IPv6
+    addresses, above 32 bits, as 16 bytes each, as Linux hashes saddr and daddr)."""
+    n = 16 if client > 0xFFFFFFFF or server > 0xFFFFFFFF else 4
+    data = client.to_bytes(n, "big") + server.to_bytes(n, "big")
     return struct.pack("<Q", siphash24(key, data))
 
 
