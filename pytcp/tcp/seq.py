@@ -26,7 +26,8 @@ def seq_lt(a: int, b: int) -> bool:
 
 
 def seq_le(a: int, b: int) -> bool:
-    return ((b - a) & MASK) < _HALF
+    # seq_lt(a, b) or a == b, also at the half-way point where seq_lt and seq_gt both hold.
+    return ((b - a) & MASK) <= _HALF
 
 
 def seq_gt(a: int, b: int) -> bool:
@@ -34,7 +35,8 @@ def seq_gt(a: int, b: int) -> bool:
 
 
 def seq_ge(a: int, b: int) -> bool:
-    return ((a - b) & MASK) < _HALF
+    # seq_gt(a, b) or a == b (see seq_le).
+    return ((a - b) & MASK) <= _HALF
 
 
 def seq_between(lo: int, x: int, hi: int) -> bool:

@@ -103,3 +103,12 @@ def test_transitive_within_half_window(base: int, a: int, b: int, c: int) -> Non
     assert seq_lt(sa, sb) == (a < b)
     assert seq_max(sa, sb) == seq_add(base, max(a, b))
     assert seq_min(sa, sb) == seq_add(base, min(a, b))
+
+
+def test_half_way_point_le_follows_lt() -> None:
+    # At a distance of exactly 2**31 both seq_lt(a, b) and seq_gt(a, b) hold (as Linux's
+    # before()/after()); seq_le/seq_ge must still agree with "lt or equal".
+    a, b = 0, 2**31
+    assert seq_lt(a, b) and seq_gt(a, b)
+    assert seq_le(a, b) and seq_ge(a, b)
+    assert seq_le(b, a) and seq_ge(b, a)
