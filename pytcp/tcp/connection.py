@@ -1241,7 +1241,11 @@ class Connection(ConnectionRecovery):
                 self._challenge_ack(now)
                 return
             if st is State.SYN_RECEIVED:
-                if self._passive:
+                if self._passive and self.fo_child:
+                    # RFC 7413 4.2.2: a Fast Open connection was already handed to the
+                    # application: it learns of the reset as an established one would.
+                    self._reset_close(now, "RST (Fast Open SYN-RECEIVED)", ConnectionReset())
+                elif self._passive:
                     # MUST-11: back to LISTEN; the stack's per-SYN connection just ends.
                     self._reset_close(now, "RST (passive SYN-RECEIVED)", None)
                 else:
