@@ -40,7 +40,7 @@ class DropReason(enum.Enum):
     ICMP_IGNORED = "icmp_ignored"
     FRAGMENT_INVALID = "fragment_invalid"        # bad fragment length/offset, conflicting ends
     STACK_ERROR = "stack_error"                  # a bug while handling the packet (logged once)
-    IPV6_IGNORED = "ipv6_ignored"                # a well-formed IPv6 packet (pytcp is IPv4 only)
+    IPV6_IGNORED = "ipv6_ignored"                # a well-formed IPv6 packet while IPv6 is off
     SYN_QUEUE_FULL = "syn_queue_full"            # SYN queue full and SYN cookies off
     SYNCOOKIE_INVALID = "syncookie_invalid"      # an ACK to a listener with a bad/old cookie
     # --- tcp engine (RFC 9293 3.10.7) ---
@@ -98,7 +98,7 @@ DROP_DESCRIPTIONS: dict[str, str] = {
     "icmp_ignored": "ICMP message that is not an echo request or does not match a connection",
     "fragment_invalid": "bad IPv4 fragment length/offset or conflicting ends",
     "stack_error": "a bug in pytcp while handling the packet (logged once)",
-    "ipv6_ignored": "an IPv6 packet (the kernel's router solicitations, MLD): pytcp is IPv4 only",
+    "ipv6_ignored": "an IPv6 packet while IPv6 is off (--no-ipv6)",
     "syn_queue_full": "SYN dropped: the SYN queue is full and SYN cookies are off",
     "syncookie_invalid": "ACK to a listener carrying a bad or expired SYN cookie",
     "out_of_window": "sequence number outside the receive window (RFC 9293 3.10.7.4)",

@@ -61,9 +61,9 @@ COLUMN_HELP: dict[str, str] = {
 # A sentence for every counter of the stack, the runtime, the link and the impairment stage.
 COUNTER_DESCRIPTIONS: dict[str, str] = {
     # stack
-    "rx_packets": "IPv4 packets the stack received",
+    "rx_packets": "IP packets the stack received",
     "rx_bytes": "bytes of the packets the stack received",
-    "tx_packets": "IPv4 packets the stack sent",
+    "tx_packets": "IP packets the stack sent",
     "tx_bytes": "bytes of the packets the stack sent",
     "active_opens": "connections pytcp opened (connect)",
     "passive_opens": "connections accepted from a SYN to a listener",
@@ -94,6 +94,22 @@ COUNTER_DESCRIPTIONS: dict[str, str] = {
     "syncookies_validated": "ACKs whose SYN cookie was valid (a connection was made)",
     "syncookies_rejected": "ACKs with a bad or expired SYN cookie",
     "history_untracked": "connections without a dashboard history (bound reached)",
+    # IPv6 and UDP (issue 12)
+    "icmp6_echo": "ICMPv6 echo requests answered (ping -6)",
+    "icmp6_errors_sent": "ICMPv6 errors sent (port unreachable, parameter problem, ...)",
+    "icmp6_errors_rate_limited": "ICMPv6 errors not sent: the rate limit had no token",
+    "icmp6_errors_received": "ICMPv6 errors quoting one of our packets",
+    "ipv6_nd_mld_ignored": "the kernel's neighbour discovery and MLD messages, ignored",
+    "ipv6_no_next_header": "IPv6 packets with No Next Header (59): nothing to deliver",
+    "reassembled6": "IPv6 packets rebuilt from fragments",
+    "fragmented6": "IPv6 packets pytcp sent as fragments (larger than the path MTU)",
+    "atomic_fragments": "IPv6 atomic fragments, processed whole (RFC 6946)",
+    "pmtu6_lowered": "times a Packet Too Big lowered an IPv6 path MTU (RFC 8201)",
+    "udp_rx": "UDP datagrams delivered to an endpoint",
+    "udp_tx": "UDP datagrams sent",
+    "udp_no_port": "UDP datagrams to a closed port (port unreachable sent, rate-limited)",
+    "udp_rcvbuf_errors": "UDP datagrams dropped: the endpoint's receive queue was full",
+    "udp_icmp_errors": "ICMP errors reported to a connected UDP endpoint",
     # runtime
     "packets_in": "packets read from the link",
     "packets_out": "packets written to the link",

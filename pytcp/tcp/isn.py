@@ -35,8 +35,13 @@ class IsnGenerator:
     def offset(self, local_addr: int, local_port: int, remote_addr: int, remote_port: int) -> int:
         """F(): the keyed hash of the connection identifiers, a 32-bit integer."""
         h = self._hasher.copy()
-        h.update(_IDS.pack(local_addr & 0xFFFFFFFF, local_port & 0xFFFF,
-                           remote_addr & 0xFFFFFFFF, remote_port & 0xFFFF))
+        if local_addr > 0xFFFFFFFF or remote_addr > 0xFFFFFFFF:
+            # IPv6: the whole 128-bit addresses go into F() (RFC 6528 3).
+            h.update(local_addr.to_bytes(16, "big") + local_port.to_bytes(2, "big")
+                     + remote_addr.to_bytes(16, "big") + remote_port.to_bytes(2, "big"))
+        else:
+            h.update(_IDS.pack(local_addr & 0xFFFFFFFF, local_port & 0xFFFF,
+                               remote_addr & 0xFFFFFFFF, remote_port & 0xFFFF))
         return int.from_bytes(h.digest(), "big")
 
     def iss(

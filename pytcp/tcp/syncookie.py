@@ -86,6 +86,8 @@ class SynCookies:
 
     def _hash(self, la: int, lp: int, ra: int, rp: int, count: int, which: int) -> int:
         h = self._hasher.copy()
+        if la > MASK or ra > MASK:  # IPv6: the whole addresses (Linux cookie_v6_hash)
+            h.update(la.to_bytes(16, "big") + ra.to_bytes(16, "big"))
         h.update(_TUPLE.pack(la & MASK, lp & 0xFFFF, ra & MASK, rp & 0xFFFF, count & MASK,
                              which))
         return int.from_bytes(h.digest(), "big")

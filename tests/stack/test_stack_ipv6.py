@@ -303,3 +303,32 @@ def test_icmp_errors_reach_only_a_connected_udp_endpoint() -> None:
     s.receive_packet(0.0, bytes(IP(src=PEER4, dst=US4) / ICMP(type=3, code=3) / sent4[:28]))
     assert other.pending_error() is None
     assert s.drops[DropReason.ICMP_IGNORED] == 1
+
+
+def test_isn_and_syn_cookies_hash_whole_ipv6_addresses() -> None:
+    from pytcp.tcp.isn import IsnGenerator
+    from pytcp.tcp.syncookie import SynCookies
+
+    gen = IsnGenerator(b"secret")
+    other = P6 ^ (1 << 100)  # differs only above the low 32 bits
+    assert gen.offset(U6, 80, P6, 4000) != gen.offset(U6, 80, other, 4000)
+    c = SynCookies(b"secret")
+    cookie, _ = c.make(0.0, U6, 80, P6, 4000, 7, 1440)
+    assert c.check(0.0, U6, 80, P6, 4000, 7, cookie) is not None
+    assert c.check(0.0, U6, 80, other, 4000, 7, cookie) is None
+
+
+def test_syn_cookie_handshake_over_ipv6() -> None:
+    s = make(syncookies=2)
+    lst = s.listen(80)
+    syn = IPv6(src=PEER6, dst=US6) / TCP(sport=40001, dport=80, flags="S", seq=99,
+                                          options=[("MSS", 1440)])
+    s.receive_packet(0.0, bytes(syn))
+    [sa] = s.pending_packets()
+    p = IPv6(bytes(sa))
+    assert p[TCP].flags == "SA" and s.stats["syncookies_sent"] == 1
+    s.receive_packet(0.1, bytes(IPv6(src=PEER6, dst=US6) / TCP(
+        sport=40001, dport=80, flags="A", seq=100, ack=p[TCP].seq + 1)))
+    h = lst.accept()
+    assert h is not None and h.state is State.ESTABLISHED
+    assert s.stats["syncookies_validated"] == 1
