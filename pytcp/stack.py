@@ -319,10 +319,11 @@ class TcpHandle:
     # ----- application calls -----
 
     def send(self, now: float, data: bytes | bytearray | memoryview, push: bool = True,
-             urgent: bool = False, more: bool = False) -> int:
-        """``more``: MSG_MORE (a partial last segment waits for the next send)."""
+             urgent: bool = False, more: bool = False, eor: bool = False) -> int:
+        """``more``: MSG_MORE (a partial last segment waits for the next send); ``eor``:
+        MSG_EOR (no segment joins these bytes with later ones)."""
         try:
-            return self.conn.send(now, data, push, urgent, more)
+            return self.conn.send(now, data, push, urgent, more, eor)
         finally:
             self._stack._service(self, now)
 

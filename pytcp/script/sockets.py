@@ -774,7 +774,8 @@ class SocketTable:
             return BLOCKED
         data = stream_bytes(st.write_offset, n)
         try:
-            k = s.handle.send(now, data, True, urgent, "MSG_MORE" in flags)
+            k = s.handle.send(now, data, True, urgent, "MSG_MORE" in flags,
+                              "MSG_EOR" in flags)
         except TcpUsageError:
             return _err("EPIPE")
         st.write_offset += k

@@ -42,7 +42,8 @@ class TcpConfig:
     congestion: str = "cubic"         # "cubic" (RFC 9438) or "newreno" (RFC 5681/6582)
     hystart: bool = True              # HyStart++ slow-start exit (RFC 9406), as Linux
     slow_start_after_idle: bool = True  # RFC 5681 4.1 restart window (Linux sysctl of the name)
-    slow_start_abc_limit: int = 2     # RFC 3465 L in segments per ACK; 0 = none (Linux)
+    slow_start_abc_limit: int = 0     # RFC 3465 L in segments per ACK; 0 = none (Linux
+    #                                   tcp_slow_start; the rfc profile uses L = 2)
     # --- loss recovery (RFC 6675, RFC 8985, RFC 6937/9937) ---
     rack: bool = True                 # RACK time-based loss detection (RFC 8985; needs SACK)
     tlp: bool = True                  # tail loss probe (RFC 8985 7; with rack)
@@ -113,6 +114,7 @@ class TcpConfig:
             wscale=wscale_for(1 << 20),
             psh_each_gso=False,
             rto_min_on_variance=False,
+            slow_start_abc_limit=2,
             rack=False,
             tlp=False,
             hystart=False,

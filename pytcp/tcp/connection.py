@@ -113,6 +113,9 @@ class ConnInfo:
     rcv_wnd: int
 
 
+MAX_EOR_MARKS = 4096  # pending MSG_EOR record boundaries kept per connection
+
+
 class Connection(ConnectionRecovery):
     """A TCP connection (RFC 9293). See the module docstring for the sans-I/O contract."""
 
@@ -228,6 +231,7 @@ class Connection(ConnectionRecovery):
         self._rtt_seq: int | None = None  # Karn: the segment being timed (without TS)
         self._rtt_time = 0.0
         self._retries = 0                # consecutive RTO expirations
+        self._eor_marks: collections.deque[int] = collections.deque()  # MSG_EOR boundaries
         # RFC 9293 3.8.3 USER TIMEOUT / RFC 5482 (Linux TCP_USER_TIMEOUT): 0 = off; else
         # data (or zero-window probes) unacknowledged this long end the connection.
         self.user_timeout = 0.0
@@ -449,14 +453,16 @@ class Connection(ConnectionRecovery):
         self._rtt_seq = None
 
     def send(self, now: float, data: Buffer, push: bool = True, urgent: bool = False,
-             more: bool = False) -> int:
+             more: bool = False, eor: bool = False) -> int:
         """SEND (RFC 9293 3.10.2): queue as much of ``data`` as fits; return the count.
         ``push`` is accepted for the interface; every write's last segment carries PSH.
         ``more`` (Linux MSG_MORE): more data follows, so a partial last segment is held as
         under :meth:`set_cork` until a send without ``more`` (or the cork ceiling).
         ``urgent``: the accepted bytes are urgent data (RFC 9293 3.8.5): SND.UP is set after
         them and segments before it carry URG with the pointer to the first non-urgent octet
-        (MUST-62), until it is acknowledged."""
+        (MUST-62), until it is acknowledged. ``eor`` (Linux MSG_EOR): no segment carries
+        these bytes together with bytes sent later (record boundary after the accepted bytes;
+        at most ``MAX_EOR_MARKS`` pending, the oldest forgotten past that)."""
         self._now = now
         if self.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED,
                               State.CLOSE_WAIT) or self._fin_queued:
@@ -464,6 +470,11 @@ class Connection(ConnectionRecovery):
         buf = self._sendbuf
         self._tune_sndbuf()
         n = buf.write(data)
+        if eor and n:
+            marks = self._eor_marks
+            marks.append(seq_add(self._buf_seq, len(buf)))
+            if len(marks) > MAX_EOR_MARKS:
+                marks.popleft()
         if n < len(data):
             self._want_space = True
         if urgent and n:

@@ -13,6 +13,8 @@ A mixin: ``Connection`` inherits it; the attributes below are created by
 
 from __future__ import annotations
 
+import collections
+
 from pytcp.tcp.config import TcpConfig
 from pytcp.tcp.congestion import CongestionControl
 from pytcp.tcp.ecn import ECT0, Ecn
@@ -58,6 +60,7 @@ class ConnectionOutput:
     _more: bool
     user_timeout: float
     _ut_start: float | None
+    _eor_marks: collections.deque[int]
     _cork_at: float | None
     _cork_expired: bool
     snd_una: int
@@ -381,6 +384,18 @@ class ConnectionOutput:
                 if self.snd_nxt == before:
                     return
 
+    def _eor_room(self, seq: int | None = None) -> int | None:
+        """Bytes from ``seq`` (SND.NXT) to the next MSG_EOR boundary (None: no boundary
+        ahead); boundaries already acknowledged are forgotten."""
+        marks = self._eor_marks
+        while marks and seq_le(marks[0], self.snd_una):
+            marks.popleft()
+        start = self.snd_nxt if seq is None else seq
+        for m in marks:
+            if seq_gt(m, start):
+                return seq_sub(m, start)
+        return None
+
     def _tso_size(self, mss: int) -> int:
         """The largest super-segment to build now. With ``TcpConfig.tso_autosize`` (linux
         profile) as Linux sizes TSO packets: about 1 ms at the pacing rate (200 % of
@@ -409,13 +424,13 @@ class ConnectionOutput:
         if self._in_recovery and self.sack_ok and not force:
             self._sack_recovery_send(now)
             return
-        maxp = limit if limit > 0 else self._tso_size(mss)
-        if maxp < mss and limit <= 0:
-            maxp = mss
         if (self.config.slow_start_after_idle and self.snd_una == self.snd_max
                 and now - self._last_send > self._rtt.rto and self._has_unsent()):
             # RFC 5681 4.1: restart from at most the initial window after an idle RTO.
             self._cc.on_idle_restart(now)
+        maxp = limit if limit > 0 else self._tso_size(mss)  # (after a restart: new cwnd)
+        if maxp < mss and limit <= 0:
+            maxp = mss
         sent_any = False
         if (not force and not self._in_recovery and self.snd_nxt == self.snd_max
                 and self._snd_up is None):
@@ -429,6 +444,13 @@ class ConnectionOutput:
                 self._fin_seq is None or seq_le(self.snd_nxt, self._fin_seq))
             if avail <= 0 and not fin_due:
                 break
+            eor_room = self._eor_room()
+            eor_cut = eor_room is not None and eor_room < avail
+            if eor_cut:
+                # Linux MSG_EOR: no segment crosses a record boundary; a record with more
+                # data queued behind it is not the queue's tail, so Nagle does not hold it
+                # (tcp_write_xmit applies Nagle to the last skb only).
+                avail = eor_room or 0
             wnd_room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
             cc_room = self._cc.cwnd - self._pipe()
             if force:
@@ -459,7 +481,7 @@ class ConnectionOutput:
                 # Window- or cwnd-limited small segment: sender SWS avoidance.
                 if cc_room < mss or n < self.max_snd_wnd // 2:
                     break
-            elif n == avail and n < mss and not force and not retrans:
+            elif n == avail and n < mss and not force and not retrans and not eor_cut:
                 # The tail of the queue: TCP_CORK/MSG_MORE hold it (Linux); then Nagle
                 # (RFC 896, RFC 9293 3.7.4) with Minshall's refinement as in Linux: hold it
                 # while a small segment is unacknowledged.
@@ -479,6 +501,8 @@ class ConnectionOutput:
                 # Linux's observable behaviour (google/packetdrill's tests): every
                 # multi-segment TSO packet of new data sent outside loss recovery carries PSH.
                 flags |= PSH
+            if n > 0 and eor_room is not None and n == eor_room:
+                flags |= PSH  # the end of a MSG_EOR record (Linux pushes it)
             if off + n == buffered:
                 if n > 0:
                     flags |= PSH  # MUST-61: PSH on the last buffered segment
@@ -522,6 +546,8 @@ class ConnectionOutput:
         MSS multiples for GSO) that end before the last buffered byte, as many as the send
         window and cwnd allow, sharing one window field and one options value. The tail of
         the buffer (PSH, FIN, Nagle, SWS) is left to the general loop. True if it sent."""
+        if self._eor_marks and self._eor_room() is not None:
+            return False  # MSG_EOR boundaries ahead: the general loop stops at each
         buffered = len(self._sendbuf)
         off = seq_sub(self.snd_nxt, self._buf_seq)
         rem = buffered - off
@@ -671,8 +697,13 @@ class ConnectionOutput:
             return 0
         most = max(self.snd_mss, self.config.max_segment_payload)
         n = min(buffered - off, length if length > 0 else self.snd_mss, most)
+        eor = self._eor_room(seq) if self._eor_marks else None
+        if eor is not None and eor < n:
+            n = eor  # a retransmission does not join MSG_EOR records either (Linux)
         payload = self._sendbuf.read(off, n)
         flags = ACK
+        if eor is not None and n == eor and n:
+            flags |= PSH
         if off + n == buffered:
             if n:
                 flags |= PSH

@@ -288,3 +288,24 @@ def test_orphan_gives_up_on_a_window_that_never_opens() -> None:
     assert net.a.state is State.CLOSED
     assert net.a.transitions[-1][3] == "orphan zero-window timeout"
     assert net.b.state is State.CLOSED  # it got the RST
+
+
+def test_msg_eor_records_are_not_joined() -> None:
+    """Linux MSG_EOR: no segment carries a record's last bytes with bytes written after it;
+    the record's end carries PSH and is not held by Nagle while more data is queued."""
+    c = established_server()
+    mss = c.snd_mss
+    c.send(1.0, b"a" * 300, eor=True)
+    c.send(1.0, b"b" * 300, eor=True)
+    c.send(1.0, b"c" * 300)
+    out = c.pending_output()
+    # Two records, each its own segment with PSH; the tail (not a record) waits for Nagle
+    # (Minshall: a small segment is unacknowledged), as Linux's last skb does.
+    assert [len(s.payload) for s in out] == [300, 300]
+    assert [bytes(s.payload[:1]) for s in out] == [b"a", b"b"]
+    assert all(s.flags & PSH for s in out)
+    c2 = established_server()
+    c2.send(1.0, b"x" * 300)
+    c2.send(1.0, b"y" * 300)
+    assert [len(s.payload) for s in c2.pending_output()] == [600]  # without EOR: one segment
+    assert mss > 600
