@@ -124,7 +124,8 @@ class Connection(ConnectionRecovery):
     # defaults included (they move to __init__); output.py and recovery.py list the ones they
     # assign. tests/tcp/test_connection_slots.py checks.
     __slots__ = ("_app_closed", "_chal_count", "_chal_window", "_data_event", "_ecn", "_events",
-                 "_fin_queued", "_fin_received", "_fo_client", "_fo_server", "_goback_reason",
+                 "_eor_marks", "_fin_queued", "_fin_received", "_fo_client", "_fo_server",
+                 "_goback_reason",
                  "_ka_last", "_ka_probes", "_last_rx", "_mem", "_mem_ooo", "_mem_used", "_more",
                  "_now", "_ooo_fin", "_oow_ack_at", "_orphan", "_out", "_passive",
                  "_persist_backoff", "_probe_start", "_probes_out", "_prr", "_rack", "_rack_on",
