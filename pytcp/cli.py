@@ -564,11 +564,14 @@ def _services(opts: LinkOptions, runtime: Any, worker: int | None = None) -> dic
     from pytcp.apps.discard import serve_discard
     from pytcp.apps.echo import serve_echo
     from pytcp.apps.http_server import serve_http
+    from pytcp.apps.lab import Lab
     from pytcp.apps.status import StatusSite
 
+    lab = Lab() if opts.root is None else None  # the patterns lab at /lab/ (issue 13)
     status = None if runtime is None or opts.root is not None else StatusSite(
         runtime, dashboard_ports=[opts.services["http"]] if "http" in opts.services else [],
-        dynamic=lambda: {"tun": _tun_stats(runtime.link)},
+        dynamic=lambda: {"tun": _tun_stats(runtime.link),
+                         **({"lab": _lab_counters(lab)} if lab is not None else {})},
         info=dict(interface=opts.ifname, services=opts.services, profile=opts.profile,
                   cc=runtime.stack.tcp_config.congestion, host_addr=str(opts.host),
                   pcap=str(opts.pcap) if opts.pcap else "off",
@@ -584,13 +587,23 @@ def _services(opts: LinkOptions, runtime: Any, worker: int | None = None) -> dic
                                   status_provider=None if opts.root else status,
                                   idle_timeout=t.get("idle", http_server.IDLE_TIMEOUT),
                                   request_timeout=t.get("request", http_server.REQUEST_TIMEOUT),
-                                  send_timeout=send),
+                                  send_timeout=send, lab=lab),
         "echo": functools.partial(serve_echo, idle_timeout=t.get("idle", echo.IDLE_TIMEOUT),
                                   send_timeout=send),
         "discard": functools.partial(serve_discard,
                                      idle_timeout=t.get("idle", discard.IDLE_TIMEOUT)),
     }
     return {name: table[name] for name in opts.services}
+
+
+def _lab_counters(lab: Any) -> dict[str, int]:
+    """The lab's counters for the status page (flat: a counter table)."""
+    st = lab.status()
+    out = {k: int(v) for k, v in st["counters"].items()}
+    out.update({f"dropped: {k}": int(v) for k, v in st["drops"].items()})
+    out.update(streams_open=st["streams"], long_polls_waiting=st["long_polls"],
+               jobs=st["jobs"], topics=st["topics"])
+    return out
 
 
 def _tracked(service: Service, tasks: set[asyncio.Task[Any]]) -> Service:

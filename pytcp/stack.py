@@ -30,8 +30,6 @@ from pytcp.drops import DropCounter, DropReason, MalformedPacket
 from pytcp.ip.demux import IpLayer
 from pytcp.ip.fragments import FragmentReassembler
 from pytcp.ip.icmp import Quoted
-from pytcp.udp import UdpLayer
-from pytcp.wire.ipv6 import addr_sum
 from pytcp.stack_history import CLOSED_KEPT, MAX_CONNECTIONS, ConnHistory
 from pytcp.tcp.events import Closed, Connected, Event
 from pytcp.tcp.reasons import TxReason
@@ -39,6 +37,8 @@ from pytcp.tcp.segment import Segment
 from pytcp.tcp.seq import seq_add, seq_between, seq_le
 from pytcp.tcp.state import State
 from pytcp.tcp.syncookie import SynCookies, cookie_ts_offset, decode_tsecr, encode_tsval
+from pytcp.udp import UdpLayer
+from pytcp.wire.ipv6 import addr_sum
 from pytcp.wire.offload import RxPacket
 from pytcp.wire.tcp import (
     ACK,
@@ -160,8 +160,8 @@ GRO_MAX_BYTES = 65535 - 60 - 20
 class _GroGroup:
     """In-order data segments of one connection, gathered within a read batch (GRO)."""
 
-    __slots__ = ("ack", "end", "flags", "h", "key", "kinds", "limit", "open", "options",
-                 "parts", "seq", "size", "total", "window")
+    __slots__ = ("ack", "end", "flags", "h", "hlen", "key", "kinds", "limit", "open",
+                 "options", "parts", "seq", "size", "total", "window")
 
     def __init__(self, h: TcpHandle, key: FourTuple, th: TcpHeader, limit: int) -> None:
         n = len(th.payload)
@@ -179,6 +179,7 @@ class _GroGroup:
         self.total = n
         self.open = True  # False after PSH or a shorter segment: nothing more joins
         self.parts: list[memoryview] = [th.payload]
+        self.hlen = len(th.header) + (20 if key.remote_addr <= 0xFFFFFFFF else 40)  # per part
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +239,30 @@ def _martian(a: int) -> bool:
     return top == 0 or top == 127 or top >= 224
 
 
+class ConnCounters:
+    """What one connection cost on the wire, as pytcp counted it (Linux's tcpi_segs_in /
+    tcpi_segs_out): segments and bytes both ways, and when it opened and ended.
+
+    ``wire_*`` are whole IP packets (IP + TCP headers + payload), ``data_*`` payload bytes
+    (retransmissions included); a super-segment counts as the MSS-sized segments it becomes
+    on the wire, a coalesced (GRO) one as the segments it gathered. ``ended`` is the stack's
+    time when the connection was forgotten or replaced by its TIME-WAIT entry (``end_state``
+    then says which), else None. A small object of its own, so an owner (the lab) may keep it
+    after the connection is gone. Segments answered by the TIME-WAIT entry are not counted.
+    """
+
+    __slots__ = ("data_in", "data_out", "end_state", "ended", "opened", "segs_in",
+                 "segs_out", "wire_in", "wire_out")
+
+    def __init__(self, opened: float) -> None:
+        self.opened = opened
+        self.ended: float | None = None
+        self.end_state = ""
+        self.segs_in = self.segs_out = 0
+        self.wire_in = self.wire_out = 0
+        self.data_in = self.data_out = 0
+
+
 class TcpHandle:
     """One TCP connection as the application sees it: the engine plus its 4-tuple.
 
@@ -260,6 +285,7 @@ class TcpHandle:
         "_tw",
         "accepted",
         "conn",
+        "counters",
         "fastopen_sent",
         "history",
         "key",
@@ -274,6 +300,7 @@ class TcpHandle:
         self.conn = conn
         self.user_data: Any = None
         self.fastopen_sent = 0  # data bytes the SYN carried (RFC 7413, connect(fastopen=))
+        self.counters = ConnCounters(getattr(conn, "created", 0.0))  # segments and bytes both ways
         # A bounded history for the dashboard (None unless Stack.enable_history).
         self.history: ConnHistory | None = stack._new_history(conn) \
             if stack._history_on else None
@@ -974,6 +1001,11 @@ class Stack(IpLayer, UdpLayer):
             seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg,
                           ecn=ecn)
             conn = h.conn
+            cnt = h.counters
+            cnt.segs_in += 1
+            n = len(th.payload)
+            cnt.data_in += n
+            cnt.wire_in += n + len(th.header) + (20 if src <= 0xFFFFFFFF else 40)
             if (flags & (SYN | ACK | RST) == SYN and conn.state is State.TIME_WAIT
                     and th.dport in self._listeners and conn.accepts_new_syn(seg)):
                 # RFC 6191 / RFC 9293 3.10.7.4: a new SYN may reopen a 4-tuple in TIME-WAIT;
@@ -1042,6 +1074,10 @@ class Stack(IpLayer, UdpLayer):
             self._name(conn, key)
             self.stats["passive_opens"] += 1
             conn.open_passive()
+            cnt = h.counters
+            cnt.segs_in = 1
+            cnt.data_in = len(th.payload)
+            cnt.wire_in = len(th.payload) + len(th.header) + (20 if src <= 0xFFFFFFFF else 40)
             seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg,
                           ecn=ecn)
             fo = self._fastopen_decide(now, lst, th, src, dst)
@@ -1217,6 +1253,10 @@ class Stack(IpLayer, UdpLayer):
             stats["gro_segments"] += 1
             stats["gro_merged"] += len(parts)
         seg = Segment(g.seq, g.ack, g.flags, g.window, payload, g.options, 0, size)
+        cnt = h.counters
+        cnt.segs_in += len(parts)
+        cnt.data_in += g.total
+        cnt.wire_in += g.total + len(parts) * g.hlen
         try:
             try:
                 h.conn.handle_segment(now, seg)
@@ -1352,10 +1392,17 @@ class Stack(IpLayer, UdpLayer):
                 # ACKs that say something)
                 hist.mark(h.conn._now, seg.seq, n, reason)
         tmpl, ipsum = (h._tmpl_ect, h._ipsum_ect) if seg.ecn else (h._tmpl, h._ipsum)
+        cnt = h.counters
+        cnt.data_out += n
         if gso <= 0 or n <= gso:
+            cnt.segs_out += 1
+            cnt.wire_out += n + len(tmpl) + len(opts) + 16  # template: IP header + ports
             queue(self._build_tcp(tmpl, ipsum, h._psum, seg.seq, seg.ack, seg.flags,
                                   seg.wnd, opts, osum, payload, seg.urg, 0, note))
             return
+        pieces = -(-n // gso)
+        cnt.segs_out += pieces
+        cnt.wire_out += n + pieces * (len(tmpl) + len(opts) + 16)
         if self.config.gso and ipsum >= 0:  # the link cuts it (TUN TSO, IPv4 only)
             queue(self._build_tcp(tmpl, ipsum, h._psum, seg.seq, seg.ack, seg.flags,
                                   seg.wnd, opts, osum, payload, seg.urg, gso, note))
@@ -1521,6 +1568,10 @@ class Stack(IpLayer, UdpLayer):
         if release is not None:
             release()  # unread bytes of a forgotten connection no longer count
         self.stats["closed"] += 1
+        cnt = h.counters
+        if cnt.ended is None:
+            cnt.ended = getattr(h.conn, "_now", None)
+            cnt.end_state = str(getattr(h.conn, "state", ""))
         hist = h.history
         if hist is not None:
             h.history = None

@@ -40,6 +40,7 @@ import time
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h11
 
@@ -47,6 +48,8 @@ import pytcp
 from pytcp.apps.status import StatusProvider, render_html, render_json
 from pytcp.apps.streams import SendWatch, close_writer, linger_close
 
+if TYPE_CHECKING:
+    from pytcp.apps.lab import Lab
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 256 * 1024      # file bytes per write, then drain
@@ -178,7 +181,9 @@ class _HttpSession:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  root: Path | None, status_provider: StatusProvider | None,
                  idle_timeout: float, chunk_size: int, request_timeout: float,
-                 send_timeout: float) -> None:
+                 send_timeout: float, lab: Lab | None = None) -> None:
+        self.lab = lab
+        self.body = bytearray()  # a lab request's body (POST)
         self.reader = reader
         self.writer = writer
         self.root = root
@@ -209,6 +214,8 @@ class _HttpSession:
         started: float | None = loop.time() if self.conn.trailing_data[0] else None
         request: h11.Request | None = None
         body = 0
+        keep = False
+        self.body = bytearray()
         while True:
             event = self.conn.next_event()
             if event is h11.NEED_DATA:
@@ -234,12 +241,16 @@ class _HttpSession:
                 self.conn.receive_data(data)
             elif isinstance(event, h11.Request):
                 request = event
-                if event.method not in ALLOWED_METHODS:
+                keep = self.lab is not None and self.root is None and (
+                    event.target == b"/lab" or event.target.startswith(b"/lab/"))
+                if event.method not in ALLOWED_METHODS and not (keep and event.method == b"POST"):
                     return event  # answered 405 at once; its body is never read
             elif isinstance(event, h11.Data):
                 body += len(event.data)
                 if body > MAX_REQUEST_BODY:
                     raise _Reply(413, "request body too large", close=True)
+                if keep:
+                    self.body += event.data
             elif isinstance(event, h11.EndOfMessage):
                 return request
             else:  # ConnectionClosed, or PAUSED (cannot happen: we return at EndOfMessage)
@@ -267,6 +278,16 @@ class _HttpSession:
         self.writer.write(data)
         self.watch.wrote(len(data))
         await self._drain()
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Write raw bytes (already framed by ``self.conn``) with back-pressure (the lab)."""
+        if data:
+            await self._write(data)
+
+    async def send_bytes(self, method: bytes, status: int, ctype: str, body: bytes,
+                         extra: list[tuple[bytes, bytes]] | None = None) -> None:
+        """One whole response (the lab)."""
+        await self._send_bytes(method, status, ctype, body, extra)
 
     async def _drain(self) -> None:
         """Wait for back-pressure to ease; the send watch bounds the wait (it aborts the
@@ -356,6 +377,9 @@ class _HttpSession:
     async def _respond(self, request: h11.Request) -> int:
         """Answer one request; returns the status sent."""
         method = request.method
+        if self.lab is not None and self.root is None and (
+                request.target == b"/lab" or request.target.startswith(b"/lab/")):
+            return await self._respond_lab(request)
         if method not in ALLOWED_METHODS:
             raise _Reply(405, f"method {method.decode('latin-1')} not allowed",
                          [(b"Allow", b"GET, HEAD")], close=True)
@@ -363,6 +387,19 @@ class _HttpSession:
         if self.root is None:
             return await self._respond_status(method, segments)
         return await self._respond_file(request, path, segments)
+
+    async def _respond_lab(self, request: h11.Request) -> int:
+        from pytcp.apps.lab.http import LabReply, respond
+
+        assert self.lab is not None
+        path, _ = target_path(request.target)
+        query = request.target.decode("ascii").partition("?")[2].partition("#")[0]
+        try:
+            return await respond(self, self.lab, request, path, query)
+        except LabReply as reply:
+            raise _Reply(reply.status, reply.detail, reply.headers,
+                         close=request.method == b"POST" and self.conn.their_state
+                         is not h11.DONE) from None
 
     async def _respond_status(self, method: bytes, segments: list[str]) -> int:
         if self.status_provider is None:
@@ -526,10 +563,10 @@ def directory_listing(directory: Path, url_path: str) -> bytes:
 
 
 _REASONS: dict[int, str] = {
-    200: "OK", 301: "Moved Permanently", 400: "Bad Request", 403: "Forbidden",
+    200: "OK", 202: "Accepted", 301: "Moved Permanently", 400: "Bad Request", 403: "Forbidden",
     404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
     413: "Content Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
+    500: "Internal Server Error", 503: "Service Unavailable",
 }
 
 
@@ -543,17 +580,19 @@ async def serve_http(
     chunk_size: int = CHUNK_SIZE,
     request_timeout: float = REQUEST_TIMEOUT,
     send_timeout: float | None = None,
+    lab: Lab | None = None,
 ) -> None:
     """Serve HTTP/1.1 on one connection until the peer closes, errs, or idles out.
 
     ``root``: serve files under it; ``None``: serve the status page from ``status_provider``.
     ``send_timeout`` (default: ``idle_timeout``): seconds queued response data may go without
-    progress before the connection is aborted. Never raises for anything the peer does.
+    progress before the connection is aborted. ``lab``: without a root, ``/lab`` and below
+    are the patterns lab (``pytcp.apps.lab``). Never raises for anything the peer does.
     """
     send_timeout = idle_timeout if send_timeout is None else send_timeout
     session = _HttpSession(reader, writer, root.resolve() if root is not None else None,
                            status_provider, idle_timeout, chunk_size, request_timeout,
-                           send_timeout)
+                           send_timeout, lab)
     linger = False
     try:
         await session.run()
