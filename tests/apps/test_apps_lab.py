@@ -9,8 +9,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
+import pytest
 from apps_helpers import read_response, run
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
@@ -19,6 +23,7 @@ from pytcp.api.aio import open_connection, start_server
 from pytcp.api.pair import ADDR_A, ADDR_B, memory_pair
 from pytcp.apps.http_server import serve_http
 from pytcp.apps.lab import Lab
+from pytcp.apps.lab.http import page
 
 
 async def _lab_pair(lab: Lab) -> Any:
@@ -144,7 +149,7 @@ def test_job_table_is_bounded() -> None:
     run(body())
 
 
-def test_event_stream_sends_events_with_the_connection_figures() -> None:
+def test_event_stream_sends_small_events_and_names_its_connection() -> None:
     async def body() -> None:
         lab = Lab(event_interval=0.05)
         pair, a = await _lab_pair(lab)
@@ -155,12 +160,23 @@ def test_event_stream_sends_events_with_the_connection_figures() -> None:
             assert b"200 OK" in head and b"text/event-stream" in head
             assert b"transfer-encoding: chunked" in head.lower()
             events = await _sse_events(reader, 6)
+            assert all(len(e["data"]) < 40 for e in events[1:])
             assert events[0]["event"] == "conn"
             ticks = [json.loads(e["data"]) for e in events[1:]]
             assert [t["n"] for t in ticks] == [1, 2, 3, 4, 5]
             assert [e["id"] for e in events[1:]] == ["1", "2", "3", "4", "5"]
-            segs = [t["conn"]["segs_out"] for t in ticks]
-            assert segs == sorted(segs) and segs[-1] > segs[0]  # one more chunk each time
+            port = writer.get_extra_info("sockname")[1]
+            assert json.loads(events[0]["data"])["client_port"] == port
+            # One small chunk per event: the connection's figures grow by one segment each.
+            r2, w2 = await open_connection(ADDR_B, 80, runtime=a)
+            _, _, d1 = await _request(r2, w2, "GET", f"/lab/api/conns?port={port}")
+            await _sse_events(reader, 2)
+            _, _, d2 = await _request(r2, w2, "GET", f"/lab/api/conns?port={port}")
+            (f1,), (f2,) = json.loads(d1)["conns"], json.loads(d2)["conns"]
+            assert f2["segs_out"] - f1["segs_out"] in (2, 3)  # (the 3rd may be on its way)
+            per_event = (f2["wire_out"] - f1["wire_out"]) / (f2["segs_out"] - f1["segs_out"])
+            assert per_event < 52 + 60  # headers + a chunk of tens of bytes
+            w2.close()
             assert lab.streams == 1
             writer.close()
             for _ in range(100):
@@ -259,6 +275,13 @@ def test_pubsub_over_websocket() -> None:
             (fig,) = json.loads(data)["conns"]
             assert fig["client_port"] == w1.get_extra_info("sockname")[1]
             assert fig["segs_in"] >= 4 and fig["state"] == "ESTABLISHED"
+            # The figures channel: a query in a text frame, the JSON back in one.
+            rf, wf, wsf = await _ws_connect(a, "/lab/ws/conns")
+            wf.write(wsf.send(TextMessage(data="tag=t1")))
+            (text,) = await _ws_texts(rf, wsf, 1)
+            (fig2,) = json.loads(text)["conns"]
+            assert fig2["id"] == fig["id"] and fig2["segs_in"] >= fig["segs_in"]
+            wf.close()
             w1.write(ws1.send(CloseConnection(code=1000)))
             via, close = await _ws_texts(r1, ws1, 2)
             assert via == "via post"
@@ -299,3 +322,13 @@ def test_lab_page_and_bad_requests() -> None:
             await pair.__aexit__(None, None, None)
 
     run(body())
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node to check the script with")
+def test_the_page_script_parses(tmp_path: Path) -> None:
+    html = page().decode()
+    script = html[html.index("<script>") + 8:html.index("</script>")]
+    (tmp_path / "lab.js").write_text(script)
+    res = subprocess.run(["node", "--check", str(tmp_path / "lab.js")], capture_output=True,
+                         timeout=30, check=False)
+    assert res.returncode == 0, res.stderr.decode()

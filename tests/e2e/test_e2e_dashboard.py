@@ -7,19 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.browser import browser_problem, run_browser
 from tests.e2e.conftest import HOST_ADDR, STACK_ADDR, StartPytcp
 from tools.netns import Netns, pytcp_argv, pytcp_env
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def _echo_open(netns: Netns, data: bytes) -> object:
@@ -67,44 +62,22 @@ def test_ss_lists_the_connections_whatever_http_serves(netns: Netns, start_pytcp
     sock.close()  # type: ignore[attr-defined]
 
 
-BROWSER = textwrap.dedent("""
-    import json, sys
-    from playwright.sync_api import sync_playwright
-    url, shot, chromium = sys.argv[1], sys.argv[2], sys.argv[3]
-    out = {"requests": []}
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1000, "height": 900})
-        page.on("request", lambda r: out["requests"].append(r.url))
-        page.goto(url, wait_until="load", timeout=20000)
-        page.screenshot(path=shot, full_page=True)
-        out["title"] = page.title()
-        out["svgs"] = page.evaluate('''() => [...document.querySelectorAll("svg")].map(s => {
-            const r = s.getBoundingClientRect();
-            return {w: r.width, h: r.height,
-                    points: [...s.querySelectorAll("polyline")].map(
-                        p => p.points.numberOfItems),
-                    marks: s.querySelectorAll("line.mark").length};
-        })''')
-        browser.close()
-    print(json.dumps(out))
-""")
+BROWSER = """
+    url, shot = args
+    page.goto(url, wait_until="load", timeout=20000)
+    page.screenshot(path=shot, full_page=True)
+    out["title"] = page.title()
+    out["svgs"] = page.evaluate('''() => [...document.querySelectorAll("svg")].map(s => {
+        const r = s.getBoundingClientRect();
+        return {w: r.width, h: r.height,
+                points: [...s.querySelectorAll("polyline")].map(
+                    p => p.points.numberOfItems),
+                marks: s.querySelectorAll("line.mark").length};
+    })''')
+"""
 
 
-def _browser_problem() -> str | None:
-    if not os.path.exists(CHROMIUM):
-        return "no chromium (apt-get install chromium)"
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        return "no playwright (pip install playwright)"
-    return None
-
-
-@pytest.mark.skipif(_browser_problem() is not None, reason=str(_browser_problem()))
+@pytest.mark.skipif(browser_problem() is not None, reason=str(browser_problem()))
 def test_the_dashboard_in_a_real_browser_draws_the_graphs(netns: Netns,
                                                           start_pytcp: StartPytcp,
                                                           tmp_path: Path) -> None:
@@ -113,12 +86,9 @@ def test_the_dashboard_in_a_real_browser_draws_the_graphs(netns: Netns,
     port = sock.getsockname()[1]  # type: ignore[attr-defined]
     conn_id = f"7-{HOST_ADDR}-{port}"
     shot = tmp_path / "dashboard-connection.png"
-    env = pytcp_env({"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1", "HOME": str(tmp_path)})
     t0 = time.monotonic()
-    res = netns.run([sys.executable, "-c", BROWSER, f"http://{STACK_ADDR}:8080/conn/{conn_id}",
-                     str(shot), CHROMIUM], timeout=90, env=env)
-    assert res.returncode == 0, res.stderr.decode()[-3000:]
-    out = json.loads(res.stdout.decode().splitlines()[-1])
+    out = run_browser(netns, BROWSER, [f"http://{STACK_ADDR}:8080/conn/{conn_id}", str(shot)],
+                      tmp_path)
     print(f"browser run {time.monotonic() - t0:.1f} s; screenshot {shot}")
     assert out["title"].startswith("pytcp: 10.77.0.2:7")
     # Nothing but the page itself was fetched (no script, font or image from anywhere).

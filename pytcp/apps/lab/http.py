@@ -7,8 +7,8 @@
 - ``POST /lab/api/jobs?seconds=N`` (default 2, 0..60): 202, ``{"id": ID, "state": ...}``;
   ``GET /lab/api/jobs/ID``: the job's state (short polling); ``?wait=S`` (0..60) answers as
   soon as the job is done, or after S seconds with its current state (long polling);
-- ``GET /lab/api/events``: ``text/event-stream``, an event every ``event_interval`` (1 s)
-  and one at once, never ending;
+- ``GET /lab/api/events``: ``text/event-stream``, an event (``{"n": N, "time": T}``, id N)
+  every ``event_interval`` (1 s) and one at once, never ending;
 - ``POST /lab/api/topics/NAME``: publishes the body (UTF-8, at most 4 KiB) as one message;
   ``GET /lab/api/topics/NAME``: subscribes, ``data: MESSAGE`` per message published after;
 - ``GET /lab/ws/topics/NAME``: WebSocket (RFC 6455, wsproto): text frames in are published,
@@ -17,6 +17,9 @@
   counters of the connections that served lab requests (segments, wire and payload bytes
   both ways, state, lifetime), matched by connection id, client port or a tag the page put
   on its requests (``?tag=`` on any lab request; the way to find a WebSocket's connection);
+- ``GET /lab/ws/conns``: the same figures over a WebSocket (a text frame with the query in,
+  one with the JSON out), which the page uses: that connection is outside the browser's HTTP
+  pool, so asking for the figures does not add to the connections they describe;
 - ``GET /lab/api/stats``: the lab's bounds and counters.
 
 Every JSON answer carries ``conn``: the figures of the connection it arrived on, as counted
@@ -136,6 +139,9 @@ async def respond(session: Session, lab: Lab, request: h11.Request, path: str,
     if parts[1:2] == ["ws"] and len(parts) == 4 and parts[2] == "topics":
         _allow(method, (b"GET",))
         return await _websocket(session, lab, request, _topic(parts[3]))
+    if parts[1:] == ["ws", "conns"]:
+        _allow(method, (b"GET",))
+        return await _websocket(session, lab, request, None)
     if parts[1:2] != ["api"] or len(parts) < 3:
         raise LabReply(404)
     what = parts[2]
@@ -209,13 +215,8 @@ async def respond(session: Session, lab: Lab, request: h11.Request, path: str,
         return await _topic_stream(session, lab, topic, tag)
     if what == "conns" and len(parts) == 3:
         _allow(method, (b"GET", b"HEAD"))
-        ports = []
-        for p in params.get("port", []):
-            if p.isdigit():
-                ports.append(int(p))
-        found = lab.find(params.get("id", []), ports, params.get("tag", []))
         await session.send_bytes(method, 200, "application/json",
-                                 _json({"conns": found, "now": lab.now()}), NO_STORE)
+                                 (_figures_reply(lab, query) + "\n").encode(), NO_STORE)
         return 200
     if what == "stats" and len(parts) == 3:
         _allow(method, (b"GET", b"HEAD"))
@@ -223,6 +224,14 @@ async def respond(session: Session, lab: Lab, request: h11.Request, path: str,
                                  NO_STORE)
         return 200
     raise LabReply(404)
+
+
+def _figures_reply(lab: Lab, query: str) -> str:
+    params = _params(query)
+    ports = [int(p) for p in params.get("port", []) if p.isdigit() and len(p) <= 5]
+    found = lab.find(params.get("id", []), ports, params.get("tag", []))
+    lab.stats["figures_sent"] += 1
+    return json.dumps({"conns": found, "now": lab.now()}, separators=(",", ":"))
 
 
 def _allow(method: bytes, allowed: tuple[bytes, ...]) -> None:
@@ -285,9 +294,10 @@ async def _event_stream(session: Session, lab: Lab, tag: str | None) -> int:
         while True:
             n += 1
             lab.stats["events_sent"] += 1
+            # Small on purpose (what an event costs is the point): the figures are asked
+            # for apart (/lab/ws/conns), the connection is named by the first event.
             await _send_event(session, _sse(json.dumps(
-                {"n": n, "time": round(lab.now(), 3), "conn": _conn_figures(session, lab, None)},
-                separators=(",", ":")), ident=str(n)))
+                {"n": n, "time": round(lab.now(), 3)}, separators=(",", ":")), ident=str(n)))
             done, _ = await asyncio.wait({eof}, timeout=lab.event_interval)
             if done:
                 return 200
@@ -330,7 +340,13 @@ async def _topic_stream(session: Session, lab: Lab, topic: str, tag: str | None)
         lab.close_stream()
 
 
-async def _websocket(session: Session, lab: Lab, request: h11.Request, topic: str) -> int:
+async def _websocket(session: Session, lab: Lab, request: h11.Request,
+                     topic: str | None) -> int:
+    """A WebSocket on ``topic`` (pub/sub), or with ``topic`` None the figures channel
+    (``/lab/ws/conns``): each text frame is a query as for ``/lab/api/conns`` (``id=..&
+    tag=..``) and is answered with one text frame of the same JSON — on a connection of its
+    own, outside the browser's HTTP pool, so fetching the figures adds nothing to the
+    connections they describe."""
     headers = {k.lower(): v for k, v in request.headers}
     key = headers.get(b"sec-websocket-key")
     if (b"websocket" not in headers.get(b"upgrade", b"").lower()
@@ -340,7 +356,7 @@ async def _websocket(session: Session, lab: Lab, request: h11.Request, topic: st
                        [(b"Sec-WebSocket-Version", b"13")])
     if not lab.open_stream():
         raise LabReply(503, "too many streams open", [(b"Retry-After", b"2")])
-    sub = lab.subscribe(topic)
+    sub = lab.subscribe(topic) if topic is not None else Subscriber("", 0)
     if sub is None:
         lab.close_stream()
         raise LabReply(503, "too many topics or subscribers", [(b"Retry-After", b"2")])
@@ -376,7 +392,7 @@ async def _websocket(session: Session, lab: Lab, request: h11.Request, topic: st
         lab.close_stream()
 
 
-async def _ws_receive(session: Session, lab: Lab, ws: WsConnection, topic: str,
+async def _ws_receive(session: Session, lab: Lab, ws: WsConnection, topic: str | None,
                       first: bytes) -> None:
     """Client frames: text messages are published (at most MAX_MESSAGE bytes, else close
     1009), pings answered, a close answered; returns when the conversation is over."""
@@ -396,8 +412,13 @@ async def _ws_receive(session: Session, lab: Lab, ws: WsConnection, topic: str,
                         code=1009, reason=f"a message is at most {MAX_MESSAGE} bytes")))
                     return
                 if ev.message_finished:
-                    lab.publish(topic, "".join(pending))
+                    text = "".join(pending)
                     pending, size = [], 0
+                    if topic is not None:
+                        lab.publish(topic, text)
+                    else:
+                        await session.write(ws.send(TextMessage(data=_figures_reply(lab,
+                                                                                    text))))
             elif isinstance(ev, BytesMessage):
                 await session.write(ws.send(CloseConnection(code=1003,
                                                             reason="text frames only")))
