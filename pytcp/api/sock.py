@@ -84,10 +84,13 @@ class BackgroundRuntime:
         impair: str | None = None,
         seed: int | None = None,
         tcp_config: Any | None = None,
+        addr6: str | None = None,
+        host_addr6: str | None = None,
     ) -> BackgroundRuntime:
         """A (not yet started) runtime for a stack at ``addr`` on a new TUN interface whose
         kernel side is ``host_addr``; optional pcapng capture and inbound+outbound impairment
-        (an ``ImpairSpec`` string). Needs root. Closing it removes the interface."""
+        (an ``ImpairSpec`` string). Needs root. Closing it removes the interface.
+        ``addr6``/``host_addr6`` (e.g. ``fd00:77::2`` / ``fd00:77::1/64``): IPv6 too."""
         import ipaddress
         import os
         import random
@@ -98,14 +101,14 @@ class BackgroundRuntime:
         from pytcp.pcap import PcapWriter
         from pytcp.stack import Stack, StackConfig
 
-        link = TunLink.open(ifname, host_addr=host_addr, mtu=mtu)
+        link = TunLink.open(ifname, host_addr=host_addr, mtu=mtu, host_addr6=host_addr6)
         try:
             rng = random.Random(seed)
             secret = os.urandom(16) if seed is None else rng.randbytes(16)
             prefixlen = ipaddress.IPv4Interface(host_addr).network.prefixlen
             stack = Stack(addr, now=time.monotonic(),
                           config=StackConfig(mtu=mtu, prefixlen=prefixlen),
-                          tcp_config=tcp_config, secret=secret, rng=rng)
+                          tcp_config=tcp_config, secret=secret, rng=rng, addr6=addr6)
             imp_in = Impairment(impair, random.Random(rng.random())) if impair else None
             imp_out = Impairment(impair, random.Random(rng.random())) if impair else None
             pcap = PcapWriter(pcap_path, ifname=ifname, ipv4=f"{addr}/{prefixlen}",
@@ -176,6 +179,12 @@ class BackgroundRuntime:
     def socket(self) -> Socket:
         """A new, unconnected :class:`Socket` on this runtime."""
         return Socket(self)
+
+    def datagram_socket(self) -> Any:
+        """A new UDP socket (:class:`pytcp.api.dgram.DatagramSocket`) on this runtime."""
+        from pytcp.api.dgram import DatagramSocket
+
+        return DatagramSocket(self)
 
     def close(self, graceful_timeout: float = 2.0) -> None:
         if self._closed or self._thread is None:

@@ -109,7 +109,7 @@ def test_blocking_datagram_socket_over_a_background_runtime() -> None:
     sa = Stack(ADDR_A, addr6=ADDR6_A, now=time.monotonic(), secret=b"a")
     sb = Stack(ADDR_B, addr6=ADDR6_B, now=time.monotonic(), secret=b"b")
     with BackgroundRuntime(sa, la) as bga, BackgroundRuntime(sb, lb) as bgb:
-        server = DatagramSocket(bgb)
+        server = bgb.datagram_socket()
         server.bind(("", 5000))
         server.settimeout(5)
         client = DatagramSocket(bga)
