@@ -38,7 +38,7 @@ import socket
 import stat
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -175,15 +175,108 @@ def requested_range(headers: Sequence[tuple[bytes, bytes]],
     return first, min(last, size - 1)
 
 
+class FileCache:
+    """Small static files kept in memory, shared by the server's connections.
+
+    Bounds: files of at most ``max_file`` bytes, at most ``max_entries`` files and
+    ``max_bytes`` bytes in all; past either bound the least recently used file is evicted
+    (``evictions``). An entry is used only while the file's ``stat`` (device, inode, size,
+    mtime and ctime in ns) is the one it was read with: a file changed or replaced on disk is
+    read again (``stale``). A file changed less than ``settle_ns`` ago is served but not
+    kept (``racy``): timestamps are coarse (a few ms), so two writes of the same size in one
+    tick would look unchanged; a file kept had been still for a second, and any later
+    change moves its mtime/ctime. The request path still resolves and ``lstat``s every
+    segment, so confinement to the root and 404s are exactly the uncached path's.
+    """
+
+    settle_ns = 1_000_000_000
+
+    def __init__(self, max_entries: int = 256, max_file: int = 64 * 1024,
+                 max_bytes: int = 8 * 1024 * 1024,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        self.clock = clock  # wall clock in ns, comparable with st_mtime_ns (tests move it)
+        self.max_entries = max_entries
+        self.max_file = max_file
+        self.max_bytes = max_bytes
+        self._entries: dict[str, tuple[tuple[int, int, int, int, int], bytes]] = {}
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self.stale = 0
+        self.evictions = 0
+        self.racy = 0
+
+    @staticmethod
+    def _key(st: os.stat_result) -> tuple[int, int, int, int, int]:
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def get(self, path: str, st: os.stat_result) -> bytes | None:
+        """The cached body of ``path`` if it was read with this ``st``, else None."""
+        entry = self._entries.get(path)
+        if entry is None:
+            self.misses += 1
+            return None
+        if entry[0] != self._key(st):
+            self.stale += 1
+            self._drop(path)
+            return None
+        self.hits += 1
+        # Most recently used last (dicts keep insertion order).
+        del self._entries[path]
+        self._entries[path] = entry
+        return entry[1]
+
+    def put(self, path: str, st: os.stat_result, body: bytes) -> None:
+        """Keep ``body`` (read with ``st``) if it fits the bounds, evicting the oldest."""
+        if len(body) > self.max_file or len(body) > self.max_bytes or self.max_entries < 1:
+            return
+        if self.clock() - max(st.st_mtime_ns, st.st_ctime_ns) < self.settle_ns:
+            self.racy += 1
+            return
+        self._drop(path)
+        while self._entries and (len(self._entries) >= self.max_entries
+                                 or self.bytes + len(body) > self.max_bytes):
+            self._drop(next(iter(self._entries)))
+            self.evictions += 1
+        self._entries[path] = (self._key(st), body)
+        self.bytes += len(body)
+
+    def _drop(self, path: str) -> None:
+        entry = self._entries.pop(path, None)
+        if entry is not None:
+            self.bytes -= len(entry[1])
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_FILE_CACHE = FileCache()  # the default, shared by every connection of the process
+
+
+def _read_all(fd: int, size: int) -> bytes | None:
+    """The whole file of ``size`` bytes, or None if it is not that size any more."""
+    chunks: list[bytes] = []
+    got = 0
+    while got <= size:
+        chunk = os.read(fd, size + 1 - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks) if got == size else None
+
+
 class _HttpSession:
     """One HTTP connection: reads requests in order, answers each, keeps alive or closes."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  root: Path | None, status_provider: StatusProvider | None,
                  idle_timeout: float, chunk_size: int, request_timeout: float,
-                 send_timeout: float, lab: Lab | None = None) -> None:
+                 send_timeout: float, lab: Lab | None = None,
+                 cache: FileCache | None = None) -> None:
         self.lab = lab
         self.body = bytearray()  # a lab request's body (POST)
+        self.cache = cache if cache is not None else _FILE_CACHE
         self.reader = reader
         self.writer = writer
         self.root = root
@@ -372,6 +465,18 @@ class _HttpSession:
         await self._write(self.conn.send(h11.EndOfMessage()) or b"")
         return status
 
+    async def _send_small(self, method: bytes, body: bytes, ctype: str) -> None:
+        """A whole small file (200): headers and body in one write, as ``_send_file``'s
+        headers (``Accept-Ranges``) for the same file."""
+        out = self.conn.send(h11.Response(
+            status_code=200, headers=self._headers(ctype, len(body),
+                                                   [(b"Accept-Ranges", b"bytes")]),
+            reason=b"OK")) or b""
+        if method == b"GET" and body:
+            out += self.conn.send(h11.Data(data=body)) or b""
+        out += self.conn.send(h11.EndOfMessage()) or b""
+        await self._write(out)
+
     # --- routing ---------------------------------------------------------------------------
 
     async def _respond(self, request: h11.Request) -> int:
@@ -430,9 +535,9 @@ class _HttpSession:
                                    [(b"Cache-Control", b"no-store")])
         return 200
 
-    def _resolve(self, segments: list[str]) -> tuple[Path, int]:
+    def _resolve(self, segments: list[str]) -> tuple[Path, os.stat_result]:
         """The real path for segments, confined to root (symlinks resolved), and its
-        ``st_mode``; else 404.
+        ``stat``; else 404.
 
         The root is already resolved: a walk of one ``lstat`` per segment that meets no
         symlink has found the real path (the common case, and cheap); any symlink on the way
@@ -441,19 +546,19 @@ class _HttpSession:
         cur = self._root_str
         if not segments:
             try:
-                return self.root, os.stat(cur).st_mode
+                return self.root, os.stat(cur)
             except OSError:
                 raise _Reply(403) from None
         for seg in segments:
             cur = f"{cur}/{seg}"
             try:
-                mode = os.lstat(cur).st_mode
+                st = os.lstat(cur)
             except OSError:
                 raise _Reply(404) from None
-            if stat.S_ISLNK(mode):
+            if stat.S_ISLNK(st.st_mode):
                 break
         else:
-            return Path(cur), mode
+            return Path(cur), st
         candidate = self.root.joinpath(*segments)
         try:
             real = candidate.resolve(strict=True)
@@ -463,24 +568,33 @@ class _HttpSession:
             log.info("http %s: %s resolves outside the root", self.peer, candidate)
             raise _Reply(404)
         try:
-            return real, os.stat(real).st_mode
+            return real, os.stat(real)
         except OSError:
             raise _Reply(403) from None
 
     async def _respond_file(self, request: h11.Request, path: str, segments: list[str]) -> int:
         method = request.method
-        real, mode = self._resolve(segments)
-        if stat.S_ISDIR(mode):
+        real, st = self._resolve(segments)
+        if stat.S_ISDIR(st.st_mode):
             if not path.endswith("/"):
                 location = urllib.parse.quote(path + "/", safe="/")
                 raise _Reply(301, "", [(b"Location", location.encode())])
             index = real / "index.html"
             if os.path.isfile(index):
-                real, _ = self._resolve(segments + ["index.html"])
+                real, st = self._resolve(segments + ["index.html"])
             else:
                 await self._send_bytes(method, 200, "text/html; charset=utf-8",
                                        directory_listing(real, path))
                 return 200
+        if stat.S_ISREG(st.st_mode) and st.st_size <= self.cache.max_file:
+            # A small regular file (the real path's own stat: no symlink left to follow):
+            # from the cache when unchanged, else read once and cached.
+            byte_range = requested_range(request.headers, st.st_size)
+            if byte_range is None:
+                body = self.cache.get(str(real), st)
+                if body is not None:
+                    await self._send_small(method, body, content_type(real.name))
+                    return 200
         flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             fd = os.open(real, flags)
@@ -493,6 +607,13 @@ class _HttpSession:
             if not stat.S_ISREG(st.st_mode):
                 raise _Reply(404)
             byte_range = requested_range(request.headers, st.st_size)
+            if byte_range is None and st.st_size <= self.cache.max_file:
+                body = _read_all(fd, st.st_size)
+                if body is not None:
+                    self.cache.put(str(real), st, body)
+                    await self._send_small(method, body, content_type(real.name))
+                    return 200
+                os.lseek(fd, 0, os.SEEK_SET)
             return await self._send_file(method, fd, st.st_size, content_type(real.name),
                                          byte_range)
         finally:
@@ -581,18 +702,21 @@ async def serve_http(
     request_timeout: float = REQUEST_TIMEOUT,
     send_timeout: float | None = None,
     lab: Lab | None = None,
+    file_cache: FileCache | None = None,
 ) -> None:
     """Serve HTTP/1.1 on one connection until the peer closes, errs, or idles out.
 
     ``root``: serve files under it; ``None``: serve the status page from ``status_provider``.
     ``send_timeout`` (default: ``idle_timeout``): seconds queued response data may go without
     progress before the connection is aborted. ``lab``: without a root, ``/lab`` and below
-    are the patterns lab (``pytcp.apps.lab``). Never raises for anything the peer does.
+    are the patterns lab (``pytcp.apps.lab``). ``file_cache``: where small files are kept
+    (default: one cache shared by the process, see ``FileCache``). Never raises for anything
+    the peer does.
     """
     send_timeout = idle_timeout if send_timeout is None else send_timeout
     session = _HttpSession(reader, writer, root.resolve() if root is not None else None,
                            status_provider, idle_timeout, chunk_size, request_timeout,
-                           send_timeout, lab)
+                           send_timeout, lab, file_cache)
     linger = False
     try:
         await session.run()
@@ -622,4 +746,4 @@ async def serve_http(
             session.watch.stop()
 
 
-__all__ = ["content_type", "directory_listing", "serve_http", "target_path"]
+__all__ = ["FileCache", "content_type", "directory_listing", "serve_http", "target_path"]
