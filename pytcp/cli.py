@@ -200,12 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="bring the stack up and serve HTTP/echo/discard",
                         description="Bring pytcp up on a TUN interface and run services on "
                                     "its address. With no service flag: HTTP on port 80 "
-                                    "serving the status page.")
+                                    "serving the status page and the patterns lab (/lab/).")
     _add_link_flags(up)
     s = up.add_argument_group("services")
     s.add_argument("--http", type=_port, metavar="PORT", help="HTTP/1.1 server on PORT")
     s.add_argument("--root", metavar="DIR",
-                   help="serve files under DIR (default: the status page)")
+                   help="serve files under DIR (default: the status page, and the patterns "
+                        "lab at /lab/)")
     s.add_argument("--echo", type=_port, metavar="PORT", help="echo service (RFC 862)")
     s.add_argument("--discard", type=_port, metavar="PORT", help="discard service (RFC 863)")
     s.add_argument("--udp-echo", type=_port, metavar="PORT",

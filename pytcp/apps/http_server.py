@@ -13,7 +13,9 @@ Routing:
   resolved root, else 404; only regular files are served (FIFOs, devices: 404).
   A directory is served as its ``index.html`` if it has one, else as an HTML listing; a
   directory URL without a trailing ``/`` is redirected (301) to the one with it.
-- without a root: ``/`` is the status page (HTML) and ``/status.json`` its JSON; else 404.
+- without a root: ``/`` is the status page (HTML) and ``/status.json`` its JSON; with a
+  ``lab`` (``pytcp.apps.lab``), ``/lab`` and below are the patterns lab, which also takes
+  POST (its body kept, up to MAX_REQUEST_BODY), streams (SSE) and WebSocket upgrades; else 404.
 - files are streamed in ``chunk_size`` pieces, never loaded whole, with ``await drain()``;
   a single byte range is honoured (206/416, RFC 9110 14), so ``curl -C -`` resumes.
 - a connection idle for ``idle_timeout`` seconds (no request bytes) is closed; a started
