@@ -790,7 +790,12 @@ class Stack(IpLayer, UdpLayer):
         # RFC 6528 ISN from the 4-tuple; we announce MSS = MTU - 40 (RFC 9293 3.7.1, MUST-67).
         if iss is None:
             iss = self._isn.iss(now, *key)
-        conn = factory(self.tcp_config, iss=iss, now=now, mss=self._mss_for(key.local_addr))
+        mss = self._mss_for(key.local_addr)
+        if key.local_addr > 0xFFFFFFFF:
+            # A path MTU a Packet Too Big lowered (RFC 8201) bounds new connections too, as
+            # Linux's route MTU exception does.
+            mss = min(mss, self.path_mtu6(key.remote_addr, now) - 60)
+        conn = factory(self.tcp_config, iss=iss, now=now, mss=mss)
         if key.local_addr > 0xFFFFFFFF:
             conn.default_mss = 1220  # MUST-15 over IPv6 (RFC 8200 5: 1280 - 40 - 20)
         if self._journal is not None:

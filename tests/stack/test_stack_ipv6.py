@@ -332,3 +332,18 @@ def test_syn_cookie_handshake_over_ipv6() -> None:
     h = lst.accept()
     assert h is not None and h.state is State.ESTABLISHED
     assert s.stats["syncookies_validated"] == 1
+
+
+def test_a_lowered_path_mtu_bounds_the_mss_of_new_connections() -> None:
+    s = make()
+    s.listen(80)
+    _handshake6(s)
+    h = s.connections()[0]
+    h.send(0.0, b"z" * 1440)
+    [seg] = s.pending_packets()
+    s.receive_packet(0.1, bytes(IPv6(src="fd00:99::1", dst=US6) / ICMPv6PacketTooBig(mtu=1400)
+                                / bytes(seg)[:1232]))
+    s.pending_packets()
+    s.connect(0.2, PEER6, 9000)
+    syn = [IPv6(bytes(p)) for p in s.pending_packets() if IPv6(bytes(p))[TCP].flags == "S"]
+    assert dict(syn[0][TCP].options)["MSS"] == 1400 - 60
