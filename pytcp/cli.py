@@ -192,7 +192,7 @@ def _add_link_flags(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pytcp",
-                     description="A packet-level userspace TCP/IPv4 stack on a Linux TUN device.")
+                     description="A packet-level userspace TCP/IP stack (IPv4 and IPv6) on a Linux TUN device.")
     parser.add_argument("--version", action="store_true",
                         help="print the version and whether the C helpers are loaded")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
