@@ -1,5 +1,7 @@
-"""The patterns lab (issue 13) over pytcp itself: two stacks joined in memory, the lab served
-by ``serve_http(..., lab=Lab())`` on one, clients on the other — echo, jobs with short and
+"""The patterns lab (issue 13) over pytcp itself, in virtual time (``run_virtual``: the loop's
+clock jumps over idle waits, so 2 s jobs and 1 s event ticks take no real time): two stacks
+joined in memory, the lab served by ``serve_http(..., lab=Lab())`` on one, clients on the
+other — echo, jobs with short and
 long polling, the never-ending event stream, pub/sub over SSE and over WebSocket (a wsproto
 client), the bounds (slow subscriber dropped with a counted reason, job table, streams) and
 the per-connection figures, checked against what the client's own stack counted."""
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apps_helpers import read_response, run
+from apps_helpers import read_response, run_virtual
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
@@ -93,7 +95,7 @@ def test_echo_and_the_figures_match_what_the_client_counted() -> None:
         finally:
             await pair.__aexit__(None, None, None)
 
-    run(body())
+    run_virtual(body())
 
 
 def test_jobs_short_and_long_polling() -> None:
@@ -102,10 +104,9 @@ def test_jobs_short_and_long_polling() -> None:
         pair, a = await _lab_pair(lab)
         try:
             reader, writer = await open_connection(ADDR_B, 80, runtime=a)
-            status, headers, data = await _request(reader, writer, "POST",
-                                                   "/lab/api/jobs?seconds=0.4")
+            status, headers, data = await _request(reader, writer, "POST", "/lab/api/jobs")
             job = json.loads(data)
-            assert status == 202 and job["state"] == "pending"
+            assert status == 202 and job["state"] == "pending" and job["seconds"] == 2.0
             assert headers["location"] == f"/lab/api/jobs/{job['id']}"
             status, _, data = await _request(reader, writer, "GET", f"/lab/api/jobs/{job['id']}")
             assert status == 200 and json.loads(data)["state"] == "pending"
@@ -113,14 +114,16 @@ def test_jobs_short_and_long_polling() -> None:
             status, _, data = await _request(reader, writer, "GET",
                                              f"/lab/api/jobs/{job['id']}?wait=5")
             waited = asyncio.get_running_loop().time() - t0
-            assert json.loads(data)["state"] == "done" and 0.2 < waited < 2.0
+            got = json.loads(data)
+            # Virtual time: answered when the job finished, 2 s after it was created.
+            assert got["state"] == "done" and 1.9 < waited <= 2.0 and 1.9 < got["waited"] <= 2.0
             # A long poll on a job that does not finish in time answers after ?wait.
             _, _, data = await _request(reader, writer, "POST", "/lab/api/jobs?seconds=30")
             jid = json.loads(data)["id"]
             t0 = asyncio.get_running_loop().time()
-            _, _, data = await _request(reader, writer, "GET", f"/lab/api/jobs/{jid}?wait=0.3")
+            _, _, data = await _request(reader, writer, "GET", f"/lab/api/jobs/{jid}?wait=5")
             assert json.loads(data)["state"] == "pending"
-            assert 0.25 < asyncio.get_running_loop().time() - t0 < 2.0
+            assert 5.0 <= asyncio.get_running_loop().time() - t0 < 5.1
             for target, want in (("/lab/api/jobs/999", 404), ("/lab/api/jobs?seconds=-1", 400),
                                  ("/lab/api/jobs?seconds=abc", 400)):
                 method = "POST" if "?" in target else "GET"
@@ -129,7 +132,7 @@ def test_jobs_short_and_long_polling() -> None:
         finally:
             await pair.__aexit__(None, None, None)
 
-    run(body())
+    run_virtual(body())
 
 
 def test_job_table_is_bounded() -> None:
@@ -146,12 +149,12 @@ def test_job_table_is_bounded() -> None:
         assert lab.create_job(0) is not None and lab.stats["jobs_evicted"] == 1
         assert len(lab.jobs) == 3
 
-    run(body())
+    run_virtual(body())
 
 
 def test_event_stream_sends_small_events_and_names_its_connection() -> None:
     async def body() -> None:
-        lab = Lab(event_interval=0.05)
+        lab = Lab()  # an event per second: in virtual time, no real second passes
         pair, a = await _lab_pair(lab)
         try:
             reader, writer = await open_connection(ADDR_B, 80, runtime=a)
@@ -159,7 +162,9 @@ def test_event_stream_sends_small_events_and_names_its_connection() -> None:
             head = await reader.readuntil(b"\r\n\r\n")
             assert b"200 OK" in head and b"text/event-stream" in head
             assert b"transfer-encoding: chunked" in head.lower()
+            t0 = asyncio.get_running_loop().time()
             events = await _sse_events(reader, 6)
+            assert 4.0 <= asyncio.get_running_loop().time() - t0 < 4.1  # 1 at once, 4 later
             assert all(len(e["data"]) < 40 for e in events[1:])
             assert events[0]["event"] == "conn"
             ticks = [json.loads(e["data"]) for e in events[1:]]
@@ -187,7 +192,7 @@ def test_event_stream_sends_small_events_and_names_its_connection() -> None:
         finally:
             await pair.__aexit__(None, None, None)
 
-    run(body())
+    run_virtual(body())
 
 
 def test_pubsub_over_sse_and_the_slow_subscriber_bound() -> None:
@@ -224,7 +229,7 @@ def test_pubsub_over_sse_and_the_slow_subscriber_bound() -> None:
         finally:
             await pair.__aexit__(None, None, None)
 
-    run(body())
+    run_virtual(body())
 
 
 async def _ws_connect(a: Any, target: str) -> tuple[asyncio.StreamReader,
@@ -292,7 +297,7 @@ def test_pubsub_over_websocket() -> None:
         finally:
             await pair.__aexit__(None, None, None)
 
-    run(body())
+    run_virtual(body())
 
 
 def test_lab_page_and_bad_requests() -> None:
@@ -321,7 +326,7 @@ def test_lab_page_and_bad_requests() -> None:
         finally:
             await pair.__aexit__(None, None, None)
 
-    run(body())
+    run_virtual(body())
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="no node to check the script with")
