@@ -148,7 +148,7 @@ class PcapWriter:
 
     def write(
         self,
-        ts: float | int,
+        ts: float,
         packet: bytes | bytearray | memoryview,
         direction: Direction | None = None,
         comment: str | None = None,
@@ -162,7 +162,7 @@ class PcapWriter:
         if self.closed:
             raise ValueError("write to a closed PcapWriter")
         if isinstance(ts, float):
-            ns = int(round(ts * 1e9))
+            ns = round(ts * 1e9)
         else:
             ns = int(ts)
         units = ns // self._ns_div

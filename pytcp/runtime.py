@@ -38,7 +38,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from pytcp.tcp.errors import TcpUsageError
 from pytcp.wire.offload import fill_checksums, segment_tcp

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pytcp.runtime import Runtime
 from pytcp.tcp.errors import TcpUsageError

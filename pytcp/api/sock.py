@@ -23,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import socket as _socket
 import threading
-from collections.abc import Mapping
-from typing import Any, Awaitable, Callable, Coroutine, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 from pytcp.api import aio
 from pytcp.runtime import Runtime
@@ -265,7 +265,7 @@ class Socket:
                 return await make()
             try:
                 return await asyncio.wait_for(make(), max(t, 0.0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if t == 0:
                     raise BlockingIOError("operation would block") from None
                 raise TimeoutError("timed out") from None

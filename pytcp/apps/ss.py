@@ -139,7 +139,7 @@ class ControlServer:
         try:
             writer.write(json.dumps(self.snapshot(), sort_keys=True).encode() + b"\n")
             await asyncio.wait_for(writer.drain(), 5.0)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             pass
         finally:
             writer.close()

@@ -290,7 +290,7 @@ def udp_rows(stack: Any) -> list[dict[str, Any]]:
     """One row per bound UDP endpoint: local and remote (``*`` unconnected), datagrams in and
     out, queued datagrams and bytes, receive-buffer drops."""
     rows = []
-    for ep in getattr(stack, "udp_endpoints", lambda: [])():
+    for ep in getattr(stack, "udp_endpoints", list)():
         local = "*" if ep.local_addr is None else _addr(ep.local_addr)
         remote = "*" if ep.remote is None else f"{_addr(ep.remote[0])}:{ep.remote[1]}"
         rows.append({"local": f"{local}:{ep.port}", "remote": remote,
@@ -708,7 +708,7 @@ class StatusSite:
             row["role"] = roles.get(row["id"], "pytcp")
         snap["uptime"] = round(self.clock() - self.started, 3)
         if self.dashboard_ports:
-            snap["dashboard_port"] = sorted(self.dashboard_ports)[0]
+            snap["dashboard_port"] = min(self.dashboard_ports)
         closed = getattr(self.stack, "closed_history", None)
         if closed is not None:  # (pytcp's own: the dashboard's requests are not kept here)
             snap["recently_closed"] = [

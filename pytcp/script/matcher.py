@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from pytcp.script.parser import PacketLine, ScriptOption
 from pytcp.wire.tcp import (
-    OPT_EXPERIMENTAL,
-    OPT_FASTOPEN,
     ACK,
     OPT_EOL,
+    OPT_EXPERIMENTAL,
+    OPT_FASTOPEN,
     OPT_MSS,
     OPT_NOP,
     OPT_SACK,

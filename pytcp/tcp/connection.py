@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pytcp.drops import DropCounter, DropReason
 from pytcp.tcp.config import TcpConfig
 from pytcp.tcp.congestion import CongestionControl, make_congestion
+from pytcp.tcp.ecn import Ecn
 from pytcp.tcp.errors import TcpUsageError
 from pytcp.tcp.events import (
     Closed,
@@ -67,14 +68,13 @@ from pytcp.tcp.events import (
     Event,
     UrgentData,
 )
-from pytcp.tcp.output import OUTPUT_STATES as _OUTPUT_STATES
-from pytcp.tcp.ecn import Ecn
 from pytcp.tcp.fastopen import SYN_DATA_OPTION_RESERVE, ClientRequest, ServerDecision
 from pytcp.tcp.memory import RecvMemory
+from pytcp.tcp.output import OUTPUT_STATES as _OUTPUT_STATES
 from pytcp.tcp.prr import Prr
 from pytcp.tcp.rack import Rack
-from pytcp.tcp.reassembly import ReassemblyQueue
 from pytcp.tcp.reasons import TxReason
+from pytcp.tcp.reassembly import ReassemblyQueue
 from pytcp.tcp.recovery import ConnectionRecovery
 from pytcp.tcp.rtt import RttEstimator
 from pytcp.tcp.sackboard import Scoreboard

@@ -22,8 +22,8 @@ from pytcp.tcp.fastopen import ClientRequest, ServerDecision
 from pytcp.tcp.memory import RecvMemory
 from pytcp.tcp.prr import Prr
 from pytcp.tcp.rack import Rack
-from pytcp.tcp.reassembly import ReassemblyQueue
 from pytcp.tcp.reasons import TxReason
+from pytcp.tcp.reassembly import ReassemblyQueue
 from pytcp.tcp.rtt import RttEstimator
 from pytcp.tcp.sackboard import Scoreboard
 from pytcp.tcp.segment import Segment
