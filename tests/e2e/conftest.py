@@ -90,6 +90,14 @@ def netns() -> Iterator[Netns]:
 StartPytcp = Callable[..., PytcpUp]
 
 
+def stop_and_report(up: PytcpUp, label: str) -> None:
+    """Stop ``pytcp up`` and print its stderr (if any) under ``label``, for a failing test."""
+    up.stop()
+    err = up.stderr()
+    if err.strip():
+        print(f"--- stderr of pytcp up {label}:\n{err}")
+
+
 @pytest.fixture
 def start_pytcp(tmp_path: Path) -> Iterator[StartPytcp]:
     """``start_pytcp(ns, *args, env=None)``: ``pytcp up ARGS`` in ``ns`` (extra environment
@@ -105,10 +113,7 @@ def start_pytcp(tmp_path: Path) -> Iterator[StartPytcp]:
 
     yield start
     for up in started:
-        up.stop()
-        err = up.stderr()
-        if err.strip():
-            print(f"--- stderr of pytcp up {' '.join(up.args)}:\n{err}")
+        stop_and_report(up, " ".join(up.args))
 
 
 @dataclass
@@ -135,10 +140,7 @@ def served(request: pytest.FixtureRequest, e2e_data: Data,
         yield Served(ns, up, e2e_data)
     finally:
         if up is not None:
-            up.stop()
-            err = up.stderr()
-            if err.strip():
-                print(f"--- stderr of pytcp up (module):\n{err}")
+            stop_and_report(up, "(module)")
         ns.close()
 
 

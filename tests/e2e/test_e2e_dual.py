@@ -27,6 +27,7 @@ from tests.e2e.conftest import (
     curl,
     file_sha256,
     sha256,
+    stop_and_report,
 )
 from tools.netns import REPO_ROOT, Netns, PytcpUp, pytcp_argv, pytcp_env
 
@@ -57,10 +58,7 @@ def dual(e2e_data: Data, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
         yield Dual(ns, up, e2e_data, pcap)
     finally:
         if up is not None:
-            up.stop()
-            err = up.stderr()
-            if err.strip():
-                print(f"--- stderr of pytcp up (module):\n{err}")
+            stop_and_report(up, "(module)")
         ns.close()
 
 
