@@ -272,7 +272,8 @@ class Runtime:
     # -- loop callbacks ----------------------------------------------------------------------
 
     def _on_readable(self) -> None:
-        now = self.clock()
+        clock = self.clock
+        now = clock()
         stack = self.stack
         pcap = self.pcap
         impair = self.impair_in
@@ -288,6 +289,8 @@ class Runtime:
             if not got:
                 break
             n += got
+            if n > got:
+                now = clock()  # each batch at its own time (a batch can take a while)
             if pcap is not None:
                 self._receive_captured(now, batch)
             else:
@@ -296,13 +299,15 @@ class Runtime:
                         _submit(impair, now, pkt)
                     batch = impair.release(now)
                 try:  # zero-cost in 3.11 unless it raises
-                    stack.receive_batch(now, batch)
+                    # The batch's output is built at the clock's time after its processing:
+                    # timers start when the segments leave (see Stack.receive_batch).
+                    stack.receive_batch(now, batch, clock)
                 except Exception as exc:  # noqa: BLE001 - the stack must not raise; go on
                     self._report_stack_error(exc, "receive_batch")
             if got < self.READ_BATCH:
                 break  # a short batch: the link is drained; skip the EAGAIN read
         self.packets_in += n
-        self._service(now)
+        self._service(clock())
 
     def _receive_captured(self, now: float, batch: list[bytes]) -> None:
         """``_on_readable``'s path with a capture: the batch through impairment and the
@@ -324,7 +329,7 @@ class Runtime:
         if reasons is not None:
             reasons.clear()
         try:
-            stack.receive_batch(now, released)
+            stack.receive_batch(now, released, self.clock)
         except Exception as exc:  # noqa: BLE001 - the stack must not raise; go on
             self._report_stack_error(exc, "receive_batch")
         if reasons and len(reasons) == len(released):

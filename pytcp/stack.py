@@ -905,11 +905,15 @@ class Stack(IpLayer, UdpLayer):
         journal.clear()
 
     def receive_batch(self, now: float,
-                      packets: list[bytes] | list[bytes | bytearray | memoryview]) -> None:
+                      packets: list[bytes] | list[bytes | bytearray | memoryview],
+                      clock: Callable[[], float] | None = None) -> None:
         """Take a batch of datagrams read from the link at once. Every segment of the batch
         is processed before any connection's output is built, so a burst of data is answered
         by one ACK (RFC 9293 3.8.6.3 / RFC 1122 4.2.3.2: MUST-58 aggregate ACKs, MUST-59
-        process all queued segments before ACKing)."""
+        process all queued segments before ACKing). ``clock`` (the runtime's): read once
+        when the segments are processed, the time the batch's output is built; a batch can
+        take longer than a probe timeout on a loaded host, and timers armed from its start
+        would fire as the output leaves."""
         if self._deferred is not None:  # nested: the outer batch services
             self._receive_all(now, packets)
             return
@@ -919,6 +923,9 @@ class Stack(IpLayer, UdpLayer):
         finally:
             if self._gro is not None:
                 self._gro_flush(now)
+            if clock is not None:
+                now = max(now, clock())
+                self._now = now
             touched, self._deferred = self._deferred, None
             for h in touched:
                 try:
@@ -1451,7 +1458,7 @@ class Stack(IpLayer, UdpLayer):
         if deferred is not None and conn.state is not State.CLOSED:
             deferred[h] = None
             return
-        out = conn.pending_output()
+        out = conn.pending_output(now)
         if out:
             emit = self._emit
             for seg in out:

@@ -654,8 +654,14 @@ class Connection(ConnectionRecovery):
         self._ka_probes = 0
 
     # ------------------------------------------------------------------ draining
-    def pending_output(self) -> list[Segment]:
-        """Segments to send, in order (building whatever ACK/data is due first)."""
+    def pending_output(self, now: float | None = None) -> list[Segment]:
+        """Segments to send, in order (building whatever ACK/data is due first). ``now``: the
+        time they are built, when later than the last call (a batch of input took a while to
+        process): their timestamps and the probe/retransmission timers they arm start when
+        they really leave, not when the batch began (else a loaded host's tail loss probe
+        fires as the segment goes out; RFC 8985 7.2 arms PTO at transmission)."""
+        if now is not None and now > self._now:
+            self._now = now
         self._flush(self._now)
         out = self._out
         if out:

@@ -34,7 +34,7 @@ class FakeStack:
         if self.echo:
             self.out.append(b"re:" + bytes(pkt))
 
-    def receive_batch(self, now: float, pkts: list[bytes]) -> None:
+    def receive_batch(self, now: float, pkts: list[bytes], clock: Any = None) -> None:
         for pkt in pkts:
             self.receive_packet(now, pkt)
 

@@ -70,7 +70,7 @@ class FakeConnection:
     def send(self, now: float, data: bytes, push: bool = True) -> int:
         return len(data)
 
-    def pending_output(self) -> list[Segment]:
+    def pending_output(self, now: float | None = None) -> list[Segment]:
         out, self.out = self.out, []
         return out
 

@@ -353,3 +353,41 @@ def test_a_burst_read_as_one_batch_is_answered_by_one_ack(batched: bool) -> None
     else:
         assert len(acks) == 10 and acks[-1] == end
     assert server.receive(w.now) == bytes(10 * 1448)
+
+
+def test_output_of_a_slow_batch_is_built_at_the_clock_after_it() -> None:
+    """A batch of ACKs that takes 50 ms to process (a loaded host): the data they release is
+    stamped (TSval) and its tail loss probe armed (RFC 8985 7.2, PTO from the transmission)
+    when it is built, after the batch, not at the batch's start. From the start, the probe
+    was already due as the segments left and retransmitted the last one at once (the flaky
+    test_echo_1mb_sha256_equal: a duplicate FIN dropped as out of window at the peer)."""
+    from pytcp.wire.ipv4 import parse_ipv4
+    from pytcp.wire.tcp import parse_tcp
+
+    a, b = pair()
+    w = Wire(a, b)
+    client, _server = connect_pair(w)
+    client.set_nodelay(True)
+    assert client.send(w.now, bytes(20 * 1448)) == 20 * 1448
+    first = a.pending_packets()
+    assert 0 < len(first) < 20  # the initial window holds the rest back
+    w.now += 0.001
+    b.receive_batch(w.now, first)
+    acks = b.pending_packets()
+    assert acks
+    w.now += 0.001
+    start, done = w.now, w.now + 0.05
+    a.receive_batch(start, acks, clock=lambda: done)
+    released = a.pending_packets()
+    assert released, "the ACKs released no new data"
+    conn = client.conn
+    tsvals = set()
+    for p in released:
+        ip = parse_ipv4(memoryview(p))
+        th = parse_tcp(ip.payload, ip.src, ip.dst)
+        assert len(th.payload) and th.options.timestamp is not None
+        tsvals.add(th.options.timestamp[0])
+    assert tsvals == {conn._ts_val(done)}
+    tlp = conn._tlp_at
+    assert tlp is not None and tlp > done, (tlp, start, done)
+    assert a.next_deadline() is not None and a.next_deadline() > done  # type: ignore[operator]
