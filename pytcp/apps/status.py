@@ -477,7 +477,8 @@ def render_html(status: Mapping[str, Any], refresh_seconds: int = 2) -> bytes:
     for section, items, describe in sections:
         body.append(f"<h2>{_e(section)}</h2>")
         body += _counter_table(items, describe)
-    body.append("<p><a href=\"/status.json\">status.json</a></p>")
+    lab = " · <a href=\"/lab/\">the patterns lab</a>" if "lab" in status else ""
+    body.append(f"<p><a href=\"/status.json\">status.json</a>{lab}</p>")
     return _page(title, body, refresh_seconds)
 
 

@@ -64,6 +64,7 @@ def test_curl_echo_jobs_and_streams(netns: Netns, start_pytcp: StartPytcp) -> No
     # The status page counts the lab.
     status = json.loads(curl(netns, f"{BASE}/status.json").stdout)
     assert status["lab"]["published"] == 1 and status["lab"]["echo"] == 1
+    assert b'<a href="/lab/">' in curl(netns, f"{BASE}/").stdout
 
 
 def _ws_events(sock: object, ws: WSConnection, n: int) -> list[object]:
