@@ -13,7 +13,7 @@ from pipestack import PipeNet, PipeStack
 
 from tests.streamtools import read_to_eof
 
-from pytcp.api.aio import DEFAULT_HIGH_WATER, open_connection, start_server
+from pytcp.api.aio import open_connection, start_server
 from pytcp.link.memory import MemoryLink
 from pytcp.runtime import Runtime
 

@@ -146,7 +146,7 @@ def test_accept_queue_full_drops_the_cookie_ack() -> None:
     w = Wire(a, b)
     c1 = a.connect(0.0, B_ADDR, 80)
     w.run_until(lambda: (lst, AcceptReady()) in w.events)
-    assert lst.accept_queue == 1
+    assert lst.accept_queue == 1 and str(c1.conn.state) == "ESTABLISHED"
     c2 = a.connect(w.now, B_ADDR, 80)
     w.step()  # SYN: dropped, the accept queue is full
     assert b.drops[DropReason.LISTEN_OVERFLOW] == 1 and str(c2.conn.state) == "SYN-SENT"
