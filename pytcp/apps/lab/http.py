@@ -291,6 +291,7 @@ async def _event_stream(session: Session, lab: Lab, tag: str | None) -> int:
         await _send_event(session, "retry: 2000\n" + _sse(
             json.dumps(_conn_figures(session, lab, tag)), event="conn"))
         n = 0
+        start = lab.now()
         while True:
             n += 1
             lab.stats["events_sent"] += 1
@@ -298,7 +299,9 @@ async def _event_stream(session: Session, lab: Lab, tag: str | None) -> int:
             # for apart (/lab/ws/conns), the connection is named by the first event.
             await _send_event(session, _sse(json.dumps(
                 {"n": n, "time": round(lab.now(), 3)}, separators=(",", ":")), ident=str(n)))
-            done, _ = await asyncio.wait({eof}, timeout=lab.event_interval)
+            # On a fixed schedule (start + n intervals): a slow write does not stretch it.
+            done, _ = await asyncio.wait(
+                {eof}, timeout=max(0.0, start + n * lab.event_interval - lab.now()))
             if done:
                 return 200
     finally:
