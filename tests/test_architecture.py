@@ -84,10 +84,31 @@ def test_no_module_imports_from_a_layer_below_it() -> None:
 
 def test_the_checker_sees_an_upward_import() -> None:
     # A test that cannot fail is a defect: an engine module importing the runtime is caught.
-    tree = ast.parse("def f():\n    from pytcp.runtime import Runtime\nfrom ...stack import Stack\n")
+    tree = ast.parse("def f():\n    from pytcp.runtime import Runtime\n"
+                     "from ...stack import Stack\n")
     found = _imported(tree, ["pytcp", "tcp", "congestion"])
     assert sorted(found) == [(2, "pytcp.runtime"), (3, "pytcp.stack")]
     assert all(RANK[m.split(".")[1]] > RANK["tcp"] for _, m in found)
+
+
+def test_the_ip_layer_names_the_stack_only_for_type_checking() -> None:
+    # Inside the host layer, ip/ and udp.py are mixins of Stack: they may name pytcp.stack in
+    # annotations (under TYPE_CHECKING), never import it when they run.
+    bad = []
+    typed = 0
+    for path in [*sorted((PKG / "ip").glob("*.py")), PKG / "udp.py"]:
+        tree = ast.parse(path.read_text())
+        typing_only = {id(n) for top in tree.body if isinstance(top, ast.If)
+                       and ast.unparse(top.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+                       for n in ast.walk(top)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module in ("pytcp.stack",
+                                                                   "pytcp.stack_history"):
+                typed += id(node) in typing_only
+                if id(node) not in typing_only:
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert bad == []
+    assert typed > 0  # the annotations are seen (the check is not looking at nothing)
 
 
 def test_architecture_names_every_module() -> None:
