@@ -693,6 +693,24 @@ _REASONS: dict[int, str] = {
 }
 
 
+_ROOTS: dict[Path, tuple[float, Path]] = {}  # root -> (when resolved, real path); at most 16
+
+
+def _resolved_root(root: Path) -> Path:
+    """``root.resolve()``, resolved again at most once a second (a server's connections share
+    one root: a new connection costs no ``realpath`` walk, and a root whose symlink is
+    repointed is followed within a second)."""
+    now = time.monotonic()
+    entry = _ROOTS.get(root)
+    if entry is not None and now - entry[0] < 1.0:
+        return entry[1]
+    real = root.resolve()
+    if len(_ROOTS) >= 16:
+        _ROOTS.clear()
+    _ROOTS[root] = (now, real)
+    return real
+
+
 async def serve_http(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -716,7 +734,7 @@ async def serve_http(
     the peer does.
     """
     send_timeout = idle_timeout if send_timeout is None else send_timeout
-    session = _HttpSession(reader, writer, root.resolve() if root is not None else None,
+    session = _HttpSession(reader, writer, _resolved_root(root) if root is not None else None,
                            status_provider, idle_timeout, chunk_size, request_timeout,
                            send_timeout, lab, file_cache)
     linger = False
