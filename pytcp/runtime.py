@@ -6,7 +6,10 @@ stack comes from ``clock`` (default ``loop.time``), pcap timestamps from ``time.
 
 - Reading: ``loop.add_reader(link.fileno())``; on readable, ``link.read_batch(64)`` until empty
   or a budget; each packet goes to pcap (direction "in", the link's view), then through
-  ``impair_in`` (when set), then to ``stack.receive_packet(now, packet)``.
+  ``impair_in`` (when set), then to ``stack.receive_packet(now, packet)``. Each read batch gets
+  its own ``now``, and the stack builds the batch's output at ``clock()`` after processing
+  it (``Stack.receive_batch(clock=)``): a slow batch on a busy host must not arm timers that
+  are already due when its segments leave.
 - With a capture, the stack annotates (``Stack.annotate``): an inbound packet's block is
   written after the stack handled its batch, with a comment naming what the impairment did
   to it and, when the stack dropped it, ``dropped: <reason>`` (a packet the impairment delayed
