@@ -78,6 +78,7 @@ DEFAULT_TSO = True  # packetdrill's tun on Linux sets TUN_F_TSO4: the kernel sen
 TSO_MAX_PAYLOAD = 65536 - 40 - 40  # 64 KB IPv4 datagram less IP and TCP headers with options
 MAX_TIMER_STEPS = 100_000
 ANY_TIME_LIMIT = 3600.0  # how far '*' lets virtual time run looking for a packet
+MAX_SKIPPED_PACKETS = 10_000  # packets of other connections one outbound line may skip
 
 _SETTINGS = {"tolerance", "profile", "remote_isn", "local_isn", "local_port", "remote_port",
              "mtu", "ttl", "seed", "xfail", "strict", "tso"}
@@ -749,22 +750,36 @@ class Runner:
         self._record(line.text.split(None, 1)[1])
         self._inject(pkt)
 
-    def _next_outbound(self, hi: float, target: float, exp: str) -> Observed:
-        if not self.outq:
-            self._advance(hi, stop_on_packet=True)
-        if not self.outq:
-            raise self._fail(f"no packet by t={hi:.3f} (expected at t={target:.3f})",
-                             expected=exp)
-        item = self.outq.popleft()
-        if isinstance(item, str):
-            raise self._fail("unexpected packet", expected=exp, actual=item)
-        return item
+    def _next_outbound(self, hi: float, target: float, exp: str,
+                       line: PacketLine | None = None) -> Observed:
+        for _ in range(MAX_SKIPPED_PACKETS):
+            if not self.outq:
+                self._advance(hi, stop_on_packet=True)
+            if not self.outq:
+                raise self._fail(f"no packet by t={hi:.3f} (expected at t={target:.3f})",
+                                 expected=exp)
+            item = self.outq.popleft()
+            if isinstance(item, str):
+                raise self._fail("unexpected packet", expected=exp, actual=item)
+            if not self._foreign(item, line):
+                return item
+        raise self._fail(f"more than {MAX_SKIPPED_PACKETS} packets of other connections "
+                         "before the expected one", expected=exp)
+
+    def _foreign(self, item: Observed, line: PacketLine | None) -> bool:
+        """packetdrill (sniff_outbound_live_packet) matches a '>' line only against packets
+        of the socket under test (its live 4-tuple): an earlier socket's packets, e.g. the
+        FIN its close() sent, are sniffed and dropped. pytcp's own strict scripts and lines
+        naming a ``port`` see every packet."""
+        if self.strict_checks or self.record or (line is not None and line.port is not None):
+            return False
+        return (item.sport, item.dport) != (self.our_port, self.their_port)
 
     def _outbound(self, line: PacketLine, target: float, lo: float, hi: float) -> None:
         exp = format_expected(line)
         if line.udp is not None:
             raise self._fail("unsupported: TCP over UDP", unsupported="TCP over UDP (/udp)")
-        item = self._next_outbound(hi, target, exp)
+        item = self._next_outbound(hi, target, exp, line)
         if self.aggregate and len(item.payload) < line.length:
             item = self._aggregate(item, line, hi, target, exp)
         port = line.port or self.their_port
@@ -813,7 +828,7 @@ class Runner:
         parts = [first]
         total = len(first.payload)
         while total < line.length:
-            nxt = self._next_outbound(hi, target, exp)
+            nxt = self._next_outbound(hi, target, exp, line)
             prev = parts[-1]
             if ((nxt.sport, nxt.dport) != (prev.sport, prev.dport)
                     or nxt.seq != (prev.seq + len(prev.payload)) & MASK

@@ -68,6 +68,36 @@ def test_unmatched_packets_fail_only_at_the_next_outbound_line() -> None:
     assert not res.passed and "packet at t=0.100, expected at t=0.200" in res.failure.reason
 
 
+CLIENT_TWICE = """\
+`sysctl -q net.ipv4.tcp_timestamps=0`
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0
++0 connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)
++0 > S 0:0(0) <mss 1460,sackOK,nop,nop,nop,wscale 7>
++0 < S. 0:0(0) ack 1 win 5840 <mss 1460,nop,nop,sackOK,nop,wscale 6>
++0 > . 1:1(0) ack 1
++0 close(3) = 0
++.1 socket(..., SOCK_STREAM, IPPROTO_TCP) = 4
++0 fcntl(4, F_SETFL, O_RDWR|O_NONBLOCK) = 0
++0 connect(4, ..., ...) = -1 EINPROGRESS (Operation now in progress)
+"""
+
+
+def test_outbound_lines_skip_packets_of_earlier_sockets() -> None:
+    # close(3) sends a FIN no line expects: packetdrill sniffs only the socket under test
+    # (the newest socket), so the next '>' line matches socket 4's SYN ...
+    script = CLIENT_TWICE + "+0 > S 0:0(0) <mss 1460,sackOK,nop,nop,nop,wscale 7>\n"
+    res = run(script)
+    assert res.passed, msg(res)
+    # ... the FIN is still sent (written before the SYN, it matches in its place) ...
+    res = run(CLIENT_TWICE.replace("+.1 socket", "+0 > F. 1:1(0) ack 1\n+.1 socket")
+              + "+0 > S 0:0(0) <mss 1460,sackOK,nop,nop,nop,wscale 7>\n")
+    assert res.passed, msg(res)
+    # ... and pytcp's strict mode sees every packet: the FIN is unexpected there.
+    res = run(script + "// pytcp: strict=1\n")
+    assert not res.passed and "unexpected outbound packet" in res.failure.reason
+
+
 def test_script_fd_numbering_and_any_errno() -> None:
     res = run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 7\n+0 listen(7, 1) = 0\n"
               "+0 close(7) = 0\n+0 close(7) = -1\n+0 close(7) = -1 EBADF (Bad file)\n")
