@@ -324,6 +324,10 @@ class Runner:
         self.needs = ""
         # Our ISN per script-side port (one connection per port), learned from our SYN/SYN-ACK.
         self.isns: dict[int, int] = {}
+        # packetdrill numbering: the ISN our SYN/SYN-ACK line wrote, per port. A SYN's seq
+        # (and the ack of a SYN the script side sends) is relative to our ISN minus it; any
+        # other segment's to our ISN itself (packetdrill local_seq_script_to_live_offset).
+        self.script_isn: dict[int, int] = {}
         self.peer_isn: dict[int, int] = {}  # the script side's ISN per port, as written
         # Our TSval minus the script's, per script-side port, learned from the first outbound
         # line that writes a TS val; later written TS vals are checked against it.
@@ -461,7 +465,7 @@ class Runner:
     def _fmt(self, item: Observed | str) -> str:
         if isinstance(item, str):
             return item
-        return format_observed(item, self.isns.get(item.dport),
+        return format_observed(item, self._local_base(item.dport, item.flags),
                                self._remote_base(item.dport, item.flags))
 
     def _collect(self) -> None:
@@ -628,7 +632,7 @@ class Runner:
                 self.their_port = (self.remote_port + self._children) & 0xFFFF or 1
             self._children += 1
         port = line.port or self.their_port
-        lisn = self.isns.get(port, 0)
+        lisn = self._local_base(port, line.flags) or 0
         if line.udp is not None:
             raise self._fail("unsupported: TCP over UDP", unsupported="TCP over UDP (/udp)")
         if line.seq_any:
@@ -788,7 +792,11 @@ class Runner:
             # (packetdrill: every new socket's SYN gives its own ISN)
             # Learn our ISN from our SYN / SYN-ACK (again for a new connection: packetdrill
             # keeps one ISN per socket).
-            self.isns[port] = (item.seq - line.seq) & MASK
+            if self.strict_checks:
+                self.isns[port] = (item.seq - line.seq) & MASK
+            else:
+                self.isns[port] = item.seq
+                self.script_isn[port] = line.seq & MASK
         if not line.timing.any_time and not lo <= item.time <= hi:
             raise self._fail(f"packet at t={item.time:.3f}, expected at t={target:.3f} "
                              f"(tolerance {self.tolerance})", expected=exp,
@@ -813,7 +821,8 @@ class Runner:
                     if x.symbol in self.defines and x.kind in ("FO", "FOEXP") else x
                     for x in line.options or ()))
                 break
-        diff = compare(line, item, self.isns.get(port), self._remote_base(port, item.flags))
+        diff = compare(line, item, self._local_base(port, item.flags),
+                       self._remote_base(port, item.flags))
         if diff:
             raise self._fail(diff, expected=exp, actual=self._fmt(item))
         self._check_tsval(line, item, port, exp)
@@ -848,6 +857,14 @@ class Runner:
         """packetdrill numbering of the script side (not in pytcp's strict scripts, which
         write its sequence numbers as absolute values)."""
         return not self.strict_checks and port in self.peer_isn
+
+    def _local_base(self, port: int, flags: int) -> int | None:
+        """What our sequence numbers (and the script side's acks) are relative to: our ISN,
+        minus the ISN our SYN line wrote for a segment with SYN (packetdrill), or None."""
+        isn = self.isns.get(port)
+        if isn is None or not flags & SYN:
+            return isn
+        return (isn - self.script_isn.get(port, 0)) & MASK
 
     def _remote_base(self, port: int, flags: int) -> int:
         """What our ack and SACK fields are relative to: the script side's ISN in

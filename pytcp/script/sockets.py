@@ -50,6 +50,7 @@ SOCK_MIN_RCVBUF = 2304
 TCP_MIN_MSS = 88
 TCP_MSS_DEFAULT = 536          # mss_cache of a socket with no connection yet
 DEFAULT_NOTSENT_LOWAT = 0xFFFFFFFF
+SHADOW_FD_BASE = 1 << 20       # where a shadowed socket (see SocketTable._shadow) goes
 
 # Symbolic constants scripts write where a number goes (Linux values).
 SYMBOLS: dict[str, int] = {
@@ -318,12 +319,33 @@ class SocketTable:
     def _new_fd(self, want: int) -> int:
         """The script's own numbering: the descriptor the line says the call returns, when
         it is free (packetdrill maps script fds to live ones the same way)."""
+        if self.script_fds and want >= 0 and want in self.socks and want not in self.epolls:
+            # packetdrill maps script fds to live ones: a script may give a new socket the
+            # number of one it never closed (the new one shadows it). The old socket stays
+            # open under a number the script cannot name.
+            self._shadow(want)
         if self.script_fds and want >= 0 and want not in self.socks and want not in self.epolls:
             return want
         fd = 3
         while fd in self.socks or fd in self.epolls:
             fd += 1
         return fd
+
+    def _shadow(self, fd: int) -> None:
+        """Renumber the open socket ``fd`` past any number a script writes."""
+        nfd = SHADOW_FD_BASE + fd
+        while nfd in self.socks or nfd in self.epolls:
+            nfd += 1
+        s = self.socks.pop(fd)
+        s.fd = nfd
+        self.socks[nfd] = s
+        for ep in self.epolls.values():
+            if fd in ep.interest:
+                ep.interest[nfd] = ep.interest.pop(fd)
+            if fd in ep.armed:
+                ep.armed[nfd] = ep.armed.pop(fd)
+        if self.under_test == fd:
+            self.under_test = nfd
 
     def fd_of(self, tok: str) -> int:
         return _int_arg(tok)

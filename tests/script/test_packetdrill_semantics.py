@@ -112,6 +112,33 @@ def test_inbound_dot_without_ack_acks_relative_zero() -> None:
     assert res.passed, msg(res)
 
 
+def test_synack_line_isn_offsets_only_syn_segments() -> None:
+    # packetdrill: a SYN-ACK line written with seq 1234 maps 1234 to our ISN for segments
+    # with SYN; every other segment (and the script side's acks) is relative to our ISN.
+    base = ("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n"
+            "+0 listen(3, 1) = 0\n+0 < S 999000:999000(0) win 1000 <mss 1000>\n"
+            "+0 > S. 1234:1234(0) ack 999001 <mss 1460>\n")
+    res = run(base + "+0 < . 1:1(0) ack 1 win 1000\n+0 accept(3, ..., ...) = 4\n"
+              "+0 write(4, ..., 5) = 5\n+0 > P. 1:6(5) ack 1\n")
+    assert res.passed, msg(res)
+    # An ack of 1235 (relative to the written 1234) is not our ISN + 1: RST, as packetdrill.
+    res = run(base + "+0 < . 1:1(0) ack 1235 win 1000\n+0 > R 1235:1235(0)\n")
+    assert res.passed, msg(res)
+
+
+def test_script_fd_of_a_still_open_socket_is_reused() -> None:
+    # packetdrill maps script fds to live ones: accept() may be written to return the number
+    # of an accepted socket the script never closed; the new socket takes the number.
+    again = ("+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n"
+             "+0 listen(3, 1) = 0\n+0 < S 0:0(0) win 1000 <mss 1000>\n"
+             "+0 > S. 0:0(0) ack 1 <mss 1460>\n+0 < . 1:1(0) ack 1 win 1000\n"
+             "+0 accept(3, ..., ...) = 4\n+0 close(3) = 0\n")
+    res = run(SERVER + "+0 close(3) = 0\n" + again + "+0 write(4, ..., 5) = 5\n"
+              "+0 > P. 1:6(5) ack 1\n+0 close(4) = 0\n+0 > F. 6:6(0) ack 1\n"
+              "+0 close(4) = -1 EBADF (Bad file descriptor)\n")
+    assert res.passed, msg(res)
+
+
 def test_ts_val_checked_only_with_a_tick() -> None:
     base = ("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n"
             "+0 listen(3, 1) = 0\n+0 < S 0:0(0) win 1000 <mss 1000,nop,nop,TS val 1 ecr 0>\n"
