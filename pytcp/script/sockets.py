@@ -83,6 +83,16 @@ def _flags(text: str) -> int:
             total |= _int_arg(part)
     return total
 
+
+def _msg_flag_names(text: str) -> str:
+    """A send call's flags as ``MSG_*`` names joined by ``|``, whether the script wrote names
+    or a number (``0x20000000`` is MSG_FASTOPEN); unknown bits stay as a hex number."""
+    value = _flags(text)
+    names = [k for k, v in SYMBOLS.items() if k.startswith("MSG_") and value & v == v]
+    rest = value & ~sum(SYMBOLS[k] for k in names)
+    return "|".join(names + ([hex(rest)] if rest else []))
+
+
 class SyscallError(Exception):
     """The script used a call or an argument this emulation does not support."""
 
@@ -763,6 +773,7 @@ class SocketTable:
 
     def _write(self, now: float, s: Sock, n: int, flags: str,
                null_buf: bool = False, af_unspec: bool = False) -> Outcome | _Blocked:
+        flags = _msg_flag_names(flags)
         if s.handle is None and (s.deferred_connect or (
                 "MSG_FASTOPEN" in flags and s.listener is None)):
             if not s.deferred_connect and (not self.stack.tcp_config.fastopen & 1

@@ -68,7 +68,13 @@ from pytcp.tcp.events import (
     Event,
     UrgentData,
 )
-from pytcp.tcp.fastopen import SYN_DATA_OPTION_RESERVE, ClientRequest, ServerDecision
+from pytcp.tcp.fastopen import (
+    COOKIE_MAX,
+    COOKIE_MIN,
+    SYN_DATA_OPTION_RESERVE,
+    ClientRequest,
+    ServerDecision,
+)
 from pytcp.tcp.memory import RecvMemory
 from pytcp.tcp.output import OUTPUT_STATES as _OUTPUT_STATES
 from pytcp.tcp.prr import Prr
@@ -1118,6 +1124,10 @@ class Connection(ConnectionRecovery):
         if lost:
             self.snd_nxt = seg.ack  # resend the rest with the ACK (tcp_xmit_retransmit_queue)
         cookie = seg.options.fastopen
+        if cookie and (len(cookie) % 2 or not COOKIE_MIN <= len(cookie) <= COOKIE_MAX):
+            # RFC 7413 4.1.1: a cookie is 4 to 16 bytes; Linux (tcp_parse_fastopen_option)
+            # also wants an even length. Any other one is no cookie: not cached.
+            cookie = None
         try_exp = 0
         syn_drop = False
         if self._syn_lost:

@@ -172,3 +172,22 @@ def test_client_without_cookie_no_cookie_mode(mask: int) -> None:
         assert bytes(th.payload) == b"z" * 10 and th.options.fastopen is None
     else:
         assert not th.payload and th.options.fastopen == b"" and h.fastopen_sent == 0
+
+
+@pytest.mark.parametrize("bad", [b"\x11\x22", b"\x11\x22\x33", b"\x01" * 18])
+def test_client_ignores_a_cookie_of_bad_length(bad: bytes) -> None:
+    # RFC 7413 4.1.1: 4 to 16 bytes (Linux: and an even length); another is not cached.
+    st = Stack(CLIENT, now=0.0)
+    st.fastopen_cache.update(0.0, SERVER, mss=1460, cookie=b"GOODCOOK", exp=False,
+                             syn_lost=False, try_exp=0)
+    h = st.connect(0.0, SERVER, 80, fastopen=True, data=b"x" * 100)
+    [syn] = st.pending_packets()
+    ip = parse_ipv4(syn)
+    th = parse_tcp(ip.payload, ip.src, ip.dst)
+    assert th.options.fastopen == b"GOODCOOK" and len(th.payload) == 100
+    synack = build_ipv4_tcp(src=SERVER, dst=CLIENT, sport=80, dport=h.key.local_port, seq=5,
+                            ack=th.seq + 101, flags=SYN | ACK, window=65535,
+                            options=TcpOptions(mss=940, fastopen=bad))
+    st.receive_packet(0.01, synack)
+    e = st.fastopen_cache.get(SERVER)
+    assert e is not None and e.cookie == b"GOODCOOK" and e.mss == 940
