@@ -294,7 +294,9 @@ class CookieCache:
             e.cookie = bytes(cookie)
             e.exp = exp
             e.try_exp = 0
-        elif try_exp and not e.cookie:
+        elif try_exp > e.try_exp and not e.cookie and not e.exp:
+            # Linux: only forward (1: try kind 254 once, then 2: kind 34 for good), so a
+            # server that answers neither format is not asked in kind 254 again and again.
             e.try_exp = try_exp
         if syn_lost:
             e.syn_loss += 1

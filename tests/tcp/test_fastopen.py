@@ -83,6 +83,11 @@ def test_client_cache_fallbacks() -> None:
     # No answer to a kind-34 request: try the experimental option next time.
     cache.update(0.0, SERVER, mss=1460, cookie=None, exp=False, syn_lost=False, try_exp=1)
     assert cache.request(0.0, SERVER, 0x1, 1460) == ClientRequest(b"", True, 0)
+    # No answer in kind 254 either: back to kind 34 for good (Linux: try_exp only grows).
+    cache.update(0.0, SERVER, mss=1460, cookie=None, exp=False, syn_lost=False, try_exp=2)
+    assert cache.request(0.0, SERVER, 0x1, 1460) == ClientRequest(b"", False, 0)
+    cache.update(0.0, SERVER, mss=1460, cookie=None, exp=False, syn_lost=False, try_exp=1)
+    assert cache.request(0.0, SERVER, 0x1, 1460) == ClientRequest(b"", False, 0)
     cache.update(0.0, SERVER, mss=940, cookie=b"abcdefgh", exp=False, syn_lost=False, try_exp=0)
     assert cache.request(0.0, SERVER, 0x1, 1460) == ClientRequest(b"abcdefgh", False, 900)
     # Repeated SYN-data losses: no Fast Open to this server for a while.
