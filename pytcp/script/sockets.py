@@ -231,7 +231,9 @@ def tcp_info_fields(handle: Any, now: float) -> dict[str, int]:
         "tcpi_rttvar": round((getattr(rtt, "rttvar", None) or 0.0) * 1e6),
         "tcpi_backoff": int(getattr(rtt, "backoffs", 0) or 0),
         "tcpi_snd_cwnd": info.cwnd // mss,
-        "tcpi_snd_ssthresh": INFINITE_SSTHRESH if ssthresh >= INFINITE_SSTHRESH // 2
+        # Linux reports its TCP_INFINITE_SSTHRESH as is (tcp_get_info); pytcp's "infinite" is
+        # the same number in bytes (congestion.base.INITIAL_SSTHRESH).
+        "tcpi_snd_ssthresh": INFINITE_SSTHRESH if info.ssthresh >= INFINITE_SSTHRESH
         else ssthresh,
         "tcpi_total_retrans": info.retransmits,
         "tcpi_snd_mss": mss,

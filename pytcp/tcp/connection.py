@@ -158,7 +158,11 @@ class Connection(ConnectionRecovery):
         self._ack_reason: TxReason | None = None
         self._goback_reason = TxReason.RTO
         self._in_loss = False
+        # Linux tcp_cwnd_validate's record of how the window was used (output.py).
+        self._is_cwnd_limited = False
+        self._max_packets_out = 0
         self.iss = iss & MASK
+        self._cwnd_usage_seq = self.iss
         self.created = now
         self._now = now
         self.our_mss = mss if mss is not None else config.mss  # announced (RFC 9293 3.7.1)
@@ -476,6 +480,8 @@ class Connection(ConnectionRecovery):
             raise TcpUsageError(f"connection closing (send in {self.state})")
         buf = self._sendbuf
         self._tune_sndbuf()
+        if data and self.state.synchronized:
+            self._idle_restart_check(now)  # (Linux tcp_skb_entail)
         n = buf.write(data)
         if eor and n:
             marks = self._eor_marks
@@ -992,6 +998,8 @@ class Connection(ConnectionRecovery):
             self.snd_wl1 = seg.seq
             self.snd_wl2 = ack
             if new_wnd != self.snd_wnd:  # (pure ACK: a window update, 3.10.7.4 fifth)
+                if self._has_unsent():
+                    self._idle_restart_check(now)  # (Linux tcp_ack_update_window)
                 self.snd_wnd = new_wnd
                 self.max_snd_wnd = max(self.max_snd_wnd, new_wnd)
         if n:
@@ -1522,6 +1530,8 @@ class Connection(ConnectionRecovery):
         if seq_le(self.snd_una, ack) and (
                 seq_lt(self.snd_wl1, seq) or (self.snd_wl1 == seq and seq_le(self.snd_wl2, ack))):
             opened = new_wnd > self.snd_wnd
+            if new_wnd != self.snd_wnd and self._has_unsent():
+                self._idle_restart_check(now)  # (Linux tcp_ack_update_window)
             self.snd_wnd = new_wnd
             self.snd_wl1 = seq
             self.snd_wl2 = ack

@@ -46,7 +46,8 @@ class ConnectionOutput:
 
     # (the attributes this module assigns; Connection lists the rest)
     __slots__ = ("_ack_now", "_ack_reason", "_burst_key", "_burst_val", "_cork_at",
-                 "_cork_expired", "_delack_at", "_dsack", "_fin_seq", "_high_rxt", "_last_send",
+                 "_cork_expired", "_cwnd_usage_seq", "_delack_at", "_dsack", "_fin_seq",
+                 "_high_rxt", "_is_cwnd_limited", "_last_send", "_max_packets_out",
                  "_persist_at", "_quickack", "_rcv_unacked", "_rexmit_out", "_rto_at", "_rtt_seq",
                  "_rtt_time", "_rtx_end", "_rtx_ts", "_sendbuf", "_snd_sml", "_ut_start",
                  "last_ack_sent", "rcv_adv", "retransmits", "snd_max", "snd_nxt")
@@ -130,6 +131,11 @@ class ConnectionOutput:
     # Why segments below SND.MAX are sent again after SND.NXT was pulled back (RTO go-back,
     # path MTU, a window that shrank to zero).
     _goback_reason: TxReason
+    # Linux tcp_cwnd_validate's record (see _cwnd_validate): the window limited sending in
+    # the current window of data; the most segments out in it; SND.NXT when it was taken.
+    _is_cwnd_limited: bool
+    _max_packets_out: int
+    _cwnd_usage_seq: int
 
     def _schedule_tlp(self, now: float, advancing: bool) -> None:
         raise NotImplementedError  # ConnectionRecovery
@@ -424,10 +430,7 @@ class ConnectionOutput:
         if self._in_recovery and self.sack_ok and not force:
             self._sack_recovery_send(now)
             return
-        if (self.config.slow_start_after_idle and self.snd_una == self.snd_max
-                and now - self._last_send > self._rtt.rto and self._has_unsent()):
-            # RFC 5681 4.1: restart from at most the initial window after an idle RTO.
-            self._cc.on_idle_restart(now)
+        had_unsent = self._has_unsent()
         maxp = limit if limit > 0 else self._tso_size(mss)  # (after a restart: new cwnd)
         if maxp < mss and limit <= 0:
             maxp = mss
@@ -521,10 +524,51 @@ class ConnectionOutput:
             sent_any = True
             if force:
                 break
+        if had_unsent:
+            self._cwnd_validate(sent_any)
         if (not sent_any and self._persist_at is None and self._rto_at is None
                 and self.snd_una == self.snd_nxt and self._has_unsent()
                 and self.state in OUTPUT_STATES and self._cork_at is None):
             self._arm_persist(now)
+
+    def _idle_restart_check(self, now: float) -> None:
+        """RFC 5681 4.1: after an idle period longer than the RTO (nothing in flight, nothing
+        sent for an RTO) restart from at most the initial window. Checked where Linux's
+        tcp_slow_start_after_idle_check runs: when the application queues data
+        (tcp_skb_entail) and when the peer's window changes with data queued
+        (tcp_ack_update_window); not when a timer sends (a zero-window probe keeps cwnd)."""
+        if (self.config.slow_start_after_idle and self.snd_una == self.snd_max
+                and now - self._last_send > self._rtt.rto):
+            self._cc.on_idle_restart(now)
+
+    def _cwnd_validate(self, sent: bool) -> None:
+        """After a round of sending new data (Linux tcp_write_xmit -> tcp_cwnd_validate): was
+        the congestion window what stopped it (Linux: packets in flight >= cwnd)? Remember
+        that for the current window of data, or else the most segments that were out in it
+        (max_packets_out), until SND.UNA passes SND.NXT of then (cwnd_usage_seq). cwnd grows
+        on an ACK only while ``cwnd_is_limited`` (RFC 7661 2 / RFC 9438 5.8: not while
+        application-limited)."""
+        mss = self.snd_mss
+        cwnd_segs = self._cc.cwnd // mss
+        limited = -(-self._pipe() // mss) >= cwnd_segs
+        if not sent and not limited:
+            return
+        packets_out = -(-seq_sub(self.snd_nxt, self.snd_una) // mss)
+        if (not seq_lt(self.snd_una, self._cwnd_usage_seq) or limited
+                or (not self._is_cwnd_limited and packets_out > self._max_packets_out)):
+            self._is_cwnd_limited = limited
+            self._max_packets_out = packets_out
+            self._cwnd_usage_seq = self.snd_nxt
+
+    def cwnd_is_limited(self) -> bool:
+        """Linux tcp_is_cwnd_limited: the window limited sending in the current window of
+        data; in slow start also while cwnd < 2 * max_packets_out (so cwnd grows to twice
+        what was in flight, RFC 5681 3.1's doubling per round trip)."""
+        if self._is_cwnd_limited:
+            return True
+        if self._cc.cwnd < self._cc.ssthresh:
+            return self._cc.cwnd // self.snd_mss < 2 * self._max_packets_out
+        return False
 
     def _cork_holds(self, now: float) -> bool:
         """Whether TCP_CORK or MSG_MORE holds a partial last segment now (Linux semantics:

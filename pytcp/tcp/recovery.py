@@ -101,7 +101,7 @@ class ConnectionRecovery(ConnectionOutput):
             # With SACK, NextSeg() picks the holes as the pipe allows (RFC 6675 5 step C).
         else:
             self._dupacks = 0
-            self._cc.on_ack(now, acked, sample, flight)
+            self._cc.on_ack(now, acked, sample, flight, self.cwnd_is_limited())
         if self._want_space and not self._fin_queued:
             self._tune_sndbuf()
         if self._want_space and self._sendbuf.free > 0 and not self._fin_queued:

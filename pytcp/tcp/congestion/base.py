@@ -114,13 +114,16 @@ class CongestionControl(abc.ABC):
         self.cwnd = max(self.cwnd, self.ssthresh)
         return acked_bytes - used
 
-    def on_ack(self, now: float, acked_bytes: int, rtt: float | None, flight_size: int) -> None:
+    def on_ack(self, now: float, acked_bytes: int, rtt: float | None, flight_size: int,
+               cwnd_limited: bool | None = None) -> None:
         """An ACK for new data: slow start below ssthresh (RFC 5681 3.1, RFC 3465), then
-        congestion avoidance with what is left, only while cwnd-limited (RFC 7661)."""
+        congestion avoidance with what is left, only while cwnd-limited (RFC 7661).
+        ``cwnd_limited``: the sender's own record of it (Linux tcp_is_cwnd_limited, kept by
+        the connection as sending happens); None: judged from ``flight_size``."""
         self.observe_rtt(rtt)
         if acked_bytes <= 0:
             return
-        limited = self.cwnd_limited(flight_size)
+        limited = self.cwnd_limited(flight_size) if cwnd_limited is None else cwnd_limited
         if self.cwnd < self.ssthresh:
             acked_bytes = self.slow_start(acked_bytes, rtt, flight_size, limited)
             if acked_bytes <= 0:
