@@ -852,6 +852,10 @@ class SocketTable:
 
     def _read(self, now: float, s: Sock, n: int, flags: int = 0,
               null_buf: bool = False) -> Outcome | _Blocked:
+        if s.handle is None and s.deferred_connect:
+            # Linux tcp_recvmsg: a deferred TCP_FASTOPEN_CONNECT socket is in SYN-SENT, not
+            # CLOSE: nothing to read yet (EAGAIN, or wait when blocking).
+            return _err("EAGAIN") if s.nonblocking or flags & MSG_DONTWAIT else BLOCKED
         if s.handle is None:
             return _err("ENOTCONN")
         st = state_of(s.handle)
@@ -965,6 +969,10 @@ class SocketTable:
         if s.listener is not None:
             return POLLIN if s.listener.accept_queue else 0
         h = s.handle
+        if h is None and s.deferred_connect:
+            # Linux tcp_poll: a TCP_FASTOPEN_CONNECT socket whose connect() returned 0 is in
+            # SYN-SENT with defer_connect: writable (the write sends SYN and data), not hung up.
+            return POLLOUT | POLLWRNORM
         if h is None:
             return POLLOUT | POLLHUP  # a fresh socket: Linux reports it writable and hung up
         st = state_of(h)
