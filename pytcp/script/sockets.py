@@ -252,6 +252,9 @@ def tcp_info_fields(handle: Any, now: float) -> dict[str, int]:
     sb = getattr(conn, "_sb", None)
     if sb is not None and hasattr(sb, "sacked_bytes"):
         fields["tcpi_sacked"] = -(-int(sb.sacked_bytes) // mss)  # segments SACKed, not acked
+    rack = getattr(conn, "_rack", None)
+    if rack is not None and getattr(conn, "_rack_on", False):
+        fields["tcpi_retrans"] = int(rack.retrans_segments(mss))  # Linux retrans_out
     last_rx = getattr(conn, "_last_rx", None)
     if isinstance(last_rx, (int, float)):
         fields["tcpi_last_data_recv"] = max(0, round((now - last_rx) * 1000))

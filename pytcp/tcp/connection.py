@@ -130,7 +130,8 @@ class Connection(ConnectionRecovery):
     # defaults included (they move to __init__); output.py and recovery.py list the ones they
     # assign. tests/tcp/test_connection_slots.py checks.
     __slots__ = ("_app_closed", "_chal_count", "_chal_window", "_data_event", "_ecn", "_events",
-                 "_eor_marks", "_fin_queued", "_fin_received", "_fo_client", "_fo_server",
+                 "_eor_marks", "_fin_queued", "_fin_received", "_fo_client", "_fo_resend",
+                 "_fo_server",
                  "_goback_reason",
                  "_ka_last", "_ka_probes", "_last_rx", "_mem", "_mem_ooo", "_mem_used", "_more",
                  "_now", "_ooo_fin", "_oow_ack_at", "_orphan", "_out", "_passive",
@@ -281,6 +282,7 @@ class Connection(ConnectionRecovery):
         self._fo_client: ClientRequest | None = None   # our first SYN's cookie/request
         self._fo_server: ServerDecision | None = None  # the stack's decision for the SYN
         self._syn_data = 0               # data bytes in our first SYN
+        self._fo_resend = 0              # of them, the bytes the SYN-ACK did not acknowledge
         self.fo_child = False            # a passive connection that accepted SYN data
         self.syn_data_acked = False      # Linux TCPI_OPT_SYN_DATA
         # After the SYN-ACK of a Fast Open attempt: (mss, cookie or None, exp, SYN-data
@@ -434,6 +436,10 @@ class Connection(ConnectionRecovery):
                 self._sendbuf = SendBuffer(self.config.send_buffer)
                 taken = self._sendbuf.write(memoryview(data)[:want])
                 self._syn_data = min(n, taken)
+                if self._syn_data:
+                    # Linux keeps the SYN's data as its own skb (with PSH): later data never
+                    # joins it, not even in a retransmission (a record boundary, as MSG_EOR).
+                    self._eor_marks.append(seq_add(self.iss, 1 + self._syn_data))
         self._set_state(now, State.SYN_SENT, "active OPEN")
         self._send_syn(now)
         return taken
@@ -1098,6 +1104,12 @@ class Connection(ConnectionRecovery):
             self.rcv_adv = seq_add(self.rcv_nxt, min(0xFFFF, self.config.recv_buffer))
             self._set_state(now, State.ESTABLISHED, "SYN-ACK")
             self._ack_now = True
+            if self._fo_resend:
+                # RFC 7413 4.2.1: the server did not take the SYN's data (Linux
+                # tcp_rcv_fastopen_synack marks it lost and retransmits it right away, as
+                # one segment with PSH and the ACK of the SYN-ACK); new data follows it.
+                n, self._fo_resend = self._fo_resend, 0
+                self._retransmit_at(now, self.snd_una, n, TxReason.SYN_DATA_RETRANSMIT)
             if seg.payload or flags & (FIN | URG):
                 # RFC 9293 3.10.7.3: continue at the sixth step with the rest (the text
                 # trimmed to the window, and then any FIN beyond it dropped).
@@ -1130,7 +1142,8 @@ class Connection(ConnectionRecovery):
         self.syn_data_acked = self._syn_data > 0 and acked >= self._syn_data
         lost = self._syn_data > 0 and acked < self._syn_data
         if lost:
-            self.snd_nxt = seg.ack  # resend the rest with the ACK (tcp_xmit_retransmit_queue)
+            # Resent at once, on its own (_on_syn_sent, once established).
+            self._fo_resend = seq_sub(seq_add(self.iss, 1 + self._syn_data), seg.ack)
         cookie = seg.options.fastopen
         if cookie and (len(cookie) % 2 or not COOKIE_MIN <= len(cookie) <= COOKIE_MAX):
             # RFC 7413 4.1.1: a cookie is 4 to 16 bytes; Linux (tcp_parse_fastopen_option)

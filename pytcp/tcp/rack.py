@@ -250,6 +250,15 @@ class Rack:
                 n += -(-seq_sub(r.end, r.start) // mss)
         return n
 
+    def retrans_segments(self, mss: int) -> int:
+        """Segments retransmitted and still in flight (not acknowledged, SACKed or marked lost
+        again): Linux's ``retrans_out`` (TCP_INFO ``tcpi_retrans``)."""
+        n = 0
+        for r in self.records:
+            if r.rtx_out and not r.sacked:
+                n += -(-seq_sub(r.end, r.start) // mss)
+        return n
+
     def reo_wnd(self, srtt: float | None, in_recovery: bool, mss: int) -> float:
         """RFC 8985 6.2 step 4 ``RACK_update_reo_wnd`` as Linux computes it."""
         if not self.reord_seen:

@@ -25,6 +25,7 @@ class TxReason(enum.Enum):
     RACK = "RACK-detected loss retransmission (RFC 8985)"
     SYN_RETRANSMIT = "SYN retransmission"
     SYNACK_RETRANSMIT = "SYN-ACK retransmission"
+    SYN_DATA_RETRANSMIT = "SYN data the SYN-ACK did not acknowledge (RFC 7413)"
     SYN_COOKIE = "SYN-ACK with a SYN cookie (SYN queue full, RFC 4987)"
     # --- probes (RFC 9293 3.8.6.1, 3.8.4) ---
     ZERO_WINDOW_PROBE = "zero-window probe"

@@ -20,6 +20,7 @@ from pytcp.tcp.state import State
 from pytcp.wire.ipv4 import ip_to_int, parse_ipv4
 from pytcp.wire.tcp import (
     ACK,
+    PSH,
     SYN,
     TcpOptions,
     build_ipv4_tcp,
@@ -196,3 +197,30 @@ def test_client_ignores_a_cookie_of_bad_length(bad: bytes) -> None:
     st.receive_packet(0.01, synack)
     e = st.fastopen_cache.get(SERVER)
     assert e is not None and e.cookie == b"GOODCOOK" and e.mss == 940
+
+
+def test_client_resends_unacked_syn_data_alone_then_new_data() -> None:
+    # RFC 7413 4.2.1 / Linux tcp_rcv_fastopen_synack: the SYN-ACK acknowledges the SYN only;
+    # the SYN's data goes again at once as its own segment with PSH, new data after it.
+    st = Stack(CLIENT, now=0.0, tcp_config=TcpConfig(timestamps=False))
+    st.fastopen_cache.update(0.0, SERVER, mss=1460, cookie=b"GOODCOOK", exp=False,
+                             syn_lost=False, try_exp=0)
+    h = st.connect(0.0, SERVER, 80, fastopen=True, data=bytes(range(256)) * 12,
+                   syn_only=False)
+    [syn] = st.pending_packets()
+    ip = parse_ipv4(syn)
+    th = parse_tcp(ip.payload, ip.src, ip.dst)
+    assert len(th.payload) == 1420 and h.fastopen_sent == 3072
+    synack = build_ipv4_tcp(src=SERVER, dst=CLIENT, sport=80, dport=h.key.local_port, seq=5,
+                            ack=th.seq + 1, flags=SYN | ACK, window=65535,
+                            options=TcpOptions(mss=1460))
+    st.receive_packet(0.01, synack)
+    segs = []
+    for pkt in st.pending_packets():
+        ip = parse_ipv4(pkt)
+        segs.append(parse_tcp(ip.payload, ip.src, ip.dst))
+    first = segs[0]
+    assert first.seq == th.seq + 1 and bytes(first.payload) == bytes(th.payload)
+    assert first.flags & PSH and first.ack == 6
+    assert sum(len(s.payload) for s in segs) == 3072  # then the rest, once
+    assert h.conn.info().retransmits == 1

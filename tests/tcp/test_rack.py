@@ -91,6 +91,20 @@ def test_pipe_counts_retransmissions_and_not_lost_ranges() -> None:
     assert r.next_lost(3 * MSS) == (1000, 2 * MSS)  # adjacent lost ranges merge
 
 
+def test_retrans_segments_counts_retransmissions_in_flight() -> None:
+    # Linux retrans_out (tcpi_retrans): retransmitted, not yet acknowledged, SACKed or lost.
+    r = Rack()
+    sent(r, 0, 4, 0.0)
+    assert r.retrans_segments(MSS) == 0
+    r.on_send(0, 2 * MSS, 0.1, True)  # one super-segment of two
+    r.on_send(3 * MSS, 4 * MSS, 0.1, True)
+    assert r.retrans_segments(MSS) == 3
+    r.on_ack(0.2, MSS, [(3 * MSS, 4 * MSS)])  # one acknowledged, one SACKed
+    assert r.retrans_segments(MSS) == 1
+    r.mark_all_lost()  # the RTO: the retransmission is no longer in flight
+    assert r.retrans_segments(MSS) == 0
+
+
 def test_records_split_at_sack_edges_and_across_the_wrap() -> None:
     r = Rack()
     base = MASK - 1499
