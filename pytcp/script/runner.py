@@ -313,6 +313,8 @@ class Runner:
                                  remote_addr=remote_addr, connect_port=self.local_port)
         self.code = CodeEvaluator()
         self.table.on_connect = self._on_connect
+        self.table.v6 = self.v6  # IPV6_RECVERR in the error queue's control messages
+        self.table.tolerance = self.tolerance  # for SCM_TIMESTAMPING times
         if "notsent_lowat" in self.runner_opts:
             self.table.notsent_lowat = int(self.runner_opts["notsent_lowat"])  # type: ignore[call-overload]
         # The connection under test: our port and the script side's port.
@@ -549,7 +551,7 @@ class Runner:
             if all(h is not x for x in self.seen):
                 self.seen.append(h)
         self._collect()
-        self.table.drain_events()
+        self.table.drain_events(self.now)
         self._retry_pending()
 
     def _retry_pending(self) -> None:

@@ -10,6 +10,11 @@ including Linux's errno conventions (``EAGAIN`` for a non-blocking call that wou
 retried by the runner after every later step. ``send(..., MSG_OOB)`` sends urgent data,
 ``IP_TOS`` sets the connection's IP TOS byte, and the pytcp options ``PYTCP_URGENT_PENDING`` /
 ``PYTCP_URGENT_EVENTS`` show received urgent data (RFC 9293 MUST-30..33, MUST-48).
+Each socket has an error queue (:mod:`pytcp.api.errqueue`): ``SO_ZEROCOPY`` and
+``send/sendmsg(..., MSG_ZEROCOPY)`` completions and ``SO_TIMESTAMPING`` TX timestamps, read
+with ``recvmsg(..., MSG_ERRQUEUE)`` whose ``msg_flags`` and ``msg_control`` (IP_RECVERR's
+``sock_extended_err`` fields, SCM_TIMESTAMPING's time) are compared; a non-empty queue is
+POLLERR/EPOLLERR and queuing a notification wakes edge-triggered epoll.
 
 Data written is :func:`pytcp.script.matcher.stream_bytes` at the write offset; data read is
 checked against the same pattern at the read offset, so a script proves that the bytes arrive
@@ -23,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytcp.api import errqueue as eq
 from pytcp.script.matcher import stream_bytes
 from pytcp.tcp.errors import TcpUsageError
 from pytcp.tcp.events import (
@@ -31,6 +37,7 @@ from pytcp.tcp.events import (
     ConnectionReset,
     ConnectionTimedOut,
     EndOfStream,
+    TxProgress,
     UrgentData,
 )
 
@@ -47,6 +54,7 @@ O_RDWR = 2
 SOCK_BUF_MAX = 212992          # net.core.wmem_max / rmem_max defaults
 SOCK_MIN_SNDBUF = 4608         # 2 * (2048 + sizeof(struct sk_buff)) on x86-64
 SOCK_MIN_RCVBUF = 2304
+LINUX_RCVBUF_DEFAULT = 131072  # net.ipv4.tcp_rmem[1]: sk_rcvbuf, the error queue's bound
 TCP_MIN_MSS = 88
 TCP_MSS_DEFAULT = 536          # mss_cache of a socket with no connection yet
 DEFAULT_NOTSENT_LOWAT = 0xFFFFFFFF
@@ -65,7 +73,20 @@ SYMBOLS: dict[str, int] = {
     "MSG_WAITALL": 0x100, "MSG_NOSIGNAL": 0x4000, "MSG_MORE": 0x8000,
     "MSG_ZEROCOPY": 0x4000000, "MSG_FASTOPEN": 0x20000000,
     "SHUT_RD": 0, "SHUT_WR": 1, "SHUT_RDWR": 2, "SOCK_STREAM": 1,
+    "MSG_TRUNC": eq.MSG_TRUNC, "MSG_ERRQUEUE": eq.MSG_ERRQUEUE,
+    "SOL_SOCKET": eq.SOL_SOCKET, "SCM_TIMESTAMPING": eq.SCM_TIMESTAMPING,
+    "SOL_IP": eq.SOL_IP, "IP_RECVERR": eq.IP_RECVERR, "SOL_IPV6": eq.SOL_IPV6,
+    "IPV6_RECVERR": eq.IPV6_RECVERR,
+    "SO_EE_ORIGIN_NONE": eq.SO_EE_ORIGIN_NONE, "SO_EE_ORIGIN_LOCAL": eq.SO_EE_ORIGIN_LOCAL,
+    "SO_EE_ORIGIN_ICMP": eq.SO_EE_ORIGIN_ICMP, "SO_EE_ORIGIN_ICMP6": eq.SO_EE_ORIGIN_ICMP6,
+    "SO_EE_ORIGIN_TIMESTAMPING": eq.SO_EE_ORIGIN_TIMESTAMPING,
+    "SO_EE_ORIGIN_TXSTATUS": eq.SO_EE_ORIGIN_TIMESTAMPING,
+    "SO_EE_ORIGIN_ZEROCOPY": eq.SO_EE_ORIGIN_ZEROCOPY,
+    "SO_EE_CODE_ZEROCOPY_COPIED": eq.SO_EE_CODE_ZEROCOPY_COPIED,
+    "SCM_TSTAMP_SND": eq.SCM_TSTAMP_SND, "SCM_TSTAMP_SCHED": eq.SCM_TSTAMP_SCHED,
+    "SCM_TSTAMP_ACK": eq.SCM_TSTAMP_ACK,
 }
+SYMBOLS.update({k: v for k, v in vars(eq).items() if k.startswith("SOF_TIMESTAMPING_")})
 
 
 MSG_OOB, MSG_PEEK, MSG_DONTWAIT, MSG_EOR = 0x1, 0x2, 0x40, 0x80
@@ -160,6 +181,12 @@ class Sock:
     fastopen_qlen: int = 0  # TCP_FASTOPEN on a listener (RFC 7413)
     fastopen_connect: bool = False  # TCP_FASTOPEN_CONNECT
     deferred_connect: bool = False  # connect() returned 0; the SYN leaves with the first write
+    # The socket error queue: MSG_ZEROCOPY completions, SO_TIMESTAMPING TX timestamps
+    # (bounded like Linux's by the receive buffer: see pytcp.api.errqueue).
+    tx: eq.TxNotifier = field(default_factory=lambda: eq.TxNotifier(
+        eq.ErrorQueue(LINUX_RCVBUF_DEFAULT)))
+    # A send in progress: (its first stream offset, MSG_ZEROCOPY, bytes before it unsent).
+    pending_tx: tuple[int, bool, bool] | None = None
 
 
 @dataclass(slots=True)
@@ -170,6 +197,7 @@ class Epoll:
     fd: int
     interest: dict[int, int] = field(default_factory=dict)  # fd -> events mask
     armed: dict[int, bool] = field(default_factory=dict)
+    fired: set[int] = field(default_factory=set)  # EPOLLONESHOT reported: disabled until MOD
 
 
 MAX_WAIT = 3600.0  # a poll()/epoll_wait() timeout longer than this is treated as infinite
@@ -293,6 +321,52 @@ def _int_arg(tok: str) -> int:
     raise SyscallError(f"expected a number, got {tok!r}")
 
 
+def _split_top(text: str) -> list[str]:
+    """``a,{b,c},d`` -> ``["a", "{b,c}", "d"]`` (commas outside braces and brackets)."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        if ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        parts.append(cur)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _cmsg_list(text: str) -> list[tuple[str, str, dict[str, str]]]:
+    """packetdrill's ``msg_control=[{cmsg_level=L, cmsg_type=T, cmsg_data={k=v, ...}}, ...]``
+    (spaces removed) as ``(L, T, {k: v})``."""
+    out = []
+    for item in _split_top(text):
+        if not (item.startswith("{") and item.endswith("}")):
+            raise SyscallError(f"cannot read control message {item[:60]!r}")
+        kv = {}
+        for part in _split_top(item[1:-1]):
+            k, _, v = part.partition("=")
+            kv[k] = v
+        data: dict[str, str] = {}
+        raw = kv.get("cmsg_data", "")
+        if raw.startswith("{") and raw.endswith("}"):
+            for part in _split_top(raw[1:-1]):
+                k, _, v = part.partition("=")
+                data[k] = v
+        out.append((kv.get("cmsg_level", ""), kv.get("cmsg_type", ""), data))
+    return out
+
+
+def _describe(entry: eq.ErrEntry) -> str:
+    ee = entry.ee
+    t = "" if entry.tstamp is None else f" t={entry.tstamp:.6f}"
+    return (f"got ee_errno={ee.ee_errno} ee_origin={ee.ee_origin} ee_code={ee.ee_code} "
+            f"ee_info={ee.ee_info} ee_data={ee.ee_data}{t}")
+
+
 class SocketTable:
     """The fd table of one script run over one stack."""
 
@@ -322,6 +396,9 @@ class SocketTable:
         self.under_test = -1
         self.listening_under_test = False
         self.on_connect: Any = None  # runner callback(handle) when a connection is created
+        self._now = 0.0  # the time of the last call or event drain
+        self.v6 = False  # the runner's address family (IP_RECVERR or IPV6_RECVERR)
+        self.tolerance = 0.004  # the runner's timing tolerance (SCM_TIMESTAMPING checks)
 
     # --- helpers ---
     def _sock(self, tok: str) -> Sock:
@@ -415,6 +492,9 @@ class SocketTable:
             conn.set_user_timeout(s.user_timeout / 1000.0)
         if s.rcvbuf is not None and conn.config.recv_buffer != s.rcvbuf:
             conn.config = conn.config.replace(recv_buffer=s.rcvbuf)
+        if s.tx.tracking and getattr(conn, "_tx_track", None) is None and hasattr(
+                conn, "track_tx"):
+            conn.track_tx(True)  # TxProgress events for the error queue
 
     def _arm(self, obj: Any) -> None:
         """A wake-up for ``obj`` (a handle or a listener): edge-triggered epoll reports it."""
@@ -424,12 +504,34 @@ class SocketTable:
                     if fd in ep.armed:
                         ep.armed[fd] = True
 
-    def drain_events(self) -> None:
+    def _sock_of(self, handle: Any) -> Sock | None:
+        for s in self.socks.values():
+            if s.handle is handle:
+                return s
+        return None
+
+    def drain_events(self, now: float | None = None) -> None:
+        if now is None:
+            now = self._now
+        self._now = now
         for obj, ev in self.stack.pending_events():
+            if isinstance(ev, TxProgress):
+                # The error queue (MSG_ZEROCOPY, SO_TIMESTAMPING): a queued notification
+                # wakes epoll (Linux sk_error_report); progress alone does not.
+                s = self._sock_of(obj)
+                if s is not None and s.tx.on_progress(now, ev.sent, ev.acked):
+                    self._arm(obj)
+                continue
             self._arm(obj)
             if not hasattr(obj, "conn"):
                 continue  # listener events (AcceptReady): accept() polls instead
             st = state_of(obj)
+            if isinstance(ev, (ConnectionReset, ConnectionTimedOut)):
+                # Linux tcp_done -> tcp_write_queue_purge: the unacknowledged buffers are
+                # freed, so their zerocopy completions are queued.
+                s = self._sock_of(obj)
+                if s is not None:
+                    s.tx.on_purge(now)
             if isinstance(ev, ConnectionReset):
                 st.so_error, st.reset = errno.ECONNRESET, True
             elif isinstance(ev, ConnectionRefused):
@@ -458,6 +560,7 @@ class SocketTable:
         if not args and name != "socket":
             raise SyscallError(f"{name}() needs arguments")
         self._current_call = id(args)
+        self._now = now
         try:
             out: Outcome | _Blocked = fn(now, args, want_ret)
         except _BadFd:
@@ -502,6 +605,10 @@ class SocketTable:
                   retries2=s.retries2, tos=s.tos, sndbuf=s.sndbuf, rcvbuf=s.rcvbuf,
                   user_mss=s.user_mss, cork=s.cork, notsent_lowat=s.notsent_lowat,
                   user_timeout=s.user_timeout)
+        # Linux sk_clone_lock: the child inherits SO_ZEROCOPY and SO_TIMESTAMPING, not the
+        # notification counter nor the queue.
+        ns.tx.zerocopy, ns.tx.tsflags = s.tx.zerocopy, s.tx.tsflags
+        ns.tx.queue.limit = s.tx.queue.limit
         state_of(h)
         self.socks[fd] = ns
         self._apply_opts(ns, now)
@@ -546,7 +653,8 @@ class SocketTable:
         return _err("EISCONN")
 
     def _fastopen_open(self, now: float, s: Sock, n: int, nonblocking: bool,
-                       connect_call: bool = False) -> Outcome | _Blocked:
+                       connect_call: bool = False, zerocopy: bool = False
+                       ) -> Outcome | _Blocked:
         """Active open with Fast Open (RFC 7413; Linux sendto(MSG_FASTOPEN), or connect/write
         under TCP_FASTOPEN_CONNECT): the SYN carries the cached cookie and as much of the
         ``n`` bytes as fits, or a cookie request. Non-blocking: the bytes in the SYN, or
@@ -570,9 +678,13 @@ class SocketTable:
         if connect_call:
             return _err("EINPROGRESS") if nonblocking else self._connect_done(s)
         if nonblocking:
-            return (k, None) if k > 0 else _err("EINPROGRESS")
+            if k > 0:
+                self._tx_sent(s, 0, k, zerocopy, False)
+                return (k, None)
+            return _err("EINPROGRESS")  # (no bytes: no zerocopy ID, Linux)
         # Blocking: everything is queued; the call returns once the handshake is done.
         s.pending_write, s.pending_written = n - k, k
+        s.pending_tx = (0, zerocopy, False)
         return BLOCKED
 
     def _conn_pending(self, s: Sock) -> bool:
@@ -606,6 +718,11 @@ class SocketTable:
         level, name, val = args[1].strip(), args[2].strip(), args[3].strip()
         if name in ("SO_REUSEADDR", "SO_REUSEPORT"):
             return (0, None)
+        if name == "SO_MARK":
+            # The packets' fwmark (Linux: policy routing, netfilter); pytcp has neither, so it
+            # is kept for getsockopt only.
+            s.opts[name] = _int_arg(val) & 0xFFFFFFFF
+            return (0, None)
         if name == "SO_LINGER":
             # {onoff=1, linger=0}: close() sends RST (abort).
             v = val.replace(" ", "")
@@ -618,7 +735,30 @@ class SocketTable:
                 return _err("EINVAL")
             self.stack.set_fastopen_key(raw[:16], raw[16:] or None)
             return (0, None)
+        if name == "SO_TIMESTAMPING":
+            # Linux sock_set_timestamping; the value is a flag expression ([A | B | ...]).
+            flags = _flags(val.strip().strip("[]"))
+            conn = s.handle.conn if s.handle is not None else None
+            state = str(conn.state) if conn is not None else "CLOSED"
+            acked = written = 0
+            if conn is not None:
+                acked = int(conn.tx_progress()[1])
+                written = state_of(s.handle).write_offset
+            err = s.tx.set_timestamping(flags, acked=acked, written=written,
+                                        can_key=state not in ("CLOSED", "LISTEN")
+                                        and s.listener is None)
+            if err:
+                return _err(errno.errorcode[err])
+            self._apply_opts(s, now)
+            return (0, None)
         n = _int_arg(val)
+        if name == "SO_ZEROCOPY":
+            # Linux sock_setsockopt: a boolean, TCP and UDP sockets only.
+            if not 0 <= n <= 1:
+                return _err("EINVAL")
+            s.tx.zerocopy = bool(n)
+            self._apply_opts(s, now)
+            return (0, None)
         if name == "TCP_FASTOPEN":  # RFC 7413 server: the listener's Fast Open queue
             if n < 0:
                 return _err("EINVAL")
@@ -668,6 +808,7 @@ class SocketTable:
                 s.sndbuf = size
             else:
                 s.rcvbuf = size
+                s.tx.queue.limit = size  # sk_rcvbuf also bounds the error queue
         elif name == "TCP_MAXSEG":
             # Linux do_tcp_setsockopt: 0 or TCP_MIN_MSS (88) .. MAX_TCP_WINDOW, before the
             # connection exists (it clamps the MSS we announce and send with).
@@ -710,6 +851,15 @@ class SocketTable:
             return self._tcp_info(s, val, now)
         elif name == "TCP_NODELAY":
             got = int(bool(s.nodelay))
+        elif name == "SO_ZEROCOPY":
+            got = int(s.tx.zerocopy)
+        elif name == "SO_MARK":
+            got = s.opts.get(name, 0)
+        elif name == "SO_TIMESTAMPING":
+            got = s.tx.tsflags
+            if val.strip() not in ("...",) and _flags(val.strip().strip("[]")) != got:
+                raise SyscallMismatch(f"{name} is {got:#x}, the script expects {val}")
+            return (0, None)
         elif name == "SO_KEEPALIVE":
             got = int(bool(s.keepalive))
         elif name in ("PYTCP_URGENT_PENDING", "PYTCP_URGENT_EVENTS"):
@@ -779,15 +929,23 @@ class SocketTable:
     def _write(self, now: float, s: Sock, n: int, flags: str,
                null_buf: bool = False, af_unspec: bool = False) -> Outcome | _Blocked:
         flags = _msg_flag_names(flags)
+        # MSG_ZEROCOPY counts only with SO_ZEROCOPY on and bytes to send (Linux
+        # tcp_sendmsg_locked); its notification is reserved first (ENOBUFS past the bound).
+        zc = "MSG_ZEROCOPY" in flags and s.tx.zerocopy and n > 0
+        if zc and not s.tx.zerocopy_admit():
+            return _err("ENOBUFS")
         if s.handle is None and (s.deferred_connect or (
                 "MSG_FASTOPEN" in flags and s.listener is None)):
             if not s.deferred_connect and (not self.stack.tcp_config.fastopen & 1
                                            or af_unspec):
                 return _err("EOPNOTSUPP")  # Linux tcp_sendmsg_fastopen
-            return self._fastopen_open(now, s, n, s.nonblocking or "MSG_DONTWAIT" in flags)
+            return self._fastopen_open(now, s, n, s.nonblocking or "MSG_DONTWAIT" in flags,
+                                       zerocopy=zc)
         if ("MSG_FASTOPEN" in flags and s.handle is not None and self._conn_pending(s)
                 and str(s.handle.conn.state) == "SYN-SENT"):
             return _err("EALREADY")  # Linux: a connect (Fast Open or not) is in progress
+        if s.handle is None:
+            # (a failed send takes no zerocopy ID: Linux net_zcopy_put_abort)
             return _err("EPIPE") if s.listener is None else _err("ENOTCONN")
         if null_buf and n > 0 and not self._conn_pending(s):
             return _err("EFAULT")  # Linux: nothing could be copied from a NULL buffer
@@ -811,6 +969,8 @@ class SocketTable:
             s.pending_write, s.pending_written = n, 0
             return BLOCKED
         data = stream_bytes(st.write_offset, n)
+        start = st.write_offset
+        tail_unsent = s.tx.tracking and int(s.handle.conn.tx_progress()[0]) < start
         try:
             k = s.handle.send(now, data, True, urgent, "MSG_MORE" in flags,
                               "MSG_EOR" in flags)
@@ -823,10 +983,25 @@ class SocketTable:
                                    "buffer is not supported")
             s.pending_write = n - k
             s.pending_written = k
+            s.pending_tx = (start, zc, tail_unsent)
             return BLOCKED
         if k == 0 and n > 0:
             return _err("EAGAIN")
+        self._tx_sent(s, start, k, zc, tail_unsent)
         return (k, None)
+
+    def _tx_sent(self, s: Sock, start: int, k: int, zc: bool, tail_unsent: bool) -> None:
+        """A send call that accepted ``k`` bytes at stream offset ``start`` returns: its
+        zerocopy ID and timestamp key (Linux: the uarg and tcp_tx_timestamp at the end of
+        tcp_sendmsg_locked)."""
+        if k <= 0 or not (zc or s.tx.tsflags):
+            return
+        mss = int(getattr(s.handle.conn, "snd_mss", 1460) or 1460) if s.handle else 1460
+        take = min(k, mss)
+        s.tx.on_send(start, k, zerocopy=zc, tail_unsent=tail_unsent,
+                     data=stream_bytes(start + k - take, take), mss=mss)
+        if s.handle is not None:
+            self._apply_opts(s, self._now)
 
     def continue_write(self, now: float, s: Sock) -> Outcome | _Blocked:
         st = state_of(s.handle)
@@ -843,6 +1018,10 @@ class SocketTable:
         s.pending_write -= k
         if s.pending_write:
             return BLOCKED
+        if s.pending_tx is not None:
+            start, zc, tail_unsent = s.pending_tx
+            s.pending_tx = None
+            self._tx_sent(s, start, s.pending_written, zc, tail_unsent)
         return (s.pending_written, None)
 
     def sys_write(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
@@ -932,8 +1111,6 @@ class SocketTable:
         if "msg_control=[{" in args[1].replace(" ", ""):
             raise SyscallError("sendmsg with control messages is not supported")
         flags = args[2]
-        if "MSG_ZEROCOPY" in flags:
-            raise SyscallError(f"sendmsg({flags}) is not supported")
         n = self._iov_total(args[1])
         if n == 0:
             return (0, None)
@@ -945,10 +1122,9 @@ class SocketTable:
         s = self._sock(args[0])
         msg = args[1].replace(" ", "")
         flags = _flags(args[2])
-        if flags & MSG_ERRQUEUE:
-            raise SyscallError("recvmsg(MSG_ERRQUEUE): no error queue (timestamping, "
-                               "zerocopy)")
         n = self._iov_total(args[1])
+        if flags & MSG_ERRQUEUE:
+            return self._recv_errqueue(s, msg, n)
         out = self._read(now, s, n, flags)
         if not isinstance(out, tuple) or out[0] < 0:
             return out
@@ -966,22 +1142,81 @@ class SocketTable:
                                       f"{inq.group(1)}")
         return out
 
+    def _recv_errqueue(self, s: Sock, msg: str, n: int) -> Outcome:
+        """``recvmsg(fd, {...}, MSG_ERRQUEUE)`` (Linux ip_recv_error): the oldest notification
+        of the socket's error queue, EAGAIN when it is empty (blocking or not). The script's
+        ``msg_flags`` and ``msg_control`` are compared with what the notification gives:
+        SCM_TIMESTAMPING times within the script's tolerance, every ``sock_extended_err``
+        field named."""
+        entry = s.tx.queue.pop()
+        if entry is None:
+            return _err("EAGAIN")
+        copied = min(len(entry.payload), n)
+        got_flags = eq.MSG_ERRQUEUE | (eq.MSG_TRUNC if len(entry.payload) > n else 0)
+        m = re.search(r"msg_flags=([^,}]+)", msg)
+        if m and _flags(m.group(1)) != got_flags:
+            raise SyscallMismatch(f"recvmsg(MSG_ERRQUEUE): msg_flags {got_flags:#x}, the "
+                                  f"script expects {m.group(1)}")
+        cm = re.search(r"msg_control=\[(.*)\]", msg)
+        if cm is not None:
+            want = _cmsg_list(cm.group(1))
+            got = entry.cmsgs(self.v6)
+            if len(want) != len(got):
+                raise SyscallMismatch(f"recvmsg(MSG_ERRQUEUE): {len(got)} control messages, "
+                                      f"the script expects {len(want)} ({_describe(entry)})")
+            for (wl, wt, wdata), (level, typ, _raw) in zip(want, got, strict=True):
+                if self._cmsg_num(wl) != level or self._cmsg_num(wt) != typ:
+                    raise SyscallMismatch(f"recvmsg(MSG_ERRQUEUE): control message "
+                                          f"{level}/{typ}, the script expects {wl}/{wt} "
+                                          f"({_describe(entry)})")
+                self._check_cmsg_data(typ, wdata, entry)
+        return (copied, None)
+
+    def _cmsg_num(self, tok: str) -> int:
+        if tok == "CMSG_LEVEL_IP":  # packetdrill: the level of the script's address family
+            return eq.SOL_IPV6 if self.v6 else eq.SOL_IP
+        if tok == "CMSG_TYPE_RECVERR":
+            return eq.IPV6_RECVERR if self.v6 else eq.IP_RECVERR
+        return _int_arg(tok)
+
+    def _check_cmsg_data(self, typ: int, data: dict[str, str], entry: eq.ErrEntry) -> None:
+        if typ == eq.SCM_TIMESTAMPING:
+            t = entry.tstamp if entry.tstamp is not None else 0.0
+            want_t = _int_arg(data.get("scm_sec", "0")) + _int_arg(data.get("scm_nsec",
+                                                                            "0")) / 1e9
+            if abs(t - want_t) > self.tolerance + 1e-9:
+                raise SyscallMismatch(f"SCM_TIMESTAMPING is {t:.6f} s, the script expects "
+                                      f"{want_t:.6f} s ({_describe(entry)})")
+            return
+        fields = {"ee_errno": entry.ee.ee_errno, "ee_origin": entry.ee.ee_origin,
+                  "ee_type": entry.ee.ee_type, "ee_code": entry.ee.ee_code,
+                  "ee_info": entry.ee.ee_info, "ee_data": entry.ee.ee_data}
+        for k, v in data.items():
+            if k not in fields:
+                raise SyscallError(f"sock_extended_err has no field {k!r}")
+            if fields[k] != _int_arg(v):
+                raise SyscallMismatch(f"sock_extended_err {k} is {fields[k]}, the script "
+                                      f"expects {v} ({_describe(entry)})")
+
     # --- readiness: poll and epoll ---
     def _ready(self, s: Sock) -> int:
         """Linux's tcp_poll() mask for one socket (POLL* values)."""
+        # tcp_poll: a non-empty error queue is EPOLLERR (MSG_ZEROCOPY, TX timestamps).
+        err = POLLERR if s.tx.queue else 0
         if s.listener is not None:
-            return POLLIN if s.listener.accept_queue else 0
+            return (POLLIN if s.listener.accept_queue else 0) | err
         h = s.handle
         if h is None and s.deferred_connect:
             # Linux tcp_poll: a TCP_FASTOPEN_CONNECT socket whose connect() returned 0 is in
             # SYN-SENT with defer_connect: writable (the write sends SYN and data), not hung up.
             return POLLOUT | POLLWRNORM
         if h is None:
-            return POLLOUT | POLLHUP  # a fresh socket: Linux reports it writable and hung up
+            # a fresh socket: Linux reports it writable and hung up
+            return POLLOUT | POLLHUP | err
         st = state_of(h)
         conn = h.conn
         state = str(conn.state)
-        mask = 0
+        mask = err
         if st.reset or state == "CLOSED":
             mask |= POLLHUP | POLLIN | POLLRDHUP
             if st.so_error:
@@ -990,7 +1225,7 @@ class SocketTable:
                 mask |= POLLOUT  # Linux: after a reset the socket reports writable
             return mask
         if state in ("SYN-SENT", "SYN-RECEIVED"):
-            return 0
+            return err
         if int(conn.bytes_readable) or st.eof or s.shut_rd or getattr(conn, "at_eof", False):
             mask |= POLLIN | POLLRDNORM
         if st.eof or getattr(conn, "at_eof", False):
@@ -1066,7 +1301,17 @@ class SocketTable:
         m = re.search(r"events\s*=\s*([^,}]+)", args[3])
         events = _flags(m.group(1)) if m else 0
         if events & EPOLLEXCLUSIVE:
-            raise SyscallError("EPOLLEXCLUSIVE is not supported")
+            # Linux ep_ctl: EPOLLEXCLUSIVE only when adding, with EPOLLIN/OUT/ERR/HUP/
+            # WAKEUP/ET. It only limits which of several epoll sets a wake-up reaches;
+            # with one set (a script's) readiness is the same.
+            if op != "EPOLL_CTL_ADD":
+                return _err("EINVAL")
+            if events & ~(0x1 | 0x4 | EPOLLERR | EPOLLHUP | (1 << 29) | EPOLLET
+                          | EPOLLEXCLUSIVE):
+                return _err("EINVAL")
+        elif op == "EPOLL_CTL_MOD" and ep.interest.get(fd, 0) & EPOLLEXCLUSIVE:
+            return _err("EINVAL")
+        ep.fired.discard(fd)
         if op == "EPOLL_CTL_ADD":
             if fd in ep.interest:
                 return _err("EEXIST")
@@ -1096,8 +1341,8 @@ class SocketTable:
         ready: list[tuple[int, int]] = []
         for fd, events in list(ep.interest.items()):
             s = self.socks.get(fd)
-            if s is None:
-                continue
+            if s is None or fd in ep.fired:
+                continue  # (Linux: a fired EPOLLONESHOT item reports nothing, not even ERR)
             got = self._ready(s) & (events | EPOLLERR | EPOLLHUP) & 0xFFFF
             if not got:
                 continue
@@ -1112,6 +1357,7 @@ class SocketTable:
                 ep.armed[fd] = False
             if ep.interest[fd] & EPOLLONESHOT:
                 ep.interest[fd] = 0
+                ep.fired.add(fd)
         m = re.search(r"events\s*=\s*([^,}]+)", args[1])
         if ready and m:
             wanted = _flags(m.group(1))
@@ -1161,7 +1407,9 @@ class SocketTable:
         for ep in self.epolls.values():  # closing a descriptor leaves every epoll set
             ep.interest.pop(s.fd, None)
             ep.armed.pop(s.fd, None)
+            ep.fired.discard(s.fd)
         del self.socks[s.fd]
+        s.tx.close()  # Linux SOCK_DEAD: no more notifications
         if s.listener is not None:
             s.listener.close()
         if s.handle is not None:

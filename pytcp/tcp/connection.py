@@ -66,6 +66,7 @@ from pytcp.tcp.events import (
     DataAvailable,
     EndOfStream,
     Event,
+    TxProgress,
     UrgentData,
 )
 from pytcp.tcp.fastopen import (
@@ -137,7 +138,7 @@ class Connection(ConnectionRecovery):
                  "_now", "_ooo_fin", "_oow_ack_at", "_orphan", "_out", "_passive",
                  "_persist_backoff", "_probe_start", "_probes_out", "_prr", "_rack", "_rack_on",
                  "_rcv_mss", "_rcvq", "_reasm", "_rtt", "_sb", "_syn_data", "_syn_lost",
-                 "_synack_flags", "_ts_recent_age", "_tw_at", "_urg_valid", "bytes_in", "config",
+                 "_synack_flags", "_ts_recent_age", "_tw_at", "_tx_track", "_urg_valid", "bytes_in", "config",
                  "cork", "created", "debug_name", "default_mss", "drops", "fo_child", "fo_result",
                  "irs", "iss", "keepalive", "keepalive_count", "keepalive_idle",
                  "keepalive_interval", "max_snd_wnd", "nodelay", "our_mss", "peer_mss", "rcv_nxt",
@@ -173,6 +174,7 @@ class Connection(ConnectionRecovery):
         self._out: list[Segment] = []
         self._events: list[Event] = []
         self._data_event = False  # a DataAvailable is waiting in _events
+        self._tx_track: tuple[int, int] | None = None  # last TxProgress reported (track_tx)
         self._passive = False
         self.debug_name = f"conn-{id(self):x}"  # the owner may set e.g. the 4-tuple
         self.nodelay = config.nodelay
@@ -687,11 +689,30 @@ class Connection(ConnectionRecovery):
         return out
 
     def pending_events(self) -> list[Event]:
+        if self._tx_track is not None:
+            prog = self.tx_progress()
+            if prog != self._tx_track:
+                self._tx_track = prog
+                self._events.insert(0, TxProgress(*prog))  # (before a Closed it led to)
         ev = self._events
         if ev:
             self._events = []
             self._data_event = False
         return ev
+
+    def track_tx(self, flag: bool = True) -> None:
+        """Report ``TxProgress`` events (with the other events) whenever the send side moved:
+        the owner's socket error queue (MSG_ZEROCOPY, SO_TIMESTAMPING) needs them. Off by
+        default: nothing is computed for connections that do not ask."""
+        self._tx_track = (-1, -1) if flag else None
+
+    def tx_progress(self) -> tuple[int, int]:
+        """(sent, acked): stream offsets (data octets from the first, no wrap) of the first
+        octet never sent yet and of the first not acknowledged yet (SND.MAX and SND.UNA as
+        offsets; the SYN and FIN are not data)."""
+        acked = self.bytes_out
+        in_buf = seq_sub(self.snd_max, self._buf_seq)
+        return acked + min(max(in_buf, 0), len(self._sendbuf)), acked
 
     def info(self) -> ConnInfo:
         return ConnInfo(

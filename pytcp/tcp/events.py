@@ -39,6 +39,17 @@ class UrgentData:
 
 
 @dataclass(frozen=True, slots=True)
+class TxProgress:
+    """Only while ``Connection.track_tx(True)``: the send side moved. ``sent``: the stream
+    offset (data octets counted from the first, no wrap) of the first octet never handed to
+    the link yet; ``acked``: of the first not acknowledged yet (the socket error queue maps
+    them to MSG_ZEROCOPY completions and TX timestamps)."""
+
+    sent: int
+    acked: int
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionReset:
     """The peer reset the connection (RFC 9293 3.10.7.4, second)."""
 
@@ -64,6 +75,7 @@ Event = (
     | EndOfStream
     | SendSpaceAvailable
     | UrgentData
+    | TxProgress
     | ConnectionReset
     | ConnectionRefused
     | ConnectionTimedOut

@@ -152,3 +152,23 @@ def test_sending_urgent_data_sets_urg_and_pointer() -> None:
     net.run(0.1)
     later = [s for s in net.segs("a>b") if s.payload][-1]
     assert not later.flags & URG  # SND.UP acknowledged: no more URG
+
+
+def test_tx_progress_events_only_when_tracked() -> None:
+    from pytcp.tcp.events import TxProgress
+
+    net = pair()
+    net.a.pending_events()
+    net.a.send(net.t, b"x" * 3000)
+    net.a.pending_output()
+    assert not [e for e in net.a.pending_events() if isinstance(e, TxProgress)]
+    net.a.track_tx(True)
+    assert net.a.tx_progress() == (3000, 0)  # sent (initial window), nothing acked yet
+    assert net.a.pending_events() == [TxProgress(3000, 0)]
+    assert net.a.pending_events() == []  # reported once per change
+    net.run(1.0)
+    evs = [e for e in net.a.pending_events() if isinstance(e, TxProgress)]
+    assert evs == [TxProgress(3000, 3000)]
+    net.a.close(net.t)
+    net.run(1.0)
+    assert net.a.tx_progress() == (3000, 3000)  # the FIN is not data
