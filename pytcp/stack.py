@@ -484,11 +484,16 @@ class Listener:
             raise ValueError(f"TOS {tos} out of range 0..255")
         self.tos = tos
 
-    def accept(self) -> TcpHandle | None:
-        """The oldest established connection not yet accepted, or ``None``."""
+    def accept(self, closed: bool = False) -> TcpHandle | None:
+        """The oldest established connection not yet accepted, or ``None``.
+
+        A connection that ended while queued (reset, timed out) stays in the queue (Linux
+        keeps the child socket): ``closed=True`` returns it too, CLOSED, with its unread
+        bytes and the error its events reported (the socket API's accept(), whose first
+        read or write then fails); by default it is skipped and dropped."""
         while self._queue:
             h = self._queue.popleft()
-            if h.open:
+            if closed or h.open:
                 h.accepted = True
                 h.listener = None
                 return h
@@ -1568,11 +1573,10 @@ class Stack(IpLayer, UdpLayer):
         h._deadline = None
         lst = h.listener
         if lst is not None:
+            # A connection already in the accept queue stays there when it ends (an RST, a
+            # timeout, an ICMP error): as Linux (inet_csk_accept returns any queued child),
+            # accept() hands it over with its unread bytes and its error (Listener.accept).
             lst._embryonic.pop(key, None)
-            try:
-                lst._queue.remove(h)
-            except ValueError:
-                pass
         d = getattr(h.conn, "drops", None)
         if d:
             self._closed_drops.update(d)

@@ -596,7 +596,7 @@ class SocketTable:
         s = self._sock(args[0])
         if s.listener is None:
             return _err("EINVAL")
-        h = s.listener.accept()
+        h = s.listener.accept(closed=True)  # Linux: a child that died queued is returned
         if h is None:
             return _err("EAGAIN") if s.nonblocking else BLOCKED
         fd = self._new_fd(want)

@@ -88,6 +88,9 @@ class TcpConfig:
     keepalive_idle: float = 7200.0    # MUST-28: at least 2 hours by default
     keepalive_interval: float = 75.0  # between unanswered probes (MUST-27, Linux default)
     keepalive_count: int = 9          # unanswered probes before abort (MUST-29 tolerance)
+    # --- reset (RFC 9293 3.10.7.4 second) ---
+    rst_flushes_unread: bool = False  # an RST drops in-order bytes not yet read ("should be
+    #                                   flushed"); Linux keeps them readable before the error
     # --- security (RFC 5961) ---
     challenge_ack_limit: int = 1000   # challenge ACKs per second (RFC 5961 7)
 
@@ -118,6 +121,7 @@ class TcpConfig:
             rack=False,
             tlp=False,
             hystart=False,
+            rst_flushes_unread=True,
         )
 
     def replace(self, **changes: object) -> TcpConfig:

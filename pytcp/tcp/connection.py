@@ -1325,7 +1325,10 @@ class Connection(ConnectionRecovery):
             elif st in (State.CLOSING, State.LAST_ACK):
                 self._reset_close(now, "RST", None)
             else:
-                self._rcvq.clear()
+                # "All segment queues should be flushed": the rfc profile drops the unread
+                # bytes too; Linux (tcp_reset) keeps them, read() returns them before the error.
+                if self.config.rst_flushes_unread:
+                    self._rcvq.clear()
                 self._reset_close(now, "RST", ConnectionReset())
             return
         # Trim the text to the window (3.10.7.4, "trimmed to the window").

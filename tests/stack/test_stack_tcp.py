@@ -210,6 +210,32 @@ def test_backlog_overflow_then_syn_retransmission_gets_in() -> None:
     assert b.drops[DropReason.LISTEN_OVERFLOW] == 1
 
 
+def test_connection_reset_in_the_accept_queue_stays_queued() -> None:
+    # Linux keeps a child that dies in the accept queue (inet_csk_accept returns it);
+    # accept(closed=True) hands it over CLOSED with its unread bytes, accept() skips it.
+    from pytcp.tcp.events import ConnectionReset
+
+    for closed in (True, False):
+        a, b = pair()
+        w = Wire(a, b)
+        lst = b.listen(80, backlog=4)
+        client = a.connect(0.0, B_ADDR, 80)
+        w.run_until(lambda: (lst, AcceptReady()) in w.events)
+        assert client.send(w.now, b"hello") == 5
+        w.run_until(lambda: lst._queue[0].conn.bytes_readable == 5)
+        server = lst._queue[0]
+        client.abort(w.now)
+        w.run_until(lambda: (server, ConnectionReset()) in w.events)
+        assert not server.open and lst.accept_queue == 1
+        got = lst.accept(closed=closed)
+        assert lst.accept_queue == 0
+        if closed:
+            assert got is server and str(got.conn.state) == "CLOSED"
+            assert got.receive(w.now) == b"hello"
+        else:
+            assert got is None
+
+
 def test_keepalive_via_handle_arms_the_stack_timer() -> None:
     a, b = pair()
     w = Wire(a, b)

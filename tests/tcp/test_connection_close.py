@@ -164,6 +164,23 @@ def test_rst_exact_resets_in_window_challenged_outside_dropped() -> None:
     assert c.pending_events() == [ConnectionReset(), Closed()]
 
 
+def test_rst_keeps_unread_bytes_unless_rst_flushes_unread() -> None:
+    # RFC 9293 3.10.7.4 (second): "All segment queues should be flushed"; Linux (tcp_reset)
+    # keeps the in-order bytes readable, the rfc profile flushes them.
+    from pytcp.tcp.config import TcpConfig
+
+    from test_connection_data import data_seg
+
+    for config, left in ((TcpConfig.linux(), b"d" * 10), (TcpConfig.rfc(), b"")):
+        c = established_server(config)
+        c.handle_segment(1.0, data_seg(0, 10))
+        c.handle_segment(1.0, Segment(9011, 0, RST, 0))
+        assert c.state is State.CLOSED
+        assert c.pending_events()[-2:] == [ConnectionReset(), Closed()]
+        assert c.receive(1.0) == left
+        assert c.receive(1.0) == b""
+
+
 def test_syn_in_established_draws_challenge_ack() -> None:
     c = established_server()
     c.handle_segment(1.0, Segment(12345, 0, SYN, 65535))
