@@ -268,7 +268,7 @@ def tcp_info_fields(handle: Any, now: float) -> dict[str, int]:
         "tcpi_rcv_mss": int(getattr(conn, "_rcv_mss", 0) or mss),
         "tcpi_advmss": int(getattr(conn, "our_mss", 0) or mss),
         "tcpi_unacked": -(-in_flight // mss),
-        "tcpi_reordering": 3,
+        "tcpi_reordering": 3,  # (RFC 5681 DupThresh; with RACK, the degree seen below)
         "tcpi_probes": int(getattr(conn, "_probes_out", 0) or 0),
         "tcpi_snd_wnd": info.snd_wnd,
         "tcpi_rcv_wnd": info.rcv_wnd,
@@ -277,12 +277,16 @@ def tcp_info_fields(handle: Any, now: float) -> dict[str, int]:
         "tcpi_bytes_acked": max(0, info.bytes_out - in_flight),
         "tcpi_delivered": int(getattr(conn, "delivered", 0)),
     }
+    rack = getattr(conn, "_rack", None)
+    if rack is not None and getattr(conn, "_rack_on", False):
+        # Linux tp->reordering / tp->reord_seen, tp->lost_out and tp->retrans_out (segments).
+        fields["tcpi_reordering"] = int(rack.reordering)
+        fields["tcpi_reord_seen"] = int(rack.reordering_events)
+        fields["tcpi_lost"] = int(rack.lost_out(mss))
+        fields["tcpi_retrans"] = int(rack.retrans_segments(mss))
     sb = getattr(conn, "_sb", None)
     if sb is not None and hasattr(sb, "sacked_bytes"):
         fields["tcpi_sacked"] = -(-int(sb.sacked_bytes) // mss)  # segments SACKed, not acked
-    rack = getattr(conn, "_rack", None)
-    if rack is not None and getattr(conn, "_rack_on", False):
-        fields["tcpi_retrans"] = int(rack.retrans_segments(mss))  # Linux retrans_out
     last_rx = getattr(conn, "_last_rx", None)
     if isinstance(last_rx, (int, float)):
         fields["tcpi_last_data_recv"] = max(0, round((now - last_rx) * 1000))

@@ -36,6 +36,10 @@ TIMER_SLACK = 0.002
 # RFC 8985 7.2: with one segment in flight the PTO adds room for a delayed ACK; Linux adds
 # TCP_RTO_MIN (200 ms).
 WCDELACKT = 0.2
+# Linux's reordering degree: starts at net.ipv4.tcp_reordering (RFC 5681 DupThresh, 3) and
+# is capped at net.ipv4.tcp_max_reordering (300).
+INITIAL_REORDERING = 3
+MAX_REORDERING = 300
 
 
 class Sent:
@@ -86,6 +90,7 @@ class Rack:
         "reo_wnd_persist",
         "reo_wnd_steps",
         "reord_seen",
+        "reordering",
         "reordering_events",
         "rtt",
         "xmit_ts",
@@ -105,7 +110,11 @@ class Rack:
         self.dsack_round: int | None = None  # RACK.rtt_seq: adapt once per round trip
         self.reo_timeout: float | None = None  # delay the reordering timer asked for
         self.dsacks = 0
+        # RFC 8985 6.2 step 3 counts reordering (RACK.reord); Linux also keeps how far it
+        # reached, in segments (tp->reordering, tcpi_reordering), and each time it was seen
+        # (tp->reord_seen, tcpi_reord_seen): reordering_events.
         self.reordering_events = 0
+        self.reordering = INITIAL_REORDERING
         self.lost_marked = 0            # bytes marked lost in total (statistics)
 
     # ------------------------------------------------------------------ sending
@@ -165,25 +174,53 @@ class Rack:
                 r.end = seq
 
     # ------------------------------------------------------------------ acknowledgments
+    def _fack(self, snd_una: int) -> int:
+        """Linux tcp_highest_sack_seq: the end of the highest SACKed range, else SND.UNA."""
+        for r in reversed(self.records):
+            if r.sacked:
+                return r.end
+        return snd_una
+
+    def _check_reordering(self, low_seq: int, snd_una: int, mss: int) -> None:
+        """Linux tcp_check_sack_reordering: a never-retransmitted segment from ``low_seq``
+        was delivered below the highest SACKed sequence: the reordering degree is at least
+        that distance in segments (at most MAX_REORDERING)."""
+        fack = self._fack(snd_una)
+        if not seq_lt(low_seq, fack):
+            return
+        metric = seq_sub(fack, low_seq)
+        if mss > 0 and metric > self.reordering * mss:
+            self.reordering = min(-(-metric // mss), MAX_REORDERING)
+        self.reordering_events += 1
+
     def on_ack(self, now: float, snd_una: int, sacked: Iterable[tuple[int, int]] = (),
-               tsecr_before_rtx: bool = False) -> None:
+               tsecr_before_rtx: bool = False, mss: int = 0) -> None:
         """An ACK: ``snd_una`` after it and the scoreboard's SACKed ranges (sorted). Every
         range newly delivered (cumulatively or selectively) updates RACK (RFC 8985 6.2 steps
-        2-3); cumulatively acknowledged records are freed."""
+        2-3); cumulatively acknowledged records are freed. A never-retransmitted range
+        delivered below the highest SACKed one raises the reordering degree (Linux
+        tcp_sacktag_one / tcp_clean_rtx_queue -> tcp_check_sack_reordering; ``mss`` > 0)."""
         recs = self.records
+        prior_fack = self._fack(recs[0].start if recs else snd_una)
         # Cumulatively acknowledged: in sequence order from the front (a record the ACK
         # ends inside is split first, so only the acknowledged part counts as delivered).
         if recs and seq_lt(recs[0].start, snd_una):
             self._split(snd_una)
         n = 0
+        reord: int | None = None  # lowest delivered never-retransmitted, not SACKed before
         for r in recs:
             if not seq_le(r.end, snd_una):
                 break
             if not r.sacked:
                 self._delivered(now, r, tsecr_before_rtx)
+                if not r.rtx and reord is None:
+                    reord = r.start
             n += 1
         if n:
             del recs[:n]
+        if reord is not None and seq_lt(reord, prior_fack):
+            self._check_reordering(reord, snd_una, mss)
+        reord = None
         for s, e in sacked:
             if not recs or seq_le(e, recs[0].start):
                 continue
@@ -197,7 +234,12 @@ class Rack:
                 if not r.sacked:
                     r.sacked = True
                     self._delivered(now, r, tsecr_before_rtx)
+                    if (not r.rtx and seq_lt(r.start, prior_fack)
+                            and (reord is None or seq_lt(r.start, reord))):
+                        reord = r.start
                 i += 1
+        if reord is not None:
+            self._check_reordering(reord, snd_una, mss)
 
     def _delivered(self, now: float, r: Sent, tsecr_before_rtx: bool) -> None:
         rtt = round(now - r.xmit, 6)  # microseconds, as Linux (and no float noise)
@@ -214,8 +256,6 @@ class Rack:
         # reordered.
         if not r.rtx:
             if self.fack is not None and seq_lt(r.end, self.fack):
-                if not self.reord_seen:
-                    self.reordering_events += 1
                 self.reord_seen = True
             elif self.fack is None or seq_gt(r.end, self.fack):
                 self.fack = r.end
@@ -310,6 +350,11 @@ class Rack:
             if not r.sacked:
                 r.lost = True
                 r.rtx_out = False
+
+    def lost_out(self, mss: int) -> int:
+        """Segments marked lost and not SACKed, retransmitted or not (Linux tp->lost_out)."""
+        return sum(-(-seq_sub(r.end, r.start) // mss) for r in self.records
+                   if r.lost and not r.sacked)
 
     def has_lost(self) -> bool:
         return any(r.lost and not r.rtx_out and not r.sacked for r in self.records)

@@ -75,7 +75,7 @@ class ConnectionRecovery(ConnectionOutput):
         if self._snd_up is not None and seq_ge(ack, self._snd_up):
             self._snd_up = None  # the urgent data was received
         if self._rack_on:
-            self._rack.on_ack(now, ack)
+            self._rack.on_ack(now, ack, mss=self.snd_mss)
             self._rack.round_passed(ack)
         if self._in_loss and seq_ge(ack, self._recover):
             self._in_loss = False
@@ -189,7 +189,7 @@ class ConnectionRecovery(ConnectionOutput):
             if dsack:
                 rack.on_dsack(self.snd_nxt)
             if newly:
-                rack.on_ack(now, self.snd_una, self._sb.ranges())
+                rack.on_ack(now, self.snd_una, self._sb.ranges(), mss=self.snd_mss)
             if newly and acked == 0:
                 self._dupacks += 1  # (limited transmit, RFC 3042)
             if newly:

@@ -207,3 +207,46 @@ def test_rack_off_in_rfc_profile_and_without_sack() -> None:
     assert not TcpConfig.rfc().rack and TcpConfig.linux().rack
     c = established_server(TcpConfig.rfc())
     assert not c._rack_on
+
+
+def test_reordering_degree_grows_with_the_distance_below_the_highest_sack() -> None:
+    # Linux tcp_check_sack_reordering: 3000:4000 SACKed below the highest SACK (8000):
+    # the degree becomes (8000 - 3000) / MSS = 5 segments; a later one closer to it leaves
+    # it, and each case counts (tcpi_reord_seen).
+    r = Rack()
+    sent(r, 0, 10, 0.0)
+    r.on_ack(0.1, 0, [(7000, 8000)], mss=MSS)
+    assert (r.reordering, r.reordering_events) == (3, 0)  # nothing below it yet
+    r.on_ack(0.1, 0, [(3000, 4000), (7000, 8000)], mss=MSS)
+    assert (r.reordering, r.reordering_events) == (5, 1)
+    r.on_ack(0.1, 0, [(3000, 4000), (6000, 8000)], mss=MSS)
+    assert (r.reordering, r.reordering_events) == (5, 2)  # 2000 < 5 segments: kept
+    # A cumulative ACK of never-retransmitted data below the highest SACK (from 0, while
+    # 8000 was SACKed): 8000 / MSS = 8 segments.
+    r.on_ack(0.1, 8000, [], mss=MSS)
+    assert (r.reordering, r.reordering_events) == (8, 3)
+
+
+def test_retransmitted_data_delivered_late_is_not_reordering() -> None:
+    r = Rack()
+    sent(r, 0, 4, 0.0)
+    r.on_send(0, 1000, 0.05, True)  # retransmitted
+    r.on_ack(0.1, 0, [(3000, 4000)], mss=MSS)
+    r.on_ack(0.1, 1000, [(3000, 4000)], mss=MSS)
+    assert (r.reordering, r.reordering_events) == (3, 0)
+
+
+def test_lost_and_retransmitted_segment_counts() -> None:
+    # Linux tp->lost_out counts segments marked lost until they are SACKed or acknowledged
+    # (retransmitted or not); tp->retrans_out those whose retransmission is in flight.
+    r = Rack()
+    sent(r, 0, 6, 0.0)
+    r.on_ack(0.1, 0, [(3000, 6000)], mss=MSS)  # DupThresh SACKed: reo_wnd 0
+    assert r.detect_loss(0.1, 0.1, False, MSS) == 3 * MSS
+    assert (r.lost_out(MSS), r.retrans_segments(MSS)) == (3, 0)
+    r.on_send(0, 1000, 0.1, True)
+    assert (r.lost_out(MSS), r.retrans_segments(MSS)) == (3, 1)
+    r.on_ack(0.2, 0, [(1000, 2000), (3000, 6000)], mss=MSS)
+    assert (r.lost_out(MSS), r.retrans_segments(MSS)) == (2, 1)
+    r.on_ack(0.2, 6000, [], mss=MSS)
+    assert (r.lost_out(MSS), r.retrans_segments(MSS)) == (0, 0)
