@@ -283,7 +283,13 @@ class Runner:
         cookies = int(self.runner_opts.get("syncookies", 1))  # type: ignore[call-overload]
         self.stack_cfg = StackConfig(mtu=mtu, ttl=self.ttl, gso=self.tso,
                                      syncookies=cookies if cookies in (0, 1, 2) else 1)
-        if self.tso:
+        # Linux's TCP always builds GSO packets (since 4.19, "tcp: switch to GSO being always
+        # on": sk_setup_caps adds NETIF_F_GSO for TCP sockets whatever the device offers); a
+        # device without TSO (``ethtool -K tun0 tso off gso off``) gets them cut in software
+        # (validate_xmit_skb -> tcp_gso_segment: PSH/FIN on the last piece only). So the
+        # shell line turns off only the device's offload, not the engine's sizing.
+        self.soft_gso = not self.tso and "tso" in self.runner_opts and tso_setting is None
+        if self.tso or self.soft_gso:
             # Linux sizes what it hands the device (tcp_tso_autosize, tcp_cwnd_test).
             autosize = st.get("config.tso_autosize") is None and st.get("profile",
                                                                         "linux") == "linux"

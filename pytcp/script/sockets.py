@@ -474,7 +474,7 @@ class SocketTable:
             return
         h = s.handle
         # TcpHandle's forwarding setters refresh the stack's timer heap.
-        if s.nodelay is not None:
+        if s.nodelay is not None and bool(getattr(h.conn, "nodelay", False)) != s.nodelay:
             h.set_nodelay(s.nodelay, now=now)
         if s.keepalive is not None or s.keep_idle or s.keep_intvl or s.keep_cnt:
             h.set_keepalive(bool(s.keepalive), idle=s.keep_idle, interval=s.keep_intvl,
@@ -832,13 +832,10 @@ class SocketTable:
         else:
             raise SyscallError(f"setsockopt {level} {name} is not supported")
         self._apply_opts(s, now)
-        if name == "TCP_NODELAY" and n and s.handle is not None and (
-                s.cork or getattr(s.handle.conn, "_more", False)):
-            # Linux: setting TCP_NODELAY pushes what is pending once (TCP_NAGLE_PUSH), even
-            # while corked or after MSG_MORE; the cork itself stays.
-            s.handle.set_cork(False, now=now)
-            if s.cork:
-                s.handle.set_cork(True, now=now)
+        if name == "TCP_NODELAY" and n and s.handle is not None:
+            # Every TCP_NODELAY=1 pushes what is pending once, already on or not (Linux
+            # TCP_NAGLE_PUSH; Connection.set_nodelay).
+            s.handle.set_nodelay(True, now=now)
         return (0, None)
 
     def sys_getsockopt(self, now: float, args: list[str], want: int) -> Outcome:

@@ -135,6 +135,7 @@ class Connection(ConnectionRecovery):
                  "_fo_server",
                  "_goback_reason",
                  "_ka_last", "_ka_probes", "_last_rx", "_mem", "_mem_ooo", "_mem_used", "_more",
+                 "_nagle_push", "_tail_unpushed",
                  "_now", "_ooo_fin", "_oow_ack_at", "_orphan", "_out", "_passive",
                  "_persist_backoff", "_probe_start", "_probes_out", "_prr", "_rack", "_rack_on",
                  "_rcv_mss", "_rcvq", "_reasm", "_rtt", "_sb", "_syn_data", "_syn_lost",
@@ -182,6 +183,12 @@ class Connection(ConnectionRecovery):
         # or CORK_CEILING after it was first held.
         self.cork = False
         self._more = False               # the last send() said more data follows (MSG_MORE)
+        # Linux TCP_NAGLE_PUSH: setting TCP_NODELAY (or uncorking with it on) pushes what is
+        # pending once, past cork/MSG_MORE/Nagle, until new data is written (skb_entail).
+        self._nagle_push = False
+        # The tail was written with MSG_MORE: no PSH is marked on it (Linux tcp_push marks
+        # PSH only for a send without MSG_MORE; the probe timer's send marks it).
+        self._tail_unpushed = False
         self._cork_at: float | None = None  # the ceiling of the current hold
         self._cork_expired = False       # the ceiling passed: the held tail may go
         # --- send sequence space (RFC 9293 3.3.1) ---
@@ -476,7 +483,8 @@ class Connection(ConnectionRecovery):
         """SEND (RFC 9293 3.10.2): queue as much of ``data`` as fits; return the count.
         ``push`` is accepted for the interface; every write's last segment carries PSH.
         ``more`` (Linux MSG_MORE): more data follows, so a partial last segment is held as
-        under :meth:`set_cork` until a send without ``more`` (or the cork ceiling).
+        under :meth:`set_cork` until a send without ``more``, the next arriving segment (then
+        the socket's Nagle/cork rule applies), or the cork ceiling; no PSH is marked on it.
         ``urgent``: the accepted bytes are urgent data (RFC 9293 3.8.5): SND.UP is set after
         them and segments before it carry URG with the pointer to the first non-urgent octet
         (MUST-62), until it is acknowledged. ``eor`` (Linux MSG_EOR): no segment carries
@@ -501,6 +509,11 @@ class Connection(ConnectionRecovery):
         if urgent and n:
             self._snd_up = seq_add(self._buf_seq, len(buf))
         self._more = bool(more)
+        if n:
+            self._nagle_push = False  # (Linux skb_entail clears TCP_NAGLE_PUSH)
+            self._tail_unpushed = bool(more)
+        elif not more:
+            self._tail_unpushed = False
         if not more and not self.cork:
             self._cork_at = None
             self._cork_expired = False
@@ -608,8 +621,13 @@ class Connection(ConnectionRecovery):
         self._reset_close(now, "ABORT", None)
 
     def set_nodelay(self, flag: bool) -> None:
-        """Turn Nagle's algorithm off (True) or on (MUST-17)."""
+        """Turn Nagle's algorithm off (True) or on (MUST-17). Turning it off (even when it
+        already was) pushes what is pending once, as Linux does (``TCP_NAGLE_PUSH`` in
+        ``__tcp_sock_set_nodelay``): a partial segment held by TCP_CORK or MSG_MORE leaves at
+        the next output (the cork itself stays for later writes)."""
         self.nodelay = bool(flag)
+        if flag:
+            self._nagle_push = True
 
     def set_cork(self, flag: bool) -> None:
         """TCP_CORK (Linux tcp(7)): while corked, a partial (less than one MSS) last segment
@@ -617,6 +635,8 @@ class Connection(ConnectionRecovery):
         when more data fills it, at shutdown (FIN), or CORK_CEILING (200 ms) after it was
         first held. Uncorking applies the usual rules (Nagle unless ``nodelay``)."""
         self.cork = bool(flag)
+        if not flag and self.nodelay:
+            self._nagle_push = True  # Linux __tcp_sock_set_cork: uncorked with NODELAY: push
         if not flag and not self._more:
             self._cork_at = None
             self._cork_expired = False
@@ -769,7 +789,8 @@ class Connection(ConnectionRecovery):
             self._ack_now = True
         if self._cork_at is not None and now >= self._cork_at:
             self._cork_at = None
-            self._cork_expired = True  # the held partial segment goes out below
+            self._cork_expired = True  # the held partial segment goes out below,
+            self._tail_unpushed = False  # with PSH (Linux: the probe timer's tcp_write_wakeup)
         ka = self._keepalive_at()
         if ka is not None and now >= ka:
             self._on_keepalive(now)
@@ -974,6 +995,14 @@ class Connection(ConnectionRecovery):
         """SEGMENT ARRIVES (RFC 9293 3.10.7)."""
         self._now = now
         st = self.state
+        if self._more and st.synchronized:
+            # MSG_MORE holds the tail only for the send that said it (Linux tcp_push with
+            # TCP_NAGLE_CORK); the output after a segment arrives (tcp_data_snd_check) follows
+            # the socket's own Nagle/cork setting.
+            self._more = False
+            if not self.cork:
+                self._cork_at = None
+                self._cork_expired = False
         if st is State.CLOSED:
             self.drops[DropReason.UNEXPECTED_SEGMENT] += 1  # 3.10.7.1 is the stack's
         elif st is State.LISTEN:

@@ -59,6 +59,8 @@ class ConnectionOutput:
     nodelay: bool
     cork: bool
     _more: bool
+    _nagle_push: bool
+    _tail_unpushed: bool
     user_timeout: float
     _ut_start: float | None
     _eor_marks: collections.deque[int]
@@ -488,13 +490,16 @@ class ConnectionOutput:
                 # The tail of the queue: TCP_CORK/MSG_MORE hold it (Linux); then Nagle
                 # (RFC 896, RFC 9293 3.7.4) with Minshall's refinement as in Linux: hold it
                 # while a small segment is unacknowledged.
-                if self._cork_holds(now):
+                if self._nagle_push:
+                    pass  # Linux TCP_NAGLE_PUSH (tcp_nagle_test): no cork, no Nagle
+                elif self._cork_holds(now):
                     break
-                if (not self.nodelay and not self._fin_queued
+                elif (not self.nodelay and not self._fin_queued
                         and seq_gt(self._snd_sml, self.snd_una)
                         and seq_le(self._snd_sml, self.snd_nxt)):
                     break
             if n > mss and (n < avail or (n % mss and not force and not retrans
+                                          and not self._nagle_push
                                           and self._cork_holds(now))):
                 n -= n % mss  # whole segments in a GSO super-segment (corked: hold the rest)
             seq = self.snd_nxt
@@ -507,8 +512,11 @@ class ConnectionOutput:
             if n > 0 and eor_room is not None and n == eor_room:
                 flags |= PSH  # the end of a MSG_EOR record (Linux pushes it)
             if off + n == buffered:
-                if n > 0:
-                    flags |= PSH  # MUST-61: PSH on the last buffered segment
+                if n > 0 and (force or not self._tail_unpushed):
+                    # MUST-61: PSH on the last buffered segment, unless the write that put
+                    # it there said more follows (MSG_MORE: a send call without PUSH, as
+                    # Linux's tcp_push marks it); a probe's send marks it (tcp_write_wakeup).
+                    flags |= PSH
                 if self._fin_queued:
                     flags |= FIN
                     self._fin_seq = seq_add(seq, n)
@@ -604,7 +612,7 @@ class ConnectionOutput:
         size = maxp - maxp % mss if maxp > mss else mss
         tail = False
         if (size > mss and not self._fin_queued and rem <= wnd_room and rem <= cc_room
-                and not (self.cork or self._more)
+                and not (self.cork or self._more or self._tail_unpushed)
                 and (rem % mss == 0 or self.nodelay
                      or not (seq_gt(self._snd_sml, self.snd_una)
                              and seq_le(self._snd_sml, self.snd_nxt)))):
@@ -749,7 +757,7 @@ class ConnectionOutput:
         if eor is not None and n == eor and n:
             flags |= PSH
         if off + n == buffered:
-            if n:
+            if n and not self._tail_unpushed:
                 flags |= PSH
             if self._fin_seq is not None:
                 flags |= FIN

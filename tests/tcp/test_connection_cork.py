@@ -1,6 +1,7 @@
 """TCP_CORK and MSG_MORE (Linux tcp(7)): a corked connection sends only full segments; the
 partial tail leaves when uncorked, when filled, with the FIN, or 200 ms after it was first held
-(CORK_CEILING). ``send(more=True)`` holds the tail until the next send without it."""
+(CORK_CEILING). ``send(more=True)`` holds the tail until the next send without it or the
+next arriving segment, and marks no PSH on it; TCP_NODELAY pushes what is held once."""
 
 from __future__ import annotations
 
@@ -101,3 +102,54 @@ def test_uncork_with_nagle_on_still_waits_for_the_ack_of_a_small_segment() -> No
     c.set_nodelay(True)
     [seg] = c.pending_output()
     assert first.payload == b"a" and seg.payload == b"b"
+
+
+def test_nodelay_pushes_a_msg_more_tail_without_psh() -> None:
+    # Linux: setting TCP_NODELAY pushes what is pending once (TCP_NAGLE_PUSH); the bytes
+    # were written with MSG_MORE, so no PSH is marked on them (tcp_push marks it only for
+    # a send without MSG_MORE).
+    c = established_server(TcpConfig(nodelay=True))
+    c.send(1.0, b"a" * 40, more=True)
+    c.send(1.05, b"b" * 40, more=True)
+    assert c.pending_output() == []
+    c.set_nodelay(True)  # already on: pushes anyway
+    [seg] = c.pending_output()
+    assert seg.payload == b"a" * 40 + b"b" * 40 and seg.flags == ACK
+
+
+def test_nodelay_pushes_once_past_the_cork_which_stays() -> None:
+    c = established_server(TcpConfig(nodelay=True))
+    c.set_cork(True)
+    c.send(1.0, b"x" * 40)
+    assert c.pending_output() == []
+    c.set_nodelay(True)
+    [seg] = c.pending_output()
+    assert seg.payload == b"x" * 40 and seg.flags == ACK | PSH
+    c.send(1.1, b"y" * 40)  # new data: the push is spent and the cork holds again
+    assert c.pending_output() == []
+    assert c.cork
+
+
+def test_msg_more_hold_ends_when_an_ack_arrives() -> None:
+    # Linux applies MSG_MORE's cork to the push at the end of that send only; an arriving
+    # ACK pushes by the socket's own rule (tcp_data_snd_check with tp->nonagle): NODELAY
+    # sends the tail at once, without PSH.
+    c = established_server(TcpConfig(nodelay=True))
+    c.send(1.0, b"f" * (MSS + 100), more=True)
+    [full] = c.pending_output()
+    assert len(full.payload) == MSS
+    c.handle_segment(1.1, Segment(9001, B_ISS + 1 + MSS, ACK, 502,
+                                  options=TcpOptions(timestamp=(130, 1000))))
+    [tail] = c.pending_output()
+    assert tail.payload == b"f" * 100 and tail.flags == ACK
+
+
+def test_cork_ceiling_send_of_a_msg_more_tail_carries_psh() -> None:
+    # The held tail leaves at the ceiling with PSH (Linux: the probe timer's tcp_write_wakeup
+    # marks it).
+    c = established_server(TcpConfig(nodelay=True))
+    c.send(1.0, b"m" * 40, more=True)
+    assert c.pending_output() == []
+    c.handle_timers(1.0 + CORK_CEILING)
+    [seg] = c.pending_output()
+    assert seg.payload == b"m" * 40 and seg.flags == ACK | PSH
