@@ -22,7 +22,7 @@ import random
 import struct
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pytcp import native
@@ -696,14 +696,17 @@ class Stack(IpLayer, UdpLayer):
 
     def connect(self, now: float, remote_addr: str | int, remote_port: int,
                 local_port: int | None = None, *, tos: int = 0, fastopen: bool = False,
-                data: bytes | bytearray | memoryview = b"", syn_only: bool = True) -> TcpHandle:
+                data: bytes | bytearray | memoryview = b"", syn_only: bool = True,
+                cookie_request: bool = False) -> TcpHandle:
         """Active open (RFC 9293 3.10.1): pick a local port, send the SYN. ``tos`` is the IP
         TOS byte of the connection's segments from the SYN on (MUST-48; see set_tos).
         ``fastopen=True`` (RFC 7413, Linux MSG_FASTOPEN / TCP_FASTOPEN_CONNECT, needs
         ``TcpConfig.fastopen`` bit 1): the SYN carries the cached cookie and as much of
         ``data`` as fits, or a cookie request when none is cached; ``handle.fastopen_sent``
         is the bytes of ``data`` queued: those in the SYN (``syn_only``; send the rest once
-        connected) or all that fit the send buffer."""
+        connected) or all that fit the send buffer. ``cookie_request``: the SYN asks for a
+        cookie and carries no data even with one cached (Linux's fallback in
+        tcp_send_syn_data when the data cannot be taken, e.g. a bad user buffer)."""
         if not 0 <= tos <= 0xFF:
             raise ValueError(f"TOS {tos} out of range 0..255")
         self._now = now
@@ -736,6 +739,8 @@ class Stack(IpLayer, UdpLayer):
             if fastopen:
                 req = self.fastopen_cache.request(now, raddr, self.tcp_config.fastopen,
                                                   self._mss_for(key.local_addr))
+                if req is not None and cookie_request:
+                    req = replace(req, cookie=b"", space=0)
             if req is not None:
                 h.fastopen_sent = conn.open_active(now, req, data, syn_only)
                 self.stats["fastopen_active"] += 1

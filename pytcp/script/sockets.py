@@ -187,6 +187,7 @@ class Sock:
         eq.ErrorQueue(LINUX_RCVBUF_DEFAULT)))
     # A send in progress: (its first stream offset, MSG_ZEROCOPY, bytes before it unsent).
     pending_tx: tuple[int, bool, bool] | None = None
+    pending_fault: bool = False  # the blocking write's buffer is NULL: EFAULT once connected
 
 
 @dataclass(slots=True)
@@ -657,19 +658,22 @@ class SocketTable:
         return _err("EISCONN")
 
     def _fastopen_open(self, now: float, s: Sock, n: int, nonblocking: bool,
-                       connect_call: bool = False, zerocopy: bool = False
-                       ) -> Outcome | _Blocked:
+                       connect_call: bool = False, zerocopy: bool = False,
+                       fault: bool = False) -> Outcome | _Blocked:
         """Active open with Fast Open (RFC 7413; Linux sendto(MSG_FASTOPEN), or connect/write
         under TCP_FASTOPEN_CONNECT): the SYN carries the cached cookie and as much of the
         ``n`` bytes as fits, or a cookie request. Non-blocking: the bytes in the SYN, or
-        EINPROGRESS when none went; blocking: waits for the handshake, then sends the rest."""
+        EINPROGRESS when none went; blocking: waits for the handshake, then sends the rest.
+        ``fault``: the buffer cannot be read (NULL): Linux's tcp_send_syn_data falls back to
+        a SYN with a cookie request and no data; blocking, the call fails with EFAULT once
+        connected (tcp_sendmsg cannot copy the data)."""
         s.deferred_connect = False
         self._next_conn_opts = s
         try:
             s.handle = self.stack.connect(now, self.remote_addr, self.connect_port,
                                           tos=s.tos or 0, fastopen=True,
-                                          data=stream_bytes(0, n) if n else b"",
-                                          syn_only=nonblocking)
+                                          data=stream_bytes(0, n) if n and not fault else b"",
+                                          syn_only=nonblocking, cookie_request=fault)
         finally:
             self._next_conn_opts = None
         st = state_of(s.handle)
@@ -689,6 +693,7 @@ class SocketTable:
         # Blocking: everything is queued; the call returns once the handshake is done.
         s.pending_write, s.pending_written = n - k, k
         s.pending_tx = (0, zerocopy, False)
+        s.pending_fault = fault
         return BLOCKED
 
     def _conn_pending(self, s: Sock) -> bool:
@@ -941,7 +946,7 @@ class SocketTable:
                                            or af_unspec):
                 return _err("EOPNOTSUPP")  # Linux tcp_sendmsg_fastopen
             return self._fastopen_open(now, s, n, s.nonblocking or "MSG_DONTWAIT" in flags,
-                                       zerocopy=zc)
+                                       zerocopy=zc, fault=null_buf and n > 0)
         if ("MSG_FASTOPEN" in flags and s.handle is not None and self._conn_pending(s)
                 and str(s.handle.conn.state) == "SYN-SENT"):
             return _err("EALREADY")  # Linux: a connect (Fast Open or not) is in progress
@@ -1012,6 +1017,10 @@ class SocketTable:
             return e if e else _err("EPIPE")
         if self._conn_pending(s):
             return BLOCKED
+        if s.pending_fault:
+            s.pending_fault = False
+            s.pending_write = 0
+            return _err("EFAULT")  # (Fast Open with a NULL buffer: nothing to copy)
         data = stream_bytes(st.write_offset, s.pending_write)
         k = s.handle.send(now, data)
         st.write_offset += k

@@ -224,3 +224,17 @@ def test_client_resends_unacked_syn_data_alone_then_new_data() -> None:
     assert first.flags & PSH and first.ack == 6
     assert sum(len(s.payload) for s in segs) == 3072  # then the rest, once
     assert h.conn.info().retransmits == 1
+
+
+def test_stack_connect_cookie_request_ignores_the_cached_cookie() -> None:
+    # Linux tcp_send_syn_data's fallback (the data cannot be taken): a cookie request, no data.
+    st = Stack(CLIENT, now=0.0)
+    st.fastopen_cache.update(0.0, SERVER, mss=1460, cookie=b"GOODCOOK", exp=False,
+                             syn_lost=False, try_exp=0)
+    h = st.connect(0.0, SERVER, 80, fastopen=True, data=b"x" * 10, cookie_request=True)
+    [syn] = st.pending_packets()
+    ip = parse_ipv4(syn)
+    th = parse_tcp(ip.payload, ip.src, ip.dst)
+    assert th.options.fastopen == b"" and not th.payload and h.fastopen_sent == 0
+    e = st.fastopen_cache.get(SERVER)
+    assert e is not None and e.cookie == b"GOODCOOK"  # the cache keeps it
