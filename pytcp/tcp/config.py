@@ -57,8 +57,11 @@ class TcpConfig:
     fastopen_key_lifetime: float = 3600.0  # derived keys rotate (RFC 7413 4.1.2); 0 = never
     # --- acknowledgments (RFC 9293 3.8.6.3, RFC 1122 4.2.3.2, MUST-40/58) ---
     delayed_ack: float = 0.04         # delayed-ACK timer (Linux ATO min 40 ms; MUST-40: < 0.5 s)
+    delayed_ack_max: float = 0.2      # longest delay (Linux TCP_DELACK_MAX; MUST-40: < 0.5 s)
     delayed_ack_segments: int = 2     # ACK at least every 2nd full-sized segment (RFC 5681 4.2)
-    quickack: int = 16                # ACK the first N data segments at once (Linux quickack)
+    quickack: int = 16                # quick ACKs at the first data (Linux TCP_MAX_QUICKACKS)
+    adaptive_delack: bool = True      # Linux's ATO estimate and pingpong (interactive) mode,
+    #                                   tcp/delack.py; False: a fixed ``delayed_ack`` timer
     # --- sending (RFC 896, RFC 9293 3.7.4, 3.8.6.2.1) ---
     nodelay: bool = False             # False = Nagle on (MUST-17: the app can turn it off)
     # --- options (RFC 7323, RFC 2018) ---
@@ -102,7 +105,8 @@ class TcpConfig:
     @classmethod
     def rfc(cls) -> TcpConfig:
         """The RFCs' numbers: RFC 6298 min RTO 1 s, RFC 1122 200 ms delayed ACK, MSL 2 min,
-        SYN R2 >= 3 min (MUST-23: 1+2+4+8+16+32+60+60 s with 7 retries), no quickack,
+        SYN R2 >= 3 min (MUST-23: 1+2+4+8+16+32+60+60 s with 7 retries), no quickack nor
+        adaptive delayed ACK (a fixed 200 ms timer),
         RFC 6675's DupThresh loss detection without RACK-TLP."""
         return cls(
             min_rto=1.0,
@@ -112,6 +116,7 @@ class TcpConfig:
             retries2=15,
             delayed_ack=0.2,
             quickack=0,
+            adaptive_delack=False,
             msl=120.0,
             time_wait=240.0,
             wscale=wscale_for(1 << 20),

@@ -41,9 +41,10 @@ Choices where the RFCs leave room (documented for docs/conformance.md):
 - Timestamps give an RTT sample per ACK of new data (RFC 7323 4), except when that ACK covers
   retransmitted data but echoes an older TSval, and after a retransmitted SYN (Karn).
 - A pure ACK sent while an RTO go-back has pulled SND.NXT back carries SND.MAX (as BSD does).
-- Linux-like details: quick ACKs for the first ``config.quickack`` segments, the FIN ACKed at
-  once, Nagle with Minshall's refinement, 65535 in the SYN's window field, no ACK after the
-  third segment of the handshake.
+- Linux-like details: Linux's delayed-ACK model (``tcp/delack.py``: quick ACKs at the first
+  data, pingpong mode for request/response exchanges and after the peer's FIN, the ATO
+  estimate; ``_ack_snd_check`` is the one decision), Nagle with Minshall's refinement, 65535
+  in the SYN's window field, no ACK after the third segment of the handshake.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from dataclasses import dataclass
 from pytcp.drops import DropCounter, DropReason
 from pytcp.tcp.config import TcpConfig
 from pytcp.tcp.congestion import CongestionControl, make_congestion
+from pytcp.tcp.delack import DelayedAck
 from pytcp.tcp.ecn import Ecn
 from pytcp.tcp.errors import TcpUsageError
 from pytcp.tcp.events import (
@@ -90,7 +92,7 @@ from pytcp.tcp.sendbuf import SendBuffer
 from pytcp.tcp.seq import MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from pytcp.tcp.state import RECEIVE_STATES, State
 from pytcp.tcp.timewait import TimeWait
-from pytcp.wire.tcp import ACK, CWR, ECE, FIN, NO_OPTIONS, RST, SYN, URG, TcpOptions
+from pytcp.wire.tcp import ACK, CWR, ECE, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions
 
 Buffer = bytes | bytearray | memoryview
 
@@ -130,7 +132,8 @@ class Connection(ConnectionRecovery):
     # Connection and its mixins (output.py, recovery.py) must be listed here, class-level
     # defaults included (they move to __init__); output.py and recovery.py list the ones they
     # assign. tests/tcp/test_connection_slots.py checks.
-    __slots__ = ("_app_closed", "_chal_count", "_chal_window", "_data_event", "_ecn", "_events",
+    __slots__ = ("_app_closed", "_chal_count", "_chal_window", "_dack", "_data_event", "_ecn",
+                 "_events",
                  "_eor_marks", "_fin_queued", "_fin_received", "_fo_client", "_fo_resend",
                  "_fo_server",
                  "_goback_reason",
@@ -228,7 +231,7 @@ class Connection(ConnectionRecovery):
         self._app_closed = False         # close() was called: no more reading
         self._rcv_mss = min(self.our_mss, DEFAULT_SEND_MSS)  # estimate of the peer's seg size
         self._rcv_unacked = 0            # bytes received since our last ACK
-        self._quickack = 0
+        self._dack = DelayedAck(config)  # when to ACK received data (tcp/delack.py)
         self._ack_now = False
         self._dsack: tuple[int, int] | None = None
         self.last_ack_sent = 0
@@ -535,7 +538,10 @@ class Connection(ConnectionRecovery):
             del q[:max_bytes]
         if self._mem is not None:
             self._mem_sync()
-        if self.state in RECEIVE_STATES:
+        if self._dack.ack_on_read(len(data), not q and not self._reasm, self._rcv_unacked,
+                                  self._rcv_mss):
+            self._ack_now = True  # Linux tcp_cleanup_rbuf: the reader drained pushed data
+        elif self.state in RECEIVE_STATES:
             # Linux tcp_cleanup_rbuf: announce the opened window when it at least doubles.
             cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
             new = min(self._window_to_advertise(), 0xFFFF << self.rcv_wscale)
@@ -786,7 +792,8 @@ class Connection(ConnectionRecovery):
             self._on_persist(now)
         if self._delack_at is not None and now >= self._delack_at:
             self._delack_at = None
-            self._ack_now = True
+            if self._dack.on_timer(self._rtt.rto):  # (Linux tcp_delack_timer_handler)
+                self._ack_now = True
         if self._cork_at is not None and now >= self._cork_at:
             self._cork_at = None
             self._cork_expired = True  # the held partial segment goes out below,
@@ -1059,7 +1066,8 @@ class Connection(ConnectionRecovery):
                 self.snd_wnd = new_wnd
                 self.max_snd_wnd = max(self.max_snd_wnd, new_wnd)
         if n:
-            self._receive_text(now, seg.seq, payload, seg.gso_size)
+            self._receive_text(now, seg.seq, payload, seg.gso_size, bool(seg.flags & PSH))
+            self._ack_snd_check(now)
         else:
             self._ack_advance(now, seg, ack, acked)
         return True
@@ -1153,7 +1161,19 @@ class Connection(ConnectionRecovery):
             self.snd_wl2 = seg.ack
             self.rcv_adv = seq_add(self.rcv_nxt, min(0xFFFF, self.config.recv_buffer))
             self._set_state(now, State.ESTABLISHED, "SYN-ACK")
-            self._ack_now = True
+            self._dack.on_connected(now)
+            syn_end = seq_add(self.iss, 1 + self._syn_data)
+            if (self.config.adaptive_delack and not self._fo_resend
+                    and seq_gt(seq_add(self._buf_seq, len(self._sendbuf)), syn_end)
+                    and not seg.payload and not flags & (FIN | URG)):
+                # Linux tcp_rcv_synsent_state_process with sk_write_pending: a writer waits
+                # with data beyond the SYN's, so "save one ACK": it rides on that data (or
+                # goes after TCP_DELACK_MAX); the reply to the SYN-ACK starts a pingpong
+                # exchange (tcp_enter_quickack_mode sets ATO).
+                self._dack.delay_synack_ack(now, self._rcv_wnd(), self._rcv_mss)
+                self._delack_at = self._dack.timer_at
+            else:
+                self._ack_now = True
             if self._fo_resend:
                 # RFC 7413 4.2.1: the server did not take the SYN's data (Linux
                 # tcp_rcv_fastopen_synack marks it lost and retransmits it right away, as
@@ -1238,7 +1258,6 @@ class Connection(ConnectionRecovery):
         self._rcv_mss = min(self.our_mss - (TS_OPTION_LEN if self.ts_ok else 0),
                             DEFAULT_SEND_MSS)
         self._cc.set_mss(self.snd_mss)
-        self._quickack = self.config.quickack
         # RFC 8985 2: RACK needs SACK.
         self._rack_on = cfg.rack and self.sack_ok
 
@@ -1308,9 +1327,13 @@ class Connection(ConnectionRecovery):
                     return
                 if seg_len and seq_lt(seq, rcv_nxt):
                     if payload:
-                        # An old duplicate: report it with D-SACK (RFC 2883 4.1).
+                        # An old duplicate: report it with D-SACK (RFC 2883 4.1). Our ACK
+                        # was probably lost: ACK at once again for a while (Linux
+                        # tcp_send_dupack: tcp_enter_quickack_mode).
                         end = seq_add(seq, len(payload))
                         self._dsack = (seq, end if seq_le(end, rcv_nxt) else rcv_nxt)
+                        self._dack.enter_quickack(self.config.quickack, self._rcv_wnd(),
+                                                  self._rcv_mss)
                     if st is State.TIME_WAIT and flags & FIN:
                         # The peer's FIN again: ACK it and restart 2MSL (3.10.7.4 eighth).
                         self._tw_at = now + self.config.time_wait
@@ -1323,8 +1346,16 @@ class Connection(ConnectionRecovery):
                 return
         self._last_rx = now
         self._ka_probes = 0
-        if self._ecn.ok and self._ecn.on_segment(seg.ecn, flags, bool(payload)):
-            self._ack_now = True  # RFC 3168 6.1.3: CE: echo it at once (Linux quick ACK)
+        if self._ecn.ok:
+            if self._ecn.on_segment(seg.ecn, flags, bool(payload)):
+                self._ack_now = True  # RFC 3168 6.1.3: CE: echo it at once (Linux quick ACK)
+                if payload:
+                    # Linux __tcp_ecn_check_ce: tcp_enter_quickack_mode(sk, 2).
+                    self._dack.enter_quickack(2, self._rcv_wnd(), self._rcv_mss)
+            elif flags & CWR and payload:
+                # Linux tcp_ecn_accept_cwr: the sender just cut its window (maybe to one
+                # segment): ACK its data at once (ICSK_ACK_NOW).
+                self._ack_now = True
         # RFC 7323 4.3: remember the peer's timestamp for echo, decided on arrival but done
         # only once the segment passed the ACK check below: a segment dropped for an
         # unacceptable ACK must not move TS.Recent (RFC 7323 5.3 R3 updates it only for
@@ -1449,7 +1480,8 @@ class Connection(ConnectionRecovery):
                 self._reset_close(now, "data after close", None)
                 return
             else:
-                self._receive_text(now, seq, payload, seg_size)
+                self._receive_text(now, seq, payload, seg_size,
+                                   bool(flags & (PSH | FIN | URG)))
         # eighth: FIN
         if flags & FIN:
             fin_seq = seq_add(seq, len(payload))
@@ -1458,11 +1490,14 @@ class Connection(ConnectionRecovery):
             elif seq_gt(fin_seq, self.rcv_nxt) and st in RECEIVE_STATES:
                 self._ooo_fin = fin_seq
                 self._ack_now = True
+        self._ack_snd_check(now)
 
-    def _receive_text(self, now: float, seq: int, payload: Buffer, seg_size: int = 0) -> None:
+    def _receive_text(self, now: float, seq: int, payload: Buffer, seg_size: int = 0,
+                      psh_like: bool = True) -> None:
         """RFC 9293 3.10.7.4 seventh: in-order data to the receive queue, the rest to the
         reassembly queue; immediate ACKs for out-of-order data and filled holes (RFC 5681 4.2).
-        ``seg_size``: the size of the segments a coalesced (GRO) segment was made of."""
+        ``seg_size``: the size of the segments a coalesced (GRO) segment was made of;
+        ``psh_like``: the segment had PSH, FIN or URG (Linux TCP_REMNANT)."""
         n = len(payload)
         m = seg_size or n
         if m > self._rcv_mss:
@@ -1479,6 +1514,17 @@ class Connection(ConnectionRecovery):
             self.rcv_nxt = seq_add(self.rcv_nxt, n)
             self.bytes_in += n
             self._rcv_unacked += n
+            # Linux tcp_event_data_recv: ATO, quick ACKs, pushed segments (tcp/delack.py).
+            # A coalesced (GRO) segment counts as the segments it was made of, arriving
+            # together, so that the result is the same as without coalescing.
+            dack = self._dack
+            wnd = self._rcv_wnd()
+            rto = self._rtt.rto
+            left = n
+            while left > m:
+                self._rcv_mss = dack.on_data(now, m, False, self._rcv_mss, wnd, rto)
+                left -= m
+            self._rcv_mss = dack.on_data(now, left, psh_like, self._rcv_mss, wnd, rto)
             if self._reasm:
                 more = self._reasm.pop(self.rcv_nxt)
                 if more:
@@ -1494,13 +1540,8 @@ class Connection(ConnectionRecovery):
             if self._ooo_fin is not None and self._ooo_fin == self.rcv_nxt:
                 self._ooo_fin = None
                 self._on_fin(now)
-                return
-            if self._quickack > 0:
-                self._ack_now = True
-            elif self._rcv_unacked > (self.config.delayed_ack_segments - 1) * self._rcv_mss:
-                self._ack_now = True  # every second full-sized segment (RFC 5681 4.2)
-            elif self._delack_at is None:
-                self._delack_at = now + self.config.delayed_ack
+                self._ack_now = True  # the hole before the FIN filled (RFC 5681 4.2)
+            # (the ACK is decided once the whole segment is processed: _ack_snd_check)
         else:
             end = seq_add(seq, n)
             dup = self._reasm.duplicate_of(seq, end)
@@ -1519,11 +1560,18 @@ class Connection(ConnectionRecovery):
     def _on_fin(self, now: float) -> None:
         """RFC 9293 3.10.7.4 eighth: the peer's FIN, in order."""
         self.rcv_nxt = seq_add(self.rcv_nxt, 1)
+        self._rcv_unacked += 1  # (the FIN counts as Linux's rcv_nxt - rcv_wup counts it)
         self._fin_received = True
         self._events.append(EndOfStream())
         st = self.state
         if st is State.ESTABLISHED:
-            self._ack_now = True  # ACK the FIN at once, as Linux does
+            # Linux tcp_fin: the ACK is scheduled and the connection turns interactive
+            # (pingpong), so it may ride on our reply or FIN; _ack_snd_check decides (with no
+            # data received yet ATO is 0: at once).
+            self._dack.scheduled = True
+            self._dack.enter_pingpong()
+            if not self.config.adaptive_delack:
+                self._ack_now = True  # (fixed-timer model: the FIN is ACKed at once)
             self._set_state(now, State.CLOSE_WAIT, "FIN")
         elif st is State.FIN_WAIT_1:
             self._ack_now = True
@@ -1536,6 +1584,23 @@ class Connection(ConnectionRecovery):
             self._set_state(now, State.TIME_WAIT, "FIN")
         else:
             self._ack_now = True
+
+    def _rcv_wnd(self) -> int:
+        """The receive window now offered (for Linux tcp_incr_quickack's quick-ACK count)."""
+        return max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
+
+    def _ack_snd_check(self, now: float) -> None:
+        """The one decision of when received data (or a FIN) is acknowledged, after a segment
+        was processed (Linux tcp_ack_snd_check; the rules are in tcp/delack.py): now, or at
+        the delayed-ACK deadline (MUST-40: < 0.5 s; RFC 5681 4.2: every second full-sized
+        segment at once). An ACK already due (``_ack_now``) needs no decision."""
+        if self._ack_now or not self._dack.scheduled:
+            return
+        if self._dack.ack_now(now, self._rcv_unacked, self._rcv_mss,
+                              self.config.delayed_ack_segments, self._rtt.srtt or 0.0):
+            self._ack_now = True
+        else:
+            self._delack_at = self._dack.timer_at
 
     def _fin_acked(self) -> bool:
         return self._fin_seq is not None and seq_gt(self.snd_una, self._fin_seq)

@@ -17,6 +17,7 @@ import collections
 
 from pytcp.tcp.config import TcpConfig
 from pytcp.tcp.congestion import CongestionControl
+from pytcp.tcp.delack import DelayedAck
 from pytcp.tcp.ecn import ECT0, Ecn
 from pytcp.tcp.fastopen import ClientRequest, ServerDecision
 from pytcp.tcp.memory import RecvMemory
@@ -48,7 +49,7 @@ class ConnectionOutput:
     __slots__ = ("_ack_now", "_ack_reason", "_burst_key", "_burst_val", "_cork_at",
                  "_cork_expired", "_cwnd_usage_seq", "_delack_at", "_dsack", "_fin_seq",
                  "_high_rxt", "_is_cwnd_limited", "_last_send", "_max_packets_out",
-                 "_persist_at", "_quickack", "_rcv_unacked", "_rexmit_out", "_rto_at", "_rtt_seq",
+                 "_persist_at", "_rcv_unacked", "_rexmit_out", "_rto_at", "_rtt_seq",
                  "_rtt_time", "_rtx_end", "_rtx_ts", "_sendbuf", "_snd_sml", "_ut_start",
                  "last_ack_sent", "rcv_adv", "retransmits", "snd_max", "snd_nxt")
 
@@ -98,7 +99,7 @@ class ConnectionOutput:
     _persist_at: float | None
     _persist_backoff: int
     _rcv_unacked: int
-    _quickack: int
+    _dack: DelayedAck
     _rtt: RttEstimator
     _rtt_seq: int | None
     _rtt_time: float
@@ -297,8 +298,7 @@ class ConnectionOutput:
                 self._dsack = None  # reported (once, RFC 2883)
                 if seg.reason is None or seg.reason is TxReason.OUT_OF_WINDOW_ACK:
                     seg.reason = TxReason.DSACK  # (the more telling name for that ACK)
-            if self._quickack > 0 and self.state.synchronized:
-                self._quickack -= 1
+            self._dack.on_ack_sent()  # Linux tcp_event_ack_sent
         self._out.append(seg)
 
     def _flush(self, now: float) -> None:
@@ -682,8 +682,8 @@ class ConnectionOutput:
         self._rcv_unacked = 0
         if self._dsack is not None and opts.sack_blocks[:1] == (self._dsack,):
             self._dsack = None
-        if self._quickack > 0:
-            self._quickack -= 1
+        self._dack.on_ack_sent()     # Linux tcp_event_ack_sent
+        self._dack.on_data_sent(now)  # Linux tcp_event_data_sent
 
     def _emit_data(self, now: float, seq: int, flags: int, payload: bytes,
                    retrans: bool, reason: TxReason | None = None) -> None:
@@ -712,6 +712,8 @@ class ConnectionOutput:
             flags |= self._ecn.data_flags()
         self._emit(Segment(seq, self.rcv_nxt, flags, wnd, payload, opts, urg, gso, reason,
                            ecn))
+        if n:
+            self._dack.on_data_sent(now)  # Linux tcp_event_data_sent (pingpong detection)
         end = seq_add(seq, n + (1 if flags & FIN else 0))
         self.snd_nxt = end
         if self._rack_on:

@@ -163,8 +163,10 @@ def _run(ops: list[tuple[object, ...]], gro: bool) -> tuple[object, ...]:
             back = [bytes(p) for p in b.pending_packets()]
             out_b += back
     c = server.conn
+    d = c._dack
     state = (c.state, c.rcv_nxt, c.rcv_adv, c.ts_recent, c._rcv_mss, c._rcv_unacked,
-             c._quickack, c._delack_at, c._ack_now, c.bytes_in, sorted(c.drops.items()),
+             (d.quick, d.pingpong, d.ato, d.scheduled, d.pushed, d.pushed2, d.timer_at,
+              d.last_seg_size), c._delack_at, c._ack_now, c.bytes_in, sorted(c.drops.items()),
              c._reasm.ranges(), c.next_deadline())
     events = [type(e).__name__ for _, e in b.pending_events()]
     return out_b, got.hexdigest(), n_got, state, events
