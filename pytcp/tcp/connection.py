@@ -957,6 +957,9 @@ class Connection(ConnectionRecovery):
         self.soft_error = (type, code)
 
     def _path_mtu(self, now: float, mtu: int) -> None:
+        if self.state is State.SYN_SENT:
+            self._path_mtu_syn_sent(now, mtu)
+            return
         mss = mtu - 40 - (TS_OPTION_LEN if self.ts_ok else 0)
         if mss >= self.snd_mss:
             return
@@ -968,6 +971,22 @@ class Connection(ConnectionRecovery):
             self.snd_nxt = self.snd_una
             self._goback_reason = TxReason.PMTU_RETRANSMIT
             self._rtt_seq = None
+
+    def _path_mtu_syn_sent(self, now: float, mtu: int) -> None:
+        """RFC 1191 in SYN-SENT, as Linux (tcp_v4_mtu_reduced, tcp_simple_retransmit): the
+        MSS we announce follows the path (tcp_advertise_mss), which also bounds the send MSS
+        once the SYN-ACK comes; a SYN that carried data (RFC 7413) was too big and is sent
+        again at once, plain (no data, no Fast Open option: the data goes once the SYN-ACK
+        came), as a retransmission (no RTT sample, Karn); a plain SYN fitted: nothing to
+        resend."""
+        mss = mtu - 40
+        if mss >= self.our_mss:
+            return
+        self.our_mss = max(mss, 64)
+        if self._syn_data:
+            self._syn_lost = True  # (Linux: total_retrans; the SYN timer restarts)
+            self._rtt_seq = None
+            self._send_syn(now, TxReason.PMTU_RETRANSMIT)
 
     # ------------------------------------------------------------------ segment arrival
     def accepts_new_syn(self, seg: Segment) -> bool:

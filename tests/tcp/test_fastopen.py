@@ -238,3 +238,25 @@ def test_stack_connect_cookie_request_ignores_the_cached_cookie() -> None:
     assert th.options.fastopen == b"" and not th.payload and h.fastopen_sent == 0
     e = st.fastopen_cache.get(SERVER)
     assert e is not None and e.cookie == b"GOODCOOK"  # the cache keeps it
+
+
+def test_frag_needed_on_syn_data_resends_a_plain_syn_at_the_path_mss() -> None:
+    # RFC 1191 / Linux tcp_simple_retransmit: the SYN with data was too big for the path.
+    from pytcp.script.inject import build_icmp_error
+
+    st = Stack(CLIENT, now=0.0, tcp_config=TcpConfig(timestamps=False))
+    st.fastopen_cache.update(0.0, SERVER, mss=1460, cookie=b"GOODCOOK", exp=False,
+                             syn_lost=False, try_exp=0)
+    h = st.connect(0.0, SERVER, 80, fastopen=True, data=b"x" * 1000)
+    [syn] = st.pending_packets()
+    ip = parse_ipv4(syn)
+    th = parse_tcp(ip.payload, ip.src, ip.dst)
+    assert len(th.payload) == 1000
+    st.receive_packet(0.01, build_icmp_error(src=SERVER, dst=CLIENT, icmp_type=3, code=4,
+                                             mtu=800, sport=h.key.local_port, dport=80,
+                                             seq=th.seq))
+    [again] = st.pending_packets()
+    ip = parse_ipv4(again)
+    th2 = parse_tcp(ip.payload, ip.src, ip.dst)
+    assert th2.flags == SYN and th2.seq == th.seq and not th2.payload
+    assert th2.options.mss == 760 and th2.options.fastopen is None
