@@ -1474,11 +1474,13 @@ class Connection(ConnectionRecovery):
             self._ts_recent_age = now
         if self.state is State.CLOSED:
             return
-        self._after_ack(now, seq, flags, payload, seq_add(seg.seq, seg.urg), seg.gso_size)
+        self._after_ack(now, seq, flags, payload, seq_add(seg.seq, seg.urg), seg.gso_size,
+                        seg.ack)
 
     def _after_ack(self, now: float, seq: int, flags: int, payload: Buffer, up: int,
-                   seg_size: int = 0) -> None:
-        """Steps six to eight of RFC 9293 3.10.7.4: URG, segment text, FIN."""
+                   seg_size: int = 0, seg_ack: int | None = None) -> None:
+        """Steps six to eight of RFC 9293 3.10.7.4: URG, segment text, FIN. ``seg_ack``:
+        the segment's SEG.ACK (None: SND.MAX)."""
         st = self.state
         # sixth: URG (RFC 9293 3.8.5, MUST-30..32)
         if flags & URG and st in RECEIVE_STATES:
@@ -1492,9 +1494,13 @@ class Connection(ConnectionRecovery):
                 self.drops[DropReason.UNEXPECTED_SEGMENT] += 1  # after the peer's FIN
                 payload = b""
             elif self._app_closed:
-                # Nobody will read it: RST (RFC 2525 2.17, Linux).
-                self._emit(Segment(self.snd_max, self.rcv_nxt, RST | ACK, 0,
-                                   options=self._options(now, 0),
+                # Nobody will read it: RST (RFC 1122 4.2.2.13, RFC 2525 2.17). As Linux
+                # (tcp_rcv_state_process: tcp_reset, then tcp_v4_send_reset for the segment)
+                # the connection is gone first and the RST answers as a closed port does,
+                # RFC 9293 3.10.7.1: <SEQ=SEG.ACK><CTL=RST> (the segment has ACK: step five
+                # passed). SEG.ACK is the peer's RCV.NXT, so an RFC 5961 peer accepts it where
+                # SND.NXT (past our unacknowledged FIN) would only draw a challenge ACK.
+                self._emit(Segment(self.snd_max if seg_ack is None else seg_ack, 0, RST, 0,
                                    reason=TxReason.RST_DATA_AFTER_CLOSE))
                 self._reset_close(now, "data after close", None)
                 return
