@@ -954,15 +954,18 @@ class Stack(IpLayer, UdpLayer):
     def _receive(self, now: float, packet: bytes | bytearray | memoryview) -> None:
         # A datagram whose checksums the link's kernel built or verified (virtio-net
         # NEEDS_CSUM / DATA_VALID: an RxPacket) is trusted instead of recomputed.
-        fast = parse_ipv4_tcp(packet, self.config.verify_checksums
-                              and type(packet) is not RxPacket)
+        rx = type(packet) is RxPacket
+        fast = parse_ipv4_tcp(packet, self.config.verify_checksums and not rx)
         if fast is not None:
             # The common case (a whole TCP datagram, no IP options, checksums right) parsed
             # in one step; the checks below for the general path, in the same order.
             src, dst, th = fast
             if (dst == self.addr and src != self.addr and src != self._bcast
                     and not _martian(src)):
-                self._receive_tcp(now, src, dst, th, packet[1] & 3)
+                # An inbound GSO packet (the link's virtio-net header: gso_size) reaches the
+                # engine whole, with the size of the segments it stands for.
+                self._receive_tcp(now, src, dst, th, packet[1] & 3,
+                                  packet.gso_size if rx else 0)  # type: ignore[union-attr]
                 return
         self._receive_ip(now, packet)
 
@@ -994,20 +997,25 @@ class Stack(IpLayer, UdpLayer):
     # ----- TCP
 
     def _receive_tcp(self, now: float, src: int, dst: int, th: TcpHeader,
-                     ecn: int = 0) -> None:
-        """``ecn``: the IP header's ECN codepoint (RFC 3168 5), passed on as Segment.ecn."""
+                     ecn: int = 0, gso_size: int = 0) -> None:
+        """``ecn``: the IP header's ECN codepoint (RFC 3168 5), passed on as Segment.ecn.
+        ``gso_size``: the datagram is an inbound GSO packet standing for segments of this
+        size (Segment.gso_size; the engine's receive-MSS estimate, Linux
+        tcp_measure_rcv_mss); it is never merged by GRO here."""
         key = FourTuple(dst, th.dport, src, th.sport)
         flags = th.flags
+        if gso_size >= len(th.payload):
+            gso_size = 0
         g = self._gro
         if g is not None:
-            if key == g.key and ecn != 3 and self._gro_add(g, th, flags):
+            if key == g.key and ecn != 3 and not gso_size and self._gro_add(g, th, flags):
                 if not g.open:
                     self._gro_flush(now)
                 return
             self._gro_flush(now)
         h = self._conns.get(key)
         if (flags == ACK and h is not None and self._deferred is not None and th.payload
-                and self.config.gro and self._journal is None
+                and not gso_size and self.config.gro and self._journal is None
                 and ecn != 3):  # (a CE mark is never merged away)
             limit_of = getattr(h.conn, "gro_limit", None)
             limit = limit_of(th.seq) if limit_of is not None else None
@@ -1021,7 +1029,7 @@ class Stack(IpLayer, UdpLayer):
             h = self._conns.get(key)
         if h is not None:
             seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg,
-                          ecn=ecn)
+                          gso_size, ecn=ecn)
             conn = h.conn
             cnt = h.counters
             cnt.segs_in += 1

@@ -259,6 +259,10 @@ class Runner:
         # pytcp's script sockets give for IPv4 anyway. Over IPv6 the script device's MTU is
         # 20 bytes larger, so segment sizes (and the MSS of our SYN) are those of the IPv4 run.
         self.v6 = opts.get("ip_version") == "ipv6"
+        # packetdrill --mss=N: an inbound packet with more than N payload bytes goes to the
+        # tun as one GSO packet (virtio-net header, gso_size N), as a GRO'd packet arrives.
+        mss_opt = str(opts.get("mss") or "0")
+        self.inbound_gso = int(mss_opt) if mss_opt.isdigit() else 0
         if self.v6:
             local_addr = str(opts.get("local_ip") or LOCAL_ADDR6)
             remote_addr = str(opts.get("remote_ip") or REMOTE_ADDR6).split("/")[0]
@@ -681,6 +685,13 @@ class Runner:
             bad_csum=line.bad_csum, ttl=line.ttl if line.ttl is not None else 64,
             ip_options=line.ip_options, tos=self._inbound_tos(line))
         self._record(format_expected(line))
+        gso = self.inbound_gso
+        if gso and (line.length or 0) > gso and not line.bad_csum and not self.v6:
+            from pytcp.wire.offload import RxPacket
+
+            rx = RxPacket(pkt)
+            rx.gso_size = gso
+            pkt = rx
         if batch is not None:
             batch.append(pkt)
             return

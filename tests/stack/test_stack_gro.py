@@ -206,3 +206,32 @@ def test_psh_and_flags_rules() -> None:
     assert b.stats["gro_segments"] == 1 and b.stats["gro_merged"] == 2
     assert server.receive(0.002) == bytes(2896)
     assert server.conn.at_eof
+
+
+def test_an_inbound_gso_packet_gives_its_segment_size_to_the_engine() -> None:
+    # A super-packet from the link (virtio-net gso_size, e.g. the kernel's GRO) reaches the
+    # engine whole; the receive-MSS estimate is its gso_size (Linux tcp_measure_rcv_mss).
+    from pytcp.wire.offload import RxPacket
+
+    a = Stack(A_ADDR, now=0.0, config=StackConfig(gso=True), secret=b"a" * 16,
+              rng=random.Random(1), tcp_config=TcpConfig.linux().replace(
+                  max_segment_payload=60000))
+    b = Stack(B_ADDR, now=0.0, secret=b"b" * 16, rng=random.Random(2),
+              tcp_config=TcpConfig.linux())
+    lst = b.listen(80)
+    client = a.connect(0.0, B_ADDR, 80)
+    for _ in range(4):
+        b.receive_batch(0.0, [bytes(p) for p in a.pending_packets()])
+        a.receive_batch(0.0, [bytes(p) for p in b.pending_packets()])
+    server = lst.accept()
+    assert server is not None
+    client.set_nodelay(True)
+    data = bytes(range(256)) * 20  # 5120 bytes
+    client.send(0.001, data)
+    [sup] = a.pending_packets()  # one super-packet, gso_size = the MSS
+    assert getattr(sup, "gso_size", 0) == client.conn.snd_mss
+    rx = RxPacket(bytes(sup))
+    rx.gso_size = 1000  # as the link's header says
+    b.receive_packet(0.002, rx)
+    assert server.receive(0.002) == data
+    assert server.conn._rcv_mss == 1000
