@@ -51,6 +51,15 @@ class ConnectionRecovery(ConnectionOutput):
         """SND.UNA < SEG.ACK =< SND.MAX: new data acknowledged."""
         self._ut_start = None  # progress: the user timeout counts again from the next send
         flight = seq_sub(self.snd_max, self.snd_una)
+        # Bytes this ACK delivers for the first time (Linux tp->delivered growth, the
+        # acked_sacked that tcp_cong_control hands to slow start / congestion avoidance):
+        # what the peer had already SACKed was counted as delivered then.
+        newly_acked = acked - self._sb.sacked_below(ack) if self._sb else acked
+        if not self.sack_ok and self._dupacks:
+            # Without SACK each duplicate ACK stood for one segment delivered (Linux's Reno
+            # emulation, tcp_add_reno_sack); the cumulative ACK then delivers the rest, at
+            # least one segment (tcp_remove_reno_sacks).
+            newly_acked = max(acked - self._dupacks * self.snd_mss, min(acked, self.snd_mss))
         if self._undo is not None:
             self._eifel(seg)
         sample = self._rtt_sample(now, seg.options, ack)
@@ -101,7 +110,7 @@ class ConnectionRecovery(ConnectionOutput):
             # With SACK, NextSeg() picks the holes as the pipe allows (RFC 6675 5 step C).
         else:
             self._dupacks = 0
-            self._cc.on_ack(now, acked, sample, flight, self.cwnd_is_limited())
+            self._cc.on_ack(now, newly_acked, sample, flight, self.cwnd_is_limited())
         if self._want_space and not self._fin_queued:
             self._tune_sndbuf()
         if self._want_space and self._sendbuf.free > 0 and not self._fin_queued:

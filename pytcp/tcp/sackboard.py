@@ -128,6 +128,16 @@ class Scoreboard:
                 return True
         return False
 
+    def sacked_below(self, seq: int) -> int:
+        """Bytes SACKed below ``seq`` (what a cumulative ACK up to ``seq`` acknowledges
+        that the peer had already reported)."""
+        n = 0
+        for s, e in self._ranges:
+            if not seq_lt(s, seq):
+                break
+            n += seq_sub(e if seq_lt(e, seq) else seq, s)
+        return n
+
     def sacked_end(self, seq: int) -> int | None:
         """If ``seq`` is SACKed, the end of its range (where the next hole starts)."""
         for s, e in self._ranges:

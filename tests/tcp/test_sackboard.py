@@ -189,3 +189,17 @@ def test_against_octet_model(
         got1 = sb.next_seg(seq_add(base, acked), seq_add(base, nxt), seq_add(base, high_rxt), mss,
                            can_send_new=True)
         assert got1 == (got if is_lost(cand) else (seq_add(base, nxt), mss, False))
+
+
+def test_sacked_below_counts_what_a_cumulative_ack_covers() -> None:
+    sb = Scoreboard()
+    sb.update([(1200, 1300), (1500, 1700)], 1000, 2000)
+    assert sb.sacked_below(1000) == 0
+    assert sb.sacked_below(1250) == 50
+    assert sb.sacked_below(1500) == 100
+    assert sb.sacked_below(1600) == 200
+    assert sb.sacked_below(2000) == 300
+    # Across the 2**32 wrap.
+    sb = Scoreboard()
+    sb.update([((M - 50) % M, 50)], M - 100, 100)
+    assert sb.sacked_below(25) == 75
