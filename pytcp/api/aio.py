@@ -90,7 +90,8 @@ class PytcpTransport(asyncio.Transport):
     __slots__ = ("_backlog", "_close_requested", "_closing", "_eof_delivered", "_eof_received",
                  "_eof_requested", "_eof_sent", "_handle", "_high_water", "_loop", "_lost",
                  "_low_water", "_made", "_more", "_protocol", "_protocol_paused",
-                 "_reading_paused", "_runtime", "_waiter", "bytes_read", "bytes_written")
+                 "_reading_paused", "_runtime", "_waiter", "bytes_read", "bytes_written",
+                 "tx_listener")
 
     def __init__(
         self,
@@ -125,6 +126,9 @@ class PytcpTransport(asyncio.Transport):
         self._more = False  # the last write() said more data follows (MSG_MORE)
         self.bytes_written = 0
         self.bytes_read = 0
+        # Sees every engine event first (the blocking Socket's error queue: TxProgress,
+        # resets); None for plain transports.
+        self.tx_listener: Callable[[object, float], None] | None = None
         handle.user_data = self
         if connected:
             self._connection_made()
@@ -283,7 +287,9 @@ class PytcpTransport(asyncio.Transport):
     def handle_event(self, event: object, now: float) -> None:
         """Called by the runtime for each engine event of this connection."""
         name = _event_name(event)
-        if self._lost:
+        if self.tx_listener is not None:
+            self.tx_listener(event, now)
+        if self._lost or name == "TxProgress":
             return
         if name == "Connected":
             self._connection_made()

@@ -23,10 +23,12 @@ from __future__ import annotations
 import asyncio
 import socket as _socket
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from pytcp.api import aio
+from pytcp.api import errqueue as eq
 from pytcp.runtime import Runtime
 
 __all__ = ["BackgroundRuntime", "Socket"]
@@ -35,7 +37,9 @@ T = TypeVar("T")
 
 _UNSET = object()
 _MSG_MORE = getattr(_socket, "MSG_MORE", 0x8000)
-_SEND_FLAGS = _MSG_MORE
+_SEND_FLAGS = _MSG_MORE | eq.MSG_ZEROCOPY
+_MSG_CTRUNC = 0x8
+ERRQUEUE_LIMIT = 131072  # Linux's default sk_rcvbuf (tcp_rmem[1]): the error queue's bound
 _TCP_CORK = getattr(_socket, "TCP_CORK", 3)
 
 
@@ -235,6 +239,10 @@ class Socket:
         self._shut_rd = False
         self._closed = False
         self._options: dict[str, int] = {}  # socket options, applied at connect()
+        # The error queue (MSG_ZEROCOPY completions, SO_TIMESTAMPING TX timestamps); touched
+        # on the loop thread only. ``_written``: stream offset of the next byte sent.
+        self._tx = eq.TxNotifier(eq.ErrorQueue(ERRQUEUE_LIMIT))
+        self._written = 0
         if _streams is not None:
             self._reader, self._writer = _streams
 
@@ -327,6 +335,10 @@ class Socket:
         reader, writer = self._run(queue.get)
         conn = Socket(self._rt, _streams=(reader, writer))
         conn._timeout = self._timeout
+        # Linux sk_clone_lock: SO_ZEROCOPY and SO_TIMESTAMPING are inherited.
+        conn._tx.zerocopy, conn._tx.tsflags = self._tx.zerocopy, self._tx.tsflags
+        conn._tx.queue.limit = self._tx.queue.limit
+        conn._track()
         return conn, writer.get_extra_info("peername")
 
     # -- client side -------------------------------------------------------------------------
@@ -348,25 +360,45 @@ class Socket:
                 configure=lambda handle: _apply_options(handle, opts, bg),
                 tos=int(opts.get("tos", 0)))
         )
+        self._track()
 
     # -- data --------------------------------------------------------------------------------
 
     def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
         """Send all of ``data``. ``flags``: ``socket.MSG_MORE`` (Linux: more data follows,
-        a partial last segment waits for the next send, at most 200 ms); others raise
-        ``OSError(EOPNOTSUPP)``."""
+        a partial last segment waits for the next send, at most 200 ms) and ``MSG_ZEROCOPY``
+        (with SO_ZEROCOPY: a completion in the error queue once every byte is acknowledged,
+        ``ENOBUFS`` past the outstanding bound); others raise ``OSError(EOPNOTSUPP)``."""
         _, writer = self._require_stream()
         if flags & ~_SEND_FLAGS:
-            raise OSError(95, "Operation not supported (pytcp send flags: MSG_MORE)")
+            raise OSError(95, "Operation not supported (pytcp send flags: MSG_MORE, "
+                              "MSG_ZEROCOPY)")
         payload = bytes(data)
         more = bool(flags & _MSG_MORE)
+        # MSG_ZEROCOPY with SO_ZEROCOPY on: pytcp copies anyway, and queues the completion
+        # notification when every byte is acknowledged (see recvmsg, pytcp.api.errqueue).
+        zc = bool(flags & eq.MSG_ZEROCOPY) and self._tx.zerocopy and bool(payload)
 
         async def send() -> None:
             transport = writer.transport
+            tx = self._tx
+            start = self._written
+            tail_unsent = False
+            handle = writer.get_extra_info("pytcp_handle")
+            conn = getattr(handle, "conn", None)
+            if zc or tx.tsflags:
+                if zc and not tx.zerocopy_admit():
+                    raise OSError(105, "No buffer space available (zerocopy notifications)")
+                if conn is not None:
+                    tail_unsent = int(conn.tx_progress()[0]) < start
             if more and isinstance(transport, aio.PytcpTransport):
                 transport.write(payload, more=True)
             else:
                 writer.write(payload)
+            self._written += len(payload)
+            if (zc or tx.tsflags) and payload:
+                tx.on_send(start, len(payload), zerocopy=zc, tail_unsent=tail_unsent,
+                           data=payload, mss=int(getattr(conn, "snd_mss", 1460) or 1460))
             await writer.drain()
 
         self._run(send)
@@ -385,6 +417,73 @@ class Socket:
             return b""
         return self._run(lambda: reader.read(bufsize))
 
+    def recvmsg(self, bufsize: int, ancbufsize: int = 0,
+                flags: int = 0) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
+        """As ``socket.recvmsg``: ``(data, ancdata, msg_flags, address)``. With
+        ``MSG_ERRQUEUE`` (Linux ``ip_recv_error``): the oldest error-queue notification, or
+        ``BlockingIOError`` (EAGAIN) when there is none, blocking or not. Its ancillary data
+        is ``(SOL_SOCKET, SCM_TIMESTAMPING, struct scm_timestamping)`` (TX timestamps with
+        SOF_TIMESTAMPING_SOFTWARE; the time is ``time.time()``'s clock) then ``(SOL_IP,
+        IP_RECVERR, struct sock_extended_err + sockaddr_in)`` (``IPV6_RECVERR`` for IPv6),
+        cut at ``ancbufsize`` (MSG_CTRUNC); ``msg_flags`` has MSG_ERRQUEUE, and MSG_TRUNC
+        when the notification's data is longer than ``bufsize``. Without MSG_ERRQUEUE it is
+        ``recv(bufsize)`` with no ancillary data."""
+        if not flags & eq.MSG_ERRQUEUE:
+            if flags:
+                raise OSError(95, "Operation not supported (pytcp recvmsg flags: MSG_ERRQUEUE)")
+            return self.recv(bufsize), [], 0, None
+        if self._closed:
+            raise OSError(9, "Bad file descriptor")
+        handle = self._writer.get_extra_info("pytcp_handle") if self._writer else None
+        v6 = handle is not None and max(handle.key[0], handle.key[2]) > 0xFFFFFFFF
+
+        async def pop() -> eq.ErrEntry | None:
+            return self._tx.queue.pop()
+
+        entry = self._rt.run(pop())
+        if entry is None:
+            raise BlockingIOError(11, "Resource temporarily unavailable (error queue empty)")
+        msg_flags = eq.MSG_ERRQUEUE | (eq.MSG_TRUNC if len(entry.payload) > bufsize else 0)
+        anc: list[tuple[int, int, bytes]] = []
+        room = ancbufsize
+        for level, typ, data in entry.cmsgs(v6):
+            space = 16 + ((len(data) + 7) & ~7)  # CMSG_SPACE on 64-bit Linux
+            if space > room:
+                msg_flags |= _MSG_CTRUNC
+                break
+            anc.append((level, typ, data))
+            room -= space
+        return entry.payload[:max(bufsize, 0)], anc, msg_flags, None
+
+    def _track(self) -> None:
+        """Feed the error queue from the connection's events once it needs them."""
+        if self._writer is None or not self._tx.tracking:
+            return
+        transport = self._writer.transport
+        handle = self._writer.get_extra_info("pytcp_handle")
+        tx = self._tx
+        rt = self._rt
+
+        def on_event(event: object, now: float) -> None:
+            name = type(event).__name__
+            runtime = rt.runtime
+            wall = time.time() - ((runtime.now() - now) if runtime is not None else 0.0)
+            if name == "TxProgress":
+                tx.on_progress(wall, int(getattr(event, "sent", 0)),
+                               int(getattr(event, "acked", 0)))
+            elif name in ("ConnectionReset", "ConnectionTimedOut"):
+                tx.on_purge(wall)  # Linux tcp_write_queue_purge: buffers freed
+
+        async def install() -> None:
+            if isinstance(transport, aio.PytcpTransport) and transport.tx_listener is None:
+                transport.tx_listener = on_event
+            if handle is not None and hasattr(handle.conn, "track_tx"):
+                handle.conn.track_tx(True)
+                if rt.runtime is not None:
+                    rt.runtime.kick()
+
+        self._rt.run(install())
+
     def shutdown(self, how: int) -> None:
         _, writer = self._require_stream()
         if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
@@ -402,6 +501,7 @@ class Socket:
         if self._closed:
             return
         self._closed = True
+        self._rt.call_soon(self._tx.close)  # no more notifications (Linux SOCK_DEAD)
         writer, server, reader = self._writer, self._server, self._reader
         if writer is not None:
             def close_now() -> None:
@@ -434,13 +534,37 @@ class Socket:
         (_socket.IPPROTO_IP, _socket.IP_TOS): "tos",
     }
 
+    def _error_queue_option(self, option: int, value: int) -> None:
+        """SO_ZEROCOPY (0 or 1) and SO_TIMESTAMPING (SOF_TIMESTAMPING_* flags; OPT_ID needs
+        a connection, as Linux refuses it in CLOSE/LISTEN)."""
+        if option == eq.SO_ZEROCOPY:
+            if not 0 <= value <= 1:
+                raise OSError(22, "Invalid argument (SO_ZEROCOPY is 0 or 1)")
+            self._tx.zerocopy = bool(value)
+        else:
+            handle = self._writer.get_extra_info("pytcp_handle") if self._writer else None
+
+            async def apply() -> int:
+                acked = int(handle.conn.tx_progress()[1]) if handle is not None else 0
+                return self._tx.set_timestamping(value, acked=acked, written=self._written,
+                                                 can_key=handle is not None)
+
+            err = self._rt.run(apply())
+            if err:
+                raise OSError(err, "Invalid argument (SO_TIMESTAMPING)")
+        self._track()
+
     def setsockopt(self, level: int, option: int, value: int | bool) -> None:
         """TCP_NODELAY, TCP_CORK (Linux: only full segments leave while corked; a partial one
         waits for uncorking, more data or 200 ms), SO_KEEPALIVE, TCP_SYNCNT (SYN
         retransmissions before giving up) and IP_TOS (the IP TOS / Diffserv byte, MUST-48). Set before ``connect()`` they apply from
         the start, the SYN included; IP_TOS on a listening socket is
-        inherited by the connections it accepts, as on Linux. Others raise
-        ``OSError(ENOPROTOOPT)``."""
+        inherited by the connections it accepts, as on Linux. SO_ZEROCOPY and
+        SO_TIMESTAMPING feed the error queue (:meth:`recvmsg` with MSG_ERRQUEUE). Others
+        raise ``OSError(ENOPROTOOPT)``."""
+        if level == eq.SOL_SOCKET and option in (eq.SO_ZEROCOPY, eq.SO_TIMESTAMPING):
+            self._error_queue_option(option, int(value))
+            return
         name = self._OPTS.get((level, option))
         if name is None:
             raise OSError(92, "Protocol not available (pytcp: TCP_NODELAY, TCP_CORK, "
@@ -460,6 +584,10 @@ class Socket:
             self._rt.run(apply())
 
     def getsockopt(self, level: int, option: int) -> int:
+        if level == eq.SOL_SOCKET and option == eq.SO_ZEROCOPY:
+            return int(self._tx.zerocopy)
+        if level == eq.SOL_SOCKET and option == eq.SO_TIMESTAMPING:
+            return self._tx.tsflags
         name = self._OPTS.get((level, option))
         if name is None:
             raise OSError(92, "Protocol not available (pytcp: TCP_NODELAY, TCP_CORK, "
