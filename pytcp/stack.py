@@ -187,18 +187,25 @@ class AcceptReady:
     """A listener has an established connection waiting in its accept queue."""
 
 
+# Linux IP_MTU_DISCOVER modes (include/uapi/linux/in.h) and those that set DF on TCP segments
+# (ip_dont_fragment; PROBE: DF set, path MTU not used to size segments).
+IP_PMTUDISC_DONT, IP_PMTUDISC_WANT, IP_PMTUDISC_DO, IP_PMTUDISC_PROBE = 0, 1, 2, 3
+IP_PMTUDISC_INTERFACE, IP_PMTUDISC_OMIT = 4, 5
+PMTUDISC_SETS_DF = frozenset({IP_PMTUDISC_WANT, IP_PMTUDISC_DO, IP_PMTUDISC_PROBE})
+
+
 def tcp_template(local: int, remote: int, lport: int, rport: int, tos: int,
-                 ttl: int) -> tuple[bytes, int, int]:
+                 ttl: int, df: bool = True) -> tuple[bytes, int, int]:
     """The IP header + TCP ports of a segment from ``local`` to ``remote`` (an IPv6 header
     when the addresses are 128-bit), the IPv4 header's partial sum (-1 for IPv6: no header
     checksum) and the pseudo-header sum without length plus the ports (RFC 9293 3.1, RFC
-    8200 8.1)."""
+    8200 8.1). ``df``: the IPv4 Don't Fragment bit (RFC 1191; IP_MTU_DISCOVER)."""
     if local > 0xFFFFFFFF:
         tmpl = _IPV6_TCP_HDR.pack(0x60000000 | (tos << 20), 0, PROTO_TCP, ttl,
                                   local.to_bytes(16, "big"), remote.to_bytes(16, "big"),
                                   lport, rport)
         return tmpl, -1, addr_sum(local) + addr_sum(remote) + PROTO_TCP + lport + rport
-    tmpl = _IPV4_TCP_HDR.pack(0x45, tos, 0, 0, 0x4000, ttl, PROTO_TCP, 0,
+    tmpl = _IPV4_TCP_HDR.pack(0x45, tos, 0, 0, 0x4000 if df else 0, ttl, PROTO_TCP, 0,
                               local.to_bytes(4, "big"), remote.to_bytes(4, "big"), lport, rport)
     return (tmpl, native.csum_partial(tmpl[:20]),
             native.pseudo_header_sum(local, remote, PROTO_TCP, 0) + lport + rport)
@@ -290,6 +297,7 @@ class TcpHandle:
         "history",
         "key",
         "listener",
+        "pmtudisc",
         "tos",
         "user_data",
     )
@@ -318,22 +326,36 @@ class TcpHandle:
         self._obytes = b""
         self._osum = 0
         self.tos = 0
+        self.pmtudisc = IP_PMTUDISC_WANT
         self._tmpl = b""
         self._ipsum = 0
         self._build_template()
 
     def _build_template(self) -> None:
         """The IPv4 header + TCP ports of every segment of this connection (DF set, RFC
-        1191; TOS from :meth:`set_tos`) and its partial checksum (without length and ident)."""
+        1191, unless :meth:`set_pmtudisc` says otherwise; TOS from :meth:`set_tos`) and its
+        partial checksum (without length and ident)."""
         key = self.key
+        df = self.pmtudisc in PMTUDISC_SETS_DF
         self._tmpl, self._ipsum, self._psum = tcp_template(
             key.local_addr, key.remote_addr, key.local_port, key.remote_port, self.tos,
-            self._stack.config.ttl)
+            self._stack.config.ttl, df)
         # The same with ECT(0) in the ECN field (RFC 3168 5), for new data of an ECN
         # connection (Segment.ecn).
         self._tmpl_ect, self._ipsum_ect, _ = tcp_template(
             key.local_addr, key.remote_addr, key.local_port, key.remote_port,
-            (self.tos & ~3) | 2, self._stack.config.ttl)
+            (self.tos & ~3) | 2, self._stack.config.ttl, df)
+
+    def set_pmtudisc(self, mode: int) -> None:
+        """Linux IP_MTU_DISCOVER (ip(7)) for this connection's IPv4 segments: ``IP_PMTUDISC_
+        WANT`` (the default), ``DO`` and ``PROBE`` set DF (RFC 1191 path MTU discovery);
+        ``DONT``, ``INTERFACE`` and ``OMIT`` send without DF; ``INTERFACE`` and ``OMIT`` also
+        ignore ICMP "fragmentation needed" (Linux ip_sk_accept_pmtu). ``ValueError``
+        outside 0..5."""
+        if not IP_PMTUDISC_DONT <= mode <= IP_PMTUDISC_OMIT:
+            raise ValueError(f"IP_MTU_DISCOVER mode {mode} out of range 0..5")
+        self.pmtudisc = mode
+        self._build_template()
 
     def set_tos(self, tos: int) -> None:
         """The IP TOS / Diffserv byte of every later segment of this connection (RFC 9293
@@ -986,6 +1008,8 @@ class Stack(IpLayer, UdpLayer):
             self._drops[DropReason.ICMP_IGNORED] += 1
             return
         self.stats["icmp_errors"] += 1
+        if h.pmtudisc in (IP_PMTUDISC_INTERFACE, IP_PMTUDISC_OMIT):
+            mtu = None  # Linux ip_sk_accept_pmtu: the interface MTU only, no path MTU
         try:
             h.conn.handle_icmp_error(now, typ, code, mtu)
         finally:

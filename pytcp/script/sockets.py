@@ -87,6 +87,9 @@ SYMBOLS: dict[str, int] = {
     "SCM_TSTAMP_ACK": eq.SCM_TSTAMP_ACK,
 }
 SYMBOLS.update({k: v for k, v in vars(eq).items() if k.startswith("SOF_TIMESTAMPING_")})
+# IP_MTU_DISCOVER values (Linux include/uapi/linux/in.h).
+SYMBOLS.update({"IP_PMTUDISC_DONT": 0, "IP_PMTUDISC_WANT": 1, "IP_PMTUDISC_DO": 2,
+                "IP_PMTUDISC_PROBE": 3, "IP_PMTUDISC_INTERFACE": 4, "IP_PMTUDISC_OMIT": 5})
 
 
 MSG_OOB, MSG_PEEK, MSG_DONTWAIT, MSG_EOR = 0x1, 0x2, 0x40, 0x80
@@ -167,6 +170,7 @@ class Sock:
     syn_cnt: int | None = None
     retries2: int | None = None
     tos: int | None = None  # IP_TOS (MUST-48)
+    pmtudisc: int | None = None  # IP_MTU_DISCOVER (DF bit, RFC 1191)
     pending_write: int = 0  # bytes a blocking write still has to hand over
     pending_written: int = 0
     opts: dict[str, int] = field(default_factory=dict)
@@ -482,6 +486,8 @@ class SocketTable:
                             count=s.keep_cnt, now=now)
         if s.tos is not None and s.tos != h.tos:
             h.set_tos(s.tos)  # MUST-48
+        if s.pmtudisc is not None and s.pmtudisc != h.pmtudisc:
+            h.set_pmtudisc(s.pmtudisc)
         if s.syn_cnt is not None or s.retries2 is not None:
             h.conn.set_retries(retries2=s.retries2, syn_retries=s.syn_cnt)  # MUST-21
         if s.cork is not None and bool(getattr(h.conn, "cork", False)) != s.cork:
@@ -804,6 +810,10 @@ class SocketTable:
             s.tos = n
             if s.listener is not None:
                 s.listener.set_tos(n)
+        elif name == "IP_MTU_DISCOVER":  # Linux do_ip_setsockopt: DONT..OMIT, else EINVAL
+            if not 0 <= n <= 5:
+                return _err("EINVAL")
+            s.pmtudisc = n
         elif name == "PYTCP_RETRIES2":  # pytcp extension: R2 (data retransmissions) per socket
             if n < 0:
                 return _err("EINVAL")
@@ -878,6 +888,9 @@ class SocketTable:
                 got = state_of(s.handle).urgent_events
         elif name == "IP_TOS":
             got = s.handle.tos if s.handle is not None else (s.tos or 0)
+        elif name == "IP_MTU_DISCOVER":
+            got = (s.handle.pmtudisc if s.handle is not None
+                   else s.pmtudisc if s.pmtudisc is not None else 1)  # default: WANT
         elif name == "SO_SNDBUF":
             got = (s.sndbuf if s.sndbuf is not None else
                    s.handle.conn.config.send_buffer if s.handle is not None
