@@ -1240,7 +1240,12 @@ class Connection(ConnectionRecovery):
             cookie = None
         try_exp = 0
         syn_drop = False
-        if self._syn_lost:
+        if fo.cookie is None:
+            # Our SYN had no Fast Open option (data without a cookie, TFO_CLIENT_NO_COOKIE):
+            # a cookie in the SYN-ACK was not asked for and is ignored, not cached (Linux
+            # tcp_rcv_fastopen_synack without syn_fastopen); the MSS still is.
+            cookie = None
+        elif self._syn_lost:
             # The SYN timed out and the SYN-ACK has no cookie nor acknowledges the data: the
             # SYN-data (or its SYN-ACK) was probably dropped (RFC 7413 4.1.3 and 6).
             syn_drop = cookie is None and lost

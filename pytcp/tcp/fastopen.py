@@ -270,12 +270,13 @@ class CookieCache:
             return None
         mss = e.mss if e is not None and e.mss else mtu_mss
         space = max(min(mss, mtu_mss) - SYN_DATA_OPTION_RESERVE, 0)
+        if mask & TFO_CLIENT_NO_COOKIE:
+            # Data without a cookie (0x4), and no option even with one cached (Linux
+            # tcp_fastopen_cookie_check: the no-cookie mode wins).
+            return ClientRequest(None, False, space)
         if e is not None and e.cookie:
             return ClientRequest(e.cookie, e.exp, space)
-        exp = e is not None and e.try_exp == 1
-        if mask & TFO_CLIENT_NO_COOKIE:
-            return ClientRequest(None, exp, space)  # data without a cookie (0x4)
-        return ClientRequest(b"", exp, 0)
+        return ClientRequest(b"", e is not None and e.try_exp == 1, 0)
 
     def update(self, now: float, addr: int, *, mss: int, cookie: bytes | None, exp: bool,
                syn_lost: bool, try_exp: int) -> None:

@@ -96,6 +96,8 @@ def test_client_cache_fallbacks() -> None:
     cache.update(2.0, SERVER, mss=0, cookie=None, exp=False, syn_lost=True, try_exp=0)
     assert cache.request(3.0, SERVER, 0x1, 1460) is None
     assert cache.request(1000.0, SERVER, 0x1, 1460) is not None
+    # The no-cookie mode (0x4) sends no option even with a cookie cached (Linux).
+    assert cache.request(1000.0, SERVER, 0x5, 1460) == ClientRequest(None, False, 900)
     for a in (1, 2, 3):
         cache.update(0.0, a, mss=1, cookie=None, exp=False, syn_lost=False, try_exp=0)
     assert len(cache) == 2  # bounded
