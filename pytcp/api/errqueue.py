@@ -36,6 +36,11 @@ What it reports, read with ``recvmsg(..., MSG_ERRQUEUE)`` (``pop()``), is what L
   pytcp: the last octets of the send, at most one MSS), so reading it into a smaller buffer
   sets ``MSG_TRUNC``.
 
+Not emulated: hardware stamps (TX_HARDWARE/RAW_HARDWARE are accepted, nothing is reported
+for them), the extra control messages of OPT_STATS and OPT_PKTINFO, timestamp requests in a
+sendmsg control message, and SCHED/SND stamps of retransmissions (pytcp stamps the key byte's
+first transmission only).
+
 Bounds (every resource has one): the queue holds at most ``limit`` bytes, each notification
 costing :data:`ENTRY_COST` plus its data (Linux: ``sk_rmem_alloc + truesize < sk_rcvbuf`` in
 ``sock_queue_err_skb``; the socket layer passes the receive buffer size). A timestamp that
@@ -84,7 +89,9 @@ SOF_TIMESTAMPING_OPT_PKTINFO = 1 << 13
 SOF_TIMESTAMPING_OPT_TX_SWHW = 1 << 14
 SOF_TIMESTAMPING_BIND_PHC = 1 << 15
 SOF_TIMESTAMPING_OPT_ID_TCP = 1 << 16
-SOF_TIMESTAMPING_MASK = (SOF_TIMESTAMPING_OPT_ID_TCP << 1) - 1
+SOF_TIMESTAMPING_OPT_RX_FILTER = 1 << 17
+SOF_TIMESTAMPING_TX_COMPLETION = 1 << 18  # (hardware completion reports: never generated)
+SOF_TIMESTAMPING_MASK = (SOF_TIMESTAMPING_TX_COMPLETION << 1) - 1
 SOF_TIMESTAMPING_TX_RECORD_MASK = (SOF_TIMESTAMPING_TX_HARDWARE | SOF_TIMESTAMPING_TX_SOFTWARE
                                    | SOF_TIMESTAMPING_TX_SCHED | SOF_TIMESTAMPING_TX_ACK)
 

@@ -87,7 +87,7 @@ def test_opt_id_and_bad_flags() -> None:
     n = eq.TxNotifier(eq.ErrorQueue(1 << 20))
     assert n.set_timestamping(eq.SOF_TIMESTAMPING_OPT_ID, acked=0, written=0,
                               can_key=False) == errno.EINVAL
-    assert n.set_timestamping(1 << 17, acked=0, written=0, can_key=True) == errno.EINVAL
+    assert n.set_timestamping(1 << 19, acked=0, written=0, can_key=True) == errno.EINVAL
     assert n.set_timestamping(eq.SOF_TIMESTAMPING_OPT_ID_TCP, acked=0, written=0,
                               can_key=True) == errno.EINVAL
     flags = eq.SOF_TIMESTAMPING_TX_ACK | eq.SOF_TIMESTAMPING_OPT_ID | (
