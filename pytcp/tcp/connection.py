@@ -1445,9 +1445,33 @@ class Connection(ConnectionRecovery):
         if not flags & ACK:
             self.drops[DropReason.NO_ACK_FLAG] += 1
             return
-        if st is State.SYN_RECEIVED:
+        if st is State.SYN_RECEIVED and self.fo_child:
             if seq_lt(self.snd_una, seg.ack) and seq_le(seg.ack, self.snd_max):
-                # (a Fast Open child may have sent data already: release what is acked)
+                # RFC 9293 3.10.7.4 (SYN-RECEIVED): enter ESTABLISHED "and continue
+                # processing": a Fast Open server may have sent data already (RFC 7413
+                # 4.2.2), so the rest of the ACK (data acknowledged, SACK blocks, loss
+                # detection) is processed as in ESTABLISHED, as Linux's tcp_ack does for its
+                # child whose SND.UNA starts past the SYN-ACK.
+                syn_end = seq_add(self.iss, 1)
+                self.snd_una = syn_end
+                if seq_lt(self.snd_nxt, syn_end):
+                    self.snd_nxt = syn_end
+                self._on_syn_acked(now, seg)
+                self.snd_wnd = seg.wnd << self.snd_wscale
+                self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+                self.snd_wl1 = seq
+                self.snd_wl2 = syn_end
+                self._set_state(now, State.ESTABLISHED, "ACK")
+                if self._fin_queued:
+                    self._set_state(now, State.FIN_WAIT_1, "CLOSE")
+                if not self._process_ack(now, seg, seq, len(payload), flags):
+                    return
+            else:
+                self._emit(Segment(seg.ack, 0, RST, 0, reason=TxReason.RST_BAD_ACK))
+                self.drops[DropReason.BAD_ACK] += 1
+                return
+        elif st is State.SYN_RECEIVED:
+            if seq_lt(self.snd_una, seg.ack) and seq_le(seg.ack, self.snd_max):
                 data_end = seq_add(self._buf_seq, len(self._sendbuf))
                 upto = seg.ack if seq_le(seg.ack, data_end) else data_end
                 n = seq_sub(upto, self._buf_seq)

@@ -340,12 +340,27 @@ class ConnectionOutput:
             return True
         return self._fin_queued and (self._fin_seq is None or seq_le(self.snd_nxt, self._fin_seq))
 
+    def _syn_unacked_fo(self) -> int:
+        """1 while a Fast Open server's SYN-ACK is unacknowledged, else 0."""
+        return 1 if self.fo_child and self.snd_una == self.iss else 0
+
+    def _snd_wnd_edge(self) -> int:
+        """The right edge of the send window: SND.UNA + SND.WND. A Fast Open server sends
+        before its SYN-ACK is acknowledged; the window the client's SYN offered starts after
+        the SYN-ACK's sequence number (RFC 7413 4.2.2; Linux starts the child with SND.UNA =
+        ISS + 1, tcp_create_openreq_child)."""
+        return seq_add(self.snd_una, self.snd_wnd + self._syn_unacked_fo())
+
     def _pipe(self) -> int:
         """Octets thought to be in the network: RFC 6675 SetPipe() from the scoreboard with
         SACK; without it, duplicate ACKs count as segments that left the network (as Linux's
         Reno emulation does)."""
         if not self._in_recovery:
-            return seq_sub(self.snd_nxt, self.snd_una)
+            # RFC 7413 server: the SYN-ACK is not data in flight (Linux sends and retransmits
+            # it from the request, it never enters packets_out), so the first flight of a
+            # Fast Open connection is the whole initial window.
+            out = seq_sub(self.snd_nxt, self.snd_una)
+            return out - self._syn_unacked_fo() if out > 0 else out
         if self._rack_on:
             return self._rack.pipe(self.snd_una, self.snd_nxt)
         if self.sack_ok:
@@ -359,7 +374,7 @@ class ConnectionOutput:
         for _ in range(1000):
             if self._cc.cwnd - self._pipe() < mss:
                 return
-            wnd_room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
+            wnd_room = seq_sub(self._snd_wnd_edge(), self.snd_nxt)
             can_new = wnd_room > 0 and self.snd_nxt == self.snd_max and self._has_unsent()
             if self._rack_on:
                 # RACK (RFC 8985): retransmit what it marked lost, lowest first, then new
@@ -415,10 +430,14 @@ class ConnectionOutput:
             return maxp
         cwnd = self._cc.cwnd
         srtt = self._rtt.srtt
-        segs = 0
         if srtt:
             ratio = 2.0 if cwnd < self._cc.ssthresh // 2 else 1.2
             segs = int(ratio * cwnd / srtt) // 1024 // mss
+        else:
+            # No RTT sample yet (a Fast Open server before the handshake's ACK): Linux's
+            # pacing rate is still unset (~0, or cwnd/0 in tcp_update_pacing_rate), so only
+            # the half-cwnd bound below sizes the packet.
+            segs = cwnd // mss
         segs = max(segs, self.config.min_tso_segs)
         segs = min(segs, max(cwnd // mss // 2, 1))
         return min(maxp, segs * mss)
@@ -456,7 +475,7 @@ class ConnectionOutput:
                 # data queued behind it is not the queue's tail, so Nagle does not hold it
                 # (tcp_write_xmit applies Nagle to the last skb only).
                 avail = eor_room or 0
-            wnd_room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
+            wnd_room = seq_sub(self._snd_wnd_edge(), self.snd_nxt)
             cc_room = self._cc.cwnd - self._pipe()
             if force:
                 cc_room = max(cc_room, mss)
@@ -605,8 +624,8 @@ class ConnectionOutput:
         rem = buffered - off
         if off < 0 or rem <= mss:
             return False
-        wnd_room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
-        cc_room = (self._cc.cwnd - seq_sub(self.snd_nxt, self.snd_una)
+        wnd_room = seq_sub(self._snd_wnd_edge(), self.snd_nxt)
+        cc_room = (self._cc.cwnd - self._pipe()  # (not in recovery: SND.NXT - SND.UNA)
                    + (self._dupacks * mss if 0 < self._dupacks < 3 else 0))
         allowed = min(rem - 1, wnd_room, cc_room)
         size = maxp - maxp % mss if maxp > mss else mss

@@ -267,7 +267,7 @@ class ConnectionRecovery(ConnectionOutput):
         before = self.snd_max
         if self.snd_nxt == self.snd_max and self._has_unsent():
             unsent = seq_sub(seq_add(self._buf_seq, len(self._sendbuf)), self.snd_nxt)
-            room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
+            room = seq_sub(self._snd_wnd_edge(), self.snd_nxt)
             if unsent <= 0 or room >= min(unsent, mss):
                 self._send_data(now, force=True, reason=TxReason.TLP)
         if self.snd_max == before:

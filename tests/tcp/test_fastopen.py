@@ -262,3 +262,69 @@ def test_frag_needed_on_syn_data_resends_a_plain_syn_at_the_path_mss() -> None:
     th2 = parse_tcp(ip.payload, ip.src, ip.dst)
     assert th2.flags == SYN and th2.seq == th.seq and not th2.payload
     assert th2.options.mss == 760 and th2.options.fastopen is None
+
+
+def _fo_server_child(window: int, **cfg: object) -> tuple[Stack, object, int]:
+    """A Fast Open child (SYN data accepted, SYN-ACK unacknowledged) whose client offered
+    ``window`` in its SYN and an MSS of 1000; returns the stack, the handle and our ISS."""
+    from pytcp.stack import StackConfig
+
+    st = Stack(SERVER, now=0.0, config=StackConfig(gso=bool(cfg)),
+               tcp_config=TcpConfig(fastopen_key="a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4")
+               .replace(**cfg))
+    lst = st.listen(80)
+    lst.set_fastopen(4)
+    syn = build_ipv4_tcp(src=CLIENT, dst=SERVER, sport=40000, dport=80, seq=1000, ack=0,
+                         flags=SYN, window=window, payload=b"hello",
+                         options=TcpOptions(mss=1000, sack_permitted=True,
+                                            fastopen=bytes.fromhex("3021b9d889017eeb")))
+    st.receive_packet(0.0, bytes(syn))
+    [synack] = st.pending_packets()
+    ip = parse_ipv4(synack)
+    iss = parse_tcp(ip.payload, ip.src, ip.dst).seq
+    h = lst.accept()
+    assert h is not None and h.conn.state is State.SYN_RECEIVED
+    return st, h, iss
+
+
+def _sent(st: Stack) -> list[tuple[int, int, int]]:
+    out = []
+    for pkt in st.pending_packets():
+        ip = parse_ipv4(pkt)
+        th = parse_tcp(ip.payload, ip.src, ip.dst, verify_checksum=False)  # (GSO: partial)
+        out.append((th.seq, len(th.payload), th.flags))
+    return out
+
+
+def test_fast_open_first_flight_is_the_whole_window_after_the_synack() -> None:
+    # RFC 7413 4.2.2: the server sends before its SYN-ACK is acknowledged. The SYN-ACK is no
+    # data in flight (Linux never puts it in packets_out) and the window the SYN offered
+    # starts after it (Linux's child starts with SND.UNA = ISS + 1): with an initial window
+    # of 10 segments and a 10000-byte window, all 10 segments leave.
+    st, h, iss = _fo_server_child(10000)
+    assert h.send(0.01, bytes(15000)) == 15000  # type: ignore[attr-defined]
+    segs = _sent(st)
+    assert [(s - iss, n) for s, n, _f in segs] == [(1 + 1000 * i, 1000) for i in range(10)]
+    # With TSO sized as Linux's (no RTT sample yet, so no pacing bound): two packets of half
+    # the window each (tcp_cwnd_test), each with PSH.
+    st, h, iss = _fo_server_child(10000, max_segment_payload=65000, tso_autosize=True)
+    assert h.send(0.01, bytes(15000)) == 15000  # type: ignore[attr-defined]
+    assert [(s - iss, n, f & PSH) for s, n, f in _sent(st)] == [(1, 5000, PSH),
+                                                                (5001, 5000, PSH)]
+
+
+def test_ack_completing_a_fast_open_handshake_is_processed_as_in_established() -> None:
+    # RFC 9293 3.10.7.4 (SYN-RECEIVED): "enter ESTABLISHED state and continue processing":
+    # the ACK of the SYN-ACK that SACKs data the child sent (RFC 7413 4.2.2) starts loss
+    # recovery at once (Linux tcp_ack on its child), resending the first segments.
+    st, h, iss = _fo_server_child(65535)
+    h.send(0.01, bytes(10000))  # type: ignore[attr-defined]
+    assert len(_sent(st)) == 10
+    ack = build_ipv4_tcp(src=CLIENT, dst=SERVER, sport=40000, dport=80, seq=1006,
+                         ack=(iss + 1) & 0xFFFFFFFF, flags=ACK, window=65535,
+                         options=TcpOptions(sack_blocks=(((iss + 2001) & 0xFFFFFFFF,
+                                                          (iss + 5001) & 0xFFFFFFFF),)))
+    st.receive_packet(0.02, bytes(ack))
+    assert h.conn.state is State.ESTABLISHED  # type: ignore[attr-defined]
+    resent = _sent(st)
+    assert resent and resent[0][0] - iss == 1  # the hole below the SACKed data, at once
