@@ -167,9 +167,9 @@ def test_rst_exact_resets_in_window_challenged_outside_dropped() -> None:
 def test_rst_keeps_unread_bytes_unless_rst_flushes_unread() -> None:
     # RFC 9293 3.10.7.4 (second): "All segment queues should be flushed"; Linux (tcp_reset)
     # keeps the in-order bytes readable, the rfc profile flushes them.
-    from pytcp.tcp.config import TcpConfig
-
     from test_connection_data import data_seg
+
+    from pytcp.tcp.config import TcpConfig
 
     for config, left in ((TcpConfig.linux(), b"d" * 10), (TcpConfig.rfc(), b"")):
         c = established_server(config)
