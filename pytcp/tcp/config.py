@@ -48,6 +48,9 @@ class TcpConfig:
     rack: bool = True                 # RACK time-based loss detection (RFC 8985; needs SACK)
     tlp: bool = True                  # tail loss probe (RFC 8985 7; with rack)
     prr: bool = True                  # Proportional Rate Reduction in fast recovery (RFC 9937)
+    timer_tick: float = 0.004         # the RACK reordering timer and the TLP timeout are armed
+    #                                   in these ticks + 2 ticks, as Linux in jiffies (HZ 250,
+    #                                   Kconfig's default); 0: exact, + 2 ms
     # --- ECN (RFC 3168) ---
     ecn: int = 2                      # Linux tcp_ecn: 0 off, 1 ask and accept, 2 accept only
     # --- TCP Fast Open (RFC 7413) ---
@@ -125,6 +128,7 @@ class TcpConfig:
             slow_start_abc_limit=2,
             rack=False,
             tlp=False,
+            timer_tick=0.0,
             hystart=False,
             rst_flushes_unread=True,
         )

@@ -275,7 +275,7 @@ class Connection(ConnectionRecovery):
         self._undo: tuple[int, int, int, int, bool] | None = None
         self.spurious_retransmits = 0
         # RACK-TLP (RFC 8985), on once SACK is negotiated and config.rack is set.
-        self._rack = Rack()
+        self._rack = Rack(tick=config.timer_tick)
         self._rack_on = False
         self._reo_at: float | None = None   # RACK reordering timer (RFC 8985 6.3)
         self._tlp_at: float | None = None   # tail loss probe timer (RFC 8985 7.2)

@@ -24,6 +24,7 @@ Times are floats in seconds passed in by the caller; sequence numbers use ``pytc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from pytcp.tcp.seq import seq_ge, seq_gt, seq_le, seq_lt, seq_sub
@@ -31,7 +32,8 @@ from pytcp.tcp.seq import seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 # RFC 8985 6.2: the reordering window multiplier is kept for this many recoveries after a
 # D-SACK raised it (Linux TCP_RACK_RECOVERY_THRESH).
 REO_WND_PERSIST = 16
-# Linux adds TCP_TIMEOUT_MIN (2 jiffies) to the reordering timer and to the PTO.
+# Linux adds TCP_TIMEOUT_MIN (2 jiffies) to the reordering timer and to the PTO; with no
+# timer tick modelled (``tick`` 0), 2 ms (HZ 1000).
 TIMER_SLACK = 0.002
 # RFC 8985 7.2: with one segment in flight the PTO adds room for a delayed ACK; Linux adds
 # TCP_RTO_MIN (200 ms).
@@ -69,6 +71,19 @@ class Sent:
         return f"Sent({self.start}:{self.end} t={self.xmit:.6f} {marks})"
 
 
+def in_ticks(t: float, tick: float) -> float:
+    """``t`` seconds rounded up to whole timer ticks, as Linux arms these timers
+    (usecs_to_jiffies: jiffies of 1/HZ s); ``tick`` 0: exact."""
+    if tick <= 0:
+        return t
+    return math.ceil(round(t / tick, 6)) * tick
+
+
+def timer_slack(tick: float) -> float:
+    """Linux's TCP_TIMEOUT_MIN: two jiffies (2 ms when no tick is modelled)."""
+    return 2 * tick if tick > 0 else TIMER_SLACK
+
+
 def sent_after(t1: float, seq1: int, t2: float, seq2: int) -> bool:
     """RFC 8985 6.2 ``RACK_sent_after``: sent later, ties broken by the higher end."""
     return t1 > t2 or (t1 == t2 and seq_gt(seq1, seq2))
@@ -93,11 +108,14 @@ class Rack:
         "reordering",
         "reordering_events",
         "rtt",
+        "tick",
         "xmit_ts",
     )
 
-    def __init__(self, dup_thresh: int = 3) -> None:
+    def __init__(self, dup_thresh: int = 3, tick: float = 0.0) -> None:
         self.dup_thresh = dup_thresh
+        # The timer tick (Linux jiffy, 1/HZ s) the reordering timer is armed in; 0: exact.
+        self.tick = tick
         self.records: list[Sent] = []
         self.xmit_ts = 0.0              # RACK.xmit_ts: latest xmit time of a delivered range
         self.end_seq: int | None = None  # RACK.end_seq
@@ -341,7 +359,9 @@ class Rack:
                 wait = remaining
         self.lost_marked += lost
         if wait > 0:
-            self.reo_timeout = wait + TIMER_SLACK
+            # Linux tcp_rack_reo_timeout / tcp_rack_mark_lost: usecs_to_jiffies(timeout)
+            # + TCP_TIMEOUT_MIN.
+            self.reo_timeout = in_ticks(wait, self.tick) + timer_slack(self.tick)
         return lost
 
     def mark_all_lost(self) -> None:
@@ -411,12 +431,15 @@ class Rack:
         return None
 
 
-def pto(srtt: float | None, flight_segments: int, rto: float, initial_rto: float) -> float:
-    """RFC 8985 7.2 probe timeout as Linux's tcp_schedule_loss_probe: 2*SRTT, plus
-    WCDelAckT (TCP_RTO_MIN) when one segment is in flight, else plus 2 ms; without an RTT
-    sample the initial RTO; never later than ``rto`` (the time left until the RTO)."""
+def pto(srtt: float | None, flight_segments: int, rto: float, initial_rto: float,
+        tick: float = 0.0) -> float:
+    """RFC 8985 7.2 probe timeout as Linux's tcp_schedule_loss_probe: 2*SRTT in timer ticks
+    (``tick``, Linux jiffies; 0: exact), plus WCDelAckT (TCP_RTO_MIN) when one segment is in
+    flight, else plus TCP_TIMEOUT_MIN (2 ticks, or 2 ms); without an RTT sample the initial
+    RTO; never later than ``rto`` (the time left until the RTO)."""
     if srtt is None:
         t = initial_rto
     else:
-        t = 2 * srtt + (WCDELACKT if flight_segments == 1 else TIMER_SLACK)
+        t = in_ticks(2 * srtt, tick) + (WCDELACKT if flight_segments == 1
+                                         else timer_slack(tick))
     return min(t, rto)

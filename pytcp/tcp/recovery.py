@@ -252,7 +252,8 @@ class ConnectionRecovery(ConnectionOutput):
         mss = self.snd_mss
         segs = -(-seq_sub(self.snd_max, self.snd_una) // mss)
         cap = self._rtt.rto if advancing else max(self._rto_at - now, 0.0)
-        self._tlp_at = now + pto(self._rtt.srtt, segs, cap, self.config.initial_rto)
+        self._tlp_at = now + pto(self._rtt.srtt, segs, cap, self.config.initial_rto,
+                                 self.config.timer_tick)
 
     def _on_tlp(self, now: float) -> None:
         """RFC 8985 7.3: the probe timeout expired: send one segment of new data if the peer's

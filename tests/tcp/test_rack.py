@@ -7,7 +7,7 @@ import pytest
 from test_connection_data import established_server
 from test_connection_harness import cfg
 
-from pytcp.tcp.rack import Rack, pto, sent_after
+from pytcp.tcp.rack import Rack, in_ticks, pto, sent_after
 from pytcp.tcp.segment import Segment
 from pytcp.tcp.seq import MASK
 from pytcp.wire.tcp import ACK, TcpOptions
@@ -143,7 +143,8 @@ def test_engine_tail_loss_probe_retransmits_the_last_segment() -> None:
     srtt = c._rtt.srtt
     assert srtt is not None
     t = c.next_deadline()
-    assert t == pytest.approx(1.0 + 2 * srtt + 0.002)  # PTO, before the RTO
+    # PTO, before the RTO: 2*SRTT in 4 ms ticks (HZ 250) + 2 ticks.
+    assert t == pytest.approx(1.0 + in_ticks(2 * srtt, 0.004) + 0.008)
     c.handle_timers(t)
     [probe] = c.pending_output()
     assert probe.seq == out[-1].seq and bytes(probe.payload) == bytes(out[-1].payload)
@@ -250,3 +251,19 @@ def test_lost_and_retransmitted_segment_counts() -> None:
     assert (r.lost_out(MSS), r.retrans_segments(MSS)) == (2, 1)
     r.on_ack(0.2, 6000, [], mss=MSS)
     assert (r.lost_out(MSS), r.retrans_segments(MSS)) == (0, 0)
+
+
+def test_timers_in_linux_jiffies() -> None:
+    # Linux arms the reordering timer and the PTO with usecs_to_jiffies() (rounded up) plus
+    # TCP_TIMEOUT_MIN (2 jiffies); with HZ 250 a jiffy is 4 ms.
+    assert in_ticks(0.025, 0.004) == pytest.approx(0.028)
+    assert in_ticks(0.024, 0.004) == pytest.approx(0.024)  # (no float noise: 6 ticks)
+    assert in_ticks(0.025, 0.0) == 0.025
+    assert pto(0.1, 5, 1.0, 1.0, 0.004) == pytest.approx(0.208)
+    assert pto(0.101, 5, 1.0, 1.0, 0.004) == pytest.approx(0.212)
+    assert pto(0.1, 1, 1.0, 1.0, 0.004) == pytest.approx(0.4)  # + TCP_RTO_MIN instead
+    r = Rack(tick=0.004)
+    sent(r, 1000, 4, 0.0)
+    r.on_ack(0.1, 1000, [(2000, 3000)])
+    assert r.detect_loss(0.1, 0.1, False, MSS) == 0
+    assert r.reo_timeout == pytest.approx(0.028 + 0.008)
