@@ -403,6 +403,36 @@ class Socket:
 
         self._run(send)
 
+    SENDFILE_CHUNK = 64 * 1024  # bytes read from the file per sendall
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        """As :meth:`socket.socket.sendfile`: send ``file`` (opened in binary mode) from
+        ``offset`` until EOF or ``count`` bytes, in chunks of ``SENDFILE_CHUNK`` (the memory
+        bound: one chunk read at a time); returns the bytes sent and leaves the file
+        position after the last one sent. ``ValueError`` for a text file, a negative
+        ``offset`` or a ``count`` that is not positive."""
+        if "b" not in getattr(file, "mode", "b"):
+            raise ValueError("file should be opened in binary mode")
+        if offset < 0:
+            raise ValueError(f"negative offset: {offset}")
+        if count is not None and count <= 0:
+            raise ValueError(f"count must be a positive integer (got {count!r})")
+        file.seek(offset)
+        sent = 0
+        try:
+            while count is None or sent < count:
+                want = self.SENDFILE_CHUNK if count is None else min(self.SENDFILE_CHUNK,
+                                                                     count - sent)
+                chunk = file.read(want)
+                if not chunk:
+                    break
+                self.sendall(chunk)
+                sent += len(chunk)
+        finally:
+            if sent > 0:
+                file.seek(offset + sent)
+        return sent
+
     def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
         """Queue all of ``data`` and wait until the transport's backlog is under its
         high-water mark; returns ``len(data)``. ``flags`` as :meth:`sendall`."""

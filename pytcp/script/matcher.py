@@ -11,6 +11,7 @@ application wrote (the runner writes and injects a known pattern, see :func:`str
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pytcp.script.parser import PacketLine, ScriptOption
@@ -174,8 +175,11 @@ def compare_options(want: tuple[ScriptOption, ...], obs: Observed, remote_isn: i
 
 
 def compare(line: PacketLine, obs: Observed, local_isn: int | None, remote_isn: int,
-            check_payload: bool = True) -> str | None:
-    """Compare one expected outbound line with one observed segment.
+            check_payload: bool = True,
+            payload_of: Callable[[int, int], bytes] | None = None) -> str | None:
+    """Compare one expected outbound line with one observed segment. ``payload_of(offset,
+    n)``: the bytes the application wrote at those stream offsets (default: the pattern,
+    :func:`stream_bytes`; a connection that sent a file's bytes has its own).
 
     Returns None on a match, else the first field that differs."""
     if line.flags != obs.flags:
@@ -209,7 +213,7 @@ def compare(line: PacketLine, obs: Observed, local_isn: int | None, remote_isn: 
             return diff
     if check_payload and obs.payload and local_isn is not None:
         first = seq + (1 if obs.flags & SYN else 0)
-        want = stream_bytes((first - 1) & MASK, len(obs.payload))
+        want = (payload_of or stream_bytes)((first - 1) & MASK, len(obs.payload))
         if want != obs.payload:
             k = next(i for i in range(len(want)) if want[i] != obs.payload[i])
             return (f"payload differs from the bytes the application wrote, first at "

@@ -229,7 +229,10 @@ class Runner:
                 break
             eff = interpret(ln.command, self.script_dir)
             shell_changes.update(eff.config)
+            files, more = self.runner_opts.get("files"), eff.runner.get("files")
             self.runner_opts.update(eff.runner)
+            if isinstance(files, dict) and isinstance(more, dict):
+                self.runner_opts["files"] = {**files, **more}
             self._note(*eff.skipped)
         self.tcp_config = make_tcp_config(st, path, shell_changes)
         try:
@@ -327,6 +330,7 @@ class Runner:
         self.table.tolerance = self.tolerance  # for SCM_TIMESTAMPING times
         if "notsent_lowat" in self.runner_opts:
             self.table.notsent_lowat = int(self.runner_opts["notsent_lowat"])  # type: ignore[call-overload]
+        self._files(self.runner_opts.get("files"))
         # The connection under test: our port and the script side's port.
         self.our_port = self.local_port
         self.their_port = self.remote_port
@@ -408,6 +412,17 @@ class Runner:
             out.append((k, v.strip('"')))
         return out
 
+    def _files(self, files: object) -> None:
+        """Shell ``dd if=/dev/zero of=PATH`` / ``rm -f PATH``: the socket table's virtual
+        files (in memory; the host's file system is never touched)."""
+        if not isinstance(files, dict):
+            return
+        for path, size in files.items():
+            if size is None:
+                self.table.files.pop(path, None)
+            else:
+                self.table.files[path] = bytes(size)
+
     def _note(self, *notes: str) -> None:
         for n in notes:
             if n not in self.notes:
@@ -422,6 +437,7 @@ class Runner:
             self.stack.fastopen_cache.clear()  # (ip tcp_metrics flush: cached cookies)
         if "notsent_lowat" in eff.runner:
             self.table.notsent_lowat = int(eff.runner["notsent_lowat"])  # type: ignore[call-overload]
+        self._files(eff.runner.get("files"))
         if eff.config:
             names = {f.name for f in dataclasses.fields(self.stack.tcp_config)}
             self.stack.tcp_config = self.stack.tcp_config.replace(
@@ -841,7 +857,8 @@ class Runner:
                     for x in line.options or ()))
                 break
         diff = compare(line, item, self._local_base(port, item.flags),
-                       self._remote_base(port, item.flags))
+                       self._remote_base(port, item.flags),
+                       payload_of=self.table.payload_of(item.sport, item.dport))
         if diff:
             raise self._fail(diff, expected=exp, actual=self._fmt(item))
         self._check_tsval(line, item, port, exp)

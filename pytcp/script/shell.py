@@ -9,6 +9,8 @@ follows ``*.sh`` files it names next to the script (read, never executed), and t
 - sysctl assignments into :class:`pytcp.tcp.config.TcpConfig` changes where pytcp has the
   knob (:data:`SYSCTLS`),
 - ``ethtool -K DEV tso on|off`` into the script device's TSO setting,
+- ``dd bs=B count=N if=/dev/zero of=PATH`` / ``rm -f PATH`` into the runner's virtual files
+  (kept in memory for ``open()`` and ``sendfile()``),
 
 and lists everything else (unknown knobs, ``tc``, ``ip``, ``nstat`` ...) as skipped, for the
 runner to report once. Shell arithmetic ``$((15*1024*1024))`` is evaluated (integers and
@@ -40,7 +42,10 @@ class ShellEffects:
 
     def merge(self, other: ShellEffects) -> None:
         self.config.update(other.config)
+        files, more = self.runner.get("files"), other.runner.get("files")
         self.runner.update(other.runner)
+        if isinstance(files, dict) and isinstance(more, dict):
+            self.runner["files"] = {**files, **more}  # (the later command wins)
         self.skipped.extend(other.skipped)
 
 
@@ -213,6 +218,29 @@ def _sysctl(name: str, value: str, eff: ShellEffects) -> None:
         eff.skipped.append(f"sysctl {name}={value} ({e})")
 
 
+MAX_VIRTUAL_FILE = 1 << 20  # bytes of a ``dd`` file the runner keeps in memory
+
+
+def _dd_zero_file(argv: list[str], eff: ShellEffects) -> bool:
+    """``dd bs=B count=N if=/dev/zero of=PATH``: a virtual file of B*N zero bytes (the
+    runner's open()/sendfile() read it; the host's file system is never touched). False
+    for any other ``dd``."""
+    ops = dict(a.split("=", 1) for a in argv[1:] if "=" in a)
+    if ops.get("if") != "/dev/zero" or "of" not in ops:
+        return False
+    try:
+        size = int(ops.get("bs", "512"), 0) * int(ops.get("count", "0"), 0)
+    except ValueError:
+        return False
+    if not 0 <= size <= MAX_VIRTUAL_FILE:
+        eff.skipped.append(f"dd of={ops['of']} ({size} bytes: more than {MAX_VIRTUAL_FILE})")
+        return True
+    files = eff.runner.setdefault("files", {})
+    assert isinstance(files, dict)
+    files[ops["of"]] = size
+    return True
+
+
 def interpret(text: str, script_dir: str, depth: int = 0) -> ShellEffects:
     """The effects of one backquoted command (which may name sourced files)."""
     eff = ShellEffects()
@@ -239,6 +267,12 @@ def interpret(text: str, script_dir: str, depth: int = 0) -> ShellEffects:
             _sysctl(target, argv[1], eff)
         elif base == "ip" and argv[1:3] == ["tcp_metrics", "flush"]:
             eff.runner["tcp_metrics_flush"] = True  # Fast Open cookies cached so far go
+        elif base == "dd" and _dd_zero_file(argv, eff):
+            pass  # (a file of zeros for open()/sendfile(): the runner's virtual files)
+        elif base == "rm" and argv[1:2] == ["-f"] and len(argv) == 3:
+            files = eff.runner.setdefault("files", {})
+            assert isinstance(files, dict)
+            files[argv[2]] = None  # removed (a virtual file; nothing on the host is touched)
         elif base == "ethtool" and "-K" in argv:
             words = argv[argv.index("-K") + 2:]
             for k, v in zip(words[::2], words[1::2]):

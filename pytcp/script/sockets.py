@@ -152,6 +152,8 @@ class ConnState:
     shut_wr: bool = False
     data_error: str = ""
     urgent_events: int = 0  # UrgentData events seen (MUST-32: the asynchronous notice)
+    # (stream offset, bytes) a sendfile() sent in place of the pattern (stream_bytes)
+    file_data: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -387,6 +389,10 @@ class SocketTable:
         self.connect_port = connect_port  # ... and to which port
         self.socks: dict[int, Sock] = {}
         self.epolls: dict[int, Epoll] = {}
+        # Virtual files (the runner's reading of ``dd if=/dev/zero of=PATH``): open() gives a
+        # descriptor, sendfile() sends their bytes. Nothing on the host is opened.
+        self.files: dict[str, bytes] = {}
+        self.file_fds: dict[int, list[Any]] = {}  # fd -> [content, position]
         self.script_fds = True  # number descriptors as the script does (False: lowest free)
         # Options of the socket whose connection the stack creates next (a connect()ing
         # socket, else the last listening one): applied by the connection factory so the
@@ -425,10 +431,11 @@ class SocketTable:
             # number of one it never closed (the new one shadows it). The old socket stays
             # open under a number the script cannot name.
             self._shadow(want)
-        if self.script_fds and want >= 0 and want not in self.socks and want not in self.epolls:
+        if (self.script_fds and want >= 0 and want not in self.socks and want not in self.epolls
+                and want not in self.file_fds):
             return want
         fd = 3
-        while fd in self.socks or fd in self.epolls:
+        while fd in self.socks or fd in self.epolls or fd in self.file_fds:
             fd += 1
         return fd
 
@@ -946,7 +953,9 @@ class SocketTable:
         return (0, None)
 
     def _write(self, now: float, s: Sock, n: int, flags: str,
-               null_buf: bool = False, af_unspec: bool = False) -> Outcome | _Blocked:
+               null_buf: bool = False, af_unspec: bool = False,
+               payload: bytes | None = None) -> Outcome | _Blocked:
+        """``payload``: the bytes to send (sendfile: a file's) instead of the pattern."""
         flags = _msg_flag_names(flags)
         # MSG_ZEROCOPY counts only with SO_ZEROCOPY on and bytes to send (Linux
         # tcp_sendmsg_locked); its notification is reserved first (ENOBUFS past the bound).
@@ -982,12 +991,12 @@ class SocketTable:
             # 9293 3.10.2), but scripts follow the socket API.
             if nonblocking:
                 return _err("EAGAIN")
-            if urgent:
-                raise SyscallError("a blocking send(MSG_OOB) before the connection is "
-                                   "established is not supported")
+            if urgent or payload is not None:
+                raise SyscallError("a blocking send(MSG_OOB) or sendfile() before the "
+                                   "connection is established is not supported")
             s.pending_write, s.pending_written = n, 0
             return BLOCKED
-        data = stream_bytes(st.write_offset, n)
+        data = stream_bytes(st.write_offset, n) if payload is None else payload[:n]
         start = st.write_offset
         tail_unsent = s.tx.tracking and int(s.handle.conn.tx_progress()[0]) < start
         try:
@@ -995,11 +1004,13 @@ class SocketTable:
                               "MSG_EOR" in flags)
         except TcpUsageError:
             return _err("EPIPE")
+        if payload is not None and k:
+            st.file_data.append((st.write_offset, bytes(data[:k])))
         st.write_offset += k
         if k < n and not nonblocking:
-            if urgent:
-                raise SyscallError("a blocking send(MSG_OOB) that does not fit the send "
-                                   "buffer is not supported")
+            if urgent or payload is not None:
+                raise SyscallError("a blocking send(MSG_OOB) or sendfile() that does not fit "
+                                   "the send buffer is not supported")
             s.pending_write = n - k
             s.pending_written = k
             s.pending_tx = (start, zc, tail_unsent)
@@ -1046,6 +1057,66 @@ class SocketTable:
             s.pending_tx = None
             self._tx_sent(s, start, s.pending_written, zc, tail_unsent)
         return (s.pending_written, None)
+
+    def sys_open(self, now: float, args: list[str], want: int) -> Outcome:
+        """open(PATH, O_RDONLY) of a virtual file (``dd if=/dev/zero of=PATH`` in a shell
+        line); ENOENT for any other path. The host's files are never opened."""
+        path = _c_string(args[0]).decode("latin-1")
+        flags = args[1].strip() if len(args) > 1 else "O_RDONLY"
+        if flags != "O_RDONLY":
+            raise SyscallError(f"open() with {flags} is not supported (read-only virtual files)")
+        content = self.files.get(path)
+        if content is None:
+            return _err("ENOENT")
+        fd = self._new_fd(want)
+        self.file_fds[fd] = [content, 0]
+        return (fd, None)
+
+    def sys_sendfile(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
+        """sendfile(out_fd, in_fd, [offset] | NULL, count): the file's bytes from ``offset``
+        (the file position untouched) or from its position (advanced), as a write of them
+        (Linux: a non-blocking socket takes what fits)."""
+        if len(args) < 4:
+            raise SyscallError("sendfile(out_fd, in_fd, offset, count)")
+        s = self._sock(args[0])
+        f = self.file_fds.get(_int_arg(args[1]))
+        if f is None:
+            return _err("EBADF")
+        use_pos = args[2].strip() == "NULL"
+        off = f[1] if use_pos else _int_arg(args[2])
+        count = _int_arg(args[3])
+        if off < 0 or count < 0:
+            return _err("EINVAL")
+        data = f[0][off:off + count]
+        if not data:
+            return (0, None)
+        out = self._write(now, s, len(data), "", payload=data)
+        if use_pos and not isinstance(out, _Blocked) and out[0] > 0:
+            f[1] = off + out[0]
+        return out
+
+    def payload_of(self, local_port: int, remote_port: int) -> Any:
+        """For the runner's payload check: a function (stream offset, n) -> the bytes the
+        application sent there on that connection, when it sent a file's bytes (sendfile);
+        None (the pattern everywhere) otherwise."""
+        pieces: list[tuple[int, bytes]] = []
+        for s in self.socks.values():
+            h = s.handle
+            if h is not None and h.key.local_port == local_port \
+                    and h.key.remote_port == remote_port:
+                pieces = state_of(h).file_data
+                break
+        if not pieces:
+            return None
+
+        def of(offset: int, n: int) -> bytes:
+            want = bytearray(stream_bytes(offset, n))
+            for start, data in pieces:
+                lo, hi = max(start, offset), min(start + len(data), offset + n)
+                if lo < hi:
+                    want[lo - offset:hi - offset] = data[lo - start:hi - start]
+            return bytes(want)
+        return of
 
     def sys_write(self, now: float, args: list[str], want: int) -> Outcome | _Blocked:
         return self._write(now, self._sock(args[0]), _int_arg(args[2]), "",
@@ -1425,6 +1496,9 @@ class SocketTable:
         fd = _int_arg(args[0])
         if fd in self.epolls:
             del self.epolls[fd]
+            return (0, None)
+        if fd in self.file_fds:
+            del self.file_fds[fd]
             return (0, None)
         s = self._sock(args[0])
         for ep in self.epolls.values():  # closing a descriptor leaves every epoll set

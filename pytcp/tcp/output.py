@@ -509,13 +509,12 @@ class ConnectionOutput:
                 # The tail of the queue: TCP_CORK/MSG_MORE hold it (Linux); then Nagle
                 # (RFC 896, RFC 9293 3.7.4) with Minshall's refinement as in Linux: hold it
                 # while a small segment is unacknowledged.
-                if self._nagle_push:
-                    pass  # Linux TCP_NAGLE_PUSH (tcp_nagle_test): no cork, no Nagle
-                elif self._cork_holds(now):
-                    break
-                elif (not self.nodelay and not self._fin_queued
-                        and seq_gt(self._snd_sml, self.snd_una)
-                        and seq_le(self._snd_sml, self.snd_nxt)):
+                # Linux TCP_NAGLE_PUSH (tcp_nagle_test): neither cork nor Nagle holds it.
+                if not self._nagle_push and (
+                        self._cork_holds(now)
+                        or (not self.nodelay and not self._fin_queued
+                            and seq_gt(self._snd_sml, self.snd_una)
+                            and seq_le(self._snd_sml, self.snd_nxt))):
                     break
             if n > mss and (n < avail or (n % mss and not force and not retrans
                                           and not self._nagle_push

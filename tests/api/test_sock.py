@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -262,6 +263,37 @@ def test_tcp_cork_and_msg_more(hosts: tuple[BackgroundRuntime, BackgroundRuntime
     assert got == b"head:body"
     with pytest.raises(OSError):
         client.send(b"x", socket.MSG_OOB)
+    conn.close()
+    client.close()
+    server.close()
+
+
+def test_sendfile_sends_the_file_from_an_offset(
+        hosts: tuple[BackgroundRuntime, BackgroundRuntime], tmp_path: Path) -> None:
+    a, b = hosts
+    content = random.Random(9).randbytes(200_000)
+    path = tmp_path / "f.bin"
+    path.write_bytes(content)
+    server = b.socket()
+    server.settimeout(10)
+    server.listen(7008, 4)
+    client = a.socket()
+    client.settimeout(10)
+    client.connect((ADDR_B, 7008))
+    conn, _ = server.accept()
+    conn.settimeout(10)
+    with open(path, "rb") as f:
+        assert client.sendfile(f, offset=1000, count=150_000) == 150_000
+        assert f.tell() == 151_000
+        assert client.sendfile(f, offset=f.tell()) == 49_000  # to EOF
+        assert f.tell() == 200_000
+        with pytest.raises(ValueError):
+            client.sendfile(f, count=0)
+    client.shutdown(socket.SHUT_WR)
+    got = _recv_all(conn)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(content[1000:]).digest()
+    with open(path) as text, pytest.raises(ValueError):
+        client.sendfile(text)
     conn.close()
     client.close()
     server.close()
