@@ -176,6 +176,11 @@ def test_shell_lines_set_config_and_are_never_run(tmp_path: Path) -> None:
     eff = interpret('sysctl -q net.ipv4.tcp_rmem="4096 540000 $((15*1024*1024))"\n'
                     "ethtool -K tun0 tso off gso off", ".")
     assert eff.config == {"recv_buffer": 540000, "wscale": 8} and eff.runner == {"tso": False}
+    # dd from /dev/zero and rm -f: the runner's virtual files (nothing on the host is touched)
+    eff = interpret("/bin/rm -f /tmp/f\n/bin/dd bs=1 count=5 if=/dev/zero of=/tmp/f status=none\n"
+                    "dd if=/dev/urandom of=/tmp/g count=1\nrm -f /tmp/h", ".")
+    assert eff.runner == {"files": {"/tmp/f": 5, "/tmp/h": None}}
+    assert any("urandom" in x for x in eff.skipped)
 
 
 def test_code_blocks_assert_tcp_info() -> None:
