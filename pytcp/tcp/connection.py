@@ -1316,7 +1316,11 @@ class Connection(ConnectionRecovery):
                     self._send_synack(now, TxReason.SYNACK_RETRANSMIT)
                 return
             # Simultaneous open: the peer's SYN-ACK. Its SYN is old (SEG.SEQ < RCV.NXT, so
-            # it draws an ACK); process its ACK field.
+            # it draws an ACK); process its ACK field. The ACK reports the duplicate SYN with
+            # a D-SACK block (RFC 2883; Linux tcp_data_queue: tcp_dsack_set over the
+            # segment's sequence space, here the SYN's octet, and quick ACKs for a while).
+            self._dsack = (seq, seq_add(seq, 1))
+            self._dack.enter_quickack(self.config.quickack, self._rcv_wnd(), self._rcv_mss)
             seq = seq_add(seq, 1)
             flags &= ~SYN
             self._ack_now = True
