@@ -1285,8 +1285,9 @@ class Connection(ConnectionRecovery):
         # RFC 8985 2: RACK needs SACK.
         self._rack_on = cfg.rack and self.sack_ok
 
-    def _on_syn_acked(self, now: float, seg: Segment) -> None:
-        """Our SYN was acknowledged: RTT sample, timer off (RFC 6298)."""
+    def _on_syn_acked(self, now: float, seg: Segment, sample_rtt: bool = True) -> None:
+        """Our SYN was acknowledged: RTT sample (unless ``sample_rtt`` is False: the data
+        the same ACK acknowledges gives it), timer off (RFC 6298)."""
         self.delivered += 1  # (Linux tcpi_delivered: SYN-data counts once with its SYN)
         self._ut_start = None  # (the user timeout counts data, from its first send)
         if self._syn_lost:
@@ -1294,7 +1295,7 @@ class Connection(ConnectionRecovery):
             # timestamps: the peer may echo the first SYN's TSval and inflate the RTT).
             self._rtt_seq = None
             self._rtt.reinit_after_syn_loss()
-        else:
+        elif sample_rtt:
             sample = self._rtt_sample(now, seg.options, seg.ack)
             if sample is not None:
                 self._rtt.sample(sample)
@@ -1460,7 +1461,9 @@ class Connection(ConnectionRecovery):
                 self.snd_una = syn_end
                 if seq_lt(self.snd_nxt, syn_end):
                     self.snd_nxt = syn_end
-                self._on_syn_acked(now, seg)
+                # One RTT sample per ACK: when it acknowledges data too, that gives it (Linux
+                # tcp_ack; tcp_synack_rtt_meas only when no sample exists yet).
+                self._on_syn_acked(now, seg, sample_rtt=not seq_gt(seg.ack, syn_end))
                 self.snd_wnd = seg.wnd << self.snd_wscale
                 self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
                 self.snd_wl1 = seq

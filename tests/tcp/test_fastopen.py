@@ -264,7 +264,8 @@ def test_frag_needed_on_syn_data_resends_a_plain_syn_at_the_path_mss() -> None:
     assert th2.options.mss == 760 and th2.options.fastopen is None
 
 
-def _fo_server_child(window: int, **cfg: object) -> tuple[Stack, object, int]:
+def _fo_server_child(window: int, ts: tuple[int, int] | None = None,
+                     **cfg: object) -> tuple[Stack, object, int]:
     """A Fast Open child (SYN data accepted, SYN-ACK unacknowledged) whose client offered
     ``window`` in its SYN and an MSS of 1000; returns the stack, the handle and our ISS."""
     from pytcp.stack import StackConfig
@@ -276,7 +277,7 @@ def _fo_server_child(window: int, **cfg: object) -> tuple[Stack, object, int]:
     lst.set_fastopen(4)
     syn = build_ipv4_tcp(src=CLIENT, dst=SERVER, sport=40000, dport=80, seq=1000, ack=0,
                          flags=SYN, window=window, payload=b"hello",
-                         options=TcpOptions(mss=1000, sack_permitted=True,
+                         options=TcpOptions(mss=1000, sack_permitted=True, timestamp=ts,
                                             fastopen=bytes.fromhex("3021b9d889017eeb")))
     st.receive_packet(0.0, bytes(syn))
     [synack] = st.pending_packets()
@@ -328,3 +329,20 @@ def test_ack_completing_a_fast_open_handshake_is_processed_as_in_established() -
     assert h.conn.state is State.ESTABLISHED  # type: ignore[attr-defined]
     resent = _sent(st)
     assert resent and resent[0][0] - iss == 1  # the hole below the SACKed data, at once
+
+
+def test_ack_of_synack_and_data_gives_one_rtt_sample() -> None:
+    # Linux takes the sample in tcp_ack and measures the SYN-ACK only without one: an ACK of
+    # the SYN-ACK and of data is one RTT sample (RFC 6298 2.2/2.3), not two.
+    st, h, iss = _fo_server_child(65535, ts=(100, 0))
+    conn = h.conn  # type: ignore[attr-defined]
+    h.send(0.01, bytes(3000))  # type: ignore[attr-defined]
+    assert sum(n for _s, n, _f in _sent(st)) == 3000  # (MSS 988 with timestamps)
+    assert conn._rtt.samples == 0
+    tsval = conn._ts_val(0.01)
+    ack = build_ipv4_tcp(src=CLIENT, dst=SERVER, sport=40000, dport=80, seq=1006,
+                         ack=(iss + 3001) & 0xFFFFFFFF, flags=ACK, window=65535,
+                         options=TcpOptions(timestamp=(101, tsval)))
+    st.receive_packet(0.05, bytes(ack))
+    assert conn.state is State.ESTABLISHED and conn.snd_una == (iss + 3001) & 0xFFFFFFFF
+    assert conn._rtt.samples == 1
