@@ -49,8 +49,11 @@ def test_transfer_through_ce_marks() -> None:
             conn = handle.conn
             assert conn.ecn_ok
             assert conn._ecn.reductions >= 1       # ECE answered with a window reduction
-            assert conn.retransmits == 0           # marks, not losses
+            # Marks, not losses: the marking hop dropped nothing (it drops only Not-ECT packets
+            # it would mark). Retransmissions are not asserted: on a loaded machine a starved
+            # event loop can fire a tail loss probe that is not a loss.
             assert b.impair_in is not None and b.impair_in.stats["ce_marked"] >= 1
+            assert b.impair_in.stats["lost"] == 0
             writer.close()
             server.close()
 
