@@ -150,6 +150,7 @@ class ConnState:
     read_offset: int = 0
     write_offset: int = 0
     shut_wr: bool = False
+    woken: bool = True  # an event came since a blocking write last waited (its wake-up)
     data_error: str = ""
     urgent_events: int = 0  # UrgentData events seen (MUST-32: the asynchronous notice)
     # (stream offset, bytes) a sendfile() sent in place of the pattern (stream_bytes)
@@ -500,12 +501,17 @@ class SocketTable:
         if s.cork is not None and bool(getattr(h.conn, "cork", False)) != s.cork:
             h.set_cork(s.cork, now=now)
         conn = h.conn
-        if s.sndbuf is not None and conn.config.send_buffer != s.sndbuf:
+        if s.sndbuf is not None and getattr(conn, "sndbuf", None) != s.sndbuf:
             # SO_SNDBUF fixes the limit (Linux SOCK_SNDBUF_LOCK: no more autotuning).
-            conn.config = conn.config.replace(send_buffer=s.sndbuf, send_buffer_min=s.sndbuf)
-            buf = getattr(conn, "_sendbuf", None)
-            if buf is not None and hasattr(buf, "limit"):
-                buf.limit = max(s.sndbuf, len(buf))
+            if hasattr(conn, "set_sndbuf"):
+                conn.set_sndbuf(s.sndbuf)
+            else:
+                conn.config = conn.config.replace(send_buffer=s.sndbuf,
+                                                  send_buffer_min=s.sndbuf)
+        # TCP_NOTSENT_LOWAT: the socket's value, 0 meaning net.ipv4.tcp_notsent_lowat.
+        lowat = s.notsent_lowat or self.notsent_lowat
+        if hasattr(conn, "set_notsent_lowat") and conn.notsent_lowat != lowat:
+            conn.set_notsent_lowat(lowat)
         if s.user_timeout is not None and hasattr(conn, "set_user_timeout"):
             conn.set_user_timeout(s.user_timeout / 1000.0)
         if s.rcvbuf is not None and conn.config.recv_buffer != s.rcvbuf:
@@ -544,6 +550,7 @@ class SocketTable:
             if not hasattr(obj, "conn"):
                 continue  # listener events (AcceptReady): accept() polls instead
             st = state_of(obj)
+            st.woken = True  # (a writer sleeping in sk_stream_wait_memory wakes to look)
             if isinstance(ev, (ConnectionReset, ConnectionTimedOut)):
                 # Linux tcp_done -> tcp_write_queue_purge: the unacknowledged buffers are
                 # freed, so their zerocopy completions are queued.
@@ -899,9 +906,10 @@ class SocketTable:
             got = (s.handle.pmtudisc if s.handle is not None
                    else s.pmtudisc if s.pmtudisc is not None else 1)  # default: WANT
         elif name == "SO_SNDBUF":
+            # Linux returns sk_sndbuf: what was set (doubled), else the autotuned value.
             got = (s.sndbuf if s.sndbuf is not None else
-                   s.handle.conn.config.send_buffer if s.handle is not None
-                   else self.stack.tcp_config.send_buffer)
+                   int(getattr(s.handle.conn, "sndbuf", s.handle.conn.config.send_buffer))
+                   if s.handle is not None else self.stack.tcp_config.send_buffer_min)
         elif name == "SO_RCVBUF":
             got = (s.rcvbuf if s.rcvbuf is not None else
                    s.handle.conn.config.recv_buffer if s.handle is not None
@@ -1014,6 +1022,7 @@ class SocketTable:
             s.pending_write = n - k
             s.pending_written = k
             s.pending_tx = (start, zc, tail_unsent)
+            st.woken = False  # it sleeps until a wake-up (Linux sk_stream_wait_memory)
             return BLOCKED
         if k == 0 and n > 0:
             return _err("EAGAIN")
@@ -1045,12 +1054,15 @@ class SocketTable:
             s.pending_fault = False
             s.pending_write = 0
             return _err("EFAULT")  # (Fast Open with a NULL buffer: nothing to copy)
+        if not st.woken and s.pending_written:
+            return BLOCKED  # no wake-up yet: the writer still sleeps
         data = stream_bytes(st.write_offset, s.pending_write)
         k = s.handle.send(now, data)
         st.write_offset += k
         s.pending_written += k
         s.pending_write -= k
         if s.pending_write:
+            st.woken = False
             return BLOCKED
         if s.pending_tx is not None:
             start, zc, tail_unsent = s.pending_tx
@@ -1293,8 +1305,10 @@ class SocketTable:
                                       f"expects {v} ({_describe(entry)})")
 
     # --- readiness: poll and epoll ---
-    def _ready(self, s: Sock) -> int:
-        """Linux's tcp_poll() mask for one socket (POLL* values)."""
+    def _ready(self, s: Sock, probe: bool = True) -> int:
+        """Linux's tcp_poll() mask for one socket (POLL* values). ``probe``: tcp_poll really
+        runs (not an edge-triggered epoll entry with no wake-up), so a socket found not
+        writeable is marked as waiting for room (SOCK_NOSPACE)."""
         # tcp_poll: a non-empty error queue is EPOLLERR (MSG_ZEROCOPY, TX timestamps).
         err = POLLERR if s.tx.queue else 0
         if s.listener is not None:
@@ -1327,14 +1341,13 @@ class SocketTable:
         if st.shut_wr and (st.eof or s.shut_rd):
             mask |= POLLHUP
         if not st.shut_wr:
-            space = int(conn.send_space)
-            queued = int(conn.unsent_bytes)
-            unsent = max(0, queued - max(0, (int(conn.snd_max) - int(conn.snd_una))
-                                         & 0xFFFFFFFF))
-            lowat = s.notsent_lowat if s.notsent_lowat is not None else self.notsent_lowat
-            # sk_stream_is_writeable: free space at least half what is queued, and
-            # (tcp_stream_memory_free) the unsent bytes under TCP_NOTSENT_LOWAT.
-            if space > 0 and space >= queued // 2 and unsent < lowat:
+            # sk_stream_is_writeable: the queue at most two thirds of SO_SNDBUF and the
+            # unsent bytes under half TCP_NOTSENT_LOWAT (the engine's accounting).
+            if hasattr(conn, "poll_writeable"):
+                w = conn.poll_writeable() if probe else conn.writeable
+            else:
+                w = int(conn.send_space) > 0
+            if w:
                 mask |= POLLOUT | POLLWRNORM
         else:
             mask |= POLLOUT | POLLWRNORM
@@ -1437,10 +1450,11 @@ class SocketTable:
             s = self.socks.get(fd)
             if s is None or fd in ep.fired:
                 continue  # (Linux: a fired EPOLLONESHOT item reports nothing, not even ERR)
-            got = self._ready(s) & (events | EPOLLERR | EPOLLHUP) & 0xFFFF
+            polled = not events & EPOLLET or bool(ep.armed.get(fd))
+            got = self._ready(s, polled) & (events | EPOLLERR | EPOLLHUP) & 0xFFFF
             if not got:
                 continue
-            if events & EPOLLET and not ep.armed.get(fd):
+            if not polled:
                 continue
             ready.append((fd, got))
         ready = ready[:max(1, maxevents)]

@@ -68,6 +68,7 @@ from pytcp.tcp.events import (
     DataAvailable,
     EndOfStream,
     Event,
+    SendSpaceAvailable,
     TxProgress,
     UrgentData,
 )
@@ -79,6 +80,7 @@ from pytcp.tcp.fastopen import (
     ServerDecision,
 )
 from pytcp.tcp.memory import RecvMemory
+from pytcp.tcp.output import GSO_MAX_SIZE
 from pytcp.tcp.output import OUTPUT_STATES as _OUTPUT_STATES
 from pytcp.tcp.prr import Prr
 from pytcp.tcp.rack import Rack
@@ -138,7 +140,7 @@ class Connection(ConnectionRecovery):
                  "_fo_server",
                  "_goback_reason",
                  "_ka_last", "_ka_probes", "_last_rx", "_mem", "_mem_ooo", "_mem_used", "_more",
-                 "_nagle_push", "_tail_unpushed",
+                 "_nagle_push", "_pushed_seq", "_tail_unpushed",
                  "_now", "_ooo_fin", "_oow_ack_at", "_orphan", "_out", "_passive",
                  "_persist_backoff", "_probe_start", "_probes_out", "_prr", "_rack", "_rack_on",
                  "_rcv_mss", "_rcvq", "_reasm", "_rtt", "_sb", "_syn_data", "_syn_lost",
@@ -204,13 +206,21 @@ class Connection(ConnectionRecovery):
         self.max_snd_wnd = 0
         self.peer_mss = DEFAULT_SEND_MSS
         self.snd_mss = DEFAULT_SEND_MSS  # effective send MSS (MUST-16)
-        # The ring holds storage only while it holds data (sendbuf.py); its limit starts at
-        # send_buffer_min and grows with cwnd (_tune_sndbuf), as Linux autotunes SO_SNDBUF.
-        self._sendbuf = SendBuffer(max(1, min(config.send_buffer, config.send_buffer_min)))
+        # The ring holds storage only while it holds data (sendbuf.py). What send() accepts
+        # follows Linux's accounting: SO_SNDBUF (``sndbuf``) against the queue's skb truesize
+        # (``SendBuffer.queued``); it starts at send_buffer_min (tcp_wmem[1]) and grows with
+        # cwnd (_sndbuf_expand) up to send_buffer (tcp_wmem[2]).
+        self.sndbuf = max(1, min(config.send_buffer, config.send_buffer_min))
+        self._sndbuf_locked = False      # SO_SNDBUF was set: no autotuning (set_sndbuf)
+        self.notsent_lowat: int | None = None  # TCP_NOTSENT_LOWAT (None: no limit)
+        self._sendbuf = SendBuffer(self.sndbuf)
+        self._midwrite = False           # send() pushes a full skb (tcp_push_one)
+        self._space_check = False        # a segment arrived: check for room after output
         self._buf_seq = seq_add(self.iss, 1)  # sequence number of the send buffer's byte 0
         self._fin_queued = False         # the application shut down its sending side
         self._fin_seq: int | None = None  # our FIN's sequence number once it was sent
-        self._want_space = False         # a send() was short: report SendSpaceAvailable
+        self._nospace = False            # a send() was short (SOCK_NOSPACE): wake it later
+        self._pushed_seq = self._buf_seq  # end of the data at the last push (forced_push)
         self._snd_sml = self.iss         # end of the last small segment sent (Minshall)
         self._snd_up: int | None = None  # SND.UP while urgent data is unacknowledged
         # --- receive sequence space ---
@@ -370,6 +380,7 @@ class Connection(ConnectionRecovery):
             if self._mem is not None:
                 self._mem_sync()
         elif new is State.ESTABLISHED:
+            self._sndbuf_expand()  # Linux tcp_init_buffer_space
             self._events.append(Connected())
 
     def _reset_close(self, now: float, why: str, event: Event | None) -> None:
@@ -445,8 +456,7 @@ class Connection(ConnectionRecovery):
                 n = 0  # a cookie request carries no data (RFC 7413 4.1.3)
             want = n if syn_only else len(data)
             if want > 0:
-                self._sendbuf = SendBuffer(self.config.send_buffer)
-                taken = self._sendbuf.write(memoryview(data)[:want])
+                taken = self._write_skbs(now, memoryview(data)[:want], False)
                 self._syn_data = min(n, taken)
                 if self._syn_data:
                     # Linux keeps the SYN's data as its own skb (with PSH): later data never
@@ -498,17 +508,19 @@ class Connection(ConnectionRecovery):
                               State.CLOSE_WAIT) or self._fin_queued:
             raise TcpUsageError(f"connection closing (send in {self.state})")
         buf = self._sendbuf
-        self._tune_sndbuf()
+        self._more = bool(more)
         if data and self.state.synchronized:
             self._idle_restart_check(now)  # (Linux tcp_skb_entail)
-        n = buf.write(data)
+        n = self._write_skbs(now, data, mss_only=urgent)
         if eor and n:
             marks = self._eor_marks
             marks.append(seq_add(self._buf_seq, len(buf)))
             if len(marks) > MAX_EOR_MARKS:
                 marks.popleft()
         if n < len(data):
-            self._want_space = True
+            self._nospace = True  # Linux SOCK_NOSPACE: wake the writer when there is room
+        if not more:
+            self._pushed_seq = seq_add(self._buf_seq, len(buf))  # tcp_push: tcp_mark_push
         if urgent and n:
             self._snd_up = seq_add(self._buf_seq, len(buf))
         self._more = bool(more)
@@ -521,6 +533,94 @@ class Connection(ConnectionRecovery):
             self._cork_at = None
             self._cork_expired = False
         return n
+
+    def _size_goal(self, mss_only: bool) -> int:
+        """Linux tcp_xmit_size_goal: the payload a write puts in one skb, whole segments of
+        the largest GSO packet, at most half the largest window the peer offered
+        (tcp_bound_to_half_wnd); one MSS for urgent data (MSG_OOB)."""
+        mss = max(1, self.snd_mss)
+        if mss_only:
+            return mss
+        goal = GSO_MAX_SIZE
+        w = self.max_snd_wnd
+        cut = w >> 1 if w > DEFAULT_SEND_MSS else w
+        if cut and goal > cut:
+            goal = max(cut, 48)
+        return max(mss, goal - goal % mss)
+
+    def _write_skbs(self, now: float, data: Buffer, mss_only: bool) -> int:
+        """Linux tcp_sendmsg_locked's copy loop: fill the tail skb (one not sent yet, and not
+        closed by MSG_EOR) up to the size goal; a new skb only while ``_memory_free(0)``
+        (SO_SNDBUF, TCP_NOTSENT_LOWAT); a filled skb at the head of the unsent data, or more
+        than half the peer's largest window written since the last push (forced_push), is
+        sent at once when more of the write follows (tcp_push_one), so that the bytes it
+        frees count for the rest of this write. The bytes held stay under ``sndbuf`` plus
+        one skb plus what this write sent (at most a congestion window). Returns the bytes
+        accepted."""
+        buf = self._sendbuf
+        total = len(data)
+        mv = data if isinstance(data, memoryview) else memoryview(data)
+        goal = self._size_goal(mss_only)
+        done = 0
+        while done < total:
+            start, tlen = buf.tail_skb()
+            unsent_at = seq_sub(self.snd_max, self._buf_seq)
+            closed = bool(self._eor_marks) and self._eor_marks[-1] == seq_add(
+                self._buf_seq, len(buf))
+            if tlen and start >= unsent_at and tlen < goal and not closed:
+                room = goal - tlen
+                new = False
+            else:
+                if not self._memory_free(0):
+                    break
+                room = goal
+                new = True
+                start = len(buf)
+                tlen = 0
+            k = min(room, total - done)
+            buf.append(mv[done:done + k], new)
+            done += k
+            if (tlen + k >= goal and done < total and not mss_only
+                    and self.state in _OUTPUT_STATES):
+                # (not for MSG_OOB, as in Linux: its pointer is set after the copy)
+                end = seq_add(self._buf_seq, len(buf))
+                forced = seq_gt(end, seq_add(self._pushed_seq, self.max_snd_wnd >> 1))
+                if forced:
+                    self._pushed_seq = end
+                if forced or start == seq_sub(self.snd_max, self._buf_seq):
+                    # (a forced push marks PSH on the filled skb, tcp_mark_push; a push of
+                    # the head skb does not: the write's last segment carries it)
+                    self._midwrite = not forced
+                    try:
+                        self._flush(now)
+                    finally:
+                        self._midwrite = False
+        return done
+
+    def set_sndbuf(self, size: int) -> None:
+        """SO_SNDBUF as Linux stores it (the caller doubles what the application gave):
+        the limit from now on, without autotuning (SOCK_SNDBUF_LOCK)."""
+        self.sndbuf = max(1, size)
+        self._sndbuf_locked = True
+        self._sendbuf.limit = max(self._sendbuf.limit, self.sndbuf)
+
+    def set_notsent_lowat(self, lowat: int | None) -> None:
+        """TCP_NOTSENT_LOWAT: ``send()`` starts no new skb while this many bytes are unsent,
+        and the socket reports writeable when fewer than half of it are (None: no limit).
+        Linux wakes a waiting writer at once if that makes room (sk_write_space)."""
+        self.notsent_lowat = lowat
+        if self._nospace and self.writeable and not self._fin_queued and self.state in (
+                State.ESTABLISHED, State.CLOSE_WAIT):
+            self._nospace = False
+            self._events.append(SendSpaceAvailable())
+
+    def poll_writeable(self) -> bool:
+        """``writeable`` as Linux tcp_poll reports it: asking marks the socket as waiting
+        for room (SOCK_NOSPACE), so a later ACK that makes room wakes it."""
+        w = self.writeable
+        if not w:
+            self._nospace = True
+        return w
 
     def receive(self, now: float, max_bytes: int = -1) -> bytes:
         """RECEIVE (RFC 9293 3.10.3): up to ``max_bytes`` in-order bytes (all when < 0);
@@ -569,8 +669,14 @@ class Connection(ConnectionRecovery):
         if self.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED,
                               State.CLOSE_WAIT) or self._fin_queued:
             return 0
-        self._tune_sndbuf()
-        return self._sendbuf.free
+        buf = self._sendbuf
+        if not self._memory_free(0):
+            start, tlen = buf.tail_skb()
+            goal = self._size_goal(False)
+            if tlen and start >= seq_sub(self.snd_max, self._buf_seq) and tlen < goal:
+                return goal - tlen  # (room left in the unsent tail skb)
+            return 0
+        return max(1, self.sndbuf - buf.queued)
 
     @property
     def unsent_bytes(self) -> int:
@@ -1020,6 +1126,8 @@ class Connection(ConnectionRecovery):
     def handle_segment(self, now: float, seg: Segment) -> None:
         """SEGMENT ARRIVES (RFC 9293 3.10.7)."""
         self._now = now
+        if self._nospace:
+            self._space_check = True  # (Linux tcp_data_snd_check after the segment)
         st = self.state
         if self._more and st.synchronized:
             # MSG_MORE holds the tail only for the send that said it (Linux tcp_push with

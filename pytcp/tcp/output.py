@@ -19,6 +19,7 @@ from pytcp.tcp.config import TcpConfig
 from pytcp.tcp.congestion import CongestionControl
 from pytcp.tcp.delack import DelayedAck
 from pytcp.tcp.ecn import ECT0, Ecn
+from pytcp.tcp.events import Event, SendSpaceAvailable
 from pytcp.tcp.fastopen import ClientRequest, ServerDecision
 from pytcp.tcp.memory import RecvMemory
 from pytcp.tcp.prr import Prr
@@ -38,6 +39,16 @@ OUTPUT_STATES = frozenset({
     State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK,
 })
 
+# Linux x86-64 sizes behind tcp_sndbuf_expand's worst case of one skb per segment: the
+# headroom reserved for headers (MAX_TCP_HEADER), SKB_DATA_ALIGN(sizeof(struct
+# skb_shared_info)) and SKB_DATA_ALIGN(sizeof(struct sk_buff)).
+_MAX_TCP_HEADER = 320
+_SHINFO = 320
+_SKB_STRUCT = 256
+# Linux sk_gso_max_size (GSO_MAX_SIZE less MAX_TCP_HEADER + 1): the largest skb a write
+# builds (tcp_xmit_size_goal), before the half-window bound.
+GSO_MAX_SIZE = 65536 - _MAX_TCP_HEADER - 1
+
 # TCP_CORK / MSG_MORE: the longest a partial segment is held (Linux tcp(7): 200 ms ceiling).
 CORK_CEILING = 0.2
 
@@ -51,7 +62,8 @@ class ConnectionOutput:
                  "_high_rxt", "_is_cwnd_limited", "_last_send", "_max_packets_out",
                  "_persist_at", "_rcv_unacked", "_rexmit_out", "_rto_at", "_rtt_seq",
                  "_rtt_time", "_rtx_end", "_rtx_ts", "_sendbuf", "_snd_sml", "_ut_start",
-                 "last_ack_sent", "rcv_adv", "retransmits", "snd_max", "snd_nxt")
+                 "_midwrite", "_nospace", "_sndbuf_locked", "_space_check", "last_ack_sent",
+                 "notsent_lowat", "rcv_adv", "retransmits", "snd_max", "snd_nxt", "sndbuf")
 
     config: TcpConfig
     state: State
@@ -85,6 +97,14 @@ class ConnectionOutput:
     retransmits: int
     _out: list[Segment]
     _sendbuf: SendBuffer
+    _events: list[Event]
+    peer_mss: int
+    sndbuf: int                 # Linux sk_sndbuf: the limit of SendBuffer.queued
+    _sndbuf_locked: bool
+    notsent_lowat: int | None
+    _midwrite: bool
+    _nospace: bool
+    _space_check: bool
     _buf_seq: int
     _fin_queued: bool
     _fin_seq: int | None
@@ -143,14 +163,58 @@ class ConnectionOutput:
     def _schedule_tlp(self, now: float, advancing: bool) -> None:
         raise NotImplementedError  # ConnectionRecovery
 
-    def _tune_sndbuf(self) -> None:
-        """Send-buffer autotuning (Linux tcp_sndbuf_expand): the limit is room for two
-        congestion windows (one in flight, one queued behind it), at least
-        ``config.send_buffer_min`` and at most ``config.send_buffer``; it never shrinks."""
-        cfg = self.config
-        want = min(cfg.send_buffer, max(cfg.send_buffer_min, 2 * self._cc.cwnd))
-        if want > self._sendbuf.limit:
-            self._sendbuf.limit = want
+    def _sndbuf_expand(self) -> None:
+        """Send-buffer autotuning (Linux tcp_sndbuf_expand): room for two congestion windows
+        (at least the initial window of 10, and reordering + 1 segments) of worst-case skbs,
+        one per segment, each a power-of-two head holding MSS + MAX_TCP_HEADER + the shared
+        info, plus the skb itself; at most ``config.send_buffer`` (tcp_wmem[2]). It never
+        shrinks, and SO_SNDBUF (``set_sndbuf``) stops it (SOCK_SNDBUF_LOCK)."""
+        if self._sndbuf_locked:
+            return
+        mss = max(self.peer_mss, self.snd_mss, 1)
+        per_mss = 1 << (mss + _MAX_TCP_HEADER + _SHINFO - 1).bit_length()
+        per_mss += _SKB_STRUCT
+        nr_segs = max(10, self._cc.cwnd // max(1, self.snd_mss), 4)  # (TCP_INIT_CWND, reo+1)
+        want = min(2 * nr_segs * per_mss, self.config.send_buffer)
+        if want > self.sndbuf:
+            self.sndbuf = want
+            self._sendbuf.limit = max(self._sendbuf.limit, want)
+
+    def _notsent(self) -> int:
+        """Bytes written but never sent (Linux write_seq - snd_nxt)."""
+        return max(0, seq_sub(seq_add(self._buf_seq, len(self._sendbuf)), self.snd_max))
+
+    def _memory_free(self, wake: int) -> bool:
+        """Linux __sk_stream_memory_free: the queue (skb truesize, ``SendBuffer.queued``) is
+        under SO_SNDBUF and the unsent bytes (doubled when ``wake``: tcp_poll and wake-ups)
+        under TCP_NOTSENT_LOWAT (tcp_stream_memory_free)."""
+        if self._sendbuf.queued >= self.sndbuf:
+            return False
+        lowat = self.notsent_lowat
+        return lowat is None or (self._notsent() << wake) < lowat
+
+    @property
+    def writeable(self) -> bool:
+        """Linux __sk_stream_is_writeable(sk, 1), what poll() reports as POLLOUT and what a
+        wake-up needs: free space at least half the queue (sk_stream_wspace >=
+        sk_stream_min_wspace, i.e. the queue at most two thirds of SO_SNDBUF) and
+        ``_memory_free(1)``."""
+        queued = self._sendbuf.queued
+        return self.sndbuf - queued >= queued >> 1 and self._memory_free(1)
+
+    def _new_space(self) -> None:
+        """An arriving segment found a writer waiting for room (Linux tcp_check_space with
+        SOCK_NOSPACE, after the output it allowed): grow SO_SNDBUF unless the congestion
+        window is full (tcp_should_expand_sndbuf), then wake the writer once the socket is
+        writeable (sk_stream_write_space clears SOCK_NOSPACE)."""
+        if self.state not in (State.ESTABLISHED, State.CLOSE_WAIT) or self._fin_queued:
+            return
+        mss = max(1, self.snd_mss)
+        if -(-self._pipe() // mss) < max(1, self._cc.cwnd // mss):
+            self._sndbuf_expand()
+        if self.writeable:
+            self._nospace = False
+            self._events.append(SendSpaceAvailable())
 
     def _arm_rto(self, now: float) -> None:
         if self._ut_start is None:
@@ -309,6 +373,11 @@ class ConnectionOutput:
             self._send_data(now)
             if self._rack_on and self.snd_max != before and not self._in_recovery:
                 self._schedule_tlp(now, advancing=False)  # RFC 8985 7.2
+            if self._space_check:
+                # Linux tcp_data_snd_check: the output first, then tcp_check_space.
+                self._space_check = False
+                if self._nospace:
+                    self._new_space()
             if self._rto_at is None and self._persist_at is None:
                 # Never leave data without a timer: in flight -> RTO, else -> persist.
                 if self.snd_una != self.snd_nxt:
@@ -430,15 +499,23 @@ class ConnectionOutput:
             return maxp
         cwnd = self._cc.cwnd
         srtt = self._rtt.srtt
+        nbytes = 0
         if srtt:
             ratio = 2.0 if cwnd < self._cc.ssthresh // 2 else 1.2
-            segs = int(ratio * cwnd / srtt) // 1024 // mss
+            nbytes = int(ratio * cwnd / srtt) // 1024
         else:
             # No RTT sample yet (a Fast Open server before the handshake's ACK): Linux's
             # pacing rate is still unset (~0, or cwnd/0 in tcp_update_pacing_rate), so only
             # the half-cwnd bound below sizes the packet.
-            segs = cwnd // mss
-        segs = max(segs, self.config.min_tso_segs)
+            nbytes = cwnd
+        min_rtt = self._rtt.min_rtt
+        if min_rtt is not None:
+            # Linux 5.18+ tcp_tso_autosize: plus the largest GSO size halved for every
+            # 512 us of min RTT (net.ipv4.tcp_tso_rtt_log = 9), at most that size.
+            r = max(1, int(min_rtt * 1e6)) >> 9
+            if r < 32:
+                nbytes = min(nbytes + (GSO_MAX_SIZE >> r), GSO_MAX_SIZE)
+        segs = max(nbytes // mss, self.config.min_tso_segs)
         segs = min(segs, max(cwnd // mss // 2, 1))
         return min(maxp, segs * mss)
 
@@ -470,7 +547,18 @@ class ConnectionOutput:
                 break
             eor_room = self._eor_room()
             eor_cut = eor_room is not None and eor_room < avail
-            if eor_cut:
+            skb_room = 0
+            if not seq_lt(self.snd_nxt, self.snd_max):
+                # New data: no packet spans two skbs (Linux sends skb by skb); one that is
+                # not the queue's tail is pushed whole (no Nagle hold, like a record end).
+                skb_room = self._sendbuf.to_skb_end(off)
+                if not (0 < skb_room < avail and (eor_room is None or skb_room < eor_room)):
+                    skb_room = 0
+            if skb_room:
+                avail = skb_room
+                eor_room = None
+                eor_cut = True
+            elif eor_cut:
                 # Linux MSG_EOR: no segment crosses a record boundary; a record with more
                 # data queued behind it is not the queue's tail, so Nagle does not hold it
                 # (tcp_write_xmit applies Nagle to the last skb only).
@@ -529,7 +617,7 @@ class ConnectionOutput:
                 flags |= PSH
             if n > 0 and eor_room is not None and n == eor_room:
                 flags |= PSH  # the end of a MSG_EOR record (Linux pushes it)
-            if off + n == buffered:
+            if off + n == buffered and not self._midwrite:
                 if n > 0 and (force or not self._tail_unpushed):
                     # MUST-61: PSH on the last buffered segment, unless the write that put
                     # it there said more follows (MSG_MORE: a send call without PUSH, as
@@ -645,6 +733,7 @@ class ConnectionOutput:
         gso = mss if size > mss else 0
         rcv_nxt = self.rcv_nxt
         read = self._sendbuf.read
+        split = self._sendbuf.split
         out = self._out
         seq = self.snd_nxt
         start = seq
@@ -654,22 +743,31 @@ class ConnectionOutput:
         # RFC 3168: ECT(0) on new data, CWR once after a reduction, ECE while echoing CE.
         ect = ECT0 if self._ecn.ok else 0
         ecn_flags = (self._ecn.data_flags() if ect else 0) | self._ecn.ack_flags()
+        to_end = self._sendbuf.to_skb_end
+        # (a push during send() ends at a filled skb, not the write's end: no PSH there)
+        tail_psh = ACK if self._midwrite else ACK | PSH
         while allowed - sent >= mss:
             n = size if allowed - sent >= size else (allowed - sent) // mss * mss
             flags = gso_flags if n > mss else ACK
             if tail and allowed - sent - n < mss and allowed - sent <= size:
                 n = allowed - sent  # the last piece takes the tail, with PSH (MUST-61)
-                flags = ACK | PSH
+                flags = tail_psh if not self._midwrite else gso_flags if n > mss else ACK
+            skb_room = to_end(off + sent)
+            if 0 < skb_room < n:
+                n = skb_room  # (no packet spans two skbs)
+                flags = gso_flags if n > mss else ACK
             out.append(Segment(seq, rcv_nxt, flags | ecn_flags, wnd, read(off + sent, n),
                                opts, 0, gso if n > mss else 0, None, ect))
             ecn_flags &= ~CWR
             sent += n
             seq = (seq + n) & MASK
+            split(off + sent)  # each packet is one skb (Linux tso_fragment)
         if tail and sent < allowed:
             n = allowed - sent
-            out.append(Segment(seq, rcv_nxt, ACK | PSH | ecn_flags, wnd, read(off + sent, n),
+            out.append(Segment(seq, rcv_nxt, tail_psh | ecn_flags, wnd, read(off + sent, n),
                                opts, 0, 0, None, ect))
             sent += n
+            split(off + sent)
             seq = (seq + n) & MASK
         if tail and allowed % mss:
             self._snd_sml = seq  # (Minshall: a small segment went out)
@@ -733,6 +831,8 @@ class ConnectionOutput:
         if n:
             self._dack.on_data_sent(now)  # Linux tcp_event_data_sent (pingpong detection)
         end = seq_add(seq, n + (1 if flags & FIN else 0))
+        if n and not retrans:
+            self._sendbuf.split(seq_sub(seq, self._buf_seq) + n)  # one skb per packet
         self.snd_nxt = end
         if self._rack_on:
             self._rack.on_send(seq, end, now, retrans)

@@ -13,7 +13,7 @@ A mixin: ``Connection`` inherits it; the attributes below are created by
 
 from __future__ import annotations
 
-from pytcp.tcp.events import Event, SendSpaceAvailable
+from pytcp.tcp.events import Event
 from pytcp.tcp.output import OUTPUT_STATES, ConnectionOutput
 from pytcp.tcp.rack import pto
 from pytcp.tcp.reasons import TxReason
@@ -29,13 +29,12 @@ class ConnectionRecovery(ConnectionOutput):
     # (the attributes this module assigns; Connection lists the rest)
     __slots__ = ("_buf_seq", "_cc", "_cwr_state", "_dupacks", "_in_loss", "_in_recovery",
                  "_recover", "_reo_at", "_retries", "_rto_repeated", "_snd_up", "_tlp_at",
-                 "_tlp_high", "_tlp_rtx", "_undo", "_want_space", "bytes_out", "delivered",
+                 "_tlp_high", "_tlp_rtx", "_undo", "bytes_out", "delivered",
                  "snd_una", "spurious_retransmits", "tlp_probes", "tlp_recoveries")
 
     bytes_out: int
     spurious_retransmits: int
     _events: list[Event]
-    _want_space: bool
     _recover: int
     _rto_repeated: bool
     _undo: tuple[int, int, int, int, bool] | None
@@ -111,11 +110,6 @@ class ConnectionRecovery(ConnectionOutput):
         else:
             self._dupacks = 0
             self._cc.on_ack(now, newly_acked, sample, flight, self.cwnd_is_limited())
-        if self._want_space and not self._fin_queued:
-            self._tune_sndbuf()
-        if self._want_space and self._sendbuf.free > 0 and not self._fin_queued:
-            self._want_space = False
-            self._events.append(SendSpaceAvailable())
         # RFC 8985 7.2: an ACK of new data (re)schedules the probe timeout (Linux
         # tcp_set_xmit_timer: TLP if allowed, else the RTO armed above).
         self._schedule_tlp(now, advancing=True)

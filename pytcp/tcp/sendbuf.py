@@ -9,9 +9,20 @@ how many bytes it accepts at most (the connection's autotuned SO_SNDBUF, see
 byte (SND.UNA); the engine reads segments by offset from it (offset = seq - SND.UNA),
 including retransmissions, and consumes bytes as they are cumulatively acknowledged. Copies
 in and out go through ``pytcp.native.ring_write`` / ``ring_read`` (C when built).
+
+The buffer also keeps Linux's view of these bytes as a queue of skbs (socket buffers), which
+is what Linux's send-buffer accounting counts: each skb costs its payload plus
+``SKB_TRUESIZE`` bytes of overhead (``sk_wmem_queued``, see ``queued``). A write fills the
+tail skb up to the size goal before starting a new one (tcp_sendmsg_locked); a transmission
+that ends inside an skb splits it in two (tso_fragment), so every packet sent is one skb
+until it is acknowledged; an acknowledgment frees the skbs it covers whole and trims the
+payload of one it covers in part (tcp_trim_head), which keeps its overhead. Boundaries are
+kept as stream offsets (bytes ever written: Python ints, no wrap-around).
 """
 
 from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
 
 from pytcp import native
 
@@ -19,6 +30,11 @@ Buffer = bytes | bytearray | memoryview
 
 # The smallest ring allocated (Linux's tcp_wmem[0] is one page too).
 MIN_RING = 4096
+
+# The truesize of an skb holding no payload, as Linux x86-64 charges it to sk_wmem_queued
+# (SKB_TRUESIZE of a 1 KiB kmalloc'd head after the 320-byte skb_shared_info, plus the
+# 256-byte struct sk_buff): the per-skb overhead of the accounting.
+SKB_TRUESIZE = 1280
 
 _EMPTY = bytearray()
 _EMPTY_MV = memoryview(_EMPTY)
@@ -28,7 +44,7 @@ class SendBuffer:
     """A byte ring accepting up to ``limit`` bytes: ``write`` appends, ``read`` peeks,
     ``consume`` drops. Storage grows on demand and is released when drained."""
 
-    __slots__ = ("_cap", "_head", "_len", "_mv", "_ring", "limit")
+    __slots__ = ("_base", "_cap", "_ends", "_h", "_head", "_len", "_mv", "_ring", "limit")
 
     def __init__(self, limit: int) -> None:
         if limit <= 0:
@@ -39,6 +55,11 @@ class SendBuffer:
         self._cap = 0   # bytes allocated (len(self._ring))
         self._head = 0  # ring index of the oldest unacknowledged byte
         self._len = 0
+        # skbs: the end (stream offset) of each, oldest first, from index _h on; _base is
+        # the stream offset of byte 0. At most one skb per byte (bounded by the bytes held).
+        self._ends: list[int] = []
+        self._h = 0
+        self._base = 0
 
     @property
     def capacity(self) -> int:
@@ -61,6 +82,9 @@ class SendBuffer:
     def _grow(self, need: int) -> None:
         """Reallocate so that ``need`` bytes fit: double (at least ``MIN_RING``), at most
         ``limit``; the content is copied to the start of the new ring."""
+        self._grow_to(need)
+
+    def _grow_to(self, need: int) -> None:
         cap = max(MIN_RING, 2 * self._cap)
         while cap < need:
             cap *= 2
@@ -86,7 +110,66 @@ class SendBuffer:
         src = data if n == len(data) else memoryview(data)[:n]
         native.ring_write(self._ring, tail, src)
         self._len += n
+        if self._h == len(self._ends):
+            self._ends.append(0)  # (no skb yet: the bytes start one)
+        self._ends[-1] = self._base + self._len
         return n
+
+    def append(self, data: Buffer, new_skb: bool) -> None:
+        """Add all of ``data`` (the caller applied the limits), to the tail skb or, with
+        ``new_skb``, to a new one (the ring grows past ``limit`` if it must)."""
+        n = len(data)
+        if new_skb or self._h == len(self._ends):
+            self._ends.append(self._base + self._len)
+        if n == 0:
+            return
+        if self._len + n > self._cap:
+            self._grow_to(self._len + n)
+        tail = self._head + self._len
+        if tail >= self._cap:
+            tail -= self._cap
+        native.ring_write(self._ring, tail, data)
+        self._len += n
+        self._ends[-1] = self._base + self._len
+
+    # --- the skb view (Linux's sk_wmem_queued) ---
+    @property
+    def skbs(self) -> int:
+        """skbs holding the buffered bytes."""
+        return len(self._ends) - self._h
+
+    @property
+    def queued(self) -> int:
+        """Linux's sk_wmem_queued: the bytes plus ``SKB_TRUESIZE`` per skb."""
+        return self._len + SKB_TRUESIZE * (len(self._ends) - self._h)
+
+    def tail_skb(self) -> tuple[int, int]:
+        """(offset of its first byte, length) of the last skb; (len, 0) when there is none."""
+        ends = self._ends
+        k = len(ends) - self._h
+        if k == 0:
+            return self._len, 0
+        start = ends[-2] if k > 1 else self._base
+        return start - self._base, ends[-1] - start
+
+    def to_skb_end(self, offset: int) -> int:
+        """Bytes from ``offset`` (after byte 0) to the end of the skb holding it (Linux sends
+        no packet across two skbs); 0 at or past the end of the buffer."""
+        pos = self._base + offset
+        ends = self._ends
+        i = bisect_right(ends, pos, self._h)
+        return ends[i] - pos if i < len(ends) else 0
+
+    def split(self, offset: int) -> None:
+        """A transmission ended ``offset`` bytes after byte 0: the skb around it becomes two
+        (Linux tso_fragment); nothing changes at a boundary or outside the buffer."""
+        if offset <= 0 or offset >= self._len:
+            return
+        pos = self._base + offset
+        ends = self._ends
+        i = bisect_left(ends, pos, self._h)
+        if i < len(ends) and ends[i] != pos:
+            ends.insert(i, pos)
 
     def _clip(self, offset: int, n: int) -> int:
         if offset < 0:
@@ -135,6 +218,15 @@ class SendBuffer:
         self._head += n
         if self._head >= self._cap:
             self._head -= self._cap
+        base = self._base = self._base + n
+        ends = self._ends
+        h = self._h
+        while ends[h] <= base:  # (the last end is past base: bytes remain)
+            h += 1
+        if h > 32 and 2 * h > len(ends):
+            del ends[:h]
+            h = 0
+        self._h = h
 
     def clear(self) -> None:
         """Drop everything (drained, or an abort) and release the storage."""
@@ -142,4 +234,7 @@ class SendBuffer:
         self._mv = _EMPTY_MV
         self._cap = 0
         self._head = 0
+        self._base += self._len
         self._len = 0
+        self._ends = []
+        self._h = 0

@@ -37,6 +37,7 @@ from pytcp.script.parser import ScriptSyntaxError, parse_script
 from pytcp.stack import Stack, StackConfig, TcpHandle
 from pytcp.tcp.config import TcpConfig
 from pytcp.tcp.errors import TcpUsageError
+from pytcp.tcp.output import GSO_MAX_SIZE
 from pytcp.tcp.seq import seq_add, seq_le, seq_sub
 from pytcp.tcp.state import State
 from pytcp.wire.icmp import ERROR_TYPES, build_dest_unreachable, parse_icmp
@@ -292,8 +293,12 @@ class World:
                 if c.state not in (State.CLOSED, State.LISTEN, State.SYN_SENT):
                     check(seq_le(c.snd_una, c.snd_nxt) and seq_le(c.snd_nxt, c.snd_max),
                           f"SND.UNA {c.snd_una} <= SND.NXT {c.snd_nxt} <= SND.MAX {c.snd_max}")
-                check(len(c._sendbuf) <= max(c._sendbuf.capacity, 1) and
-                      c._sendbuf.capacity <= max(cfg.send_buffer, 1), "send buffer bound")
+                # Linux's accounting: a new skb only below SO_SNDBUF (c.sndbuf, autotuned up
+                # to send_buffer), so the bytes pass it by at most one skb (the size goal)
+                # and what the write sent at once (in flight).
+                flight = seq_sub(c.snd_max, c.snd_una) if c.state.synchronized else 0
+                check(len(c._sendbuf) <= c.sndbuf + GSO_MAX_SIZE + max(0, flight) and
+                      c.sndbuf <= max(cfg.send_buffer, 1), "send buffer bound")
                 check(len(c._rcvq) <= cfg.recv_buffer, "receive queue over recv_buffer")
                 check(c._reasm.bytes_queued <= cfg.reassembly_limit, "out-of-order bytes")
                 check(0 <= c.snd_wnd <= 0xFFFF << 14, "send window")

@@ -11,6 +11,7 @@ from pytcp.tcp.config import TcpConfig
 from pytcp.tcp.connection import Connection
 from pytcp.tcp.events import DataAvailable, SendSpaceAvailable
 from pytcp.tcp.segment import Segment
+from pytcp.tcp.sendbuf import SKB_TRUESIZE
 from pytcp.tcp.state import State
 from pytcp.wire.tcp import ACK, PSH, SYN, TcpOptions
 
@@ -170,14 +171,26 @@ def test_gso_super_segments_when_max_segment_payload_is_large() -> None:
 
 
 def test_send_buffer_full_then_send_space_event() -> None:
+    # Linux accounting: a write fills skbs of the size goal; a new skb only while the queue's
+    # truesize (payload + SKB_TRUESIZE each) is under SO_SNDBUF, so one skb may pass it.
     net = pair(cfg(send_buffer=10000))
-    n = net.a.send(net.t, b"z" * 25000)
-    assert n == 10000
-    assert net.a.send_space == 0
+    a = net.a
+    assert a.sndbuf == 10000  # (autotuning is capped by send_buffer)
+    goal = a._size_goal(False)
+    assert goal == (65535 // 2) // 1448 * 1448  # half the peer's window, whole segments
+    n = a.send(net.t, b"z" * 100_000)
+    # The first skb is filled and pushed at once (tcp_push_one): the initial window leaves
+    # and its unsent rest is a new tail skb with room up to the goal, filled too; a third
+    # skb would start above SO_SNDBUF.
+    assert n == goal + 10 * 1448
+    assert a._sendbuf.skbs == 11  # one per segment sent (tso_fragment), the unsent tail
+    assert a._sendbuf.queued == n + SKB_TRUESIZE * 11
+    assert a.send_space == 0 and not a.writeable
+    assert a.send(net.t, b"z") == 0
     net.run(0.1)
-    assert SendSpaceAvailable() in net.a.pending_events()
-    assert net.a.send_space == 10000
-    assert len(net.received["b"]) == 10000
+    assert SendSpaceAvailable() in a.pending_events()  # woken once writeable again
+    assert a.writeable and a.send_space > 0
+    assert len(net.received["b"]) == n
 
 
 def test_zero_window_persist_probes_back_off_and_recover() -> None:
@@ -244,10 +257,12 @@ def test_send_buffer_holds_storage_only_while_it_holds_data() -> None:
     assert c._sendbuf.allocated == 0  # a half-open connection holds no ring
     c.handle_segment(0.01, Segment(9001, B_ISS + 1, ACK, 502,
                                    options=TcpOptions(timestamp=(110, 0))))
-    # The first limit: two initial congestion windows (10 * 1448), above send_buffer_min.
-    assert c.send_space == 2 * 10 * 1448
+    # Linux tcp_sndbuf_expand at establishment: two initial windows (10 segments) of
+    # worst-case skbs, a 4096-byte head (1448 + 320 + 320 rounded up) plus 256 each.
+    assert c.sndbuf == 2 * 10 * (4096 + 256)
+    assert c.send_space == c.sndbuf
     assert c.send(0.02, b"abc") == 3
-    assert c.send_space == 2 * 10 * 1448 - 3
+    assert c.send_space == c.sndbuf - 3 - SKB_TRUESIZE
     assert 0 < c._sendbuf.allocated <= 4096  # a small ring for a small write
     [d] = [s for s in c.pending_output() if s.payload]
     c.handle_segment(0.05, Segment(9001, d.seq + 3, ACK, 502,
@@ -257,16 +272,17 @@ def test_send_buffer_holds_storage_only_while_it_holds_data() -> None:
 
 def test_send_buffer_limit_grows_with_cwnd_up_to_the_maximum() -> None:
     net = pair(cfg(send_buffer=300_000, send_buffer_min=4096))
-    first = net.a.send_space
-    assert first == 2 * net.a.info().cwnd
+    assert net.a.sndbuf == 2 * 10 * (4096 + 256)  # (tcp_sndbuf_expand at establishment)
     data = payload(2_000_000)
     sent = 0
     limits = []
     for _ in range(2000):
         if sent < len(data):
             sent += net.a.send(net.t, data[sent:])
-        limits.append(net.a._sendbuf.limit)
-        assert net.a._sendbuf.allocated <= 300_000
+        limits.append(net.a.sndbuf)
+        # the ring: at most SO_SNDBUF plus the one skb a write may start below it
+        assert net.a._sendbuf.allocated <= 300_000 + net.a._size_goal(False)
+        assert len(net.a._sendbuf) <= net.a.sndbuf + net.a._size_goal(False)
         net.run(0.02)
         if len(net.received["b"]) == len(data):
             break

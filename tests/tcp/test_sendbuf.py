@@ -162,3 +162,39 @@ def test_growing_limit_matches_bytes_model(limits: list[int], ops: list[tuple[st
             assert sb.read(off * 30, n * 30) == model[off * 30:off * 30 + n * 30]
         assert len(sb) == len(model)
         assert sb.allocated <= max(sb.limit, MIN_RING) and (sb.allocated == 0) == (not model)
+
+
+def test_skb_view_counts_truesize_splits_on_send_and_frees_on_ack() -> None:
+    from pytcp.tcp.sendbuf import SKB_TRUESIZE
+
+    sb = SendBuffer(1 << 20)
+    assert sb.skbs == 0 and sb.queued == 0 and sb.tail_skb() == (0, 0)
+    sb.append(b"a" * 16000, new_skb=True)
+    sb.append(b"b" * 4000, new_skb=False)  # appended to the tail skb
+    assert sb.skbs == 1 and sb.tail_skb() == (0, 20000)
+    sb.append(b"c" * 16000, new_skb=True)
+    assert sb.skbs == 2 and sb.tail_skb() == (20000, 16000)
+    assert sb.queued == 36000 + 2 * SKB_TRUESIZE
+    sb.split(10000)  # a packet ended inside the first skb (tso_fragment)
+    sb.split(20000)  # at a boundary: nothing changes
+    sb.split(36000)  # at the end: nothing changes
+    assert sb.skbs == 3 and sb.queued == 36000 + 3 * SKB_TRUESIZE
+    assert sb.to_skb_end(0) == 10000 and sb.to_skb_end(10000) == 10000
+    assert sb.to_skb_end(25000) == 11000 and sb.to_skb_end(36000) == 0
+    sb.consume(12000)  # frees the first skb, trims the second (it keeps its overhead)
+    assert sb.skbs == 2 and sb.queued == 24000 + 2 * SKB_TRUESIZE
+    assert sb.to_skb_end(0) == 8000 and sb.tail_skb() == (8000, 16000)
+    assert sb.read(0, 3) == b"aaa" and sb.read(8000, 2) == b"cc"
+    sb.consume(24000)
+    assert sb.skbs == 0 and sb.queued == 0 and sb.allocated == 0
+
+
+def test_skb_view_survives_many_skbs_and_compaction() -> None:
+    sb = SendBuffer(1 << 20)
+    for i in range(200):
+        sb.append(bytes([i]) * 100, new_skb=True)
+    assert sb.skbs == 200
+    for i in range(199):
+        sb.consume(100)
+        assert sb.skbs == 199 - i
+        assert sb.read(0, 1) == bytes([i + 1]) and sb.to_skb_end(0) == 100
