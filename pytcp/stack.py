@@ -407,6 +407,15 @@ class TcpHandle:
         finally:
             self._stack._service(self, self._stack._now if now is None else now)
 
+    def set_quickack(self, flag: bool, now: float | None = None) -> None:
+        """TCP_QUICKACK (Linux): leave (True) or enter (False) pingpong mode; True sends a
+        pending ACK of drained data at once."""
+        t = self._stack._now if now is None else now
+        try:
+            self.conn.set_quickack(t, flag)
+        finally:
+            self._stack._service(self, t)
+
     def set_cork(self, flag: bool, now: float | None = None) -> None:
         """TCP_CORK on (True) or off; uncorking may release a held segment at once."""
         try:

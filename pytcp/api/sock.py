@@ -562,6 +562,7 @@ class Socket:
         (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE): "keepalive",
         (_socket.IPPROTO_TCP, getattr(_socket, "TCP_SYNCNT", 7)): "syn_retries",
         (_socket.IPPROTO_IP, _socket.IP_TOS): "tos",
+        (_socket.IPPROTO_TCP, getattr(_socket, "TCP_QUICKACK", 12)): "quickack",
     }
 
     def _error_queue_option(self, option: int, value: int) -> None:
@@ -587,7 +588,9 @@ class Socket:
     def setsockopt(self, level: int, option: int, value: int | bool) -> None:
         """TCP_NODELAY, TCP_CORK (Linux: only full segments leave while corked; a partial one
         waits for uncorking, more data or 200 ms), SO_KEEPALIVE, TCP_SYNCNT (SYN
-        retransmissions before giving up) and IP_TOS (the IP TOS / Diffserv byte, MUST-48). Set before ``connect()`` they apply from
+        retransmissions before giving up), IP_TOS (the IP TOS / Diffserv byte, MUST-48) and
+        TCP_QUICKACK (Linux: 0 delays ACKs for a reply, 1 ends that and sends a pending ACK;
+        not permanent, ``pytcp/tcp/delack.py``). Set before ``connect()`` they apply from
         the start, the SYN included; IP_TOS on a listening socket is
         inherited by the connections it accepts, as on Linux. SO_ZEROCOPY and
         SO_TIMESTAMPING feed the error queue (:meth:`recvmsg` with MSG_ERRQUEUE). Others
@@ -598,7 +601,7 @@ class Socket:
         name = self._OPTS.get((level, option))
         if name is None:
             raise OSError(92, "Protocol not available (pytcp: TCP_NODELAY, TCP_CORK, "
-                              "SO_KEEPALIVE, TCP_SYNCNT, IP_TOS)")
+                              "SO_KEEPALIVE, TCP_SYNCNT, IP_TOS, TCP_QUICKACK)")
         if name == "tos" and not 0 <= int(value) <= 0xFF:
             raise OSError(22, "Invalid argument (IP_TOS is 0..255)")
         self._options[name] = int(value)
@@ -621,13 +624,13 @@ class Socket:
         name = self._OPTS.get((level, option))
         if name is None:
             raise OSError(92, "Protocol not available (pytcp: TCP_NODELAY, TCP_CORK, "
-                              "SO_KEEPALIVE, TCP_SYNCNT, IP_TOS)")
+                              "SO_KEEPALIVE, TCP_SYNCNT, IP_TOS, TCP_QUICKACK)")
         if self._writer is not None and name == "tos":
             return int(self._writer.get_extra_info("pytcp_handle").tos)
         if self._writer is not None and name != "syn_retries":
             conn = self._writer.get_extra_info("pytcp_handle").conn
             return int(bool(getattr(conn, name, False)))
-        return self._options.get(name, 0)
+        return self._options.get(name, 1 if name == "quickack" else 0)
 
     def set_retries(self, retries2: int | None = None, syn_retries: int | None = None) -> None:
         """R2 for this connection (RFC 9293 3.8.3, MUST-21): how many retransmissions of
@@ -695,6 +698,8 @@ def _apply_options(handle: Any, opts: Mapping[str, int | None], bg: BackgroundRu
         handle.set_nodelay(bool(opts["nodelay"]), now)
     if opts.get("cork") is not None:
         handle.set_cork(bool(opts["cork"]), now)
+    if opts.get("quickack") is not None:
+        handle.set_quickack(bool(opts["quickack"]), now)
     if opts.get("keepalive") is not None:
         handle.set_keepalive(bool(opts["keepalive"]), now=now)
     tos = opts.get("tos")

@@ -804,6 +804,11 @@ class SocketTable:
                 return _err("EINVAL")
             s.fastopen_connect = bool(n)
             return (0, None)
+        if name == "TCP_QUICKACK":  # Linux: pingpong mode off (1) / on (0), not sticky
+            if s.handle is None:
+                raise SyscallError("setsockopt TCP_QUICKACK before connect() is not supported")
+            s.handle.set_quickack(bool(n), now=now)
+            return (0, None)
         if name == "TCP_NODELAY":
             s.nodelay = bool(n)
         elif name == "SO_KEEPALIVE":
@@ -881,6 +886,8 @@ class SocketTable:
             return self._tcp_info(s, val, now)
         elif name == "TCP_NODELAY":
             got = int(bool(s.nodelay))
+        elif name == "TCP_QUICKACK":
+            got = int(s.handle.conn.quickack) if s.handle is not None else 1
         elif name == "SO_ZEROCOPY":
             got = int(s.tx.zerocopy)
         elif name == "SO_MARK":

@@ -741,6 +741,29 @@ class Connection(ConnectionRecovery):
         if flag:
             self._nagle_push = True
 
+    def set_quickack(self, now: float, flag: bool) -> None:
+        """Linux TCP_QUICKACK (``__tcp_sock_set_quickack``): False turns the connection
+        interactive (pingpong mode: ACKs of received data wait for a reply, up to ATO); True
+        leaves that mode and, in ESTABLISHED or CLOSE-WAIT, sends a pending ACK now when the
+        receive queue is empty (tcp_cleanup_rbuf). Not permanent, as in Linux: the next
+        request/response exchange enters pingpong mode again (tcp/delack.py)."""
+        self._now = now
+        d = self._dack
+        if not flag:
+            d.enter_pingpong()
+            return
+        d.pingpong = 0
+        if self.state in (State.ESTABLISHED, State.CLOSE_WAIT) and d.scheduled:
+            d.pushed = True
+            if d.ack_on_read(1, not self._rcvq and not self._reasm, self._rcv_unacked,
+                             self._rcv_mss):
+                self._ack_now = True
+
+    @property
+    def quickack(self) -> bool:
+        """Linux getsockopt TCP_QUICKACK: 1 unless in pingpong (interactive) mode."""
+        return not self._dack.in_pingpong
+
     def set_cork(self, flag: bool) -> None:
         """TCP_CORK (Linux tcp(7)): while corked, a partial (less than one MSS) last segment
         is not sent, so several writes leave as full segments; it goes out when uncorked,
@@ -1489,7 +1512,7 @@ class Connection(ConnectionRecovery):
                 if payload:
                     # Linux __tcp_ecn_check_ce: tcp_enter_quickack_mode(sk, 2).
                     self._dack.enter_quickack(2, self._rcv_wnd(), self._rcv_mss)
-            elif flags & CWR and payload:
+            elif flags & CWR and payload and self.config.adaptive_delack:
                 # Linux tcp_ecn_accept_cwr: the sender just cut its window (maybe to one
                 # segment): ACK its data at once (ICSK_ACK_NOW).
                 self._ack_now = True

@@ -29,7 +29,8 @@ and turns its answers into ``_ack_now`` / ``_delack_at``. The rules mirror Linux
   data was pushed in small segments, the pending ACK goes at once unless in pingpong mode.
 
 ``config.adaptive_delack = False`` (the rfc profile) keeps a plain fixed timer: no ATO
-estimate, no pingpong mode, ``delayed_ack`` after the first unacknowledged segment.
+estimate, no pingpong mode, no ACK on read, ``delayed_ack`` after the first unacknowledged
+segment.
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ class DelayedAck:
         """tcp_cleanup_rbuf (first part): after a read of ``copied`` octets, ACK at once if
         more than one full segment waits, or the reader emptied the queue of data pushed in
         small segments and the connection is not interactive."""
-        if not self.scheduled:
-            return False
+        if not self.scheduled or not self.adaptive:
+            return False  # (the fixed model of the rfc profile leaves it to the timer)
         return unacked > rcv_mss or (
             copied > 0 and drained and (self.pushed2 or (self.pushed and not self.in_pingpong)))

@@ -297,3 +297,26 @@ def test_sendfile_sends_the_file_from_an_offset(
     conn.close()
     client.close()
     server.close()
+
+
+def test_tcp_quickack_reports_and_sets_pingpong_mode(
+        hosts: tuple[BackgroundRuntime, BackgroundRuntime]) -> None:
+    a, b = hosts
+    server = b.socket()
+    server.settimeout(10)
+    server.listen(7011, 4)
+    client = a.socket()
+    client.settimeout(10)
+    qa = getattr(socket, "TCP_QUICKACK", 12)
+    assert client.getsockopt(socket.IPPROTO_TCP, qa) == 1  # (Linux: not interactive yet)
+    client.connect((ADDR_B, 7011))
+    conn, _ = server.accept()
+    client.setsockopt(socket.IPPROTO_TCP, qa, 0)  # pingpong mode: ACKs wait for a reply
+    assert client.getsockopt(socket.IPPROTO_TCP, qa) == 0
+    client.setsockopt(socket.IPPROTO_TCP, qa, 1)
+    assert client.getsockopt(socket.IPPROTO_TCP, qa) == 1
+    conn.sendall(b"ping")
+    assert client.recv(4) == b"ping"
+    conn.close()
+    client.close()
+    server.close()

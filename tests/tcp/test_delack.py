@@ -146,6 +146,8 @@ def test_fixed_model_of_the_rfc_profile() -> None:
     assert not d.ack_now(0.1, 100, 536, 2, 0.05)
     assert d.timer_at == 0.1 + 0.2
     assert d.on_timer(RTO) and d.ato == 0.2
+    d.on_data(0.5, 100, True, 536, 65535, RTO)
+    assert d.pushed and not d.ack_on_read(100, True, 100, 536)  # the timer decides
 
 
 # ---- through a Connection
@@ -238,3 +240,22 @@ def test_syn_ack_is_acked_at_once_without_pending_data() -> None:
     assert (a.flags, a.ack) == (ACK, 5001)
     c.handle_segment(0.03, Segment(5001, 1001, ACK | PSH, 257, b"a" * 500))
     assert [s.ack for s in c.pending_output()] == [5501]  # first data: quick ACK
+
+
+def test_tcp_quickack_option() -> None:
+    # Linux TCP_QUICKACK: 0 -> pingpong (even the first data's ACK waits); 1 -> the pending
+    # ACK of drained data leaves at once. (A 64 KB buffer: the SYN-ACK offered it all, so
+    # reading sends no window update.)
+    c = established_server(cfg(recv_buffer=65535))
+    assert c.quickack
+    c.set_quickack(0.05, False)
+    assert not c.quickack
+    c.handle_segment(0.1, data_seg(0, 100))
+    assert c.pending_output() == []
+    assert c.receive(0.1) == b"d" * 100
+    assert c.pending_output() == []
+    c.set_quickack(0.11, True)
+    assert c.quickack
+    assert [(s.ack, s.payload) for s in c.pending_output()] == [(9101, b"")]
+    c.set_quickack(0.2, True)  # nothing waits: no ACK
+    assert c.pending_output() == []
