@@ -434,8 +434,18 @@ class ConnectionOutput:
             return self._rack.pipe(self.snd_una, self.snd_nxt)
         if self.sack_ok:
             return self._sb.pipe(self.snd_una, self.snd_nxt, self._high_rxt, self.snd_mss)
-        out = seq_sub(self.snd_nxt, self.snd_una) - self._dupacks * self.snd_mss
-        return max(out, 0) + self._rexmit_out
+        out = seq_sub(self.snd_nxt, self.snd_una)
+        if self._prr.active:
+            # PRR without SACK, as Linux's Reno emulation counts packets in flight
+            # (tcp_packets_in_flight = packets_out - sacked_out - lost_out + retrans_out):
+            # each duplicate ACK is one segment that left the network (at most all but the
+            # head, tcp_limit_reno_sacked), and the head is lost in recovery (marked at the
+            # fast retransmit and again at every partial ACK, tcp_newreno_mark_lost) until
+            # it is retransmitted.
+            lost = min(self.snd_mss, max(out, 0))
+            sacked = min(self._dupacks * self.snd_mss, max(out - lost, 0))
+            return max(out - sacked - lost, 0) + self._rexmit_out
+        return max(out - self._dupacks * self.snd_mss, 0) + self._rexmit_out
 
     def _sack_recovery_send(self, now: float) -> None:
         """RFC 6675 5 step (C): while cwnd - pipe >= 1 SMSS, send NextSeg()."""
@@ -528,6 +538,14 @@ class ConnectionOutput:
         if self._in_recovery and self.sack_ok and not force:
             self._sack_recovery_send(now)
             return
+        if (self._in_recovery and not self.sack_ok and self._prr.active and not force
+                and self._rexmit_out == 0 and self.snd_una != self.snd_max):
+            # Recovery without SACK under PRR (RFC 9937, as Linux's tcp_xmit_retransmit_queue
+            # runs it): the head a partial ACK left lost (RFC 6582 3.2 step 5) goes out first,
+            # when PRR's cwnd has room for it; new data only after it.
+            if self._cc.cwnd - self._pipe() < mss:
+                return
+            self._retransmit_at(now, self.snd_una, reason=TxReason.PARTIAL_ACK)
         had_unsent = self._has_unsent()
         maxp = limit if limit > 0 else self._tso_size(mss)  # (after a restart: new cwnd)
         if maxp < mss and limit <= 0:

@@ -102,10 +102,20 @@ class ConnectionRecovery(ConnectionOutput):
                 self._prr.stop()
                 self._rack.on_recovery_exit()
             elif not self.sack_ok:
-                # RFC 6582 3.2 step 5: partial ACK: retransmit the next hole at once.
+                # RFC 6582 3.2 step 5: partial ACK: the next hole is lost. One duplicate ACK
+                # stood for the hole just filled, the others for segments above it (Linux
+                # tcp_remove_reno_sacks).
                 self._dupacks = max(0, self._dupacks - max(0, acked // self.snd_mss - 1))
                 self._rexmit_out = 0
-                self._retransmit_at(now, ack, reason=TxReason.PARTIAL_ACK)
+                if self._prr.active:
+                    # RFC 9937: PRR sets cwnd for this ACK (not a safe ACK: it marked a new
+                    # loss, Linux's rs->losses); _send_data retransmits the hole as the
+                    # new cwnd allows (Linux), before any new data.
+                    cwnd = self._prr.on_ack(newly_acked, self._pipe(), False)
+                    if cwnd is not None:
+                        self._cc.cwnd = cwnd
+                else:
+                    self._retransmit_at(now, ack, reason=TxReason.PARTIAL_ACK)
             # With SACK, NextSeg() picks the holes as the pipe allows (RFC 6675 5 step C).
         else:
             self._dupacks = 0
@@ -144,22 +154,40 @@ class ConnectionRecovery(ConnectionOutput):
         """RFC 5681 3.2 / RFC 6582: fast retransmit on the third duplicate ACK."""
         self._dupacks += 1
         if self._in_recovery:
-            return  # each dupack lowers the pipe estimate: more may be sent
+            # Each dupack lowers the pipe estimate; without SACK, PRR (RFC 9937) counts it
+            # as one segment delivered (Linux tcp_add_reno_sack: sacked_out + 1, at most all
+            # but the head) and sets cwnd for it.
+            if not self.sack_ok and self._prr.active:
+                self._reno_prr_dupack()
+            return
         # RFC 6675 5: enter recovery on DupThresh dupacks or when IsLost(HighACK + 1).
         trigger = self._dupacks >= 3 or (
             self.sack_ok and self._sb.is_lost(self.snd_una, self.snd_mss))
         # RFC 6582 3.2 step 1 / RFC 6675 5: not again for the same window of data.
         if trigger and seq_gt(self.snd_una, self._recover):
             self._enter_recovery(now)
+            if not self.sack_ok and self._prr.active:
+                self._reno_prr_dupack()  # (this dupack delivered one segment too)
             # RFC 6675 5 step 4.3 / RFC 5681 3.2: retransmit the first unacknowledged segment.
             n = self._retransmit_at(now, self.snd_una, reason=TxReason.FAST_RETRANSMIT)
             self._high_rxt = seq_add(self.snd_una, n)
             self._arm_rto(now)
 
+    def _reno_prr_dupack(self) -> None:
+        """A duplicate ACK in recovery without SACK: DeliveredData is one segment, unless the
+        dupacks already stand for everything but the head (Linux tcp_limit_reno_sacked);
+        PRR (RFC 9937) turns it into this ACK's cwnd."""
+        mss = self.snd_mss
+        out = seq_sub(self.snd_max, self.snd_una)
+        delivered = mss if self._dupacks * mss <= max(out - mss, 0) else 0
+        cwnd = self._prr.on_ack(delivered, self._pipe(), False)
+        if cwnd is not None:
+            self._cc.cwnd = cwnd
+
     def _enter_recovery(self, now: float) -> None:
         """Loss detected (DupThresh, RFC 6675 IsLost, or RACK): fast recovery starts. The
-        congestion controller sets ssthresh (RFC 5681 eqn. 4 / RFC 9438 4.6); with SACK, PRR
-        (RFC 9937) then paces cwnd from FlightSize down to ssthresh; a tail loss probe in
+        congestion controller sets ssthresh (RFC 5681 eqn. 4 / RFC 9438 4.6); PRR (RFC 9937,
+        with or without SACK) then paces cwnd from FlightSize down to ssthresh; a tail loss probe in
         flight is forgotten (Linux tcp_init_cwnd_reduction). FlightSize here is at most cwnd:
         data sent beyond cwnd because SACKed segments left the pipe (or by limited transmit,
         RFC 3042) does not raise ssthresh (RFC 5681 3.2: "no more than" eqn. 4; Linux bases
@@ -176,7 +204,9 @@ class ConnectionRecovery(ConnectionOutput):
         self._tlp_at = None
         self._tlp_high = None
         self._cwr_state = False  # (an ECN reduction in progress becomes the recovery)
-        if self.config.prr and self.sack_ok:
+        if self.config.prr:
+            # RFC 9937: PRR in every fast recovery, with SACK or without (Linux
+            # tcp_init_cwnd_reduction in tcp_enter_recovery, both cases).
             self._prr.start(self._cc.ssthresh, flight, self.snd_mss)
 
     def _sack_ack(self, now: float, seg: Segment, acked: int, newly: int,
