@@ -41,6 +41,8 @@ class TcpConfig:
     initial_window: int = 10          # segments (RFC 6928)
     congestion: str = "cubic"         # "cubic" (RFC 9438) or "newreno" (RFC 5681/6582)
     hystart: bool = True              # HyStart++ slow-start exit (RFC 9406), as Linux
+    cubic_ssthresh_from_cwnd: bool = True  # CUBIC's reduction from cwnd (Linux; RFC 9438 4.6
+    #                                   allows it with cwnd validation), else from FlightSize
     slow_start_after_idle: bool = True  # RFC 5681 4.1 restart window (Linux sysctl of the name)
     slow_start_abc_limit: int = 0     # RFC 3465 L in segments per ACK; 0 = none (Linux
     #                                   tcp_slow_start; the rfc profile uses L = 2)
@@ -129,6 +131,7 @@ class TcpConfig:
             rack=False,
             tlp=False,
             timer_tick=0.0,
+            cubic_ssthresh_from_cwnd=False,
             hystart=False,
             rst_flushes_unread=True,
         )

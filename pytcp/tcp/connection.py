@@ -55,7 +55,7 @@ from dataclasses import dataclass
 
 from pytcp.drops import DropCounter, DropReason
 from pytcp.tcp.config import TcpConfig
-from pytcp.tcp.congestion import CongestionControl, make_congestion
+from pytcp.tcp.congestion import CongestionControl, Cubic, make_congestion
 from pytcp.tcp.delack import DelayedAck
 from pytcp.tcp.ecn import Ecn
 from pytcp.tcp.errors import TcpUsageError
@@ -262,6 +262,8 @@ class Connection(ConnectionRecovery):
         self._cc: CongestionControl = make_congestion(
             config.congestion, self.snd_mss, config.initial_window, hystart=config.hystart)
         self._cc.abc_limit = config.slow_start_abc_limit
+        if isinstance(self._cc, Cubic):
+            self._cc.ssthresh_from_cwnd = config.cubic_ssthresh_from_cwnd
         self._rtt_seq: int | None = None  # Karn: the segment being timed (without TS)
         self._rtt_time = 0.0
         self._retries = 0                # consecutive RTO expirations

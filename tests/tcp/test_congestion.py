@@ -395,3 +395,20 @@ def test_cubic_smooths_rtt_samples() -> None:
     assert cc.rtt == pytest.approx(0.1 + 0.1 / 8)
     cc.on_ack(0.0, 1000, None, 10_000)
     assert cc.rtt == pytest.approx(0.1125)
+
+
+def test_cubic_ssthresh_from_cwnd_as_linux() -> None:
+    # RFC 9438 4.6 with cwnd instead of flight_size (allowed when cwnd is kept from growing
+    # past the flight, as the connection does): Linux's max(cwnd * 717 / 1024, 2) segments.
+    cc = Cubic(1000)
+    cc.ssthresh_from_cwnd = True
+    cc.on_rto(1.0, 1000)  # one segment in flight, cwnd 10
+    assert (cc.ssthresh, cc.cwnd) == (7000, 1000)
+    cc = Cubic(1000)
+    cc.ssthresh_from_cwnd = True
+    cc.cwnd = 13_000
+    cc.on_congestion(1.0, 4000)
+    assert (cc.ssthresh, cc.cwnd) == (9000, 9000)  # 13 * 717 // 1024 = 9
+    cc = Cubic(1000)  # the RFC's flight_size rule
+    cc.on_rto(1.0, 1000)
+    assert cc.ssthresh == 2000

@@ -17,6 +17,9 @@ from pytcp.tcp.congestion.base import CongestionControl
 
 C = 0.4           # RFC 9438 4.1: C = 0.4 (segments / second^3)
 BETA_CUBIC = 0.7  # RFC 9438 4.1/4.6: multiplicative decrease factor
+# Linux tcp_cubic.c: beta = 717 / BICTCP_BETA_SCALE (1024).
+LINUX_BETA = 717
+LINUX_BETA_SCALE = 1024
 # RFC 9438 4.3 Figure 4: alpha_cubic = 3 * (1 - beta) / (1 + beta)
 ALPHA_CUBIC = 3.0 * (1.0 - BETA_CUBIC) / (1.0 + BETA_CUBIC)
 
@@ -32,6 +35,7 @@ class Cubic(CongestionControl):
         "fast_convergence",
         "k",
         "rtt",
+        "ssthresh_from_cwnd",
         "t_epoch",
         "w_est",
         "w_max",
@@ -50,6 +54,11 @@ class Cubic(CongestionControl):
         self.alpha = ALPHA_CUBIC
         self.rtt = 0.0
         self._frac = 0.0  # fractional bytes of cwnd growth carried between ACKs
+        # RFC 9438 4.6 allows ssthresh = cwnd * beta_cubic instead of flight_size * beta_cubic
+        # when cwnd is kept from growing while the flight is smaller (the connection does, as
+        # Linux's tcp_is_cwnd_limited); Linux's bictcp_recalc_ssthresh does so, in segments:
+        # max(cwnd * 717 / 1024, 2).
+        self.ssthresh_from_cwnd = False
 
     def w_cubic(self, t: float) -> float:
         """RFC 9438 Figure 1: the window (segments) ``t`` seconds into the epoch."""
@@ -110,6 +119,14 @@ class Cubic(CongestionControl):
         self.cwnd = int(total)
         self._frac = total - self.cwnd
 
+    def _reduced_ssthresh(self, flight_size: int) -> int:
+        """RFC 9438 4.6: ssthresh = flight_size * beta_cubic, at least 2 segments; or, with
+        ``ssthresh_from_cwnd``, Linux's max(cwnd * 717 / 1024, 2) segments."""
+        if self.ssthresh_from_cwnd:
+            segs = self.cwnd // self.mss
+            return max(segs * LINUX_BETA // LINUX_BETA_SCALE, 2) * self.mss
+        return max(int(flight_size * BETA_CUBIC), 2 * self.mss)
+
     def on_congestion(self, now: float, flight_size: int) -> None:
         self._end_hystart()
         w = self.cwnd / self.mss
@@ -121,7 +138,7 @@ class Cubic(CongestionControl):
             self.w_max = w
         self.cwnd_prior = w
         # RFC 9438 4.6: ssthresh = flight_size * beta_cubic, at least 2 segments; cwnd = ssthresh.
-        self.ssthresh = max(int(flight_size * BETA_CUBIC), 2 * self.mss)
+        self.ssthresh = self._reduced_ssthresh(flight_size)
         self.cwnd = self.ssthresh
         self.t_epoch = None
         self._frac = 0.0
@@ -132,7 +149,7 @@ class Cubic(CongestionControl):
         # RFC 9438 4.8: reduce cwnd as Reno does (1 SMSS) but set ssthresh with beta_cubic;
         # the next congestion avoidance stage uses K = 0 and W_max = cwnd at its start.
         if not repeated:
-            self.ssthresh = max(int(flight_size * BETA_CUBIC), 2 * self.mss)
+            self.ssthresh = self._reduced_ssthresh(flight_size)
             self.cwnd_prior = self.cwnd / self.mss
         self.w_max = None
         self.cwnd = self.mss
