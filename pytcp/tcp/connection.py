@@ -307,6 +307,7 @@ class Connection(ConnectionRecovery):
         self._fo_server: ServerDecision | None = None  # the stack's decision for the SYN
         self._syn_data = 0               # data bytes in our first SYN
         self._fo_resend = 0              # of them, the bytes the SYN-ACK did not acknowledge
+        self._syn_tsval: int | None = None  # TSval of our first SYN (Linux retrans_stamp)
         self.fo_child = False            # a passive connection that accepted SYN data
         self.syn_data_acked = False      # Linux TCPI_OPT_SYN_DATA
         # After the SYN-ACK of a Fast Open attempt: (mss, cookie or None, exp, SYN-data
@@ -1284,6 +1285,18 @@ class Connection(ConnectionRecovery):
                 self.drops[DropReason.BAD_ACK] += 1
                 return
             ack_ok = True
+            tsecr = seg.options.timestamp[1] if seg.options.timestamp is not None else 0
+            if (tsecr and self._syn_tsval is not None and self.config.timestamps
+                    and not flags & RST
+                    and seq_sub(tsecr, self._syn_tsval) & MASK
+                    > seq_sub(self._ts_val(now), self._syn_tsval) & MASK):
+                # RFC 7323 PAWS in SYN-SENT, as Linux (tcp_rcv_synsent_state_process,
+                # PAWSActiveRejected): a SYN-ACK must echo a TSval we sent since our first SYN;
+                # another is from an old incarnation or forged: answer with a reset (its
+                # SEG.ACK as SEQ, as for a bad ACK), stay in SYN-SENT for the right one.
+                self._emit(Segment(seg.ack, 0, RST, 0, reason=TxReason.RST_BAD_ACK))
+                self.drops[DropReason.PAWS] += 1
+                return
         if flags & RST:
             # second: RFC 5961 3.2: only an RST that acknowledges our SYN counts.
             if ack_ok:

@@ -61,9 +61,10 @@ class ConnectionOutput:
                  "_cork_expired", "_cwnd_usage_seq", "_delack_at", "_dsack", "_fin_seq",
                  "_high_rxt", "_is_cwnd_limited", "_last_send", "_max_packets_out",
                  "_persist_at", "_rcv_unacked", "_rexmit_out", "_rto_at", "_rtt_seq",
-                 "_rtt_time", "_rtx_end", "_rtx_ts", "_sendbuf", "_snd_sml", "_ut_start",
-                 "_midwrite", "_nospace", "_sndbuf_locked", "_space_check", "last_ack_sent",
-                 "notsent_lowat", "rcv_adv", "retransmits", "snd_max", "snd_nxt", "sndbuf")
+                 "_rtt_time", "_rtx_end", "_rtx_ts", "_sendbuf", "_snd_sml", "_syn_tsval",
+                 "_ut_start", "_midwrite", "_nospace", "_sndbuf_locked", "_space_check",
+                 "last_ack_sent", "notsent_lowat", "rcv_adv", "retransmits", "snd_max", "snd_nxt",
+                 "sndbuf")
 
     config: TcpConfig
     state: State
@@ -125,6 +126,7 @@ class ConnectionOutput:
     _rtt_time: float
     _retries: int
     _syn_lost: bool
+    _syn_tsval: int | None
     _cc: CongestionControl
     _sb: Scoreboard
     _in_recovery: bool
@@ -323,8 +325,11 @@ class ConnectionOutput:
         # RFC 3168 6.1.1: an ECN-setup SYN carries ECE and CWR; a retransmitted SYN does not
         # (Linux tcp_ecn_clear_syn: a middlebox may drop ECN-setup SYNs).
         ecn_flags = self._ecn.syn_flags() if not self._syn_lost else 0
+        opts = self._syn_options(now)
+        if self._syn_tsval is None and opts.timestamp is not None:
+            self._syn_tsval = opts.timestamp[0]  # (RFC 7323: a SYN-ACK must echo from here)
         self._out.append(Segment(self.iss, 0, SYN | ecn_flags, wnd, payload,
-                                 options=self._syn_options(now), reason=reason))
+                                 options=opts, reason=reason))
         self.snd_nxt = seq_add(after_syn, len(payload))
         if seq_lt(self.snd_max, self.snd_nxt):
             self.snd_max = self.snd_nxt
