@@ -231,7 +231,8 @@ class PytcpTransport(asyncio.Transport):
         """Hand ``data`` to the engine (what it cannot take waits in the backlog).
 
         ``more=True`` is Linux's ``MSG_MORE``: more data follows at once, so a partial last
-        segment is held until a write without it (or the 200 ms cork ceiling)."""
+        segment is held until a write without it, the peer's next segment (then Nagle/cork
+        decide, as Linux), or the 200 ms cork ceiling; it carries no PSH unless pushed."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if self._eof_requested:

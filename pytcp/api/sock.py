@@ -366,7 +366,8 @@ class Socket:
 
     def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
         """Send all of ``data``. ``flags``: ``socket.MSG_MORE`` (Linux: more data follows,
-        a partial last segment waits for the next send, at most 200 ms) and ``MSG_ZEROCOPY``
+        a partial last segment waits for the next send or the peer's next segment, at most
+        200 ms) and ``MSG_ZEROCOPY``
         (with SO_ZEROCOPY: a completion in the error queue once every byte is acknowledged,
         ``ENOBUFS`` past the outstanding bound); others raise ``OSError(EOPNOTSUPP)``."""
         _, writer = self._require_stream()
