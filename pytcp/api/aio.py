@@ -89,7 +89,7 @@ class PytcpTransport(asyncio.Transport):
     _extra: dict[str, Any]  # (asyncio.BaseTransport's slot)
     __slots__ = ("_backlog", "_close_requested", "_closing", "_eof_delivered", "_eof_received",
                  "_eof_requested", "_eof_sent", "_handle", "_high_water", "_loop", "_lost",
-                 "_low_water", "_made", "_more", "_protocol", "_protocol_paused",
+                 "_lost_pending", "_low_water", "_made", "_more", "_protocol", "_protocol_paused",
                  "_reading_paused", "_runtime", "_waiter", "bytes_read", "bytes_written",
                  "tx_listener")
 
@@ -123,6 +123,10 @@ class PytcpTransport(asyncio.Transport):
         self._close_requested = False  # close() called (close after the backlog)
         self._eof_received = False  # EndOfStream seen from the engine
         self._eof_delivered = False
+        # The connection ended (Closed) with bytes still unread while reading is paused: as
+        # Linux keeps the receive queue for the socket, they are delivered (then EOF) before
+        # connection_lost.
+        self._lost_pending = False
         self._more = False  # the last write() said more data follows (MSG_MORE)
         self.bytes_written = 0
         self.bytes_read = 0
@@ -312,6 +316,8 @@ class PytcpTransport(asyncio.Transport):
             self._pull()
             if not self._made:
                 self._fatal_error(ConnectionResetError("connection closed before established"))
+            elif self._reading_paused and not self._closing and self._unread():
+                self._lost_pending = True  # (_pull ends it once the bytes are delivered)
             else:
                 self._connection_lost(None)
             return
@@ -359,14 +365,21 @@ class PytcpTransport(asyncio.Transport):
             self._protocol.data_received(bytes(data))
         if got:
             self._runtime.kick()  # reading opened the window: let the engine announce it
-        if self._reading_paused or self._lost or self._eof_delivered:
+        if self._reading_paused or self._lost:
             return
-        if self._eof_received or getattr(conn, "at_eof", False):
+        if not self._eof_delivered and (self._eof_received or getattr(conn, "at_eof", False)):
             self._eof_received = True
             self._eof_delivered = True
             keep_open = self._protocol.eof_received()
             if not keep_open:
                 self.close()
+        if self._lost_pending and not self._unread():
+            self._lost_pending = False
+            self._connection_lost(None)
+
+    def _unread(self) -> int:
+        """Bytes the engine still holds for the application."""
+        return int(getattr(self._handle.conn, "bytes_readable", 0) or 0)
 
     def _send(self, now: float, data: bytes | bytearray | memoryview) -> int:
         try:

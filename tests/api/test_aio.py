@@ -392,3 +392,36 @@ def test_tos_given_to_open_connection_marks_the_syn(tmp_path: Any) -> None:
     ours = [p for p in rdpcap(str(path)) if p[IP].src == ADDR_A]
     assert ours[0][TCP].flags == "S" and ours[0][IP].tos == 0x28
     assert all(p[IP].tos == 0x28 for p in ours)
+
+
+def test_data_unread_when_the_connection_ends_is_still_delivered() -> None:
+    # The client shuts down first; the server answers 200 KB and closes, so the client's
+    # connection reaches TIME-WAIT (the stack replaces it, Closed) while its reader is paused
+    # with most of the answer still in the engine. As Linux keeps the receive queue for the
+    # socket until close(), every byte must still be read, then EOF.
+    answer = _payload(200_000, seed=11)
+
+    async def main() -> None:
+        async with memory_pair() as (a, b):
+            async def cb(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                await read_to_eof(r)
+                w.write(answer)
+                await w.drain()
+                w.close()
+
+            server = await start_server(cb, 9001, runtime=b)
+            reader, writer = await open_connection(ADDR_B, 9001, runtime=a, limit=1024)
+            handle = writer.get_extra_info("pytcp_handle")
+            writer.write_eof()
+            for _ in range(200):  # bounded: until the stack replaced it (TIME-WAIT)
+                if getattr(handle, "_tw", None) is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert handle._tw is not None
+            got = await read_to_eof(reader)
+            assert hashlib.sha256(got).digest() == hashlib.sha256(answer).digest()
+            writer.close()
+            server.close()
+            await server.wait_closed()
+
+    run(main())
