@@ -62,7 +62,8 @@ class TcpConfig:
     fastopen_key_lifetime: float = 3600.0  # derived keys rotate (RFC 7413 4.1.2); 0 = never
     # --- acknowledgments (RFC 9293 3.8.6.3, RFC 1122 4.2.3.2, MUST-40/58) ---
     delayed_ack: float = 0.04         # delayed-ACK timer (Linux ATO min 40 ms; MUST-40: < 0.5 s)
-    delayed_ack_max: float = 0.2      # longest delay (Linux TCP_DELACK_MAX; MUST-40: < 0.5 s)
+    delayed_ack_max: float = 0.2      # longest delay (Linux TCP_DELACK_MAX); both capped at
+    #                                   0.499 s (MUST-40: < 0.5 s; tcp/delack.py)
     delayed_ack_segments: int = 2     # ACK at least every 2nd full-sized segment (RFC 5681 4.2)
     quickack: int = 16                # quick ACKs at the first data (Linux TCP_MAX_QUICKACKS)
     adaptive_delack: bool = True      # Linux's ATO estimate and pingpong (interactive) mode,

@@ -44,6 +44,9 @@ PINGPONG_THRESH = 1
 TCP_MIN_MSS = 88
 # Linux TCP_MSS_DEFAULT.
 TCP_MSS_DEFAULT = 536
+# RFC 9293 MUST-40 (RFC 1122 4.2.3.2): an ACK is delayed less than 0.5 s; configured delays
+# are capped here whatever the configuration says.
+MAX_ACK_DELAY = 0.499
 
 
 class DelayedAck:
@@ -56,9 +59,11 @@ class DelayedAck:
     def __init__(self, config: TcpConfig) -> None:
         self.adaptive = config.adaptive_delack
         self.max_quick = config.quickack           # TCP_MAX_QUICKACKS (16)
-        self.ato_min = config.delayed_ack          # TCP_ATO_MIN == TCP_DELACK_MIN (40 ms)
-        self.delack_max = config.delayed_ack_max   # icsk_delack_max (TCP_DELACK_MAX, 200 ms)
-        self.fixed_delay = config.delayed_ack      # the non-adaptive timer
+        # TCP_ATO_MIN == TCP_DELACK_MIN (40 ms), icsk_delack_max (TCP_DELACK_MAX, 200 ms), the
+        # non-adaptive timer; all below MAX_ACK_DELAY (MUST-40).
+        self.ato_min = min(config.delayed_ack, MAX_ACK_DELAY)
+        self.delack_max = min(config.delayed_ack_max, MAX_ACK_DELAY)
+        self.fixed_delay = self.ato_min
         self.quick = 0           # icsk_ack.quick: immediate ACKs left
         self.pingpong = 0        # icsk_ack.pingpong: interactive-exchange count
         self.ato = 0.0           # icsk_ack.ato; 0 until the first data arrives

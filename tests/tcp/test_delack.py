@@ -259,3 +259,13 @@ def test_tcp_quickack_option() -> None:
     assert [(s.ack, s.payload) for s in c.pending_output()] == [(9101, b"")]
     c.set_quickack(0.2, True)  # nothing waits: no ACK
     assert c.pending_output() == []
+
+
+def test_configured_delays_are_capped_below_half_a_second() -> None:
+    # MUST-40 whatever the configuration: a 2 s "delayed_ack" becomes 0.499 s.
+    for conf in (TcpConfig().replace(delayed_ack=2.0, delayed_ack_max=3.0, quickack=0),
+                 TcpConfig.rfc().replace(delayed_ack=2.0)):
+        d = DelayedAck(conf)
+        d.on_data(0.0, 100, True, 536, 65535, 60.0)
+        assert not d.ack_now(0.0, 100, 536, 2, 0.0)
+        assert d.timer_at == 0.499
