@@ -65,6 +65,10 @@ class CodeEvaluator:
             raise CodeUnsupported(f"code block longer than {MAX_CODE_CHARS} characters")
         self.fields = fields
         text = textwrap.dedent(code).strip()
+        if text.endswith("\\"):
+            # A line continuation into the block's end: packetdrill writes each block to a
+            # file followed by a newline, which the continuation joins (an empty line).
+            text = text[:-1].rstrip()
         try:
             tree = ast.parse(text)
         except SyntaxError:

@@ -284,6 +284,10 @@ def tcp_info_fields(handle: Any, now: float) -> dict[str, int]:
         "tcpi_bytes_sent": info.bytes_out,
         "tcpi_bytes_acked": max(0, info.bytes_out - in_flight),
         "tcpi_delivered": int(getattr(conn, "delivered", 0)),
+        # Linux's chronographs (tcp_get_info_chrono_stats), in microseconds.
+        **({} if not hasattr(conn, "chrono") else dict(zip(
+            ("tcpi_busy_time", "tcpi_rwnd_limited", "tcpi_sndbuf_limited"),
+            (round(x * 1e6) for x in conn.chrono(now))))),
     }
     rack = getattr(conn, "_rack", None)
     if rack is not None and getattr(conn, "_rack_on", False):

@@ -80,7 +80,7 @@ from pytcp.tcp.fastopen import (
     ServerDecision,
 )
 from pytcp.tcp.memory import RecvMemory
-from pytcp.tcp.output import GSO_MAX_SIZE
+from pytcp.tcp.output import CHRONO_BUSY, GSO_MAX_SIZE
 from pytcp.tcp.output import OUTPUT_STATES as _OUTPUT_STATES
 from pytcp.tcp.prr import Prr
 from pytcp.tcp.rack import Rack
@@ -215,6 +215,10 @@ class Connection(ConnectionRecovery):
         self.notsent_lowat: int | None = None  # TCP_NOTSENT_LOWAT (None: no limit)
         self._sendbuf = SendBuffer(self.sndbuf)
         self._midwrite = False           # send() pushes a full skb (tcp_push_one)
+        # TCP_INFO chronographs (chrono()): the running one, since when, and the totals.
+        self._chrono_type = 0
+        self._chrono_at = now
+        self._chrono_stat = [0.0, 0.0, 0.0]
         self._space_check = False        # a segment arrived: check for room after output
         self._buf_seq = seq_add(self.iss, 1)  # sequence number of the send buffer's byte 0
         self._fin_queued = False         # the application shut down its sending side
@@ -580,6 +584,8 @@ class Connection(ConnectionRecovery):
                 new = True
                 start = len(buf)
                 tlen = 0
+                if start <= unsent_at:
+                    self._chrono_start(now, CHRONO_BUSY)  # (the first unsent skb)
             k = min(room, total - done)
             buf.append(mv[done:done + k], new)
             done += k

@@ -49,6 +49,10 @@ _SKB_STRUCT = 256
 # builds (tcp_xmit_size_goal), before the half-window bound.
 GSO_MAX_SIZE = 65536 - _MAX_TCP_HEADER - 1
 
+# Linux's TCP_INFO chronographs (tcp_chrono_start/stop): what limits a sender that has data,
+# by priority (a higher one replaces a lower one while it lasts).
+CHRONO_NONE, CHRONO_BUSY, CHRONO_RWND, CHRONO_SNDBUF = 0, 1, 2, 3
+
 # TCP_CORK / MSG_MORE: the longest a partial segment is held (Linux tcp(7): 200 ms ceiling).
 CORK_CEILING = 0.2
 
@@ -62,7 +66,8 @@ class ConnectionOutput:
                  "_high_rxt", "_is_cwnd_limited", "_last_send", "_max_packets_out",
                  "_persist_at", "_rcv_unacked", "_rexmit_out", "_rto_at", "_rtt_seq",
                  "_rtt_time", "_rtx_end", "_rtx_ts", "_sendbuf", "_snd_sml", "_syn_tsval",
-                 "_ut_start", "_midwrite", "_nospace", "_sndbuf_locked", "_space_check",
+                 "_ut_start", "_chrono_at", "_chrono_stat", "_chrono_type", "_midwrite",
+                 "_nospace", "_sndbuf_locked", "_space_check",
                  "last_ack_sent", "notsent_lowat", "rcv_adv", "retransmits", "snd_max", "snd_nxt",
                  "sndbuf")
 
@@ -106,6 +111,10 @@ class ConnectionOutput:
     _midwrite: bool
     _nospace: bool
     _space_check: bool
+    _chrono_type: int
+    _chrono_at: float
+    _chrono_stat: list[float]
+    _now: float
     _buf_seq: int
     _fin_queued: bool
     _fin_seq: int | None
@@ -204,6 +213,36 @@ class ConnectionOutput:
         queued = self._sendbuf.queued
         return self.sndbuf - queued >= queued >> 1 and self._memory_free(1)
 
+    def _chrono_set(self, now: float, new: int) -> None:
+        old = self._chrono_type
+        if old:
+            self._chrono_stat[old - 1] += now - self._chrono_at
+        self._chrono_at = now
+        self._chrono_type = new
+
+    def _chrono_start(self, now: float, kind: int) -> None:
+        """Linux tcp_chrono_start: ``kind`` now limits the sender, unless a higher one does."""
+        if kind > self._chrono_type:
+            self._chrono_set(now, kind)
+
+    def _chrono_stop(self, now: float, kind: int) -> None:
+        """Linux tcp_chrono_stop: nothing queued -> no chronograph; else ``kind`` (if it was
+        the one running) gives way to plain busy time."""
+        if not len(self._sendbuf) and not self._fin_queued:
+            self._chrono_set(now, CHRONO_NONE)
+        elif kind == self._chrono_type:
+            self._chrono_set(now, CHRONO_BUSY)
+
+    def chrono(self, now: float) -> tuple[float, float, float]:
+        """Linux TCP_INFO's tcpi_busy_time, tcpi_rwnd_limited and tcpi_sndbuf_limited, in
+        seconds: how long the connection had data to send (in all), and how long of it the
+        peer's window, and then the send buffer (``sndbuf`` with a writer waiting and nothing
+        left unsent), held it back."""
+        stat = list(self._chrono_stat)
+        if self._chrono_type:
+            stat[self._chrono_type - 1] += now - self._chrono_at
+        return stat[0] + stat[1] + stat[2], stat[1], stat[2]
+
     def _new_space(self) -> None:
         """An arriving segment found a writer waiting for room (Linux tcp_check_space with
         SOCK_NOSPACE, after the output it allowed): grow SO_SNDBUF unless the congestion
@@ -216,6 +255,7 @@ class ConnectionOutput:
             self._sndbuf_expand()
         if self.writeable:
             self._nospace = False
+            self._chrono_stop(self._now, CHRONO_SNDBUF)  # (tcp_check_space)
             self._events.append(SendSpaceAvailable())
 
     def _arm_rto(self, now: float) -> None:
@@ -667,6 +707,20 @@ class ConnectionOutput:
                 and self.snd_una == self.snd_nxt and self._has_unsent()
                 and self.state in OUTPUT_STATES and self._cork_at is None):
             self._arm_persist(now)
+        # Linux tcp_write_xmit's chronographs: the send window stopped the next segment that
+        # the congestion window allowed (tcp_snd_wnd_test); else, having sent while not
+        # cwnd-limited, nothing is left unsent and a writer waits for room
+        # (tcp_cwnd_validate): send-buffer limited.
+        unsent = seq_sub(seq_add(self._buf_seq, len(self._sendbuf)), self.snd_nxt)
+        need = min(unsent, mss)
+        if (unsent > 0 and self._cc.cwnd - self._pipe() >= need  # (cwnd is tested first)
+                and seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt) < need):
+            self._chrono_start(now, CHRONO_RWND)
+        else:
+            self._chrono_stop(now, CHRONO_RWND)
+            if (sent_any and unsent <= 0 and self._nospace and self._pipe() < self._cc.cwnd
+                    and self.state in (State.ESTABLISHED, State.CLOSE_WAIT)):
+                self._chrono_start(now, CHRONO_SNDBUF)
 
     def _idle_restart_check(self, now: float) -> None:
         """RFC 5681 4.1: after an idle period longer than the RTO (nothing in flight, nothing

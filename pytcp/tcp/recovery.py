@@ -14,7 +14,7 @@ A mixin: ``Connection`` inherits it; the attributes below are created by
 from __future__ import annotations
 
 from pytcp.tcp.events import Event
-from pytcp.tcp.output import OUTPUT_STATES, ConnectionOutput
+from pytcp.tcp.output import CHRONO_BUSY, OUTPUT_STATES, ConnectionOutput
 from pytcp.tcp.rack import pto
 from pytcp.tcp.reasons import TxReason
 from pytcp.tcp.sackboard import Scoreboard
@@ -80,6 +80,8 @@ class ConnectionRecovery(ConnectionOutput):
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
+        if not len(self._sendbuf):
+            self._chrono_stop(now, CHRONO_BUSY)  # all acknowledged: not busy any more
         if self._snd_up is not None and seq_ge(ack, self._snd_up):
             self._snd_up = None  # the urgent data was received
         if self._rack_on:

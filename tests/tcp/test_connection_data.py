@@ -325,3 +325,40 @@ def test_msg_eor_records_are_not_joined() -> None:
     c2.send(1.0, b"y" * 300)
     assert [len(s.payload) for s in c2.pending_output()] == [600]  # without EOR: one segment
     assert mss > 600
+
+
+def test_chronographs_busy_rwnd_and_sndbuf_limited_time() -> None:
+    # Linux TCP_INFO tcpi_busy_time / tcpi_rwnd_limited / tcpi_sndbuf_limited
+    # (tcp_chrono_start/stop): time with data to send, and how much of it the peer's window
+    # or the send buffer held the sender back.
+    net = pair()
+    a = net.a
+    assert a.chrono(net.t) == (0.0, 0.0, 0.0)  # nothing sent yet
+    # A small SO_SNDBUF: everything queued is soon in flight while the queue is still over
+    # two thirds of it (not writeable): the send buffer limits the sender until ACKs free it.
+    a.set_sndbuf(40000)
+    t0 = net.t
+    data = payload(200_000)
+    sent = a.send(net.t, data)
+    for _ in range(500):
+        net.run(0.01)
+        if sent < len(data) and SendSpaceAvailable() in a.pending_events():
+            sent += a.send(net.t, data[sent:])
+        if len(net.received["b"]) == len(data):
+            break
+    assert bytes(net.received["b"]) == data
+    net.run(0.5)
+    busy, rwnd, sndbuf = a.chrono(net.t)
+    assert rwnd == 0.0  # the receiver's window never stopped us
+    assert 0 < sndbuf < busy <= net.t - t0
+    assert a.chrono(net.t + 5.0) == (busy, rwnd, sndbuf)  # all acknowledged: stopped
+
+    # A receiver that does not read: its window closes and holds the sender back.
+    net = pair(cfg_b=cfg(recv_buffer=20000))
+    net.auto_read = False
+    net.a.send(net.t, payload(100_000))
+    t0 = net.t
+    net.run(2.0)
+    busy, rwnd, _ = net.a.chrono(net.t)
+    assert net.a.snd_wnd == 0
+    assert 1.5 < rwnd <= busy <= net.t - t0
