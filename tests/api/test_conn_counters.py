@@ -54,7 +54,11 @@ def test_counters_match_across_the_link(super_segments: bool) -> None:
                 theirs.segs_in, theirs.wire_in, theirs.data_in)
             assert (mine.segs_in, mine.wire_in, mine.data_in) == (
                 theirs.segs_out, theirs.wire_out, theirs.data_out)
-            assert theirs.data_in == SIZE  # no loss: no retransmission
+            # No loss, so every byte arrived once -- unless a timer fired late on a loaded
+            # machine (a tail loss probe or RTO that is no loss): then only retransmitted
+            # bytes are extra, and the sender counted a retransmission.
+            sender = writer.get_extra_info("pytcp_handle").conn
+            assert theirs.data_in == SIZE or (theirs.data_in > SIZE and sender.retransmits > 0)
             # The paths counted: the receiver coalesced (GRO), the sender cut super-segments.
             assert b.stack.stats["gro_segments"] > 0
             assert (a.stack.stats["gso_cut"] > 0) is super_segments
