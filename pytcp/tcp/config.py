@@ -40,7 +40,9 @@ class TcpConfig:
     # --- congestion control (RFC 5681, RFC 6928, RFC 9438) ---
     initial_window: int = 10          # segments (RFC 6928)
     congestion: str = "cubic"         # "cubic" (RFC 9438) or "newreno" (RFC 5681/6582)
-    hystart: bool = True              # HyStart++ slow-start exit (RFC 9406), as Linux
+    hystart: bool = True              # slow-start exit on rising RTT (as Linux)
+    hystart_kind: str = "linux"       # "linux": Linux CUBIC's HyStart delay detection;
+    #                                   "rfc9406": HyStart++ (RFC 9406)
     cubic_ssthresh_from_cwnd: bool = True  # CUBIC's reduction from cwnd (Linux; RFC 9438 4.6
     #                                   allows it with cwnd validation), else from FlightSize
     slow_start_after_idle: bool = True  # RFC 5681 4.1 restart window (Linux sysctl of the name)

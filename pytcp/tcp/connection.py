@@ -264,7 +264,8 @@ class Connection(ConnectionRecovery):
         self._rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto,
                                  min_on_variance=config.rto_min_on_variance)
         self._cc: CongestionControl = make_congestion(
-            config.congestion, self.snd_mss, config.initial_window, hystart=config.hystart)
+            config.congestion, self.snd_mss, config.initial_window, hystart=config.hystart,
+            hystart_kind=config.hystart_kind)
         self._cc.abc_limit = config.slow_start_abc_limit
         if isinstance(self._cc, Cubic):
             self._cc.ssthresh_from_cwnd = config.cubic_ssthresh_from_cwnd

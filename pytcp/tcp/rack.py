@@ -105,6 +105,7 @@ class Rack:
         "reo_wnd_persist",
         "reo_wnd_steps",
         "reord_seen",
+        "ca_rtt",
         "reordering",
         "reordering_events",
         "rtt",
@@ -133,6 +134,9 @@ class Rack:
         # (tp->reord_seen, tcpi_reord_seen): reordering_events.
         self.reordering_events = 0
         self.reordering = INITIAL_REORDERING
+        # The RTT of the newest never-retransmitted range the last cumulative ACK delivered
+        # (Linux's ca_rtt_us, the congestion controller's per-ACK sample), or None.
+        self.ca_rtt: float | None = None
         self.lost_marked = 0            # bytes marked lost in total (statistics)
 
     # ------------------------------------------------------------------ sending
@@ -226,13 +230,17 @@ class Rack:
             self._split(snd_una)
         n = 0
         reord: int | None = None  # lowest delivered never-retransmitted, not SACKed before
+        self.ca_rtt = None
         for r in recs:
             if not seq_le(r.end, snd_una):
                 break
             if not r.sacked:
                 self._delivered(now, r, tsecr_before_rtx)
-                if not r.rtx and reord is None:
-                    reord = r.start
+                if not r.rtx:
+                    if reord is None:
+                        reord = r.start
+                    # Linux tcp_clean_rtx_queue ca_rtt_us: from the newest such range.
+                    self.ca_rtt = round(now - r.xmit, 6)
             n += 1
         if n:
             del recs[:n]

@@ -84,9 +84,14 @@ class ConnectionRecovery(ConnectionOutput):
             self._chrono_stop(now, CHRONO_BUSY)  # all acknowledged: not busy any more
         if self._snd_up is not None and seq_ge(ack, self._snd_up):
             self._snd_up = None  # the urgent data was received
+        ca_rtt = sample
         if self._rack_on:
             self._rack.on_ack(now, ack, mss=self.snd_mss)
             self._rack.round_passed(ack)
+            if self._rack.ca_rtt is not None and sample is None:
+                # Linux gives the congestion controller an RTT sample from every ACK of
+                # never-retransmitted data (ca_rtt_us), not only the timed segment's.
+                ca_rtt = self._rack.ca_rtt
         if self._in_loss and seq_ge(ack, self._recover):
             self._in_loss = False
         # RFC 6298 5.2/5.3: timer off when all is acknowledged, else restart it.
@@ -121,7 +126,7 @@ class ConnectionRecovery(ConnectionOutput):
             # With SACK, NextSeg() picks the holes as the pipe allows (RFC 6675 5 step C).
         else:
             self._dupacks = 0
-            self._cc.on_ack(now, newly_acked, sample, flight, self.cwnd_is_limited())
+            self._cc.on_ack(now, newly_acked, ca_rtt, flight, self.cwnd_is_limited())
         # RFC 8985 7.2: an ACK of new data (re)schedules the probe timeout (Linux
         # tcp_set_xmit_timer: TLP if allowed, else the RTO armed above).
         self._schedule_tlp(now, advancing=True)

@@ -412,3 +412,36 @@ def test_cubic_ssthresh_from_cwnd_as_linux() -> None:
     cc = Cubic(1000)  # the RFC's flight_size rule
     cc.on_rto(1.0, 1000)
     assert cc.ssthresh == 2000
+
+
+def _linux_hystart_round(cc: CongestionControl, rtts: list[float]) -> None:
+    # One ACK of 2 segments per RTT sample, all of them in one round (a 100-segment flight).
+    for rtt in rtts:
+        cc.on_ack(0.0, 2000, rtt, 100_000, True)
+
+
+def test_linux_hystart_exits_slow_start_on_a_delay_rise() -> None:
+    # Linux tcp_cubic.c hystart_update (HYSTART_DELAY): from cwnd 16, after 8 samples of a
+    # round, a round minimum above min_rtt + clamp(min_rtt/8, 4, 16 ms) ends slow start.
+    cc = make_congestion("cubic", 1000, 10, hystart=True, hystart_kind="linux")
+    cc.abc_limit = 0  # (Linux tcp_slow_start, as the linux profile)
+    cc.on_ack(0.0, 10_000, 0.2, 10_000, True)  # min_rtt 200 ms; cwnd 20
+    assert cc.cwnd == 20_000 and cc.in_slow_start
+    _linux_hystart_round(cc, [0.240 + i * 0.001 for i in range(8)])
+    assert cc.ssthresh == INITIAL_SSTHRESH and cc.cwnd == 36_000  # 8 samples: no check yet
+    _linux_hystart_round(cc, [0.248])  # the 9th: 240 ms > 200 + 16 ms
+    assert (cc.ssthresh, cc.cwnd) == (36_000, 36_000)
+
+
+def test_linux_hystart_keeps_slow_start_below_the_threshold() -> None:
+    cc = make_congestion("cubic", 1000, 10, hystart=True, hystart_kind="linux")
+    cc.abc_limit = 0  # (Linux tcp_slow_start, as the linux profile)
+    cc.on_ack(0.0, 10_000, 0.2, 10_000, True)
+    _linux_hystart_round(cc, [0.215] * 12)  # 215 ms < 200 + 16 ms
+    assert cc.ssthresh == INITIAL_SSTHRESH and cc.cwnd == 44_000
+    # Below 16 segments nothing is checked.
+    cc = make_congestion("cubic", 1000, 10, hystart=True, hystart_kind="linux")
+    cc.abc_limit = 0  # (Linux tcp_slow_start, as the linux profile)
+    cc.on_ack(0.0, 1000, 0.1, 10_000, True)
+    _linux_hystart_round(cc, [0.5] * 2)
+    assert cc.in_slow_start and cc.cwnd == 15_000

@@ -18,13 +18,15 @@ __all__ = ["ALGORITHMS", "CongestionControl", "Cubic", "NewReno", "make_congesti
 
 
 def make_congestion(
-    name: str, mss: int, initial_window: int | None = None, *, hystart: bool = False
+    name: str, mss: int, initial_window: int | None = None, *, hystart: bool = False,
+    hystart_kind: str = "rfc9406",
 ) -> CongestionControl:
     """A fresh congestion controller for one connection; ``hystart=True`` adds RFC 9406
-    HyStart++ to the initial slow start."""
+    HyStart++ to the initial slow start (``hystart_kind="linux"``: Linux CUBIC's HyStart
+    delay detection instead)."""
     key = name.lower()
     if key == "newreno" or key == "reno":
-        return NewReno(mss, initial_window, hystart=hystart)
+        return NewReno(mss, initial_window, hystart=hystart, hystart_kind=hystart_kind)
     if key == "cubic":
-        return Cubic(mss, initial_window, hystart=hystart)
+        return Cubic(mss, initial_window, hystart=hystart, hystart_kind=hystart_kind)
     raise ValueError(f"unknown congestion control {name!r} (known: {', '.join(ALGORITHMS)})")

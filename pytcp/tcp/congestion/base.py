@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import abc
 
-from pytcp.tcp.congestion.hystart import HyStartPP
+from pytcp.tcp.congestion.hystart import HyStartPP, LinuxHyStart
 
 # Effectively "arbitrarily high" initial ssthresh (RFC 5681 3.1).
 INITIAL_SSTHRESH = 0x7FFFFFFF
@@ -49,11 +49,16 @@ class CongestionControl(abc.ABC):
     )
 
     def __init__(self, mss: int, initial_window_segments: int | None = None, *,
-                 hystart: bool = False) -> None:
+                 hystart: bool = False, hystart_kind: str = "rfc9406") -> None:
         if mss <= 0:
             raise ValueError("mss must be positive")
-        # RFC 9406 HyStart++ for the initial slow start (None: standard slow start only).
-        self.hystart: HyStartPP | None = HyStartPP() if hystart else None
+        # RFC 9406 HyStart++ (or, ``hystart_kind="linux"``, Linux CUBIC's HyStart delay exit)
+        # for the initial slow start (None: standard slow start only).
+        self.hystart: HyStartPP | LinuxHyStart | None = None
+        if hystart:
+            if hystart_kind not in ("rfc9406", "linux"):
+                raise ValueError(f"unknown hystart kind {hystart_kind!r}")
+            self.hystart = LinuxHyStart() if hystart_kind == "linux" else HyStartPP()
         self.mss = mss
         self._iw_segments = initial_window_segments
         self.initial_cwnd = initial_window(mss, initial_window_segments)
@@ -100,9 +105,10 @@ class CongestionControl(abc.ABC):
         inc = min(acked_bytes, self.abc_limit * self.mss) if self.abc_limit else acked_bytes
         hs = self.hystart
         if hs is not None and hs.active:
-            div = hs.on_ack(acked_bytes, rtt, flight_size)
+            div = hs.on_ack(acked_bytes, rtt, flight_size, self.cwnd // self.mss)
             if div == 0:
-                self.ssthresh = self.cwnd  # RFC 9406 4.2: enter congestion avoidance
+                # RFC 9406 4.2: enter congestion avoidance (Linux hystart_update: the same).
+                self.ssthresh = self.cwnd
                 return 0
             inc //= div
         if not grow:

@@ -42,8 +42,10 @@ class Cubic(CongestionControl):
     )
 
     def __init__(self, mss: int, initial_window_segments: int | None = None,
-                 fast_convergence: bool = True, *, hystart: bool = False) -> None:
-        super().__init__(mss, initial_window_segments, hystart=hystart)
+                 fast_convergence: bool = True, *, hystart: bool = False,
+                 hystart_kind: str = "rfc9406") -> None:
+        super().__init__(mss, initial_window_segments, hystart=hystart,
+                         hystart_kind=hystart_kind)
         self.fast_convergence = fast_convergence
         self.w_max: float | None = None   # None: undefined (no loss yet, or after an RTO)
         self.cwnd_prior: float | None = None

@@ -25,6 +25,66 @@ CSS_GROWTH_DIVISOR = 4
 CSS_ROUNDS = 5
 
 
+# Linux tcp_cubic.c HyStart (HYSTART_DELAY) constants.
+LINUX_MIN_SAMPLES = 8        # HYSTART_MIN_SAMPLES
+LINUX_DELAY_MIN = 0.004      # HYSTART_DELAY_MIN (4 ms)
+LINUX_DELAY_MAX = 0.016      # HYSTART_DELAY_MAX (16 ms)
+LINUX_LOW_WINDOW = 16        # hystart_low_window (segments)
+
+
+class LinuxHyStart:
+    """Linux CUBIC's HyStart delay detection (tcp_cubic.c cubictcp_acked / hystart_update,
+    HYSTART_DELAY): once cwnd is at least 16 segments, each round of slow start takes the
+    minimum RTT of its first samples; after 8 samples, if that minimum exceeds the
+    connection's minimum RTT by clamp(min_rtt / 8, 4 ms, 16 ms), slow start ends at once
+    (ssthresh = cwnd). Rounds: as Linux, a round ends when SND.UNA passes the SND.NXT of its
+    start (counted here in bytes, as ``HyStartPP`` does). The ACK-train detection
+    (HYSTART_ACK_TRAIN, which depends on the pacing rate) is not modelled."""
+
+    __slots__ = ("curr_rtt", "delay_min", "found", "round_left", "sample_cnt")
+
+    def __init__(self) -> None:
+        self.found = False
+        self.delay_min: float | None = None
+        self.curr_rtt = math.inf
+        self.sample_cnt = 0
+        self.round_left: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return not self.found
+
+    def stop(self) -> None:
+        self.found = True
+
+    def on_ack(self, acked_bytes: int, rtt: float | None, flight_size: int,
+               cwnd_segments: int = 0) -> int:
+        """One ACK in slow start: 1 (go on), or 0: leave slow start (ssthresh = cwnd)."""
+        if self.found or rtt is None:
+            return 1
+        delay = max(rtt, 1e-6)
+        if self.delay_min is None or delay < self.delay_min:
+            self.delay_min = delay  # (cubictcp_acked: first call or the delay decreased)
+        if cwnd_segments < LINUX_LOW_WINDOW:
+            return 1
+        # hystart_update: a new round once SND.UNA passed the round's end (bictcp_hystart_reset).
+        if self.round_left is not None:
+            self.round_left -= acked_bytes
+        if self.round_left is None or self.round_left < 0:
+            self.round_left = max(flight_size - acked_bytes, 0)
+            self.curr_rtt = math.inf
+            self.sample_cnt = 0
+        self.curr_rtt = min(self.curr_rtt, delay)
+        if self.sample_cnt < LINUX_MIN_SAMPLES:
+            self.sample_cnt += 1
+            return 1
+        thresh = min(max(self.delay_min / 8, LINUX_DELAY_MIN), LINUX_DELAY_MAX)
+        if self.curr_rtt > self.delay_min + thresh:
+            self.found = True
+            return 0
+        return 1
+
+
 class Phase(enum.Enum):
     SLOW_START = "slow_start"
     CSS = "css"
@@ -74,7 +134,8 @@ class HyStartPP:
         if self.phase is Phase.CSS:
             self.css_rounds += 1
 
-    def on_ack(self, acked_bytes: int, rtt: float | None, flight_size: int) -> int:
+    def on_ack(self, acked_bytes: int, rtt: float | None, flight_size: int,
+               cwnd_segments: int = 0) -> int:
         """One ACK in slow start. Returns the divisor for this ACK's cwnd growth: 1 (standard
         slow start), CSS_GROWTH_DIVISOR (CSS), or 0: leave slow start now (set ssthresh =
         cwnd, RFC 9406 4.2 "enter congestion avoidance")."""
