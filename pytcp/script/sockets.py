@@ -258,6 +258,7 @@ def tcp_info_fields(handle: Any, now: float) -> dict[str, int]:
         else:
             ca_state = 0
     ssthresh = info.ssthresh // mss
+    dack = getattr(conn, "_dack", None)  # the delayed-ACK state (tcp/delack.py)
     fields = {
         "tcpi_state": LINUX_STATE.get(str(info.state), -1),
         "tcpi_ca_state": int(ca_state),
@@ -274,6 +275,8 @@ def tcp_info_fields(handle: Any, now: float) -> dict[str, int]:
         "tcpi_total_retrans": info.retransmits,
         "tcpi_snd_mss": mss,
         "tcpi_rcv_mss": int(getattr(conn, "_rcv_mss", 0) or mss),
+        # Linux tcp_get_info: the delayed-ACK timeout (ATO, capped at TCP_DELACK_MAX), in µs.
+        "tcpi_ato": round(min(dack.ato, dack.delack_max) * 1e6) if dack is not None else 0,
         "tcpi_advmss": int(getattr(conn, "our_mss", 0) or mss),
         "tcpi_unacked": -(-in_flight // mss),
         "tcpi_reordering": 3,  # (RFC 5681 DupThresh; with RACK, the degree seen below)
