@@ -898,8 +898,9 @@ class ConnectionOutput:
             flags |= URG  # RFC 9293 3.8.5: the pointer is to the first non-urgent octet
             urg = min(seq_sub(up, seq), 0xFFFF)
         ecn = 0
-        if self._ecn.ok and n and not retrans:
-            # RFC 3168 6.1.2: ECT(0) on new data (6.1.5: never on retransmissions), and CWR on
+        if self._ecn.ok and n and not retrans and reason is not TxReason.WINDOW_PROBE:
+            # RFC 3168 6.1.2: ECT(0) on new data (6.1.5: never on retransmissions; 6.1.6:
+            # neither ECT nor CWR on window probes, even one carrying new data), and CWR on
             # the first new data after a reduction.
             ecn = ECT0
             flags |= self._ecn.data_flags()

@@ -110,3 +110,41 @@ def test_impairment_marks_ect_packets_ce_and_drops_not_ect() -> None:
     out = imp.release(0.0)
     assert len(out) == 1 and parse_ipv4(out[0]).tos & 3 == CE
     assert imp.stats["ce_marked"] == 1 and imp.stats["lost"] == 1
+
+
+def test_stack_window_probe_and_retransmission_are_not_ect() -> None:
+    # RFC 3168 6.1.6: neither ECT nor CWR on a window probe (here the persist timer's probe of
+    # a too-small window, which carries new data); 6.1.5: no ECT on a retransmission; CWR
+    # waits for the next new data (6.1.2).
+    st = Stack(A, now=0.0, tcp_config=TcpConfig(ecn=1))
+    h = st.connect(0.0, B, 5000)
+    [(_, syn)] = _out(st)
+    st.receive_packet(0.1, bytes(build_ipv4_tcp(
+        src=B, dst=A, sport=5000, dport=h.key.local_port, seq=7000, ack=syn.seq + 1,
+        flags=SYN | ACK | ECE, window=65535, options=TcpOptions(mss=1000))))
+    _out(st)
+    h.send(0.1, b"a" * 1000)
+    [(ect, first)] = [x for x in _out(st) if x[1].payload]
+    assert ect == ECT0
+    # RTO: the retransmission goes out not-ECT.
+    st.handle_timers(2.0)
+    rtx = [x for x in _out(st) if x[1].payload]
+    assert [(e, t.seq) for e, t in rtx] == [(0, first.seq)]
+    # ECE in the ACK, and a 100-byte window: the next write waits for the persist timer.
+    st.receive_packet(2.1, bytes(build_ipv4_tcp(
+        src=B, dst=A, sport=5000, dport=h.key.local_port, seq=7001, ack=first.seq + 1000,
+        flags=ACK | ECE, window=100)))
+    h.send(2.1, b"b" * 1000)
+    assert not [x for x in _out(st) if x[1].payload]
+    probes = []
+    for i in range(1, 60):
+        st.handle_timers(2.1 + i * 0.1)
+        probes += [x for x in _out(st) if x[1].payload]
+        if probes:
+            break
+    assert [(e, t.flags & CWR, len(t.payload)) for e, t in probes] == [(0, 0, 100)]
+    st.receive_packet(8.0, bytes(build_ipv4_tcp(
+        src=B, dst=A, sport=5000, dport=h.key.local_port, seq=7001,
+        ack=first.seq + 1100, flags=ACK, window=65535)))
+    rest = [x for x in _out(st) if x[1].payload]
+    assert [(e, bool(t.flags & CWR), len(t.payload)) for e, t in rest] == [(ECT0, True, 900)]
