@@ -106,6 +106,21 @@ def _timeout(text: str) -> float:
     return value
 
 
+GET_REPEAT_MAX = 100  # pytcp get --repeat: at most this many fetches in one run
+
+
+def _repeat(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid repeat count {text!r}: expected an "
+                                         "integer") from None
+    if not 1 <= value <= GET_REPEAT_MAX:
+        raise argparse.ArgumentTypeError(f"invalid repeat count {text!r}: expected "
+                                         f"1..{GET_REPEAT_MAX}")
+    return value
+
+
 def _txqueuelen(text: str) -> int:
     try:
         value = int(text)
@@ -180,7 +195,8 @@ def _add_link_flags(p: argparse.ArgumentParser) -> None:
                    help="congestion control (default: the profile's, cubic)")
     g.add_argument("--fastopen", action="store_true",
                    help="TCP Fast Open (RFC 7413): up: accept data in SYNs with a valid "
-                        "cookie; get: ask for a cookie (and use one cached in this run)")
+                        "cookie; get: ask for a cookie, and send the request in the SYN "
+                        "once one is cached in this run (see --repeat)")
     g.add_argument("--ecn", action="store_true",
                    help="ask for ECN (RFC 3168) on our connections (default: only accept it)")
     g.add_argument("--time-wait", type=_timeout, default=None, metavar="SECONDS",
@@ -233,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write the body to FILE (default or '-': stdout)")
     get.add_argument("--timeout", type=_timeout, default=30.0, metavar="SECONDS",
                      help="seconds to wait for the connection and for each read (default 30)")
+    get.add_argument("--repeat", type=_repeat, default=1, metavar="N",
+                     help=f"fetch URL N times (1..{GET_REPEAT_MAX}), one connection after "
+                          "the other, writing each body in turn; with --fastopen the "
+                          "second and later requests go in the SYN with the cookie the "
+                          "first connection got")
     _add_link_flags(get)
 
     ss = sub.add_parser("ss", help="the connection table of a running pytcp up (like ss -tni)",
@@ -834,8 +855,20 @@ def check_get_args(args: argparse.Namespace) -> tuple[LinkOptions, Any]:
     return opts, url
 
 
+def _fastopen_note(n: int, handle: Any, cached: bool) -> str:
+    """One line saying what TCP Fast Open (RFC 7413) did on connection ``n``; ``cached``:
+    the client's cache now holds a cookie for the server."""
+    sent = handle.conn.syn_data_sent
+    if sent:
+        how = ("acknowledged by the SYN-ACK" if handle.conn.syn_data_acked
+               else "not acknowledged by the SYN-ACK: sent again after it")
+        return f"fast open: connection {n}: {sent} request bytes in the SYN, {how}"
+    got = "the server gave one" if cached else "the server gave none"
+    return f"fast open: connection {n}: no data in the SYN (no usable cookie); {got}"
+
+
 async def run_get(opts: LinkOptions, link: Any, url: str, output: str | None,
-                  timeout: float) -> int:
+                  timeout: float, repeat: int = 1) -> int:
     from pytcp.api import aio
     from pytcp.apps.http_client import FetchError, ProgressBar, fetch
 
@@ -846,11 +879,18 @@ async def run_get(opts: LinkOptions, link: Any, url: str, output: str | None,
     async with stack_up(opts, link) as runtime:
         log.info("%s %s (kernel side %s); profile %s, congestion control %s", opts.ifname,
                  opts.addr, opts.host, opts.profile, runtime.stack.tcp_config.congestion)
+        handles: list[Any] = []  # each connection's TcpHandle (for the Fast Open note)
+
         # A 1 MiB stream buffer (asyncio's default 64 KiB pauses reading every 128 KiB,
         # which stalls the engine's delivery between reads on a bulk download).
-        open_connection = functools.partial(aio.open_connection, runtime=runtime,
-                                            limit=GET_STREAM_LIMIT, fastopen=opts.fastopen)
-        bar = ProgressBar(sys.stderr)
+
+        async def open_connection(host: str, port: int, **kw: Any) -> Any:
+            reader, writer = await aio.open_connection(
+                host, port, runtime=runtime, limit=GET_STREAM_LIMIT, fastopen=opts.fastopen,
+                **kw)
+            handles.append(writer.get_extra_info("pytcp_handle"))
+            return reader, writer
+
         tmp: Path | None = None
         out: BinaryIO
         if output in (None, "-"):
@@ -863,9 +903,23 @@ async def run_get(opts: LinkOptions, link: Any, url: str, output: str | None,
             out = os.fdopen(fd, "wb")
         failure: str | None = None
         result = None
+        note: str | None = None
+        bar = ProgressBar(sys.stderr)
         try:
-            result = await fetch(url, out, open_connection=open_connection, progress=bar,
-                                 timeout=timeout)
+            for i in range(1, repeat + 1):
+                bar = ProgressBar(sys.stderr)
+                result = None
+                result = await fetch(url, out, open_connection=open_connection,
+                                     progress=bar, timeout=timeout,
+                                     request_in_syn=opts.fastopen)
+                if opts.fastopen and handles:
+                    h = handles[-1]
+                    entry = runtime.stack.fastopen_cache.get(h.key.remote_addr)
+                    note = _fastopen_note(i, h, bool(entry is not None and entry.cookie))
+                if i < repeat:
+                    bar.finish(result.received)
+                    if note:
+                        print(note, file=sys.stderr, flush=True)
         except FetchError as exc:
             failure = str(exc)
         finally:  # also when cancelled (Ctrl-C): never leave a partial -o FILE behind
@@ -888,6 +942,8 @@ async def run_get(opts: LinkOptions, link: Any, url: str, output: str | None,
                 os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, output)  # type: ignore[arg-type]
         bar.finish(result.received)
+        if note:
+            print(note, file=sys.stderr, flush=True)
     return EXIT_OK
 
 
@@ -958,7 +1014,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if opts.workers > 1:
                     return run_workers(opts, link)
                 return asyncio.run(run_up(opts, link))
-            return asyncio.run(run_get(opts, link, args.url, args.output, args.timeout))
+            return asyncio.run(run_get(opts, link, args.url, args.output, args.timeout,
+                                       args.repeat))
         finally:
             tun = _tun_stats(link) if log.isEnabledFor(logging.INFO) else {}
             if tun:

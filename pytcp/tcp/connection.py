@@ -474,6 +474,11 @@ class Connection(ConnectionRecovery):
         self._send_syn(now)
         return taken
 
+    @property
+    def syn_data_sent(self) -> int:
+        """Data bytes our first SYN carried (RFC 7413 client; 0 without Fast Open data)."""
+        return self._syn_data
+
     def fastopen_server(self, decision: ServerDecision | None) -> None:
         """The stack's Fast Open decision for the SYN it is about to hand to this passive
         connection (RFC 7413 4.2.2): accept the SYN's data, and/or the cookie for the SYN-ACK."""

@@ -1,13 +1,17 @@
 """ECN and TCP Fast Open end to end over the in-memory pair and the asyncio API: a transfer
 through a CE-marking impairment arrives intact and the sender reduced its window; a second
-connection sends its first bytes in the SYN with the cookie the first one learned."""
+connection sends its first bytes in the SYN with the cookie the first one learned, and the
+HTTP client (``pytcp get --fastopen``) sends its request there."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import io
 import random
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from pytcp.api.aio import open_connection, start_server
@@ -87,3 +91,53 @@ def test_fastopen_second_connection_carries_data_in_the_syn() -> None:
             server.close()
 
     run(main())
+
+
+def test_fetch_sends_its_request_in_the_syn_with_the_cookie_of_the_first(tmp_path: Path) -> None:
+    """``pytcp get --fastopen --repeat 2`` in memory: pytcp's HTTP client against pytcp's
+    HTTP server with a Fast Open listener. The first fetch's SYN asks for a cookie; the
+    second's carries it and exactly the HTTP request (checked in host A's capture)."""
+    from scapy.layers.inet import IP, TCP  # type: ignore[import-untyped]
+    from scapy.utils import rdpcap  # type: ignore[import-untyped]
+
+    from pytcp.api.pair import ADDR_A
+    from pytcp.apps.http_client import fetch
+    from pytcp.apps.http_server import serve_http
+    from pytcp.pcap import PcapWriter
+
+    body = random.Random(3).randbytes(5000)
+    (tmp_path / "f").write_bytes(body)
+    path = tmp_path / "a.pcapng"
+    handles: list[Any] = []
+
+    async def main() -> None:
+        pcap = PcapWriter(str(path))
+        async with memory_pair(pcap_a=pcap) as (a, b):
+            server = await start_server(functools.partial(serve_http, root=tmp_path), 80,
+                                        runtime=b, fastopen=16)
+
+            async def connect(host: str, port: int, **kw: Any) -> Any:
+                r, w = await open_connection(host, port, runtime=a, fastopen=True, **kw)
+                handles.append(w.get_extra_info("pytcp_handle"))
+                return r, w
+
+            for _ in range(2):
+                out = io.BytesIO()
+                res = await fetch(f"http://{ADDR_B}/f", out, open_connection=connect,
+                                  request_in_syn=True)
+                assert res.status == 200 and out.getvalue() == body
+            assert b.stack.stats["fastopen_passive"] == 1
+            server.close()
+            await server.wait_closed()
+        pcap.close()
+
+    run(main())
+    assert handles[0].conn.syn_data_sent == 0 and not handles[0].conn.syn_data_acked
+    assert handles[1].conn.syn_data_acked
+    syns = [p[TCP] for p in rdpcap(str(path))
+            if p[IP].src == ADDR_A and p[TCP].flags == "S"]
+    assert len(syns) == 2
+    assert bytes(syns[0].payload) == b""
+    request = bytes(syns[1].payload)
+    assert request.startswith(b"GET /f HTTP/1.1\r\n") and request.endswith(b"\r\n\r\n")
+    assert handles[1].conn.syn_data_sent == len(request)

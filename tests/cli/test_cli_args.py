@@ -94,6 +94,9 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     (["get", "http://example.com/"], "no DNS resolver"),
     (["get", "http://10.77.0.1:99999/"], "invalid URL"),
     (["get", "http://10.77.0.1/", "--timeout", "0"], "invalid timeout"),
+    (["get", "http://10.77.0.1/", "--repeat", "0"], "invalid repeat count '0': expected 1..100"),
+    (["get", "http://10.77.0.1/", "--repeat", "101"], "invalid repeat count '101'"),
+    (["get", "http://10.77.0.1/", "--repeat", "x"], "invalid repeat count 'x'"),
     (["get", "http://10.77.0.1/", "-o", "/nonexistent-e2/out"], "no such directory"),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str],
