@@ -148,3 +148,46 @@ def test_stack_window_probe_and_retransmission_are_not_ect() -> None:
         ack=first.seq + 1100, flags=ACK, window=65535)))
     rest = [x for x in _out(st) if x[1].payload]
     assert [(e, bool(t.flags & CWR), len(t.payload)) for e, t in rest] == [(ECT0, True, 900)]
+
+
+def test_stack_ignores_ce_on_out_of_window_data_and_sends_no_ect_unless_negotiated() -> None:
+    # RFC 3168 6.1.5: the receiver SHOULD ignore CE on an out-of-window data packet (a
+    # spoofed one could otherwise halve the sender's window): the duplicate ACK it draws
+    # carries no ECE, and no later ACK does.
+    st = Stack(A, now=0.0, tcp_config=TcpConfig(ecn=2))
+    lst = st.listen(80)
+    st.receive_packet(0.0, _pkt(SYN | ECE | CWR, 1000, 0, opts=TcpOptions(mss=1460)))
+    [(_, synack)] = _out(st)
+    st.receive_packet(0.1, _pkt(ACK, 1001, synack.seq + 1))
+    h = lst.accept()
+    assert h is not None and h.conn.ecn_ok
+    st.receive_packet(0.2, _pkt(ACK, 1001 + 1_000_000, synack.seq + 1, b"x" * 10, tos=CE))
+    acks = _out(st)
+    assert acks and all(not t.flags & ECE for _, t in acks)
+    assert h.conn._ecn.ce_seen == 0
+    st.receive_packet(0.3, _pkt(ACK, 1001, synack.seq + 1, b"y" * 10, tos=ECT0))
+    st.handle_timers(1.0)
+    assert all(not t.flags & ECE for _, t in _out(st))
+    # RFC 3168 6.1.1: without negotiation (a plain SYN) no packet of ours is ECT.
+    st2 = Stack(A, now=0.0, tcp_config=TcpConfig(ecn=2))
+    lst2 = st2.listen(80)
+    st2.receive_packet(0.0, _pkt(SYN, 1000, 0, opts=TcpOptions(mss=1460)))
+    [(ecn, synack2)] = _out(st2)
+    assert ecn == 0 and not synack2.flags & ECE
+    st2.receive_packet(0.1, _pkt(ACK, 1001, synack2.seq + 1))
+    h2 = lst2.accept()
+    assert h2 is not None and not h2.conn.ecn_ok
+    h2.send(0.1, b"d" * 100)
+    assert [(e, len(t.payload)) for e, t in _out(st2)] == [(0, 100)]
+
+
+def test_retransmitted_ecn_setup_syn_is_plain() -> None:
+    # RFC 3168 6.1.1.1 (MAY; Linux tcp_ecn_clear_syn): an ECN-setup SYN that got no answer
+    # is retransmitted without ECE and CWR (a middlebox may drop ECN-setup SYNs).
+    st = Stack(A, now=0.0, tcp_config=TcpConfig(ecn=1))
+    st.connect(0.0, B, 5000)
+    [(ecn, syn)] = _out(st)
+    assert syn.flags == SYN | ECE | CWR and ecn == 0
+    st.handle_timers(1.5)
+    [(ecn, again)] = _out(st)
+    assert again.flags == SYN and again.seq == syn.seq and ecn == 0
