@@ -810,7 +810,6 @@ class ConnectionOutput:
         gso = mss if size > mss else 0
         rcv_nxt = self.rcv_nxt
         read = self._sendbuf.read
-        split = self._sendbuf.split
         out = self._out
         seq = self.snd_nxt
         start = seq
@@ -823,13 +822,14 @@ class ConnectionOutput:
         to_end = self._sendbuf.to_skb_end
         # (a push during send() ends at a filled skb, not the write's end: no PSH there)
         tail_psh = ACK if self._midwrite else ACK | PSH
+        skb_room = to_end(off)  # (bytes left in the skb the next packet starts in)
+        cuts: list[int] = []
         while allowed - sent >= mss:
             n = size if allowed - sent >= size else (allowed - sent) // mss * mss
             flags = gso_flags if n > mss else ACK
             if tail and allowed - sent - n < mss and allowed - sent <= size:
                 n = allowed - sent  # the last piece takes the tail, with PSH (MUST-61)
                 flags = tail_psh if not self._midwrite else gso_flags if n > mss else ACK
-            skb_room = to_end(off + sent)
             if 0 < skb_room < n:
                 n = skb_room  # (no packet spans two skbs)
                 flags = gso_flags if n > mss else ACK
@@ -838,14 +838,20 @@ class ConnectionOutput:
             ecn_flags &= ~CWR
             sent += n
             seq = (seq + n) & MASK
-            split(off + sent)  # each packet is one skb (Linux tso_fragment)
+            skb_room -= n
+            if skb_room > 0:
+                cuts.append(off + sent)  # each packet is one skb (Linux tso_fragment)
+            else:
+                skb_room = to_end(off + sent)  # (at a boundary: the next skb)
         if tail and sent < allowed:
             n = allowed - sent
             out.append(Segment(seq, rcv_nxt, tail_psh | ecn_flags, wnd, read(off + sent, n),
                                opts, 0, 0, None, ect))
             sent += n
-            split(off + sent)
+            cuts.append(off + sent)
             seq = (seq + n) & MASK
+        if cuts:
+            self._sendbuf.split_run(cuts)
         if tail and allowed % mss:
             self._snd_sml = seq  # (Minshall: a small segment went out)
         self.snd_nxt = self.snd_max = seq

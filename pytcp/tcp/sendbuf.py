@@ -44,7 +44,8 @@ class SendBuffer:
     """A byte ring accepting up to ``limit`` bytes: ``write`` appends, ``read`` peeks,
     ``consume`` drops. Storage grows on demand and is released when drained."""
 
-    __slots__ = ("_base", "_cap", "_ends", "_h", "_head", "_len", "_mv", "_ring", "limit")
+    __slots__ = ("_base", "_c", "_cap", "_ends", "_h", "_head", "_len", "_mv", "_ring",
+                 "limit")
 
     def __init__(self, limit: int) -> None:
         if limit <= 0:
@@ -60,6 +61,7 @@ class SendBuffer:
         self._ends: list[int] = []
         self._h = 0
         self._base = 0
+        self._c = 0  # a hint: the index after the last split (packets go out in order)
 
     @property
     def capacity(self) -> int:
@@ -152,12 +154,28 @@ class SendBuffer:
         start = ends[-2] if k > 1 else self._base
         return start - self._base, ends[-1] - start
 
+    def _find(self, pos: int) -> int:
+        """The index of the first skb end >= ``pos`` (bisect_left from _h), found from the
+        hint in O(1) when packets go out in order, else by bisection."""
+        ends = self._ends
+        h = self._h
+        c = self._c if self._c > h else h
+        n = len(ends)
+        if c < n and (c == h or ends[c - 1] < pos):
+            for _ in range(4):
+                if ends[c] >= pos:
+                    return c
+                c += 1
+                if c == n:
+                    return c
+        return bisect_left(ends, pos, h)
+
     def to_skb_end(self, offset: int) -> int:
         """Bytes from ``offset`` (after byte 0) to the end of the skb holding it (Linux sends
         no packet across two skbs); 0 at or past the end of the buffer."""
         pos = self._base + offset
         ends = self._ends
-        i = bisect_right(ends, pos, self._h)
+        i = self._find(pos + 1)  # (the first end > pos)
         return ends[i] - pos if i < len(ends) else 0
 
     def split(self, offset: int) -> None:
@@ -167,9 +185,31 @@ class SendBuffer:
             return
         pos = self._base + offset
         ends = self._ends
-        i = bisect_left(ends, pos, self._h)
+        i = self._find(pos)
         if i < len(ends) and ends[i] != pos:
             ends.insert(i, pos)
+        self._c = i + 1
+
+    def split_run(self, offsets: list[int]) -> None:
+        """``split`` at each of ``offsets`` (ascending): the packets of one burst."""
+        ends = self._ends
+        base = self._base
+        i = -1
+        for off in offsets:
+            if off <= 0 or off >= self._len:
+                continue
+            pos = base + off
+            if i < 0:
+                i = self._find(pos)
+            else:
+                n = len(ends)
+                while i < n and ends[i] < pos:
+                    i += 1
+            if i < len(ends) and ends[i] != pos:
+                ends.insert(i, pos)
+            i += 1
+        if i >= 0:
+            self._c = i
 
     def _clip(self, offset: int, n: int) -> int:
         if offset < 0:
@@ -225,6 +265,7 @@ class SendBuffer:
             h += 1
         if h > 32 and 2 * h > len(ends):
             del ends[:h]
+            self._c = max(0, self._c - h)
             h = 0
         self._h = h
 
@@ -238,3 +279,4 @@ class SendBuffer:
         self._len = 0
         self._ends = []
         self._h = 0
+        self._c = 0

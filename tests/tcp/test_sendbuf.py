@@ -198,3 +198,58 @@ def test_skb_view_survives_many_skbs_and_compaction() -> None:
         sb.consume(100)
         assert sb.skbs == 199 - i
         assert sb.read(0, 1) == bytes([i + 1]) and sb.to_skb_end(0) == 100
+
+
+def test_skb_view_matches_a_plain_model_under_random_use() -> None:
+    # split/to_skb_end use a hint for in-order sending; any order must give the same skbs
+    # as a plain sorted list of boundaries.
+    import bisect
+    import random
+
+    rng = random.Random(7)
+    sb = SendBuffer(1 << 20)
+    base, ends = 0, []  # the model: stream offsets of skb ends
+    total = 0
+    for _ in range(3000):
+        op = rng.random()
+        if op < 0.3:
+            n = rng.randint(1, 3000)
+            new = rng.random() < 0.5 or not ends
+            sb.append(b"x" * n, new_skb=new)
+            total += n
+            if new:
+                ends.append(total)
+            else:
+                ends[-1] = total
+        elif op < 0.7 and total > base:
+            off = rng.randint(0, total - base) if rng.random() < 0.2 else min(
+                total - base, rng.randint(0, 4000))
+            sb.split(off)
+            pos = base + off
+            if base < pos < total and pos not in ends:
+                bisect.insort(ends, pos)
+        elif op < 0.85 and total > base:
+            n = rng.randint(0, total - base)
+            sb.consume(n)
+            base += n
+            ends = [e for e in ends if e > base]
+        assert sb.skbs == len(ends)
+        if total > base:
+            off = rng.randint(0, total - base)
+            i = bisect.bisect_right(ends, base + off)
+            assert sb.to_skb_end(off) == (ends[i] - base - off if i < len(ends) else 0)
+
+
+def test_split_run_equals_splits_one_by_one() -> None:
+    a, b = SendBuffer(1 << 20), SendBuffer(1 << 20)
+    for sb in (a, b):
+        sb.append(b"x" * 5000, new_skb=True)
+        sb.append(b"y" * 7000, new_skb=True)
+        sb.consume(1000)
+    cuts = [0, 1000, 3000, 4000, 4500, 6000, 9000, 11000, 12000]
+    a.split_run(cuts)
+    for c in cuts:
+        b.split(c)
+    assert a.skbs == b.skbs == 7  # 2 written + 5 new cuts (4000 is a boundary already)
+    assert [a.to_skb_end(o) for o in range(0, 11000, 250)] == [
+        b.to_skb_end(o) for o in range(0, 11000, 250)]
