@@ -43,7 +43,9 @@ class TcpConfig:
     hystart: bool = True              # slow-start exit on rising RTT (as Linux)
     hystart_kind: str = "linux"       # "linux": Linux CUBIC's HyStart delay detection;
     #                                   "rfc9406": HyStart++ (RFC 9406)
-    cubic_ssthresh_from_cwnd: bool = True  # CUBIC's reduction from cwnd (Linux; RFC 9438 4.6
+    cubic_kind: str = "linux"         # "linux": CUBIC with Linux's arithmetic (tcp_cubic.c);
+    #                                   "rfc9438": the RFC's formulas (congestion/cubic.py)
+    cubic_ssthresh_from_cwnd: bool = True  # RFC 9438 CUBIC's reduction from cwnd (Linux; 4.6
     #                                   allows it with cwnd validation), else from FlightSize
     slow_start_after_idle: bool = True  # RFC 5681 4.1 restart window (Linux sysctl of the name)
     slow_start_abc_limit: int = 0     # RFC 3465 L in segments per ACK; 0 = none (Linux
@@ -135,6 +137,7 @@ class TcpConfig:
             tlp=False,
             timer_tick=0.0,
             cubic_ssthresh_from_cwnd=False,
+            cubic_kind="rfc9438",
             hystart=False,
             rst_flushes_unread=True,
         )

@@ -265,7 +265,8 @@ class Connection(ConnectionRecovery):
                                  min_on_variance=config.rto_min_on_variance)
         self._cc: CongestionControl = make_congestion(
             config.congestion, self.snd_mss, config.initial_window, hystart=config.hystart,
-            hystart_kind=config.hystart_kind)
+            hystart_kind=config.hystart_kind, cubic_kind=config.cubic_kind,
+            tick=config.timer_tick)
         self._cc.abc_limit = config.slow_start_abc_limit
         if isinstance(self._cc, Cubic):
             self._cc.ssthresh_from_cwnd = config.cubic_ssthresh_from_cwnd

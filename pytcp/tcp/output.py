@@ -806,6 +806,8 @@ class ConnectionOutput:
         if allowed < mss:
             return False
         self._send_data_segment_prelude(now)
+        if self.snd_nxt == self.snd_una:
+            self._cc.on_tx_start(now, now - self._last_send)  # (Linux tcp_event_data_sent)
         wnd, opts = self._burst_val
         gso = mss if size > mss else 0
         rcv_nxt = self.rcv_nxt
@@ -910,6 +912,9 @@ class ConnectionOutput:
             # the first new data after a reduction.
             ecn = ECT0
             flags |= self._ecn.data_flags()
+        if n and self.snd_nxt == self.snd_una:
+            # Linux tcp_event_data_sent: data leaves with nothing in flight (CA_EVENT_TX_START).
+            self._cc.on_tx_start(now, now - self._last_send)
         self._emit(Segment(seq, self.rcv_nxt, flags, wnd, payload, opts, urg, gso, reason,
                            ecn))
         if n:

@@ -423,7 +423,8 @@ def _linux_hystart_round(cc: CongestionControl, rtts: list[float]) -> None:
 def test_linux_hystart_exits_slow_start_on_a_delay_rise() -> None:
     # Linux tcp_cubic.c hystart_update (HYSTART_DELAY): from cwnd 16, after 8 samples of a
     # round, a round minimum above min_rtt + clamp(min_rtt/8, 4, 16 ms) ends slow start.
-    cc = make_congestion("cubic", 1000, 10, hystart=True, hystart_kind="linux")
+    cc = make_congestion("cubic", 1000, 10, hystart=True, hystart_kind="linux",
+                         cubic_kind="linux")
     cc.abc_limit = 0  # (Linux tcp_slow_start, as the linux profile)
     cc.on_ack(0.0, 10_000, 0.2, 10_000, True)  # min_rtt 200 ms; cwnd 20
     assert cc.cwnd == 20_000 and cc.in_slow_start
@@ -434,14 +435,56 @@ def test_linux_hystart_exits_slow_start_on_a_delay_rise() -> None:
 
 
 def test_linux_hystart_keeps_slow_start_below_the_threshold() -> None:
-    cc = make_congestion("cubic", 1000, 10, hystart=True, hystart_kind="linux")
+    cc = make_congestion("cubic", 1000, 10, hystart=True, hystart_kind="linux",
+                         cubic_kind="linux")
     cc.abc_limit = 0  # (Linux tcp_slow_start, as the linux profile)
     cc.on_ack(0.0, 10_000, 0.2, 10_000, True)
     _linux_hystart_round(cc, [0.215] * 12)  # 215 ms < 200 + 16 ms
     assert cc.ssthresh == INITIAL_SSTHRESH and cc.cwnd == 44_000
     # Below 16 segments nothing is checked.
-    cc = make_congestion("cubic", 1000, 10, hystart=True, hystart_kind="linux")
+    cc = make_congestion("cubic", 1000, 10, hystart=True, hystart_kind="linux",
+                         cubic_kind="linux")
     cc.abc_limit = 0  # (Linux tcp_slow_start, as the linux profile)
     cc.on_ack(0.0, 1000, 0.1, 10_000, True)
     _linux_hystart_round(cc, [0.5] * 2)
     assert cc.in_slow_start and cc.cwnd == 15_000
+
+
+def test_linux_cubic_root_and_constants() -> None:
+    from pytcp.tcp.congestion.linux_cubic import BETA_SCALE, CUBE_FACTOR, cubic_root
+
+    assert BETA_SCALE == 15 and CUBE_FACTOR == (1 << 40) // 410
+    for a in (0, 1, 8, 27, 63, 1000, 10**6, 10**9, 10**12, 10**15):
+        assert abs(cubic_root(a) - round(a ** (1 / 3))) <= max(1, a ** (1 / 3) * 0.01)
+
+
+def test_linux_cubic_first_epoch_grows_one_segment_per_20_acked() -> None:
+    # tcp_cubic.c bictcp_update: with no loss yet (last_max_cwnd 0) cnt is at most 20;
+    # tcp_cong_avoid_ai adds one segment per cnt acknowledged.
+    from pytcp.tcp.congestion.linux_cubic import LinuxCubic
+
+    cc = LinuxCubic(1000, 10, tick=0.004)
+    cc.ssthresh = cc.cwnd = 48_000
+    cc.observe_rtt(0.1)
+    for i in range(10):  # 20 segments acknowledged over 1 s
+        cc.on_ack(2.0 + 0.1 * i, 2000, 0.1, 48_000, True)
+    assert cc.cnt == 20 and cc.cwnd == 49_000
+    # A loss: ssthresh = cwnd * 717 / 1024 segments, W_max = cwnd; the next epoch has K > 0.
+    cc.on_congestion(3.0, 49_000)
+    assert (cc.ssthresh, cc.cwnd, cc.last_max_cwnd) == (34_000, 34_000, 49)
+    cc.on_ack(3.1, 1000, 0.1, 34_000, True)
+    assert cc.bic_k > 0 and cc.bic_origin_point == 49
+
+
+def test_linux_cubic_idle_shifts_the_epoch() -> None:
+    # cubictcp_cwnd_event(CA_EVENT_TX_START): idle time is not credited to the cubic curve.
+    from pytcp.tcp.congestion.linux_cubic import LinuxCubic
+
+    cc = LinuxCubic(1000, 10, tick=0.004)
+    cc.ssthresh = cc.cwnd = 48_000
+    cc.on_ack(2.0, 2000, 0.1, 48_000, True)
+    assert cc.epoch_start == 500
+    cc.on_tx_start(6.0, 3.0)
+    assert cc.epoch_start == 500 + 750
+    cc.on_tx_start(7.0, 100.0)  # never past now
+    assert cc.epoch_start == 1750

@@ -107,9 +107,10 @@ class CongestionControl(abc.ABC):
         if hs is not None and hs.active:
             div = hs.on_ack(acked_bytes, rtt, flight_size, self.cwnd // self.mss)
             if div == 0:
-                # RFC 9406 4.2: enter congestion avoidance (Linux hystart_update: the same).
+                # RFC 9406 4.2: enter congestion avoidance (Linux hystart_update: the same),
+                # with this ACK (Linux: cong_avoid runs on it, cwnd == ssthresh).
                 self.ssthresh = self.cwnd
-                return 0
+                return acked_bytes if grow else 0
             inc //= div
         if not grow:
             return 0
@@ -169,6 +170,10 @@ class CongestionControl(abc.ABC):
         self._ca_acked = 0
         if self.hystart is not None:
             self.hystart.round_left = None  # rounds restart with the next ACK
+
+    def on_tx_start(self, now: float, idle: float) -> None:
+        """Data leaves with nothing in flight, ``idle`` seconds after the last data sent
+        (Linux CA_EVENT_TX_START); for algorithms that keep time themselves."""
 
     def on_dupack_inflate(self) -> None:
         """RFC 6582 3.2 step 2-3 (no SACK): each duplicate ACK during fast recovery says a
