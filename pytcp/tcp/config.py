@@ -80,6 +80,8 @@ class TcpConfig:
     timestamps: bool = True           # RFC 7323 3-5 (RTTM, PAWS)
     ts_hz: int = 1000                 # timestamp clock, ticks per second (RFC 7323 5.4)
     sack: bool = True                 # RFC 2018 / RFC 2883 / RFC 6675
+    sack_whole_segments: bool = True  # SACK blocks applied in whole MSS units of the packets
+    #                                   sent (Linux tcp_match_skb_to_sack); False: bytes
     # --- buffers ---
     recv_buffer: int = 1 << 20        # receive buffer: bounds RCV.WND (RFC 9293 3.8.6.2.2)
     send_buffer: int = 1 << 20        # send buffer maximum (RFC 9293 3.10.2 SEND queues here)
@@ -138,6 +140,7 @@ class TcpConfig:
             timer_tick=0.0,
             cubic_ssthresh_from_cwnd=False,
             cubic_kind="rfc9438",
+            sack_whole_segments=False,
             hystart=False,
             rst_flushes_unread=True,
         )

@@ -1871,7 +1871,10 @@ class Connection(ConnectionRecovery):
         if self.sack_ok:
             # RFC 6675 2: an ACK that SACKs new data counts as a duplicate ACK (without RACK);
             # RACK (RFC 8985) and PRR (RFC 9937) look at what it delivered.
-            newly = self._sb.update(seg.options.sack_blocks, self.snd_una, self.snd_max)
+            blocks = seg.options.sack_blocks
+            if self.config.sack_whole_segments and blocks:
+                blocks = self._sack_whole_segments(blocks)
+            newly = self._sb.update(blocks, self.snd_una, self.snd_max)
             self._sack_ack(now, seg, max(acked, 0), newly, sacked_before)
         elif (acked == 0 and data_len == 0 and not flags & (SYN | FIN)
               and new_wnd == self.snd_wnd and self.snd_max != self.snd_una):

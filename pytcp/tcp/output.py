@@ -732,6 +732,33 @@ class ConnectionOutput:
                 and now - self._last_send > self._rtt.rto):
             self._cc.on_idle_restart(now)
 
+    def _sack_whole_segments(self, blocks: tuple[tuple[int, int], ...]
+                             ) -> tuple[tuple[int, int], ...]:
+        """Linux's SACK granularity (tcp_sacktag_walk -> tcp_match_skb_to_sack): a block is
+        applied to the packets (skbs) sent in whole MSS units counted from each packet's
+        start: a block starting inside a packet starts at its next MSS boundary (at least
+        one MSS in), and one ending inside a packet ends at its last whole MSS before that
+        (none if less than one MSS). A block that covers no whole unit is ignored."""
+        mss = self.snd_mss
+        buf = self._sendbuf
+        out: list[tuple[int, int]] = []
+        for s, e in blocks:
+            if not seq_lt(s, e) or not seq_gt(s, self.snd_una):
+                out.append((s, e))  # (D-SACK or below SND.UNA: the scoreboard judges it)
+                continue
+            b = buf.skb_bounds(seq_sub(s, self._buf_seq))
+            if b is not None and seq_sub(s, self._buf_seq) != b[0]:
+                pkt = seq_sub(s, self._buf_seq) - b[0]
+                pkt = mss if pkt < mss else -(-pkt // mss) * mss
+                s = seq_add(self._buf_seq, min(b[0] + pkt, b[1]))
+            b = buf.skb_bounds(seq_sub(e, self._buf_seq) - 1)
+            if b is not None and seq_sub(e, self._buf_seq) != b[1]:
+                pkt = seq_sub(e, self._buf_seq) - b[0]
+                e = seq_add(self._buf_seq, b[0] + (pkt // mss * mss if pkt >= mss else 0))
+            if seq_lt(s, e):
+                out.append((s, e))
+        return tuple(out)
+
     def _cwnd_validate(self, sent: bool) -> None:
         """After a round of sending new data (Linux tcp_write_xmit -> tcp_cwnd_validate): was
         the congestion window what stopped it (Linux: packets in flight >= cwnd)? Remember

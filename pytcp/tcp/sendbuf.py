@@ -178,6 +178,19 @@ class SendBuffer:
         i = self._find(pos + 1)  # (the first end > pos)
         return ends[i] - pos if i < len(ends) else 0
 
+    def skb_bounds(self, offset: int) -> tuple[int, int] | None:
+        """(first offset, end offset) of the skb holding the byte at ``offset``; None outside
+        the buffer."""
+        if offset < 0 or offset >= self._len:
+            return None
+        pos = self._base + offset
+        ends = self._ends
+        i = self._find(pos + 1)
+        if i >= len(ends):
+            return None
+        start = ends[i - 1] if i > self._h else self._base
+        return start - self._base, ends[i] - self._base
+
     def split(self, offset: int) -> None:
         """A transmission ended ``offset`` bytes after byte 0: the skb around it becomes two
         (Linux tso_fragment); nothing changes at a boundary or outside the buffer."""

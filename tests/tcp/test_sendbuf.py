@@ -253,3 +253,15 @@ def test_split_run_equals_splits_one_by_one() -> None:
     assert a.skbs == b.skbs == 7  # 2 written + 5 new cuts (4000 is a boundary already)
     assert [a.to_skb_end(o) for o in range(0, 11000, 250)] == [
         b.to_skb_end(o) for o in range(0, 11000, 250)]
+
+
+def test_skb_bounds_name_the_packet_holding_a_byte() -> None:
+    sb = SendBuffer(1 << 20)
+    sb.append(b"a" * 16000, new_skb=True)
+    sb.append(b"c" * 4000, new_skb=True)
+    sb.split(6000)
+    assert sb.skb_bounds(0) == (0, 6000) and sb.skb_bounds(5999) == (0, 6000)
+    assert sb.skb_bounds(6000) == (6000, 16000) and sb.skb_bounds(16000) == (16000, 20000)
+    assert sb.skb_bounds(20000) is None and sb.skb_bounds(-1) is None
+    sb.consume(7000)  # the first skb freed, the second trimmed
+    assert sb.skb_bounds(0) == (0, 9000) and sb.skb_bounds(9000) == (9000, 13000)
