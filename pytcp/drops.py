@@ -43,6 +43,9 @@ class DropReason(enum.Enum):
     IPV6_IGNORED = "ipv6_ignored"                # a well-formed IPv6 packet while IPv6 is off
     SYN_QUEUE_FULL = "syn_queue_full"            # SYN queue full and SYN cookies off
     SYNCOOKIE_INVALID = "syncookie_invalid"      # an ACK to a listener with a bad/old cookie
+    MD5_NOT_FOUND = "md5_not_found"              # RFC 2385: a key applies, no MD5 option
+    MD5_UNEXPECTED = "md5_unexpected"            # RFC 2385: an MD5 option, no key for the peer
+    MD5_FAILURE = "md5_failure"                  # RFC 2385: the MD5 digest does not match
     # --- tcp engine (RFC 9293 3.10.7) ---
     OUT_OF_WINDOW = "out_of_window"              # fails the acceptability test
     PAWS = "paws"                                # RFC 7323 5.3 timestamp too old
@@ -101,6 +104,9 @@ DROP_DESCRIPTIONS: dict[str, str] = {
     "ipv6_ignored": "an IPv6 packet while IPv6 is off (--no-ipv6)",
     "syn_queue_full": "SYN dropped: the SYN queue is full and SYN cookies are off",
     "syncookie_invalid": "ACK to a listener carrying a bad or expired SYN cookie",
+    "md5_not_found": "no TCP MD5 signature on a segment from a peer with a key (RFC 2385 2.0)",
+    "md5_unexpected": "TCP MD5 signature from a peer without a key (Linux TCPMD5Unexpected)",
+    "md5_failure": "TCP MD5 signature does not match (RFC 2385 2.0)",
     "out_of_window": "sequence number outside the receive window (RFC 9293 3.10.7.4)",
     "paws": "timestamp older than the last one seen (RFC 7323 PAWS)",
     "bad_ack": "acknowledges something not sent yet",

@@ -19,6 +19,7 @@ payload, ``data_offset * 4`` of them.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass
 
@@ -45,9 +46,14 @@ OPT_WSCALE = 3
 OPT_SACK_PERMITTED = 4
 OPT_SACK = 5
 OPT_TIMESTAMP = 8
+OPT_MD5SIG = 19            # RFC 2385 3.0: kind 19, length 18, a 16-byte MD5 digest
 OPT_FASTOPEN = 34          # RFC 7413 4.1.1
 OPT_EXPERIMENTAL = 254     # RFC 6994 (Fast Open's experimental form: magic 0xF989)
 FASTOPEN_MAGIC = 0xF989
+MD5SIG_LEN = 18            # the option's length octet (RFC 2385 3.0)
+MD5SIG_SPACE = 20          # what it takes of the option space: nop nop + 18 (Linux
+                           # TCPOLEN_MD5SIG_ALIGNED)
+MD5_ZERO = bytes(16)       # the digest placeholder a segment is built with, then signed
 
 HEADER_LEN = 20  # without options
 MAX_OPTIONS_LEN = 40  # data offset is 4 bits: at most 60 header bytes
@@ -68,6 +74,8 @@ class TcpOptions:
     # came (or goes) as the experimental option 254/0xF989 instead of kind 34.
     fastopen: bytes | None = None
     fastopen_exp: bool = False
+    # RFC 2385 MD5 signature: the 16-byte digest (only kind 19 with length 18 counts).
+    md5: bytes | None = None
 
 
 NO_OPTIONS = TcpOptions()
@@ -192,6 +200,7 @@ def _parse_options_slow(area: bytes) -> tuple[TcpOptions, tuple[int, ...]]:
     timestamp: tuple[int, int] | None = None
     fastopen: bytes | None = None
     fastopen_exp = False
+    md5: bytes | None = None
     i = 0
     while i < end:
         kind = area[i]
@@ -230,6 +239,8 @@ def _parse_options_slow(area: bytes) -> tuple[TcpOptions, tuple[int, ...]]:
                 fastopen_exp = True
         elif kind == OPT_TIMESTAMP and length == 10:
             timestamp = _TS_VALUES.unpack_from(area, i + 2)
+        elif kind == OPT_MD5SIG and length == MD5SIG_LEN:
+            md5 = bytes(area[i + 2:i + MD5SIG_LEN])
         elif kind == OPT_SACK and length >= 10 and (length - 2) % 8 == 0:
             sack_blocks = tuple(
                 _TS_VALUES.unpack_from(area, j) for j in range(i + 2, i + length, 8)
@@ -237,10 +248,10 @@ def _parse_options_slow(area: bytes) -> tuple[TcpOptions, tuple[int, ...]]:
         # else: unknown kind, skipped by its length (RFC 9293 MUST-6).
         i += length
     if mss is None and wscale is None and not sack_permitted and not sack_blocks \
-            and timestamp is None and fastopen is None:
+            and timestamp is None and fastopen is None and md5 is None:
         return NO_OPTIONS, tuple(kinds)
     return TcpOptions(mss, wscale, sack_permitted, sack_blocks, timestamp, fastopen,
-                      fastopen_exp), tuple(kinds)
+                      fastopen_exp, md5), tuple(kinds)
 
 
 def parse_tcp(buf: Buffer, src: int, dst: int, verify_checksum: bool = True) -> TcpHeader:
@@ -340,6 +351,7 @@ def parse_ipv4_tcp(buf: bytes | bytearray | memoryview,
 def encode_options(opts: TcpOptions) -> bytes:
     """The option bytes for ``opts`` in Linux's layout (``tcp_options_write``).
 
+    An MD5 signature (RFC 2385) comes first, as ``nop nop md5`` (20), as Linux writes it.
     SYN options (any of MSS, window scale, SACK-permitted present):
     ``mss(4)``, then ``sackOK TS`` (12) or ``nop nop TS`` (12) or ``nop nop sackOK`` (4), then
     ``nop wscale`` (4). Data segments: ``nop nop TS`` (12), then ``nop nop SACK`` (4 + 8n).
@@ -352,7 +364,7 @@ def encode_options(opts: TcpOptions) -> bytes:
     ts = opts.timestamp
     try:
         if (opts.mss is None and opts.wscale is None and not opts.sack_permitted
-                and not opts.sack_blocks and opts.fastopen is None):
+                and not opts.sack_blocks and opts.fastopen is None and opts.md5 is None):
             # The common data-segment case: nop nop TS (or nothing).
             return b"" if ts is None else _TS_ONLY.pack(_TS_ONLY_PREFIX, ts[0], ts[1])
         return _encode_options_general(opts)
@@ -363,6 +375,10 @@ def encode_options(opts: TcpOptions) -> bytes:
 def _encode_options_general(opts: TcpOptions) -> bytes:
     out = bytearray()
     ts = opts.timestamp
+    if opts.md5 is not None:
+        if len(opts.md5) != 16:
+            raise ValueError(f"an MD5 digest is 16 bytes, got {len(opts.md5)}")
+        out += bytes((OPT_NOP, OPT_NOP, OPT_MD5SIG, MD5SIG_LEN)) + opts.md5
     if opts.mss is not None:
         out += _MSS.pack(OPT_MSS, 4, opts.mss)
     if ts is not None:
@@ -483,3 +499,90 @@ def build_ipv4_tcp(*, src: int, dst: int, sport: int, dport: int, seq: int, ack:
     if not partial_csum:
         _pack_csum(pkt, 36, native.checksum(memoryview(pkt)[20:], start))
     return pkt
+
+
+# ----- RFC 2385 TCP MD5 signatures (the digest; which keys apply is pytcp.tcp.md5's business)
+
+def md5_digest(key: Buffer, src: int, dst: int, segment: Buffer, v6: bool = False) -> bytes:
+    """The RFC 2385 2.0 digest of a whole TCP segment (header with options, then data) sent
+    from ``src`` to ``dst``: MD5 over
+
+    1. the pseudo-header: IPv4 source, destination, a zero octet, the protocol (6) and the
+       segment length (Linux ``tcp4_pseudohdr``); over IPv6 the RFC 2460 8.1 pseudo-header
+       (source, destination, 32-bit length, 3 zero octets, next header 6: ``tcp6_pseudohdr``),
+    2. the TCP header without options and with a zero checksum,
+    3. the segment data,
+    4. the key.
+
+    The options (and so the digest's own bytes) are not covered."""
+    seg = segment if type(segment) is memoryview else memoryview(segment)
+    n = len(seg)
+    if n < HEADER_LEN:
+        raise ValueError(f"a TCP segment of {n} bytes")
+    hlen = (seg[12] >> 4) << 2
+    h = hashlib.md5(usedforsecurity=False)
+    if v6:
+        h.update(src.to_bytes(16, "big") + dst.to_bytes(16, "big")
+                 + struct.pack("!I3xB", n, PROTO_TCP))
+    else:
+        h.update(struct.pack("!IIxBH", src, dst, PROTO_TCP, n))
+    h.update(seg[:16])
+    h.update(b"\x00\x00")  # the checksum, as zero
+    h.update(seg[18:20])
+    h.update(seg[hlen:])
+    h.update(key)
+    return h.digest()
+
+
+def md5_option_offset(segment: Buffer) -> int | None:
+    """Where in ``segment`` (a TCP segment) the digest of its MD5 option starts, or None."""
+    n = len(segment)
+    if n < HEADER_LEN:
+        return None
+    end = min(n, (segment[12] >> 4) << 2)
+    i = HEADER_LEN
+    while i < end:
+        kind = segment[i]
+        if kind == OPT_EOL:
+            return None
+        if kind == OPT_NOP:
+            i += 1
+            continue
+        if i + 1 >= end or segment[i + 1] < 2:
+            return None
+        length = segment[i + 1]
+        if kind == OPT_MD5SIG and length == MD5SIG_LEN and i + length <= end:
+            return i + 2
+        i += length
+    return None
+
+
+def sign_packet(pkt: bytearray, key: Buffer) -> bool:
+    """Fill the MD5 option of the IPv4 or IPv6 datagram ``pkt`` (one TCP segment, no IPv6
+    extension headers, built with ``MD5_ZERO`` in the option) with its digest under ``key``
+    and recompute the TCP checksum (RFC 9293 3.1) over the result. False: no MD5 option."""
+    if pkt[0] >> 4 == 6:
+        off = 40
+        src = int.from_bytes(pkt[8:24], "big")
+        dst = int.from_bytes(pkt[24:40], "big")
+        v6 = True
+    else:
+        off = (pkt[0] & 15) << 2
+        src = int.from_bytes(pkt[12:16], "big")
+        dst = int.from_bytes(pkt[16:20], "big")
+        v6 = False
+    seg = memoryview(pkt)[off:]
+    at = md5_option_offset(seg)
+    if at is None:
+        return False
+    seg[at:at + 16] = md5_digest(key, src, dst, seg, v6)
+    seg[16:18] = b"\x00\x00"
+    start = PROTO_TCP + len(seg)
+    for a in (src, dst):
+        while a:
+            start += a & 0xFFFF
+            a >>= 16
+    while start >> 16:
+        start = (start & 0xFFFF) + (start >> 16)
+    _pack_csum(seg, 16, native.checksum(seg, start))
+    return True
