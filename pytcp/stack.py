@@ -23,6 +23,7 @@ import struct
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pytcp import native
@@ -32,6 +33,9 @@ from pytcp.ip.fragments import FragmentReassembler
 from pytcp.ip.icmp import Quoted
 from pytcp.stack_history import CLOSED_KEPT, MAX_CONNECTIONS, ConnHistory
 from pytcp.tcp.events import Closed, Connected, Event
+from pytcp.tcp.md5 import MAX_KEY_LEN as MD5_MAX_KEY_LEN
+from pytcp.tcp.md5 import Md5Keys
+from pytcp.tcp.md5 import inbound_verdict as md5_inbound_verdict
 from pytcp.tcp.reasons import TxReason
 from pytcp.tcp.segment import Segment
 from pytcp.tcp.seq import seq_add, seq_between, seq_le
@@ -44,6 +48,7 @@ from pytcp.wire.tcp import (
     ACK,
     CWR,
     FIN,
+    MD5_ZERO,
     NO_OPTIONS,
     PSH,
     RST,
@@ -53,6 +58,7 @@ from pytcp.wire.tcp import (
     TcpOptions,
     encode_options,
     parse_ipv4_tcp,
+    sign_packet,
 )
 
 if TYPE_CHECKING:
@@ -297,6 +303,7 @@ class TcpHandle:
         "history",
         "key",
         "listener",
+        "md5_key",
         "pmtudisc",
         "tos",
         "user_data",
@@ -308,6 +315,9 @@ class TcpHandle:
         self.conn = conn
         self.user_data: Any = None
         self.fastopen_sent = 0  # data bytes the SYN carried (RFC 7413, connect(fastopen=))
+        # RFC 2385: the key this connection signs its segments with and checks the peer's
+        # against (None: unsigned); fixed when the connection is made.
+        self.md5_key: bytes | None = None
         self.counters = ConnCounters(getattr(conn, "created", 0.0))  # segments and bytes both ways
         # A bounded history for the dashboard (None unless Stack.enable_history).
         self.history: ConnHistory | None = stack._new_history(conn) \
@@ -477,6 +487,18 @@ class Listener:
         # in SYN-RECEIVED at once (0: no Fast Open), and those connections.
         self.fastopen_qlen = 0
         self._fo_children: dict[FourTuple, TcpHandle] = {}
+        # RFC 2385 keys per peer address (Linux TCP_MD5SIG on a listening socket): a
+        # connection from a peer with a key takes it (signed both ways, no Fast Open).
+        self.md5 = Md5Keys()
+
+    def set_md5_key(self, addr: str | int, key: bytes, prefix: int | None = None) -> None:
+        """Linux ``setsockopt(TCP_MD5SIG[_EXT])``: sign the connections from ``addr`` (its
+        first ``prefix`` bits) with ``key`` (RFC 2385); an empty key removes the entry.
+        Connections already made keep the key they had (Linux copies it to the child)."""
+        a = _to_addr(addr)
+        self.md5.set(a, key, v6=a > 0xFFFFFFFF, prefix=prefix)
+        if key:
+            self._stack._md5_on = True
 
     def set_fastopen(self, qlen: int) -> None:
         """Accept data in SYNs with a valid cookie (RFC 7413 4.2.2) for at most ``qlen``
@@ -598,6 +620,9 @@ class Stack(IpLayer, UdpLayer):
         # TIME-WAIT: compact entries (pytcp.tcp.timewait), not counted in max_connections,
         # expiring in insertion order (same 2*MSL for all; a restart re-queues the entry).
         self._timewait: dict[FourTuple, TimeWait] = {}
+        # RFC 2385: some socket has (had) an MD5 key: every segment is then checked (before
+        # that, only one carrying the option, which no socket can expect).
+        self._md5_on = False
         self._tw_queue: deque[TimeWait] = deque()
         from pytcp.tcp.memory import RecvMemory
 
@@ -728,7 +753,7 @@ class Stack(IpLayer, UdpLayer):
     def connect(self, now: float, remote_addr: str | int, remote_port: int,
                 local_port: int | None = None, *, tos: int = 0, fastopen: bool = False,
                 data: bytes | bytearray | memoryview = b"", syn_only: bool = True,
-                cookie_request: bool = False) -> TcpHandle:
+                cookie_request: bool = False, md5_key: bytes | None = None) -> TcpHandle:
         """Active open (RFC 9293 3.10.1): pick a local port, send the SYN. ``tos`` is the IP
         TOS byte of the connection's segments from the SYN on (MUST-48; see set_tos).
         ``fastopen=True`` (RFC 7413, Linux MSG_FASTOPEN / TCP_FASTOPEN_CONNECT, needs
@@ -737,7 +762,9 @@ class Stack(IpLayer, UdpLayer):
         is the bytes of ``data`` queued: those in the SYN (``syn_only``; send the rest once
         connected) or all that fit the send buffer. ``cookie_request``: the SYN asks for a
         cookie and carries no data even with one cached (Linux's fallback in
-        tcp_send_syn_data when the data cannot be taken, e.g. a bad user buffer)."""
+        tcp_send_syn_data when the data cannot be taken, e.g. a bad user buffer).
+        ``md5_key`` (RFC 2385, Linux TCP_MD5SIG for the destination): every segment both
+        ways is signed with it; Fast Open is then off (as Linux)."""
         if not 0 <= tos <= 0xFF:
             raise ValueError(f"TOS {tos} out of range 0..255")
         self._now = now
@@ -762,6 +789,9 @@ class Stack(IpLayer, UdpLayer):
         h = TcpHandle(self, key, conn)
         if tos:
             h.set_tos(tos)
+        if md5_key:
+            self._md5_attach(h, md5_key)
+            fastopen = False
         self._conns[key] = h
         self.stats["active_opens"] += 1
         self._name(conn, key)
@@ -780,6 +810,45 @@ class Stack(IpLayer, UdpLayer):
         finally:
             self._service(h, now)
         return h
+
+    # ----- RFC 2385 TCP MD5 signatures
+
+    def _md5_attach(self, h: TcpHandle, key: bytes) -> None:
+        """``h`` signs with ``key`` from its first segment on (RFC 2385)."""
+        if len(key) > MD5_MAX_KEY_LEN:
+            raise ValueError(f"an MD5 key is at most {MD5_MAX_KEY_LEN} bytes")
+        h.md5_key = bytes(key)
+        if hasattr(h.conn, "md5"):
+            h.conn.md5 = True  # its option space and option choices
+        self._md5_on = True
+
+    def _md5_inbound(self, key: FourTuple, src: int, dst: int,
+                     th: TcpHeader) -> DropReason | None:
+        """RFC 2385 2.0 / Linux tcp_inbound_md5_hash against the key of the socket the
+        segment is for: the connection, its TIME-WAIT entry or the listener (the peer's
+        key there). No socket: an option there cannot be checked, so it is dropped
+        (MD5_UNEXPECTED) unanswered (Linux tcp_v4_send_reset sends no RST it cannot sign)."""
+        h = self._conns.get(key)
+        mk: bytes | None = None
+        v6 = dst > 0xFFFFFFFF
+        if h is not None:
+            mk = h.md5_key
+        else:
+            tw = self._timewait.get(key) if self._timewait else None
+            if tw is not None:
+                mk = tw.md5_key
+            else:
+                lst = self._listeners.get(th.dport)
+                if lst is not None and len(lst.md5):
+                    mk = lst.md5.lookup(src, v6)
+        return md5_inbound_verdict(mk, th, src, dst, v6)
+
+    def _build_signed(self, key: bytes, *args: Any) -> bytearray:
+        """``_build_tcp`` for a segment whose options hold an MD5 placeholder: the digest
+        filled in (RFC 2385 2.0) and the checksum recomputed over it."""
+        pkt = self._build_tcp(*args)
+        sign_packet(pkt, key)
+        return pkt
 
     def _fastopen_learn(self, now: float, h: TcpHandle) -> None:
         """After a Fast Open SYN-ACK: the cookie and MSS go to the cache (RFC 7413 4.1.3)."""
@@ -1036,6 +1105,11 @@ class Stack(IpLayer, UdpLayer):
         size (Segment.gso_size; the engine's receive-MSS estimate, Linux
         tcp_measure_rcv_mss); it is never merged by GRO here."""
         key = FourTuple(dst, th.dport, src, th.sport)
+        if self._md5_on or th.options.md5 is not None:
+            bad = self._md5_inbound(key, src, dst, th)
+            if bad is not None:
+                self._drops[bad] += 1  # RFC 2385 2.0: discarded, no reply
+                return
         flags = th.flags
         if gso_size >= len(th.payload):
             gso_size = 0
@@ -1112,7 +1186,8 @@ class Stack(IpLayer, UdpLayer):
                     self._drops[DropReason.SYNCOOKIE_INVALID] += 1
                 else:
                     self._drops[DropReason.NO_SOCKET] += 1
-                self._send_rst(src, dst, th.dport, th.sport, th.ack, 0, RST)
+                self._send_rst(src, dst, th.dport, th.sport, th.ack, 0, RST,
+                               lst.md5.lookup(src, dst > 0xFFFFFFFF) if len(lst.md5) else None)
                 return
             if not flags & SYN:
                 self._drops[DropReason.UNEXPECTED_SEGMENT] += 1
@@ -1132,6 +1207,9 @@ class Stack(IpLayer, UdpLayer):
             h = TcpHandle(self, key, conn, lst)
             if lst.tos:
                 h.set_tos(lst.tos)
+            mk = lst.md5.lookup(src, dst > 0xFFFFFFFF) if len(lst.md5) else None
+            if mk is not None:
+                self._md5_attach(h, mk)  # Linux tcp_v4_syn_recv_sock copies the key
             self._conns[key] = h
             lst._embryonic[key] = h
             self._name(conn, key)
@@ -1143,7 +1221,8 @@ class Stack(IpLayer, UdpLayer):
             cnt.wire_in = len(th.payload) + len(th.header) + (20 if src <= 0xFFFFFFFF else 40)
             seg = Segment(th.seq, th.ack, flags, th.window, th.payload, th.options, th.urg,
                           ecn=ecn)
-            fo = self._fastopen_decide(now, lst, th, src, dst)
+            # (No Fast Open for an MD5 connection, as Linux.)
+            fo = self._fastopen_decide(now, lst, th, src, dst) if mk is None else None
             if fo is not None:
                 conn.fastopen_server(fo)
             try:
@@ -1200,13 +1279,23 @@ class Stack(IpLayer, UdpLayer):
             tsval = encode_tsval((int(now * cfg.ts_hz) + cookie_ts_offset(cookie)) & 0xFFFFFFFF,
                                  peer_ws, sack, False)  # no ECN: pytcp does not negotiate it
             ts = (tsval, opts.timestamp[0])
-        synack_opts = TcpOptions(mss=self._mss_for(key.local_addr), wscale=wscale, sack_permitted=sack, timestamp=ts)
+        mk = lst.md5.lookup(key.remote_addr, key.remote_addr > 0xFFFFFFFF) \
+            if len(lst.md5) else None
+        if mk is not None and sack and ts is not None:
+            # RFC 2385 with the engine's rule (MD5 + SACK: no timestamps); without the
+            # timestamp the cookie keeps neither SACK nor window scale. (Linux keeps TS on
+            # a cookie SYN-ACK; pytcp's cookie connection would then disagree.)
+            ts, sack, wscale = None, False, None
+        synack_opts = TcpOptions(mss=self._mss_for(key.local_addr), wscale=wscale,
+                                 sack_permitted=sack, timestamp=ts,
+                                 md5=MD5_ZERO if mk is not None else None)
         if lst.last_cookie_at is None:
             log.warning("possible SYN flooding on port %d: sending SYN cookies", lst.port)
         lst.last_cookie_at = now
         self.stats["syncookies_sent"] += 1
         self._send_tcp_raw(key, cookie, seq_add(th.seq, 1), SYN | ACK,
-                           min(0xFFFF, cfg.recv_buffer), encode_options(synack_opts), lst.tos)
+                           min(0xFFFF, cfg.recv_buffer), encode_options(synack_opts), lst.tos,
+                           mk)
 
     def _accept_cookie(self, now: float, lst: Listener, key: FourTuple, th: Any) -> bool:
         """Create the connection an ACK's valid cookie stands for and feed it the ACK.
@@ -1237,6 +1326,10 @@ class Stack(IpLayer, UdpLayer):
         h = TcpHandle(self, key, conn, lst)
         if lst.tos:
             h.set_tos(lst.tos)
+        mk = lst.md5.lookup(key.remote_addr, key.remote_addr > 0xFFFFFFFF) \
+            if len(lst.md5) else None
+        if mk is not None:
+            self._md5_attach(h, mk)
         self._conns[key] = h
         lst._embryonic[key] = h  # until its Connected event moves it to the accept queue
         self._name(conn, key)
@@ -1255,14 +1348,18 @@ class Stack(IpLayer, UdpLayer):
         return True
 
     def _send_tcp_raw(self, key: FourTuple, seq: int, ack: int, flags: int, wnd: int,
-                      opts: bytes, tos: int = 0) -> None:
-        """A TCP segment for ``key`` that belongs to no connection (a cookie SYN-ACK)."""
+                      opts: bytes, tos: int = 0, md5_key: bytes | None = None) -> None:
+        """A TCP segment for ``key`` that belongs to no connection (a cookie SYN-ACK);
+        ``md5_key``: ``opts`` hold an MD5 placeholder, signed with it (RFC 2385)."""
         tmpl, ipsum, psum = tcp_template(key.local_addr, key.remote_addr, key.local_port,
                                          key.remote_port, tos, self.config.ttl)
-        self._queue_packet(self._build_tcp(
+        pkt = self._build_tcp(
             tmpl, ipsum, psum,
             seq, ack, flags, wnd, opts, native.csum_partial(opts) if opts else 0, b"", 0, 0,
-            TxReason.SYN_COOKIE.value if self._journal is not None else None))
+            TxReason.SYN_COOKIE.value if self._journal is not None else None)
+        if md5_key is not None:
+            sign_packet(pkt, md5_key)
+        self._queue_packet(pkt)
 
     # ----- receive coalescing (GRO)
     #
@@ -1329,13 +1426,18 @@ class Stack(IpLayer, UdpLayer):
             self._count_error(e, "while handling a packet")
 
     def _send_rst(self, remote: int, local: int, lport: int, rport: int, seq: int, ack: int,
-                  flags: int) -> None:
+                  flags: int, md5_key: bytes | None = None) -> None:
+        """A RST that belongs to no connection; signed with ``md5_key`` when the socket
+        that answers has one for the peer (RFC 2385 4.0, Linux tcp_v4_send_reset)."""
         self.stats["rst_sent"] += 1
         tmpl, ipsum, psum = tcp_template(local, remote, lport, rport, 0, self.config.ttl)
+        opts = encode_options(TcpOptions(md5=MD5_ZERO)) if md5_key is not None else b""
         pkt = self._build_tcp(tmpl, ipsum, psum,
-                              seq, ack, flags, 0, b"", 0, b"", 0, 0,
+                              seq, ack, flags, 0, opts, 0, b"", 0, 0,
                               TxReason.RST_NO_CONNECTION.value if self._journal is not None
                               else None)
+        if md5_key is not None:
+            sign_packet(pkt, md5_key)  # (the checksum is recomputed there)
         self._queue_packet(pkt)
 
     # ----- output
@@ -1429,11 +1531,13 @@ class Stack(IpLayer, UdpLayer):
 
     def _emit(self, h: TcpHandle, seg: Segment) -> None:
         o = seg.options
+        mkey = h.md5_key
         if o is h._oobj:
             opts = h._obytes
             osum = h._osum
         else:
-            opts = encode_options(o)
+            # RFC 2385 4.0: a keyed connection signs every segment (the digest goes in below).
+            opts = encode_options(o if mkey is None else replace(o, md5=MD5_ZERO))
             osum = native.csum_partial(opts) if opts else 0
             h._oobj = o
             h._obytes = opts
@@ -1455,18 +1559,21 @@ class Stack(IpLayer, UdpLayer):
                 # ACKs that say something)
                 hist.mark(h.conn._now, seg.seq, n, reason)
         tmpl, ipsum = (h._tmpl_ect, h._ipsum_ect) if seg.ecn else (h._tmpl, h._ipsum)
+        build = self._build_tcp if mkey is None else partial(self._build_signed, mkey)
         cnt = h.counters
         cnt.data_out += n
         if gso <= 0 or n <= gso:
             cnt.segs_out += 1
             cnt.wire_out += n + len(tmpl) + len(opts) + 16  # template: IP header + ports
-            queue(self._build_tcp(tmpl, ipsum, h._psum, seg.seq, seg.ack, seg.flags,
-                                  seg.wnd, opts, osum, payload, seg.urg, 0, note))
+            queue(build(tmpl, ipsum, h._psum, seg.seq, seg.ack, seg.flags,
+                        seg.wnd, opts, osum, payload, seg.urg, 0, note))
             return
         pieces = -(-n // gso)
         cnt.segs_out += pieces
         cnt.wire_out += n + pieces * (len(tmpl) + len(opts) + 16)
-        if self.config.gso and ipsum >= 0:  # the link cuts it (TUN TSO, IPv4 only)
+        if self.config.gso and ipsum >= 0 and mkey is None:
+            # The link cuts it (TUN TSO, IPv4 only); never a signed one (each piece needs
+            # its own digest: Linux turns GSO off for MD5 sockets).
             queue(self._build_tcp(tmpl, ipsum, h._psum, seg.seq, seg.ack, seg.flags,
                                   seg.wnd, opts, osum, payload, seg.urg, gso, note))
             return
@@ -1493,8 +1600,8 @@ class Stack(IpLayer, UdpLayer):
                     urg = min(d, 0xFFFF)
                 else:
                     f &= ~URG
-            queue(self._build_tcp(tmpl, ipsum, h._psum, pseq, seg.ack, f, seg.wnd,
-                                  opts, osum, mv[off:end], urg, 0, note))
+            queue(build(tmpl, ipsum, h._psum, pseq, seg.ack, f, seg.wnd,
+                        opts, osum, mv[off:end], urg, 0, note))
             off = end
 
     def _service(self, h: TcpHandle, now: float) -> None:
@@ -1560,6 +1667,7 @@ class Stack(IpLayer, UdpLayer):
                 self._emit(h, seg)
             tw.key = h.key
             tw.tos = h.tos
+            tw.md5_key = h.md5_key  # its ACKs and RSTs are signed too (Linux tcptw_md5_key)
             tw.queued = 1
             self._timewait[h.key] = tw
             self._tw_queue.append(tw)
@@ -1582,11 +1690,16 @@ class Stack(IpLayer, UdpLayer):
             assert isinstance(key, FourTuple)
             tmpl, ipsum, psum = tcp_template(key.local_addr, key.remote_addr, key.local_port,
                                              key.remote_port, tw.tos, self.config.ttl)
-            opts = b"" if reply.options == NO_OPTIONS else encode_options(reply.options)
-            self._queue_packet(self._build_tcp(
+            mk = tw.md5_key
+            ro = reply.options if mk is None else replace(reply.options, md5=MD5_ZERO)
+            opts = b"" if ro == NO_OPTIONS else encode_options(ro)
+            pkt = self._build_tcp(
                 tmpl, ipsum, psum,
                 reply.seq, reply.ack, reply.flags, reply.wnd, opts,
-                native.csum_partial(opts) if opts else 0, b"", 0))
+                native.csum_partial(opts) if opts else 0, b"", 0)
+            if mk is not None:
+                sign_packet(pkt, mk)
+            self._queue_packet(pkt)
 
     def _expire_time_wait(self, now: float | None) -> float | None:
         """Drop the entries whose 2*MSL ended by ``now`` (None: none); return the next

@@ -16,6 +16,7 @@ from pytcp.native import checksum, pseudo_header_sum
 from pytcp.script.parser import ScriptOption
 from pytcp.wire.ipv4 import PROTO_ICMP, PROTO_TCP, build_ipv4_header
 from pytcp.wire.ipv6 import build_ipv6, pseudo_header_sum6
+from pytcp.wire.tcp import md5_digest, md5_option_offset
 
 MASK = 0xFFFFFFFF
 
@@ -64,6 +65,11 @@ def encode_options(opts: tuple[ScriptOption, ...], ecr_map: Callable[[int], int]
         elif o.kind == "FOEXP":
             c = _cookie(o, defs)
             out += struct.pack("!BBH", 254, 4 + len(c), 0xF989) + c
+        elif o.kind == "md5":
+            # RFC 2385 (kind 19): the digest as written, or ``md5 valid``: a placeholder
+            # that build_tcp_packet(md5_key=) signs.
+            d = bytes(16) if o.symbol == "valid" else o.raw
+            out += struct.pack("!BB", 19, 2 + len(d)) + d
     while len(out) % 4:
         out += b"\x00"
     return bytes(out)
@@ -72,13 +78,19 @@ def encode_options(opts: tuple[ScriptOption, ...], ecr_map: Callable[[int], int]
 def build_tcp_packet(*, src: int, dst: int, sport: int, dport: int, seq: int, ack: int,
                      flags: int, win: int, urg: int = 0, options: bytes = b"",
                      payload: bytes = b"", bad_csum: bool = False, ttl: int = 64,
-                     ip_options: bytes = b"", tos: int = 0) -> bytes:
+                     ip_options: bytes = b"", tos: int = 0,
+                     md5_key: bytes | None = None) -> bytes:
     """A whole IPv4 datagram carrying one TCP segment (checksums filled, or the TCP one made
-    wrong on purpose with ``bad_csum``)."""
+    wrong on purpose with ``bad_csum``). ``md5_key``: the MD5 option's digest is computed
+    with it (RFC 2385 2.0)."""
     hdr = struct.pack("!HHIIBBHHH", sport, dport, seq & MASK, ack & MASK,
                       (20 + len(options)) // 4 << 4, flags, win, 0, urg)
     tcp = bytearray(hdr + options + payload)
     v6 = src > 0xFFFFFFFF
+    if md5_key is not None:
+        at = md5_option_offset(tcp)
+        if at is not None:
+            tcp[at:at + 16] = md5_digest(md5_key, src, dst, tcp, v6)
     csum = checksum(tcp, pseudo_header_sum6(src, dst, PROTO_TCP, len(tcp)) if v6
                     else pseudo_header_sum(src, dst, PROTO_TCP, len(tcp)))
     if bad_csum:

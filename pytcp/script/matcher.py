@@ -20,6 +20,7 @@ from pytcp.wire.tcp import (
     OPT_EOL,
     OPT_EXPERIMENTAL,
     OPT_FASTOPEN,
+    OPT_MD5SIG,
     OPT_MSS,
     OPT_NOP,
     OPT_SACK,
@@ -62,6 +63,7 @@ class Observed:
     sport: int = 0
     dport: int = 0
     tos: int = 0  # the IP header's TOS byte
+    md5_ok: bool | None = None  # its MD5 digest checked with the script's key (None: not)
 
 
 def flags_text(flags: int) -> str:
@@ -92,6 +94,8 @@ def format_observed_options(obs: Observed, remote_isn: int) -> str:
         elif k in (OPT_FASTOPEN, OPT_EXPERIMENTAL) and o.fastopen is not None:
             name = "FOEXP" if o.fastopen_exp else "FO"
             parts.append(f"{name} {o.fastopen.hex()}" if o.fastopen else name)
+        elif k == OPT_MD5SIG and o.md5 is not None:
+            parts.append(f"md5 {o.md5.hex()}")
         elif k == OPT_SACK:
             parts.append("sack " + " ".join(f"{_rel(a, remote_isn)}:{_rel(b, remote_isn)}"
                                             for a, b in o.sack_blocks))
@@ -135,7 +139,7 @@ def format_expected(line: PacketLine) -> str:
 
 _KIND_OF = {"mss": OPT_MSS, "wscale": OPT_WSCALE, "sackOK": OPT_SACK_PERMITTED,
             "TS": OPT_TIMESTAMP, "sack": OPT_SACK, "FO": OPT_FASTOPEN,
-            "FOEXP": OPT_EXPERIMENTAL}
+            "FOEXP": OPT_EXPERIMENTAL, "md5": OPT_MD5SIG}
 
 
 def compare_options(want: tuple[ScriptOption, ...], obs: Observed, remote_isn: int) -> str | None:
@@ -165,6 +169,15 @@ def compare_options(want: tuple[ScriptOption, ...], obs: Observed, remote_isn: i
             if o.fastopen != w.raw:
                 return (f"{w.kind} cookie expected {w.raw.hex() or '(request)'} got "
                         f"{o.fastopen.hex() or '(request)'}")
+        if w.kind == "md5":
+            # RFC 2385: ``md5 valid`` -- signed with the script's key; a digest as written
+            # must be the one sent (packetdrill compares the option's bytes).
+            if o.md5 is None:
+                return "md5 expected, got none"
+            if w.symbol == "valid" and not obs.md5_ok:
+                return "md5 digest does not verify with --tcp_md5_secret"
+            if w.symbol != "valid" and o.md5 != w.raw:
+                return f"md5 expected {w.raw.hex()} got {o.md5.hex()}"
         if w.kind == "sack":
             got = tuple((_rel(a, remote_isn), _rel(b, remote_isn)) for a, b in o.sack_blocks)
             want_b = tuple((a & MASK, b & MASK) for a, b in w.blocks)

@@ -64,7 +64,7 @@ from pytcp.script.sockets import (
 )
 from pytcp.script.sockets import state_of as _state_of
 from pytcp.tcp.seq import seq_sub
-from pytcp.wire.tcp import ACK, CWR, SYN
+from pytcp.wire.tcp import ACK, CWR, SYN, md5_digest
 
 ECN_BITS = {"noecn": 0, "ect1": 1, "ect0": 2, "ce": 3}
 
@@ -89,7 +89,7 @@ _QUIET_OPTIONS = {"ip_version", "non_fatal", "verbose", "debug", "dry_run", "gat
                   "netmask_ip", "speed", "init_scripts", "is_anyip", "send_omit_free",
                   "tcp_ts_ecr_scaled", "bind_port", "connect_port", "tolerance_percent",
                   "tolerance_usecs", "mtu", "local_ip", "remote_ip", "define",
-                  "tcp_ts_tick_usecs", "strict_segments", "mss"}
+                  "tcp_ts_tick_usecs", "strict_segments", "mss", "tcp_md5_secret"}
 
 # Notes already reported by this process (``pytcp script`` prints each skipped knob once).
 _REPORTED: set[str] = set()
@@ -326,6 +326,12 @@ class Runner:
                                  remote_addr=remote_addr, connect_port=self.local_port)
         self.code = CodeEvaluator()
         self.table.on_connect = self._on_connect
+        # RFC 2385 (FreeBSD packetdrill's --tcp_md5_secret): the script side's key; it signs
+        # inbound ``md5 valid`` options and checks outbound ones, and setsockopt(TCP_MD5SIG,
+        # [1]) gives it to the socket for the script side's address.
+        secret = opts.get("tcp_md5_secret")
+        self.md5_secret = secret.strip('"').encode() if secret else None
+        self.table.md5_secret = self.md5_secret
         self.table.v6 = self.v6  # IPV6_RECVERR in the error queue's control messages
         self.table.tolerance = self.tolerance  # for SCM_TIMESTAMPING times
         if "notsent_lowat" in self.runner_opts:
@@ -540,6 +546,10 @@ class Runner:
             obs = Observed(self.now, th.flags, th.seq, th.ack, th.window, th.urg,
                            bytes(th.payload), th.options, tuple(th.option_kinds),
                            th.sport, th.dport, tos)
+            if th.options.md5 is not None and self.md5_secret is not None:
+                # RFC 2385: checked against the script side's key (``md5 valid``).
+                obs.md5_ok = th.options.md5 == md5_digest(
+                    self.md5_secret, src, dst, bytes(th.header) + bytes(th.payload), self.v6)
             if th.options.timestamp is not None:
                 self.last_tsval = th.options.timestamp[0]
             self.last_seq = th.seq
@@ -699,7 +709,9 @@ class Runner:
             options=self._encode_inbound_options(line, port, lisn),
             payload=stream_bytes((first - 1) & MASK, line.length) if line.length else b"",
             bad_csum=line.bad_csum, ttl=line.ttl if line.ttl is not None else 64,
-            ip_options=line.ip_options, tos=self._inbound_tos(line))
+            ip_options=line.ip_options, tos=self._inbound_tos(line),
+            md5_key=self.md5_secret if any(o.kind == "md5" and o.symbol == "valid"
+                                           for o in line.options or ()) else None)
         self._record(format_expected(line))
         gso = self.inbound_gso
         if gso and (line.length or 0) > gso and not line.bad_csum and not self.v6:
@@ -749,9 +761,11 @@ class Runner:
         self._ecr_port = port
         opts = line.options or ()
         for o in opts:
-            if o.kind == "md5":
-                raise self._fail("unsupported: TCP MD5 signature option (RFC 2385)",
-                                 unsupported="TCP MD5 signatures (RFC 2385)")
+            if o.kind == "md5" and o.symbol == "valid" and self.md5_secret is None:
+                raise self._fail("unsupported: md5 valid without --tcp_md5_secret",
+                                 unsupported="md5 valid without --tcp_md5_secret")
+            if o.kind == "md5" and o.symbol == "valid":
+                continue
             if o.symbol and o.symbol not in self.defines:
                 raise self._fail(f"unsupported: {o.kind} {o.symbol}: {o.symbol} is not "
                                  "--define'd", unsupported=f"symbol {o.symbol}")

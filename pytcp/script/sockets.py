@@ -187,6 +187,8 @@ class Sock:
     shut_rd: bool = False  # shutdown(SHUT_RD): reads return 0 once the queue is empty
     fastopen_qlen: int = 0  # TCP_FASTOPEN on a listener (RFC 7413)
     fastopen_connect: bool = False  # TCP_FASTOPEN_CONNECT
+    # TCP_MD5SIG keys set before listen()/connect() (RFC 2385): (peer address, key, prefix).
+    md5: list[tuple[int, bytes, int | None]] = field(default_factory=list)
     deferred_connect: bool = False  # connect() returned 0; the SYN leaves with the first write
     # The socket error queue: MSG_ZEROCOPY completions, SO_TIMESTAMPING TX timestamps
     # (bounded like Linux's by the receive buffer: see pytcp.api.errqueue).
@@ -421,6 +423,7 @@ class SocketTable:
         self.on_connect: Any = None  # runner callback(handle) when a connection is created
         self._now = 0.0  # the time of the last call or event drain
         self.v6 = False  # the runner's address family (IP_RECVERR or IPV6_RECVERR)
+        self.md5_secret: bytes | None = None  # --tcp_md5_secret (TCP_MD5SIG [1])
         self.tolerance = 0.004  # the runner's timing tolerance (SCM_TIMESTAMPING checks)
 
     # --- helpers ---
@@ -615,6 +618,8 @@ class SocketTable:
         s = self._sock(args[0])
         backlog = _int_arg(args[1]) if len(args) > 1 else 128
         s.listener = self.stack.listen(self.local_port, max(backlog, 1))
+        for addr, key, prefix in s.md5:
+            s.listener.set_md5_key(addr, key, prefix)  # RFC 2385 (TCP_MD5SIG before listen)
         if s.fastopen_qlen:
             s.listener.set_fastopen(s.fastopen_qlen)  # RFC 7413 (TCP_FASTOPEN before listen)
         self._listen_opts = s
@@ -670,7 +675,7 @@ class SocketTable:
             self._next_conn_opts = s
             try:
                 s.handle = self.stack.connect(now, self.remote_addr, self.connect_port,
-                                              tos=s.tos or 0)
+                                              tos=s.tos or 0, md5_key=self._md5_key_for(s))
             finally:
                 self._next_conn_opts = None
             state_of(s.handle)
@@ -698,6 +703,7 @@ class SocketTable:
         self._next_conn_opts = s
         try:
             s.handle = self.stack.connect(now, self.remote_addr, self.connect_port,
+                                          md5_key=self._md5_key_for(s),
                                           tos=s.tos or 0, fastopen=True,
                                           data=stream_bytes(0, n) if n and not fault else b"",
                                           syn_only=nonblocking, cookie_request=fault)
@@ -747,6 +753,73 @@ class SocketTable:
             return (O_RDWR | (O_NONBLOCK if s.nonblocking else 0), None)
         raise SyscallError(f"fcntl {cmd} is not supported")
 
+    def _md5_key_for(self, s: Sock) -> bytes | None:
+        """The TCP_MD5SIG key of ``s`` for the script side's address (Linux
+        tcp_md5_do_lookup at connect), or None."""
+        if not s.md5:
+            return None
+        from pytcp.stack import _to_addr
+        from pytcp.tcp.md5 import Md5Keys
+
+        raddr = _to_addr(self.remote_addr)
+        keys = Md5Keys()
+        for addr, key, prefix in s.md5:
+            keys.set(addr, key, v6=addr > 0xFFFFFFFF, prefix=prefix)
+        return keys.lookup(raddr, raddr > 0xFFFFFFFF)
+
+    def _set_md5(self, s: Sock, val: str) -> Outcome:
+        """RFC 2385 keys (Linux TCP_MD5SIG / TCP_MD5SIG_EXT). Two spellings:
+
+        - ``[1]`` / ``[0]`` (FreeBSD's boolean, its key in the SA database): the key is
+          ``--tcp_md5_secret`` for the script side's address; 0 removes it;
+        - ``{tcpm_addr="192.0.2.1", tcpm_prefixlen=24, tcpm_keylen=6, tcpm_key="secret"}``
+          (Linux's struct tcp_md5sig; pytcp's spelling, the address defaulting to the
+          script side's, ``tcpm_keylen`` 0 deleting the key).
+        A socket with a connection already cannot take a key here (EINVAL)."""
+        from pytcp.stack import _to_addr
+
+        if s.handle is not None:
+            return _err("EINVAL")
+        v = val.strip()
+        addr = _to_addr(self.remote_addr)
+        prefix: int | None = None
+        if v.startswith("{"):
+            fields = dict(re.findall(r'(\w+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,}\s]+)', v))
+            key = _c_string(fields.get("tcpm_key", '""'))
+            if "tcpm_keylen" in fields:
+                n = _int_arg(fields["tcpm_keylen"])
+                if not 0 <= n <= 80 or n > len(key):
+                    return _err("EINVAL")
+                key = key[:n]
+            if "tcpm_addr" in fields:
+                try:
+                    addr = _to_addr(fields["tcpm_addr"].strip('"'))
+                except ValueError:
+                    return _err("EINVAL")
+            if "tcpm_prefixlen" in fields:
+                prefix = _int_arg(fields["tcpm_prefixlen"])
+        else:
+            on = _int_arg(v)
+            if on and self.md5_secret is None:
+                raise SyscallError("TCP_MD5SIG [1] needs --tcp_md5_secret (the key)")
+            key = self.md5_secret if on and self.md5_secret is not None else b""
+        from pytcp.tcp.md5 import Md5Keys
+
+        check = Md5Keys()
+        try:
+            check.set(addr, key or b"x", v6=addr > 0xFFFFFFFF, prefix=prefix)
+        except ValueError:
+            return _err("EINVAL")
+        s.md5 = [e for e in s.md5 if (e[0], e[2]) != (addr, prefix)]
+        if key:
+            s.md5.append((addr, key, prefix))
+        if s.listener is not None:
+            try:
+                s.listener.set_md5_key(addr, key, prefix)
+            except KeyError:
+                return _err("ENOENT")
+        return (0, None)
+
     def sys_setsockopt(self, now: float, args: list[str], want: int) -> Outcome:
         if len(args) < 4:
             raise SyscallError("setsockopt(fd, level, name, value, len)")
@@ -764,6 +837,8 @@ class SocketTable:
             v = val.replace(" ", "")
             s.linger_zero = "onoff=1" in v and "linger=0" in v
             return (0, None)
+        if name == "TCP_MD5SIG" or name == "TCP_MD5SIG_EXT":
+            return self._set_md5(s, val)
         if name == "TCP_FASTOPEN_KEY":
             # Linux: 16 bytes (the primary key) or 32 (primary and backup), as a C string.
             raw = _c_string(val)

@@ -94,7 +94,19 @@ from pytcp.tcp.sendbuf import SendBuffer
 from pytcp.tcp.seq import MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from pytcp.tcp.state import RECEIVE_STATES, State
 from pytcp.tcp.timewait import TimeWait
-from pytcp.wire.tcp import ACK, CWR, ECE, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions
+from pytcp.wire.tcp import (
+    ACK,
+    CWR,
+    ECE,
+    FIN,
+    MD5SIG_SPACE,
+    NO_OPTIONS,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    TcpOptions,
+)
 
 Buffer = bytes | bytearray | memoryview
 
@@ -147,7 +159,7 @@ class Connection(ConnectionRecovery):
                  "_synack_flags", "_ts_recent_age", "_tw_at", "_tx_track", "_urg_valid", "bytes_in", "config",
                  "cork", "created", "debug_name", "default_mss", "drops", "fo_child", "fo_result",
                  "irs", "iss", "keepalive", "keepalive_count", "keepalive_idle",
-                 "keepalive_interval", "max_snd_wnd", "nodelay", "our_mss", "peer_mss", "rcv_nxt",
+                 "keepalive_interval", "max_snd_wnd", "md5", "nodelay", "our_mss", "peer_mss", "rcv_nxt",
                  "rcv_up", "rcv_wscale", "retries2", "sack_ok", "snd_mss", "snd_wl1", "snd_wl2",
                  "snd_wnd", "snd_wscale", "soft_error", "state", "syn_data_acked", "syn_retries",
                  "transitions", "ts_offset", "ts_ok", "ts_recent", "user_timeout", "ws_ok",
@@ -255,6 +267,10 @@ class Connection(ConnectionRecovery):
         self.rcv_wscale = config.wscale if config.window_scaling else 0
         self.ts_ok = False
         self.sack_ok = False
+        # RFC 2385: every segment carries an MD5 signature (the owner holds the key, fills
+        # the digest and checks the peer's; set before the SYN). Here: its 20 bytes of
+        # option space (MUST-16: they come out of the MSS) and Linux's option choices.
+        self.md5 = False
         self.ts_recent = 0
         self._ts_recent_age = now
         # TSval = int(now * ts_hz) + ts_offset (mod 2**32); a per-connection offset keeps the
@@ -1105,7 +1121,7 @@ class Connection(ConnectionRecovery):
         if self.state is State.SYN_SENT:
             self._path_mtu_syn_sent(now, mtu)
             return
-        mss = mtu - 40 - (TS_OPTION_LEN if self.ts_ok else 0)
+        mss = mtu - 40 - self._option_space()
         if mss >= self.snd_mss:
             return
         self.snd_mss = mss
@@ -1413,6 +1429,11 @@ class Connection(ConnectionRecovery):
         self.fo_result = (seg.options.mss or 0, cookie if cookie else None,
                           seg.options.fastopen_exp, syn_drop, try_exp)
 
+    def _option_space(self) -> int:
+        """Option bytes every non-SYN segment carries (RFC 9293 MUST-16, RFC 6691): the
+        timestamps (12) and an MD5 signature (20, Linux TCPOLEN_MD5SIG_ALIGNED)."""
+        return (TS_OPTION_LEN if self.ts_ok else 0) + (MD5SIG_SPACE if self.md5 else 0)
+
     def _negotiate(self, now: float, seg: Segment) -> None:
         """Options of the peer's SYN (RFC 9293 3.7.1, RFC 7323, RFC 2018)."""
         cfg = self.config
@@ -1421,12 +1442,17 @@ class Connection(ConnectionRecovery):
         if self.state is State.SYN_SENT:
             # We offered what the config allows; each is on only if the peer answered it.
             self.ws_ok = cfg.window_scaling and opts.wscale is not None
-            self.ts_ok = cfg.timestamps and opts.timestamp is not None
+            # (An MD5 SYN offers no timestamps: RFC 7323 3.2, none in the SYN-ACK then.)
+            self.ts_ok = cfg.timestamps and opts.timestamp is not None and not self.md5
             self.sack_ok = cfg.sack and opts.sack_permitted
         else:
             self.ws_ok = cfg.window_scaling and opts.wscale is not None
             self.ts_ok = cfg.timestamps and opts.timestamp is not None
             self.sack_ok = cfg.sack and opts.sack_permitted
+            if self.md5 and self.sack_ok:
+                # Linux tcp_synack_options: MD5 + TS leave no room for SACK blocks, so an
+                # MD5 connection that has SACK goes without timestamps.
+                self.ts_ok = False
         if self.ws_ok:
             self.snd_wscale = min(opts.wscale or 0, 14)  # RFC 7323 2.3: at most 14
         else:
@@ -1436,10 +1462,9 @@ class Connection(ConnectionRecovery):
             self.ts_recent = opts.timestamp[0]
             self._ts_recent_age = now
         # MUST-16: Eff.snd.MSS = min(SendMSS, our MMS) - option bytes.
-        mss = min(self.peer_mss, self.our_mss) - (TS_OPTION_LEN if self.ts_ok else 0)
+        mss = min(self.peer_mss, self.our_mss) - self._option_space()
         self.snd_mss = max(mss, 64)
-        self._rcv_mss = min(self.our_mss - (TS_OPTION_LEN if self.ts_ok else 0),
-                            DEFAULT_SEND_MSS)
+        self._rcv_mss = min(self.our_mss - self._option_space(), DEFAULT_SEND_MSS)
         self._cc.set_mss(self.snd_mss)
         # RFC 8985 2: RACK needs SACK.
         self._rack_on = cfg.rack and self.sack_ok

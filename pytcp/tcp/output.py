@@ -32,7 +32,20 @@ from pytcp.tcp.segment import Segment
 from pytcp.tcp.sendbuf import SendBuffer
 from pytcp.tcp.seq import MASK, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from pytcp.tcp.state import State
-from pytcp.wire.tcp import ACK, CWR, ECE, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions
+from pytcp.wire.tcp import (
+    ACK,
+    CWR,
+    ECE,
+    FIN,
+    MAX_OPTIONS_LEN,
+    MD5SIG_SPACE,
+    NO_OPTIONS,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    TcpOptions,
+)
 
 # The states in which segments from the send buffer (data, FIN) may go out.
 OUTPUT_STATES = frozenset({
@@ -98,6 +111,7 @@ class ConnectionOutput:
     ws_ok: bool
     ts_ok: bool
     sack_ok: bool
+    md5: bool
     ts_recent: int
     ts_offset: int
     retransmits: int
@@ -282,7 +296,10 @@ class ConnectionOutput:
         if self.sack_ok and (self._reasm or self._dsack is not None):
             # At most 3 blocks next to TS (40 octets of options), and only as many as fit
             # beside the payload within the MSS (RFC 6691: options come out of the MSS).
-            room = min(3 if self.ts_ok else 4, (self.snd_mss - payload_len - 4) // 8)
+            # (An MD5 signature takes 20 more: RFC 2385, none beside TS, 2 without.)
+            room = min((MAX_OPTIONS_LEN - 4 - (12 if self.ts_ok else 0)
+                        - (MD5SIG_SPACE if self.md5 else 0)) // 8,
+                       (self.snd_mss - payload_len - 4) // 8)
             lst: list[tuple[int, int]] = []
             if self._dsack is not None:
                 lst.append(self._dsack)
@@ -342,7 +359,8 @@ class ConnectionOutput:
                 mss=self.our_mss,
                 wscale=self.rcv_wscale if cfg.window_scaling else None,
                 sack_permitted=cfg.sack,
-                timestamp=(self._ts_val(now), 0) if cfg.timestamps else None,
+                # Linux tcp_syn_options: an MD5 SYN leaves timestamps off (option space).
+                timestamp=(self._ts_val(now), 0) if cfg.timestamps and not self.md5 else None,
                 fastopen=fo.cookie if first and fo is not None else None,
                 fastopen_exp=fo.exp if first and fo is not None else False)
         srv = self._fo_server

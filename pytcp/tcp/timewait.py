@@ -39,7 +39,7 @@ class TimeWait:
     ``key``, ``tos`` and ``queued`` belong to the owner (the stack's table and timer queue)."""
 
     __slots__ = ("_chal_count", "_chal_window", "_oow_ack_at", "config", "deadline", "key",
-                 "max_snd_wnd", "queued", "rcv_nxt", "rcv_wnd", "sack_ok", "snd_nxt", "tos",
+                 "max_snd_wnd", "md5_key", "queued", "rcv_nxt", "rcv_wnd", "sack_ok", "snd_nxt", "tos",
                  "ts_offset", "ts_ok", "ts_recent", "ts_recent_age", "wnd")
 
     state = State.TIME_WAIT
@@ -49,6 +49,7 @@ class TimeWait:
                  ts_recent: int = 0, ts_recent_age: float = 0.0, ts_offset: int = 0,
                  sack_ok: bool = False, oow_ack_at: float = -1.0) -> None:
         self.config = config
+        self.md5_key: bytes | None = None  # the owner's: its replies are signed (RFC 2385)
         self.snd_nxt = snd_nxt          # SND.NXT = SND.UNA (our FIN was acknowledged)
         self.rcv_nxt = rcv_nxt          # after the peer's FIN
         self.rcv_wnd = rcv_wnd          # the window we last advertised (acceptability test)
