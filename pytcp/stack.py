@@ -818,6 +818,7 @@ class Stack(IpLayer, UdpLayer):
         if len(key) > MD5_MAX_KEY_LEN:
             raise ValueError(f"an MD5 key is at most {MD5_MAX_KEY_LEN} bytes")
         h.md5_key = bytes(key)
+        h._oobj = object()  # (the cached encoding of NO_OPTIONS has no MD5 option)
         if hasattr(h.conn, "md5"):
             h.conn.md5 = True  # its option space and option choices
         self._md5_on = True

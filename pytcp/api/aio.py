@@ -631,6 +631,7 @@ async def create_connection(
     tos: int = 0,
     fastopen: bool = False,
     first_data: bytes = b"",
+    md5_key: bytes | None = None,
 ) -> tuple[PytcpTransport, asyncio.Protocol]:
     """Actively open a connection; returns once established (``Connected``).
 
@@ -640,15 +641,21 @@ async def create_connection(
     ``tos`` is the IP TOS byte from the SYN on (MUST-48). ``fastopen`` (RFC 7413, Linux
     MSG_FASTOPEN): the SYN carries the cached cookie and the start of ``first_data`` (all of
     which is queued: do not write it again), or a cookie request when none is cached.
+    ``md5_key``: RFC 2385 TCP MD5 signatures with this key (Linux TCP_MD5SIG for ``host``;
+    Fast Open is then off).
     """
     loop = runtime.loop
     protocol = protocol_factory()
-    if fastopen:
+    if fastopen and not md5_key:
         handle = runtime.stack.connect(runtime.now(), _ip_int(host), port, local_port,
                                        tos=tos, fastopen=True, data=first_data,
                                        syn_only=False)
     else:
-        handle = runtime.stack.connect(runtime.now(), _ip_int(host), port, local_port, tos=tos)
+        handle = runtime.stack.connect(runtime.now(), _ip_int(host), port, local_port, tos=tos,
+                                       md5_key=md5_key or None)
+        if fastopen and first_data:
+            # (Fast Open off for an MD5 connection: the data is queued all the same.)
+            handle.send(runtime.now(), first_data)
     if configure is not None:
         try:
             configure(handle)
@@ -678,13 +685,16 @@ async def open_connection(
     tos: int = 0,
     fastopen: bool = False,
     first_data: bytes = b"",
+    md5_key: bytes | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Like ``asyncio.open_connection`` over pytcp: asyncio's own reader and writer."""
+    """Like ``asyncio.open_connection`` over pytcp: asyncio's own reader and writer.
+    ``md5_key``: RFC 2385 signatures (see ``create_connection``)."""
     loop = runtime.loop
     reader = asyncio.StreamReader(limit=limit, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     transport, _ = await create_connection(
         lambda: protocol, host, port, runtime=runtime, local_port=local_port,
-        configure=configure, tos=tos, fastopen=fastopen, first_data=first_data)
+        configure=configure, tos=tos, fastopen=fastopen, first_data=first_data,
+        md5_key=md5_key)
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer

@@ -239,6 +239,8 @@ class Socket:
         self._shut_rd = False
         self._closed = False
         self._options: dict[str, int] = {}  # socket options, applied at connect()
+        # RFC 2385 keys (TCP_MD5SIG): (peer address, key, prefix), applied at listen/connect.
+        self._md5: list[tuple[int, bytes, int | None]] = []
         # The error queue (MSG_ZEROCOPY completions, SO_TIMESTAMPING TX timestamps); touched
         # on the loop thread only. ``_written``: stream offset of the next byte sent.
         self._tx = eq.TxNotifier(eq.ErrorQueue(ERRQUEUE_LIMIT))
@@ -311,8 +313,65 @@ class Socket:
 
         self._server, self._accept_q = self._rt.run(setup())
         self._bound_port = port
+        for addr, key, prefix in self._md5:
+            self._listener_md5(addr, key, prefix)
         if self._options.get("tos"):
             self._set_listener_tos(self._options["tos"])
+
+    def set_md5_key(self, addr: str, key: bytes, prefix: int | None = None) -> None:
+        """RFC 2385 TCP MD5 signatures with the peer ``addr`` (its first ``prefix`` bits),
+        as Linux ``setsockopt(IPPROTO_TCP, TCP_MD5SIG[_EXT], struct tcp_md5sig)`` (which
+        :meth:`setsockopt` takes too): before ``connect()`` (the connection to ``addr`` is
+        signed; Fast Open off) or on a listening socket (connections from ``addr`` are).
+        An empty key removes it. ``OSError(EINVAL)`` on a connected socket or a bad key."""
+        from pytcp.stack import _to_addr
+
+        try:
+            a = _to_addr(addr)
+        except ValueError:
+            raise OSError(22, f"Invalid argument (address {addr!r})") from None
+        self._set_md5(a, key, prefix)
+
+    def _set_md5(self, addr: int, key: bytes, prefix: int | None) -> None:
+        from pytcp.tcp.md5 import Md5Keys
+
+        if self._writer is not None:
+            raise OSError(22, "Invalid argument (TCP_MD5SIG after connect: pytcp signs "
+                              "from the SYN on only)")
+        try:
+            Md5Keys().set(addr, key or b"x", v6=addr > 0xFFFFFFFF, prefix=prefix)
+        except ValueError as e:
+            raise OSError(22, f"Invalid argument ({e})") from None
+        self._md5 = [e for e in self._md5 if (e[0], e[2]) != (addr, prefix)]
+        if key:
+            self._md5.append((addr, bytes(key), prefix))
+        if self._server is not None:
+            self._listener_md5(addr, key, prefix)
+
+    def _listener_md5(self, addr: int, key: bytes, prefix: int | None) -> None:
+        listener = getattr(self._server, "_listener", None)
+        if listener is None:
+            return
+
+        async def apply() -> None:
+            try:
+                listener.set_md5_key(addr, key, prefix)
+            except KeyError:
+                pass  # (removing a key the listener does not have)
+
+        self._rt.run(apply())
+
+    def _md5_key_for(self, host: str) -> bytes | None:
+        if not self._md5:
+            return None
+        from pytcp.stack import _to_addr
+        from pytcp.tcp.md5 import Md5Keys
+
+        keys = Md5Keys()
+        for addr, key, prefix in self._md5:
+            keys.set(addr, key, v6=addr > 0xFFFFFFFF, prefix=prefix)
+        a = _to_addr(host)
+        return keys.lookup(a, a > 0xFFFFFFFF)
 
     def _set_listener_tos(self, tos: int) -> None:
         """MUST-48: connections accepted from now on use this IP TOS byte (the stack's
@@ -354,11 +413,12 @@ class Socket:
         local_port = self._bound_port
         opts = dict(self._options)
         bg = self._rt
+        md5_key = self._md5_key_for(host)
         self._reader, self._writer = self._run(
             lambda: aio.open_connection(
                 host, port, runtime=runtime, local_port=local_port,
                 configure=lambda handle: _apply_options(handle, opts, bg),
-                tos=int(opts.get("tos", 0)))
+                tos=int(opts.get("tos", 0)), md5_key=md5_key)
         )
         self._track()
 
@@ -586,7 +646,7 @@ class Socket:
                 raise OSError(err, "Invalid argument (SO_TIMESTAMPING)")
         self._track()
 
-    def setsockopt(self, level: int, option: int, value: int | bool) -> None:
+    def setsockopt(self, level: int, option: int, value: int | bool | bytes) -> None:
         """TCP_NODELAY, TCP_CORK (Linux: only full segments leave while corked; a partial one
         waits for uncorking, more data or 200 ms), SO_KEEPALIVE, TCP_SYNCNT (SYN
         retransmissions before giving up), IP_TOS (the IP TOS / Diffserv byte, MUST-48) and
@@ -595,7 +655,22 @@ class Socket:
         the start, the SYN included; IP_TOS on a listening socket is
         inherited by the connections it accepts, as on Linux. SO_ZEROCOPY and
         SO_TIMESTAMPING feed the error queue (:meth:`recvmsg` with MSG_ERRQUEUE). Others
-        raise ``OSError(ENOPROTOOPT)``."""
+        raise ``OSError(ENOPROTOOPT)``. TCP_MD5SIG / TCP_MD5SIG_EXT take Linux's ``struct
+        tcp_md5sig`` as bytes (``pytcp.tcp.md5.build_tcp_md5sig``; see :meth:`set_md5_key`)."""
+        from pytcp.tcp import md5 as _md5
+
+        if level == _socket.IPPROTO_TCP and option in (_md5.TCP_MD5SIG, _md5.TCP_MD5SIG_EXT):
+            if not isinstance(value, (bytes, bytearray)):
+                raise OSError(22, "Invalid argument (TCP_MD5SIG takes struct tcp_md5sig)")
+            try:
+                addr, _v6, prefix, key = _md5.parse_tcp_md5sig(
+                    bytes(value), option == _md5.TCP_MD5SIG_EXT)
+            except ValueError as e:
+                raise OSError(22, f"Invalid argument ({e})") from None
+            self._set_md5(addr, key, prefix)
+            return
+        if isinstance(value, (bytes, bytearray)):
+            raise OSError(22, "Invalid argument (an integer option)")
         if level == eq.SOL_SOCKET and option in (eq.SO_ZEROCOPY, eq.SO_TIMESTAMPING):
             self._error_queue_option(option, int(value))
             return

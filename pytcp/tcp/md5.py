@@ -96,3 +96,62 @@ def inbound_verdict(key: bytes | None, th: TcpHeader, src: int, dst: int,
     if not hmac.compare_digest(md5_digest(key, src, dst, seg, v6), got):
         return DropReason.MD5_FAILURE
     return None
+
+
+# Linux's socket option (include/uapi/linux/tcp.h).
+TCP_MD5SIG = 14
+TCP_MD5SIG_EXT = 32
+TCP_MD5SIG_FLAG_PREFIX = 0x1
+TCP_MD5SIG_FLAG_IFINDEX = 0x2
+MD5SIG_STRUCT_LEN = 216  # struct tcp_md5sig: sockaddr_storage (128) + 4 + 4 + key[80]
+_AF_INET, _AF_INET6 = 2, 10
+
+
+def parse_tcp_md5sig(value: bytes, ext: bool) -> tuple[int, bool, int | None, bytes]:
+    """Linux's ``struct tcp_md5sig`` (TCP_MD5SIG; TCP_MD5SIG_EXT also reads ``tcpm_flags`` /
+    ``tcpm_prefixlen``) -> (address, is IPv6, prefix or None, key). An IPv4-mapped IPv6
+    address is the IPv4 one (Linux tcp_v6_parse_md5_keys). Raises ValueError (EINVAL) for a
+    short buffer, another family, a key over 80 bytes or an ifindex binding (not kept)."""
+    if len(value) < MD5SIG_STRUCT_LEN:
+        raise ValueError(f"struct tcp_md5sig is {MD5SIG_STRUCT_LEN} bytes, got {len(value)}")
+    family = int.from_bytes(value[0:2], "little")
+    if family == _AF_INET:
+        addr, v6 = int.from_bytes(value[4:8], "big"), False
+    elif family == _AF_INET6:
+        addr, v6 = int.from_bytes(value[8:24], "big"), True
+        if addr >> 32 == 0xFFFF:
+            addr, v6 = addr & 0xFFFFFFFF, False
+    else:
+        raise ValueError(f"address family {family} (AF_INET or AF_INET6)")
+    flags, prefixlen = value[128], value[129]
+    keylen = int.from_bytes(value[130:132], "little")
+    if keylen > MAX_KEY_LEN:
+        raise ValueError(f"tcpm_keylen {keylen} > {MAX_KEY_LEN}")
+    prefix: int | None = None
+    if ext:
+        if flags & TCP_MD5SIG_FLAG_IFINDEX and int.from_bytes(value[132:136], "little"):
+            raise ValueError("TCP_MD5SIG_FLAG_IFINDEX: pytcp has one interface")
+        if flags & TCP_MD5SIG_FLAG_PREFIX:
+            prefix = prefixlen
+    return addr, v6, prefix, bytes(value[136:136 + keylen])
+
+
+def build_tcp_md5sig(addr: str, key: bytes, prefix: int | None = None) -> bytes:
+    """The ``struct tcp_md5sig`` for ``addr`` and ``key`` (for TCP_MD5SIG_EXT with a
+    prefix), as a kernel socket takes it."""
+    import ipaddress
+
+    a = ipaddress.ip_address(addr)
+    buf = bytearray(MD5SIG_STRUCT_LEN)
+    if a.version == 4:
+        buf[0:2] = _AF_INET.to_bytes(2, "little")
+        buf[4:8] = a.packed
+    else:
+        buf[0:2] = _AF_INET6.to_bytes(2, "little")
+        buf[8:24] = a.packed
+    if prefix is not None:
+        buf[128] = TCP_MD5SIG_FLAG_PREFIX
+        buf[129] = prefix
+    buf[130:132] = len(key).to_bytes(2, "little")
+    buf[136:136 + len(key)] = key
+    return bytes(buf)

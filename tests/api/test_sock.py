@@ -299,3 +299,46 @@ def test_tcp_quickack_reports_and_sets_pingpong_mode(
     conn.close()
     client.close()
     server.close()
+
+
+def test_tcp_md5sig_signed_connection_and_key_mismatch(
+        hosts: tuple[BackgroundRuntime, BackgroundRuntime]) -> None:
+    """RFC 2385 through the socket API: TCP_MD5SIG with Linux's struct tcp_md5sig on the
+    listener, set_md5_key on the client; data flows, every segment signed (the connection
+    knows its key); a client with another key never connects (the server counts
+    MD5_FAILURE) and one without any key neither (MD5_NOT_FOUND)."""
+    from pytcp.drops import DropReason
+    from pytcp.tcp.md5 import TCP_MD5SIG, build_tcp_md5sig
+
+    a, b = hosts
+    server = b.socket()
+    server.settimeout(5)
+    server.listen(15, 4)
+    server.setsockopt(socket.IPPROTO_TCP, TCP_MD5SIG, build_tcp_md5sig(ADDR_A, b"s3cret"))
+    c = a.socket()
+    c.settimeout(5)
+    c.set_md5_key(ADDR_B, b"s3cret")
+    c.connect((ADDR_B, 15))
+    conn, _ = server.accept()
+    c.sendall(b"signed")
+    assert conn.recv(6) == b"signed"
+    handle = conn._writer.get_extra_info("pytcp_handle")  # type: ignore[union-attr]
+    assert handle.md5_key == b"s3cret" and handle.conn.snd_mss == 1440
+    with pytest.raises(OSError):
+        c.set_md5_key(ADDR_B, b"late")  # connected: Linux would take it, pytcp refuses
+    with pytest.raises(OSError):
+        c.setsockopt(socket.IPPROTO_TCP, TCP_MD5SIG, b"short")
+    bad = a.socket()
+    bad.set_md5_key(ADDR_B, b"wrong")
+    bad.settimeout(1.5)
+    with pytest.raises(OSError):
+        bad.connect((ADDR_B, 15))
+    assert b.stack.drops[DropReason.MD5_FAILURE] >= 1
+    plain = a.socket()
+    plain.settimeout(1.5)
+    with pytest.raises(OSError):
+        plain.connect((ADDR_B, 15))
+    assert b.stack.drops[DropReason.MD5_NOT_FOUND] >= 1
+    conn.close()
+    c.close()
+    server.close()
