@@ -650,12 +650,14 @@ async def create_connection(
         handle = runtime.stack.connect(runtime.now(), _ip_int(host), port, local_port,
                                        tos=tos, fastopen=True, data=first_data,
                                        syn_only=False)
-    else:
+    elif md5_key:
         handle = runtime.stack.connect(runtime.now(), _ip_int(host), port, local_port, tos=tos,
-                                       md5_key=md5_key or None)
+                                       md5_key=md5_key)
         if fastopen and first_data:
             # (Fast Open off for an MD5 connection: the data is queued all the same.)
             handle.send(runtime.now(), first_data)
+    else:
+        handle = runtime.stack.connect(runtime.now(), _ip_int(host), port, local_port, tos=tos)
     if configure is not None:
         try:
             configure(handle)
