@@ -191,3 +191,27 @@ def test_key_table_prefixes_delete_and_bounds() -> None:
         full.set(0xFFFF, b"k")
     full.set(1, b"replaced")  # replacing an entry needs no room
     assert full.lookup(1) == b"replaced"
+
+
+def test_keyed_connection_over_ipv6_signed_with_the_ipv6_pseudo_header() -> None:
+    from scapy.layers.inet6 import IPv6  # type: ignore[import-untyped]
+
+    a = Stack("10.0.0.1", addr6="fd00:77::1", now=0.0, secret=b"a" * 16,
+              rng=random.Random(1))
+    b = Stack("10.0.0.2", addr6="fd00:77::2", now=0.0, secret=b"b" * 16,
+              rng=random.Random(2))
+    w = TapWire(a, b)
+    lst = b.listen(80)
+    lst.set_md5_key("fd00:77::1", KEY)
+    lst.set_md5_key("10.0.0.1", b"the IPv4 key")  # another family: not this peer's
+    client = a.connect(w.now, "fd00:77::2", 80, md5_key=KEY)
+    w.run_until(lambda: (lst, AcceptReady()) in w.events)
+    server = lst.accept()
+    assert server is not None and server.md5_key == KEY
+    got = transfer(w, client, server, b"v6" * 5000)
+    assert got == b"v6" * 5000
+    assert len(w.seen) > 5
+    for raw in w.seen:
+        p = IPv6(raw)
+        assert dict(p[TCP].options)["MD5"] == calc_tcp_md5_hash(p[TCP], KEY)
+    assert a.drops.total() == 0 and b.drops.total() == 0
