@@ -36,6 +36,7 @@ from pytcp.tcp.events import Closed, Connected, Event
 from pytcp.tcp.md5 import MAX_KEY_LEN as MD5_MAX_KEY_LEN
 from pytcp.tcp.md5 import Md5Keys
 from pytcp.tcp.md5 import inbound_verdict as md5_inbound_verdict
+from pytcp.tcp.rcvwnd import initial_window
 from pytcp.tcp.reasons import TxReason
 from pytcp.tcp.segment import Segment
 from pytcp.tcp.seq import seq_add, seq_between, seq_le
@@ -1295,8 +1296,8 @@ class Stack(IpLayer, UdpLayer):
         lst.last_cookie_at = now
         self.stats["syncookies_sent"] += 1
         self._send_tcp_raw(key, cookie, seq_add(th.seq, 1), SYN | ACK,
-                           min(0xFFFF, cfg.recv_buffer), encode_options(synack_opts), lst.tos,
-                           mk)
+                           initial_window(cfg, self._mss_for(key.local_addr) - (12 if ts is not None else 0)),
+                           encode_options(synack_opts), lst.tos, mk)
 
     def _accept_cookie(self, now: float, lst: Listener, key: FourTuple, th: Any) -> bool:
         """Create the connection an ACK's valid cookie stands for and feed it the ACK.

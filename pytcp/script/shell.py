@@ -59,9 +59,12 @@ def _ints(v: str) -> list[int]:
 
 def _rmem(v: str) -> dict[str, object]:
     # Linux: tcp_rmem = "min default max"; the receive window's scale comes from the max
-    # (tcp_select_initial_window), the buffer from the default (pytcp does not autotune).
+    # (tcp_select_initial_window), the buffer from the default. Scripts keep the default
+    # buffer fixed (recv_buffer_min = recv_buffer: no autotuning, which needs real RTTs of
+    # reading); the window still grows from ~64 KiB within it (rcv_ssthresh).
     _lo, default, hi = (_ints(v) + [0, 0, 0])[:3]
-    return {"recv_buffer": max(default, 1), "wscale": wscale_for(max(hi, default))}
+    return {"recv_buffer": max(default, 1), "recv_buffer_min": max(default, 1),
+            "wscale": wscale_for(max(hi, default))}
 
 
 def _wmem(v: str) -> dict[str, object]:

@@ -485,7 +485,8 @@ class SocketTable:
             if o.sndbuf is not None:
                 changes["send_buffer"] = changes["send_buffer_min"] = o.sndbuf
             if o.rcvbuf is not None:
-                changes["recv_buffer"] = o.rcvbuf
+                # SO_RCVBUF fixes the buffer (Linux SOCK_RCVBUF_LOCK: no autotuning).
+                changes["recv_buffer"] = changes["recv_buffer_min"] = o.rcvbuf
             if changes:
                 config = config.replace(**changes)
             if o.user_mss is not None:
@@ -525,7 +526,10 @@ class SocketTable:
         if s.user_timeout is not None and hasattr(conn, "set_user_timeout"):
             conn.set_user_timeout(s.user_timeout / 1000.0)
         if s.rcvbuf is not None and conn.config.recv_buffer != s.rcvbuf:
-            conn.config = conn.config.replace(recv_buffer=s.rcvbuf)
+            if hasattr(conn, "set_rcvbuf"):
+                conn.set_rcvbuf(s.rcvbuf)
+            else:
+                conn.config = conn.config.replace(recv_buffer=s.rcvbuf)
         if s.tx.tracking and getattr(conn, "_tx_track", None) is None and hasattr(
                 conn, "track_tx"):
             conn.track_tx(True)  # TxProgress events for the error queue

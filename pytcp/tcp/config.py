@@ -83,7 +83,14 @@ class TcpConfig:
     sack_whole_segments: bool = True  # SACK blocks applied in whole MSS units of the packets
     #                                   sent (Linux tcp_match_skb_to_sack); False: bytes
     # --- buffers ---
-    recv_buffer: int = 1 << 20        # receive buffer: bounds RCV.WND (RFC 9293 3.8.6.2.2)
+    recv_buffer: int = 1 << 20        # receive buffer maximum: bounds RCV.WND (RFC 9293
+    #                                   3.8.6.2.2; Linux tcp_rmem[2], or SO_RCVBUF: fixed)
+    recv_buffer_min: int = 65536      # its first size, autotuned up to recv_buffer as the
+    #                                   application reads (Linux tcp_rmem[1] = 131072 bytes
+    #                                   of memory = 64 KiB of window; tcp_rcv_space_adjust)
+    rcv_window_growth: bool = True    # offer the window as Linux grows it (rcv_ssthresh from
+    #                                   ~64 KiB, tcp_grow_window; tcp/rcvwnd.py); False: the
+    #                                   whole buffer from the start (the rfc profile)
     send_buffer: int = 1 << 20        # send buffer maximum (RFC 9293 3.10.2 SEND queues here)
     send_buffer_min: int = 16384      # its first limit; autotuned up to send_buffer with the
     #                                   congestion window (Linux tcp_wmem[1], tcp_sndbuf_expand)
@@ -119,7 +126,8 @@ class TcpConfig:
         """The RFCs' numbers: RFC 6298 min RTO 1 s, RFC 1122 200 ms delayed ACK, MSL 2 min,
         SYN R2 >= 3 min (MUST-23: 1+2+4+8+16+32+60+60 s with 7 retries), no quickack nor
         adaptive delayed ACK (a fixed 200 ms timer),
-        RFC 6675's DupThresh loss detection without RACK-TLP."""
+        RFC 6675's DupThresh loss detection without RACK-TLP, the whole receive buffer
+        offered from the start (no Linux window growth nor autotuning)."""
         return cls(
             min_rto=1.0,
             max_rto=60.0,
@@ -143,6 +151,8 @@ class TcpConfig:
             sack_whole_segments=False,
             hystart=False,
             rst_flushes_unread=True,
+            recv_buffer_min=1 << 20,
+            rcv_window_growth=False,
         )
 
     def replace(self, **changes: object) -> TcpConfig:

@@ -85,6 +85,7 @@ from pytcp.tcp.output import OUTPUT_STATES as _OUTPUT_STATES
 from pytcp.tcp.prr import Prr
 from pytcp.tcp.rack import Rack
 from pytcp.tcp.reasons import TxReason
+from pytcp.tcp.rcvwnd import RecvWindow
 from pytcp.tcp.reassembly import ReassemblyQueue
 from pytcp.tcp.recovery import ConnectionRecovery
 from pytcp.tcp.rtt import RttEstimator
@@ -134,6 +135,9 @@ class ConnInfo:
     ssthresh: int
     snd_wnd: int
     rcv_wnd: int
+    rcvbuf: int = 0        # the receive buffer now (autotuned up to TcpConfig.recv_buffer)
+    rcv_ssthresh: int = 0  # the window growth bound (Linux tcpi_rcv_ssthresh)
+    rcv_space: int = 0     # bytes read in the last receiver RTT (Linux tcpi_rcv_space)
 
 
 MAX_EOR_MARKS = 4096  # pending MSG_EOR record boundaries kept per connection
@@ -155,7 +159,7 @@ class Connection(ConnectionRecovery):
                  "_nagle_push", "_pushed_seq", "_tail_unpushed",
                  "_now", "_ooo_fin", "_oow_ack_at", "_orphan", "_out", "_passive",
                  "_persist_backoff", "_probe_start", "_probes_out", "_prr", "_rack", "_rack_on",
-                 "_rcv_mss", "_rcvq", "_reasm", "_rtt", "_sb", "_syn_data", "_syn_lost",
+                 "_rcv_mss", "_rcvq", "_reasm", "_rtt", "_rw", "_rx_tsecr", "_sb", "_syn_data", "_syn_lost",
                  "_synack_flags", "_ts_recent_age", "_tw_at", "_tx_track", "_urg_valid", "bytes_in", "config",
                  "cork", "created", "debug_name", "default_mss", "drops", "fo_child", "fo_result",
                  "irs", "iss", "keepalive", "keepalive_count", "keepalive_idle",
@@ -247,6 +251,9 @@ class Connection(ConnectionRecovery):
         self._urg_valid = False
         self._rcvq = bytearray()         # in-order data the application has not read
         self._reasm = ReassemblyQueue(config.reassembly_limit)
+        self._rw = RecvWindow(config)    # the window we offer: growth, autotuning (rcvwnd.py)
+        self._rx_tsecr = 0               # TSecr of the segment being processed (0: none)
+        self._syn_wnd = 0                # the window our SYN / SYN-ACK offered
         # The stack-wide receive memory account (memory.py), when the owner gives one; what
         # this connection has charged to it (all, and out of order).
         self._mem: RecvMemory | None = None
@@ -387,6 +394,10 @@ class Connection(ConnectionRecovery):
         self.transitions.append((now, old, new, why))
         if _log.isEnabledFor(logging.DEBUG):
             _log.debug("%s %s -> %s (%s)", self.debug_name, old, new, why)
+        if new is State.ESTABLISHED:
+            # Linux tcp_init_buffer_space: the receive window's growth starts here.
+            self._rw.established(now, self.our_mss, self.bytes_in - len(self._rcvq),
+                                 max(0, seq_sub(self.rcv_adv, self.rcv_nxt)))
         if new is State.CLOSED or new is State.TIME_WAIT:
             self._tlp_at = self._reo_at = None
             self._rack.clear()
@@ -636,6 +647,12 @@ class Connection(ConnectionRecovery):
         self._sndbuf_locked = True
         self._sendbuf.limit = max(self._sendbuf.limit, self.sndbuf)
 
+    def set_rcvbuf(self, size: int) -> None:
+        """SO_RCVBUF (in window bytes): the receive buffer from now on, without autotuning
+        (Linux SOCK_RCVBUF_LOCK). The window already advertised is kept (never shrunk)."""
+        self.config = self.config.replace(recv_buffer=max(1, size))
+        self._rw.set_buffer(size)
+
     def set_notsent_lowat(self, lowat: int | None) -> None:
         """TCP_NOTSENT_LOWAT: ``send()`` starts no new skb while this many bytes are unsent,
         and the socket reports writeable when fewer than half of it are (None: no limit).
@@ -670,6 +687,11 @@ class Connection(ConnectionRecovery):
             del q[:max_bytes]
         if self._mem is not None:
             self._mem_sync()
+        rw = self._rw
+        if rw.growth:
+            # Linux tcp_rcv_space_adjust (dynamic right-sizing), then tcp_cleanup_rbuf.
+            copied = self.bytes_in - len(q)
+            rw.space_adjust(now, copied - rw.space_seq, len(q), copied, self.our_mss)
         if self._dack.ack_on_read(len(data), not q and not self._reasm, self._rcv_unacked,
                                   self._rcv_mss):
             self._ack_now = True  # Linux tcp_cleanup_rbuf: the reader drained pushed data
@@ -907,6 +929,8 @@ class Connection(ConnectionRecovery):
             retransmits=self.retransmits, srtt=self._rtt.srtt, rto=self._rtt.rto,
             cwnd=self._cc.cwnd, ssthresh=self._cc.ssthresh, snd_wnd=self.snd_wnd,
             rcv_wnd=max(0, seq_sub(self.rcv_adv, self.rcv_nxt)),
+            rcvbuf=self._rw.rcvbuf, rcv_ssthresh=min(self._rw.rcv_ssthresh, 0xFFFFFFFF),
+            rcv_space=self._rw.space,
         )
 
     # ------------------------------------------------------------------ timers
@@ -1181,6 +1205,8 @@ class Connection(ConnectionRecovery):
     def handle_segment(self, now: float, seg: Segment) -> None:
         """SEGMENT ARRIVES (RFC 9293 3.10.7)."""
         self._now = now
+        ts = seg.options.timestamp
+        self._rx_tsecr = ts[1] if ts is not None else 0
         if self._nospace:
             self._space_check = True  # (Linux tcp_data_snd_check after the segment)
         st = self.state
@@ -1292,7 +1318,7 @@ class Connection(ConnectionRecovery):
             # connection may be used (read, written) before the handshake completes.
             self.fo_child = True
             if seg.payload:
-                room = min(len(seg.payload), self.config.recv_buffer)
+                room = min(len(seg.payload), self._rw.rcvbuf)
                 self._rcvq += seg.payload[:room]
                 self.rcv_nxt = seq_add(self.rcv_nxt, room)
                 self.bytes_in += room
@@ -1353,7 +1379,7 @@ class Connection(ConnectionRecovery):
             self.max_snd_wnd = self.snd_wnd
             self.snd_wl1 = seg.seq
             self.snd_wl2 = seg.ack
-            self.rcv_adv = seq_add(self.rcv_nxt, min(0xFFFF, self.config.recv_buffer))
+            self.rcv_adv = seq_add(self.rcv_nxt, self._syn_wnd)  # what our SYN offered
             self._set_state(now, State.ESTABLISHED, "SYN-ACK")
             self._dack.on_connected(now)
             syn_end = seq_add(self.iss, 1 + self._syn_data)
@@ -1759,6 +1785,23 @@ class Connection(ConnectionRecovery):
             self.rcv_nxt = seq_add(self.rcv_nxt, n)
             self.bytes_in += n
             self._rcv_unacked += n
+            # Linux tcp_event_data_recv: the receiver's RTT and the window's growth.
+            rw = self._rw
+            if rw.growth:
+                if self.ts_ok and self._rx_tsecr:
+                    rw.measure_ts(self._rx_tsecr, self._ts_val(now), self.config.ts_hz, m,
+                                  self._rcv_mss)
+                rw.measure(now, seq_sub(self.rcv_nxt, rw.rtt_seq), self.rcv_nxt,
+                           self._rcv_wnd())
+                # tcp_grow_window per segment (of at least 128 bytes); a coalesced (GRO)
+                # segment as the segments it was made of, one after the other.
+                free_after = rw.rcvbuf - len(self._rcvq)
+                left = n
+                while left > 0:
+                    piece = min(m, left)
+                    left -= piece
+                    if piece >= 128:
+                        rw.grow(piece, free_after + left, self.our_mss)
             # Linux tcp_event_data_recv: ATO, quick ACKs, pushed segments (tcp/delack.py).
             # A coalesced (GRO) segment counts as the segments it was made of, arriving
             # together, so that the result is the same as without coalescing.
@@ -1796,8 +1839,13 @@ class Connection(ConnectionRecovery):
                 self.drops[DropReason.RCV_MEMORY] += 1  # (after pruning out-of-order data)
             elif not self._reasm.insert(seq, payload):
                 self.drops[DropReason.RECV_QUEUE_FULL] += 1
-            elif mem is not None:
-                self._mem_sync()
+            else:
+                if mem is not None:
+                    self._mem_sync()
+                if self.sack_ok and n >= 128:
+                    # Linux tcp_data_queue_ofo: SACK flows grow the window for out-of-order
+                    # data too (without SACK it stays, to force duplicate ACKs).
+                    self._rw.grow(n, self._rw.rcvbuf - len(self._rcvq), self.our_mss)
             # Out of order: a duplicate ACK at once, one per segment, even inside a batch
             # (RFC 5681 4.2: the sender counts them for fast retransmit).
             self._send_ack(now, TxReason.DUP_ACK)

@@ -24,6 +24,7 @@ from pytcp.tcp.fastopen import ClientRequest, ServerDecision
 from pytcp.tcp.memory import RecvMemory
 from pytcp.tcp.prr import Prr
 from pytcp.tcp.rack import Rack
+from pytcp.tcp.rcvwnd import RecvWindow
 from pytcp.tcp.reasons import TxReason
 from pytcp.tcp.reassembly import ReassemblyQueue
 from pytcp.tcp.rtt import RttEstimator
@@ -80,7 +81,7 @@ class ConnectionOutput:
                  "_persist_at", "_rcv_unacked", "_rexmit_out", "_rto_at", "_rtt_seq",
                  "_rtt_time", "_rtx_end", "_rtx_ts", "_sendbuf", "_snd_sml", "_syn_tsval",
                  "_ut_start", "_chrono_at", "_chrono_stat", "_chrono_type", "_midwrite",
-                 "_nospace", "_sndbuf_locked", "_space_check",
+                 "_nospace", "_sndbuf_locked", "_space_check", "_syn_wnd",
                  "last_ack_sent", "notsent_lowat", "rcv_adv", "retransmits", "snd_max", "snd_nxt",
                  "sndbuf")
 
@@ -120,6 +121,7 @@ class ConnectionOutput:
     _events: list[Event]
     peer_mss: int
     sndbuf: int                 # Linux sk_sndbuf: the limit of SendBuffer.queued
+    _rw: RecvWindow             # the receive window's growth and autotuning (rcvwnd.py)
     _sndbuf_locked: bool
     notsent_lowat: int | None
     _midwrite: bool
@@ -313,16 +315,18 @@ class ConnectionOutput:
         return TcpOptions(timestamp=ts, sack_blocks=blocks)
 
     def _sws_threshold(self) -> int:
-        return min(self.config.recv_buffer // 2, self.snd_mss)
+        return min(self._rw.rcvbuf // 2, self.snd_mss)
 
     def _window_to_advertise(self) -> int:
-        """RCV.WND to offer: the free receive buffer, moving the right edge only in steps of
+        """RCV.WND to offer: the free receive buffer, at most rcv_ssthresh as Linux grows it
+        (tcp/rcvwnd.py, __tcp_select_window), moving the right edge only in steps of
         min(RCV.BUFF/2, MSS) (receiver SWS avoidance, RFC 9293 3.8.6.2.2, MUST-39) and never
         shrinking it (RFC 9293 3.8.6.2.2, 'SHOULD NOT shrink')."""
-        free = max(0, self.config.recv_buffer - len(self._rcvq))
+        free = max(0, self._rw.rcvbuf - len(self._rcvq))
         mem = self._mem
         if mem is not None and mem.free < free:
             free = mem.free  # the stack-wide cap is near: open no further (never shrink)
+        free = self._rw.offer(free)
         cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
         if free - cur < self._sws_threshold():
             return cur
@@ -336,11 +340,14 @@ class ConnectionOutput:
         ws = self.rcv_wscale
         cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
         field = win >> ws
-        if win == cur and (field << ws) < win:
-            # Keeping the old right edge: round up so as not to shrink it, unless that would
-            # offer more than the buffer holds (then a shrink of < 2**ws octets).
+        if (field << ws) < win:
+            # Round up to the scale's unit (Linux __tcp_select_window), which also keeps an
+            # old right edge (RFC 9293 3.8.6.2.2: no shrinking), unless that would offer
+            # more than the buffer holds: then the edge retreats by < 2**ws octets, which
+            # RFC 7323 Appendix F expects of scaled windows (Linux instead over-offers by as
+            # much, each ACK anew; pytcp keeps the buffer a hard bound).
             up = field + 1
-            if (up << ws) <= self.config.recv_buffer - len(self._rcvq):
+            if (up << ws) <= self._rw.rcvbuf - len(self._rcvq):
                 field = up
         field = min(field, 0xFFFF)
         edge = seq_add(self.rcv_nxt, field << ws)
@@ -373,7 +380,9 @@ class ConnectionOutput:
             fastopen_exp=srv.exp if srv is not None else False)
 
     def _send_syn(self, now: float, reason: TxReason | None = None) -> None:
-        wnd = min(0xFFFF, self.config.recv_buffer)  # RFC 7323 2.2: unscaled in a SYN
+        # RFC 7323 2.2: unscaled in a SYN; Linux tcp_connect_init: whole segments of the MSS
+        # we announce (tcp/rcvwnd.py).
+        wnd = self._syn_wnd = self._rw.syn_window(self.our_mss)
         after_syn = seq_add(self.iss, 1)
         payload = b""
         if self._syn_data and not self._syn_lost:
@@ -397,7 +406,8 @@ class ConnectionOutput:
         self._arm_rto(now)
 
     def _send_synack(self, now: float, reason: TxReason | None = None) -> None:
-        wnd = min(0xFFFF, self.config.recv_buffer)
+        # Linux tcp_openreq_init_rwin: whole segments of the MSS less the TS option.
+        wnd = self._syn_wnd = self._rw.syn_window(self.our_mss - (12 if self.ts_ok else 0))
         self.rcv_adv = seq_add(self.rcv_nxt, wnd)
         # RFC 3168 6.1.1: ECE (alone) answers an ECN-setup SYN.
         self._emit(Segment(self.iss, self.rcv_nxt, SYN | ACK | self._synack_flags, wnd,

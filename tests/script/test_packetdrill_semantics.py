@@ -175,7 +175,8 @@ def test_shell_lines_set_config_and_are_never_run(tmp_path: Path) -> None:
     assert any("tcp_frto" in s for s in eff.skipped) and any("touch" in s for s in eff.skipped)
     eff = interpret('sysctl -q net.ipv4.tcp_rmem="4096 540000 $((15*1024*1024))"\n'
                     "ethtool -K tun0 tso off gso off", ".")
-    assert eff.config == {"recv_buffer": 540000, "wscale": 8} and eff.runner == {"tso": False}
+    assert eff.config == {"recv_buffer": 540000, "recv_buffer_min": 540000, "wscale": 8}
+    assert eff.runner == {"tso": False}
     # dd from /dev/zero and rm -f: the runner's virtual files (nothing on the host is touched)
     eff = interpret("/bin/rm -f /tmp/f\n/bin/dd bs=1 count=5 if=/dev/zero of=/tmp/f status=none\n"
                     "dd if=/dev/urandom of=/tmp/g count=1\nrm -f /tmp/h", ".")

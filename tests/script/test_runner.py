@@ -18,7 +18,7 @@ HANDSHAKE = """\
 +0    bind(3, ..., ...) = 0
 +0    listen(3, 1) = 0
 +0    < S 0:0(0) win 65535 <mss 1460,nop,nop,TS val 100 ecr 0>
-+0    > S. 0:0(0) ack 1 win 65535 <mss 1460,nop,nop,TS val 1 ecr 100>
++0    > S. 0:0(0) ack 1 win 65160 <mss 1460,nop,nop,TS val 1 ecr 100>
 +0.1  < . 1:1(0) ack 1 win 65535 <nop,nop,TS val 200 ecr 1>
 +0    accept(3, ..., ...) = 4
 """
@@ -248,7 +248,7 @@ def test_set_overrides_script_settings(tmp_path: Path,
     # Linux profile: quick ACK for the first segment; RFC profile: the 200 ms delayed ACK.
     script = tmp_path / "ack.pkt"
     script.write_text(HANDSHAKE.replace(" <mss 1460,nop,nop,TS val 100 ecr 0>", " <mss 1460>")
-                      .replace(" <mss 1460,nop,nop,TS val 1 ecr 100>", " <mss 1460>")
+                      .replace(" win 65160 <mss 1460,nop,nop,TS val 1 ecr 100>", " <mss 1460>")
                       .replace(" <nop,nop,TS val 200 ecr 1>", "")
                       + "+0.1 < P. 1:11(10) ack 1 win 100\n+0 > . 1:1(0) ack 11\n")
     assert main([str(script)]) == 0

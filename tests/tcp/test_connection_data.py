@@ -119,7 +119,8 @@ def test_gro_super_segment_is_accepted_and_acked() -> None:
 
 
 def test_advertised_window_is_free_buffer_scaled() -> None:
-    c = established_server(cfg(recv_buffer=1 << 20, quickack=1))
+    # The whole free buffer, scaled (without Linux's window growth: tests/tcp/test_rcvwnd.py).
+    c = established_server(cfg(recv_buffer=1 << 20, quickack=1, rcv_window_growth=False))
     c.handle_segment(0.1, data_seg(0, 10000))
     [a] = c.pending_output()
     assert a.wnd == ((1 << 20) - 10000) >> 7 or a.wnd == -(-((1 << 20) - 10000) // 128)
@@ -223,7 +224,7 @@ def test_zero_window_persist_probes_back_off_and_recover() -> None:
 
 
 def test_receiver_sws_does_not_open_window_by_tiny_amounts() -> None:
-    c = established_server(cfg(recv_buffer=8000, quickack=100))
+    c = established_server(cfg(recv_buffer=8000, quickack=100, rcv_window_growth=False))
     c.handle_segment(0.1, data_seg(0, 4000))
     c.handle_segment(0.1, data_seg(4000, 4000))
     [a] = c.pending_output()
@@ -331,7 +332,8 @@ def test_chronographs_busy_rwnd_and_sndbuf_limited_time() -> None:
     # Linux TCP_INFO tcpi_busy_time / tcpi_rwnd_limited / tcpi_sndbuf_limited
     # (tcp_chrono_start/stop): time with data to send, and how much of it the peer's window
     # or the send buffer held the sender back.
-    net = pair()
+    # (The receiver offers its whole buffer at once: its window is not what limits here.)
+    net = pair(cfg_b=cfg(rcv_window_growth=False))
     a = net.a
     assert a.chrono(net.t) == (0.0, 0.0, 0.0)  # nothing sent yet
     # A small SO_SNDBUF: everything queued is soon in flight while the queue is still over

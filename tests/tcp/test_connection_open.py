@@ -26,7 +26,8 @@ def test_active_open_sends_linux_like_syn_and_acks_syn_ack() -> None:
     c.ts_offset = 0
     c.open_active(0.0)
     [syn] = c.pending_output()
-    assert (syn.seq, syn.flags, syn.wnd) == (A_ISS, SYN, 65535)
+    # Linux tcp_select_initial_window: 64 KiB of buffer in whole 1460-byte segments.
+    assert (syn.seq, syn.flags, syn.wnd) == (A_ISS, SYN, 64240)
     assert syn.options == TcpOptions(mss=1460, wscale=7, sack_permitted=True, timestamp=(0, 0))
     assert c.state is State.SYN_SENT
     # SYN-ACK 50 ms later
@@ -34,7 +35,9 @@ def test_active_open_sends_linux_like_syn_and_acks_syn_ack() -> None:
     [ack] = c.pending_output()
     assert (ack.seq, ack.ack, ack.flags) == (A_ISS + 1, 7001, ACK)
     assert ack.options.timestamp == (50, 500)
-    assert ack.wnd == (1 << 20) >> 7  # free receive buffer >> rcv_wscale
+    # Linux: the window grows from the SYN's 64240 (rcv_ssthresh), rounded up to the scale
+    # (__tcp_select_window; RFC 7323 2.3: the field is RCV.WND >> Rcv.Wind.Shift).
+    assert ack.wnd == 502
     assert c.state is State.ESTABLISHED
     assert c.pending_events() == [Connected()]
     assert [(old, new, why) for (_, old, new, why) in c.transitions] == [
@@ -52,7 +55,8 @@ def test_passive_open_answers_syn_with_negotiated_options() -> None:
     assert c.state is State.LISTEN
     c.handle_segment(1.0, Segment(9000, 0, SYN, 65535, options=syn_options(tsval=77)))
     [sa] = c.pending_output()
-    assert (sa.seq, sa.ack, sa.flags, sa.wnd) == (B_ISS, 9001, SYN | ACK, 65535)
+    # Linux: whole segments of the MSS less the timestamp option (45 * 1448).
+    assert (sa.seq, sa.ack, sa.flags, sa.wnd) == (B_ISS, 9001, SYN | ACK, 65160)
     assert sa.options == TcpOptions(mss=1460, wscale=7, sack_permitted=True,
                                     timestamp=(2000, 77))
     assert c.state is State.SYN_RECEIVED
@@ -78,7 +82,7 @@ def test_options_off_when_peer_does_not_offer_them() -> None:
     c.send(0.01, b"x" * 100)
     [d] = c.pending_output()
     assert d.options == TcpOptions()  # no TS on data
-    assert d.wnd == 65535  # unscaled, capped at 16 bits
+    assert d.wnd == 64240  # unscaled: Linux's initial window (44 * 1460), not yet grown
 
 
 def test_back_to_back_handshake() -> None:
