@@ -92,8 +92,7 @@ def inbound_verdict(key: bytes | None, th: TcpHeader, src: int, dst: int,
         return None if got is None else DropReason.MD5_UNEXPECTED
     if got is None:
         return DropReason.MD5_NOT_FOUND  # RFC 2385 2.0: unsigned where a key applies
-    seg = bytes(th.header) + bytes(th.payload)
-    if not hmac.compare_digest(md5_digest(key, src, dst, seg, v6), got):
+    if not hmac.compare_digest(md5_digest(key, src, dst, th.header, v6, th.payload), got):
         return DropReason.MD5_FAILURE
     return None
 

@@ -503,7 +503,8 @@ def build_ipv4_tcp(*, src: int, dst: int, sport: int, dport: int, seq: int, ack:
 
 # ----- RFC 2385 TCP MD5 signatures (the digest; which keys apply is pytcp.tcp.md5's business)
 
-def md5_digest(key: Buffer, src: int, dst: int, segment: Buffer, v6: bool = False) -> bytes:
+def md5_digest(key: Buffer, src: int, dst: int, segment: Buffer, v6: bool = False,
+               payload: Buffer | None = None) -> bytes:
     """The RFC 2385 2.0 digest of a whole TCP segment (header with options, then data) sent
     from ``src`` to ``dst``: MD5 over
 
@@ -514,10 +515,11 @@ def md5_digest(key: Buffer, src: int, dst: int, segment: Buffer, v6: bool = Fals
     3. the segment data,
     4. the key.
 
-    The options (and so the digest's own bytes) are not covered."""
+    The options (and so the digest's own bytes) are not covered. ``payload``: the data
+    apart (``segment`` is then the header alone, as a parsed TcpHeader holds them: no copy)."""
     seg = segment if type(segment) is memoryview else memoryview(segment)
-    n = len(seg)
-    if n < HEADER_LEN:
+    n = len(seg) + (len(payload) if payload is not None else 0)
+    if len(seg) < HEADER_LEN:
         raise ValueError(f"a TCP segment of {n} bytes")
     hlen = (seg[12] >> 4) << 2
     h = hashlib.md5(usedforsecurity=False)
@@ -529,7 +531,7 @@ def md5_digest(key: Buffer, src: int, dst: int, segment: Buffer, v6: bool = Fals
     h.update(seg[:16])
     h.update(b"\x00\x00")  # the checksum, as zero
     h.update(seg[18:20])
-    h.update(seg[hlen:])
+    h.update(seg[hlen:] if payload is None else payload)
     h.update(key)
     return h.digest()
 

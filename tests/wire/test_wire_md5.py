@@ -103,3 +103,11 @@ def test_sign_packet_without_option_is_false() -> None:
                          window=1)
     before = bytes(pkt)
     assert not sign_packet(pkt, KEY) and bytes(pkt) == before
+
+
+def test_digest_of_header_and_payload_apart_is_the_same() -> None:
+    pkt = build_ipv4_tcp(src=SRC, dst=DST, sport=1, dport=2, seq=3, ack=4, flags=ACK,
+                         window=5, options=TcpOptions(md5=MD5_ZERO), payload=b"x" * 999)
+    th = parse_tcp(bytes(pkt[20:]), SRC, DST)
+    whole = md5_digest(KEY, SRC, DST, bytes(pkt[20:]))
+    assert md5_digest(KEY, SRC, DST, th.header, False, th.payload) == whole
