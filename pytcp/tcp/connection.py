@@ -688,8 +688,9 @@ class Connection(ConnectionRecovery):
         if self._mem is not None:
             self._mem_sync()
         rw = self._rw
-        if rw.growth:
-            # Linux tcp_rcv_space_adjust (dynamic right-sizing), then tcp_cleanup_rbuf.
+        if rw.growth and rw.rtt and now - rw.space_time >= rw.rtt:
+            # Linux tcp_rcv_space_adjust (dynamic right-sizing; once per receiver RTT), then
+            # tcp_cleanup_rbuf.
             copied = self.bytes_in - len(q)
             rw.space_adjust(now, copied - rw.space_seq, len(q), copied, self.our_mss)
         if self._dack.ack_on_read(len(data), not q and not self._reasm, self._rcv_unacked,
@@ -1785,23 +1786,26 @@ class Connection(ConnectionRecovery):
             self.rcv_nxt = seq_add(self.rcv_nxt, n)
             self.bytes_in += n
             self._rcv_unacked += n
-            # Linux tcp_event_data_recv: the receiver's RTT and the window's growth.
+            # Linux tcp_event_data_recv: the receiver's RTT and the window's growth. (The
+            # cheap tests are inline: this runs for every in-order segment.)
             rw = self._rw
             if rw.growth:
-                if self.ts_ok and self._rx_tsecr:
-                    rw.measure_ts(self._rx_tsecr, self._ts_val(now), self.config.ts_hz, m,
+                tsecr = self._rx_tsecr
+                if tsecr and tsecr != rw.last_tsecr and self.ts_ok:
+                    rw.measure_ts(tsecr, self._ts_val(now), self.config.ts_hz, m,
                                   self._rcv_mss)
-                rw.measure(now, seq_sub(self.rcv_nxt, rw.rtt_seq), self.rcv_nxt,
-                           self._rcv_wnd())
+                if rw.rtt_time is None or (self.rcv_nxt - rw.rtt_seq) & MASK < 0x80000000:
+                    rw.measure(now, 0, self.rcv_nxt, self._rcv_wnd())  # (a window arrived)
                 # tcp_grow_window per segment (of at least 128 bytes); a coalesced (GRO)
                 # segment as the segments it was made of, one after the other.
                 free_after = rw.rcvbuf - len(self._rcvq)
-                left = n
-                while left > 0:
-                    piece = min(m, left)
-                    left -= piece
-                    if piece >= 128:
-                        rw.grow(piece, free_after + left, self.our_mss)
+                if rw.rcv_ssthresh < rw.window_clamp and rw.rcv_ssthresh < free_after + n:
+                    left = n
+                    while left > 0:
+                        piece = min(m, left)
+                        left -= piece
+                        if piece >= 128:
+                            rw.grow(piece, free_after + left, self.our_mss)
             # Linux tcp_event_data_recv: ATO, quick ACKs, pushed segments (tcp/delack.py).
             # A coalesced (GRO) segment counts as the segments it was made of, arriving
             # together, so that the result is the same as without coalescing.

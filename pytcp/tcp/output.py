@@ -326,7 +326,9 @@ class ConnectionOutput:
         mem = self._mem
         if mem is not None and mem.free < free:
             free = mem.free  # the stack-wide cap is near: open no further (never shrink)
-        free = self._rw.offer(free)
+        rw_ssthresh = self._rw.rcv_ssthresh
+        if free > rw_ssthresh:
+            free = rw_ssthresh  # (RecvWindow.offer, inline: every segment sent asks)
         cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
         if free - cur < self._sws_threshold():
             return cur
