@@ -29,6 +29,8 @@ class TcpConfig:
     min_tso_segs: int = 2             # Linux net.ipv4.tcp_min_tso_segs
     psh_each_gso: bool = True         # PSH on every multi-segment super-segment of new data
     #                                   outside recovery, as Linux's TSO packets carry it
+    psh_per_skb: bool = True          # Linux's per-skb PSH: a packet, retransmissions too,
+    #                                   carries the PSH of the skb it ends (tcp_mark_push)
     # --- retransmission (RFC 6298, RFC 9293 3.8.1/3.8.3) ---
     initial_rto: float = 1.0          # RFC 6298 2.1
     min_rto: float = 0.2              # Linux TCP_RTO_MIN (RFC 6298 2.4 says 1 s)
@@ -141,6 +143,7 @@ class TcpConfig:
             time_wait=240.0,
             wscale=wscale_for(1 << 20),
             psh_each_gso=False,
+            psh_per_skb=False,
             rto_min_on_variance=False,
             slow_start_abc_limit=2,
             rack=False,

@@ -560,6 +560,11 @@ class Connection(ConnectionRecovery):
                 marks.popleft()
         if n < len(data):
             self._nospace = True  # Linux SOCK_NOSPACE: wake the writer when there is room
+        if n and (not more or n < len(data)):
+            # Linux tcp_push (at the write's end without MSG_MORE; and when the write waits
+            # for room, whatever MSG_MORE says): tcp_mark_push on the tail skb.
+            buf.mark_push()
+            self._pushed_seq = seq_add(self._buf_seq, len(buf))
         if not more:
             self._pushed_seq = seq_add(self._buf_seq, len(buf))  # tcp_push: tcp_mark_push
         if urgent and n:
@@ -621,7 +626,7 @@ class Connection(ConnectionRecovery):
                 if start <= unsent_at:
                     self._chrono_start(now, CHRONO_BUSY)  # (the first unsent skb)
             k = min(room, total - done)
-            buf.append(mv[done:done + k], new)
+            buf.append(mv[done:done + k], new, done == 0)
             done += k
             if (tlen + k >= goal and done < total and not mss_only
                     and self.state in _OUTPUT_STATES):
@@ -630,6 +635,7 @@ class Connection(ConnectionRecovery):
                 forced = seq_gt(end, seq_add(self._pushed_seq, self.max_snd_wnd >> 1))
                 if forced:
                     self._pushed_seq = end
+                    buf.mark_push()  # (Linux tcp_mark_push: the filled skb carries PSH)
                 if forced or start == seq_sub(self.snd_max, self._buf_seq):
                     # (a forced push marks PSH on the filled skb, tcp_mark_push; a push of
                     # the head skb does not: the write's last segment carries it)

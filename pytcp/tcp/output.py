@@ -708,6 +708,11 @@ class ConnectionOutput:
                 # Linux's observable behaviour (google/packetdrill's tests): every
                 # multi-segment TSO packet of new data sent outside loss recovery carries PSH.
                 flags |= PSH
+            if n > 0 and self.config.psh_per_skb:
+                if retrans:
+                    flags |= self._rexmit_psh(off, n)
+                elif self._sendbuf.pushed(off + n):
+                    flags |= PSH  # the end of an skb marked by tcp_mark_push (Linux)
             if n > 0 and eor_room is not None and n == eor_room:
                 flags |= PSH  # the end of a MSG_EOR record (Linux pushes it)
             if off + n == buffered and not self._midwrite:
@@ -879,6 +884,8 @@ class ConnectionOutput:
         ect = ECT0 if self._ecn.ok else 0
         ecn_flags = (self._ecn.data_flags() if ect else 0) | self._ecn.ack_flags()
         to_end = self._sendbuf.to_skb_end
+        pushed = self._sendbuf.pushed if (self.config.psh_per_skb
+                                          and self._sendbuf.push_marks) else None
         # (a push during send() ends at a filled skb, not the write's end: no PSH there)
         tail_psh = ACK if self._midwrite else ACK | PSH
         skb_room = to_end(off)  # (bytes left in the skb the next packet starts in)
@@ -892,6 +899,8 @@ class ConnectionOutput:
             if 0 < skb_room < n:
                 n = skb_room  # (no packet spans two skbs)
                 flags = gso_flags if n > mss else ACK
+            if pushed is not None and pushed(off + sent + n):
+                flags |= PSH  # the end of an skb marked by tcp_mark_push (Linux)
             out.append(Segment(seq, rcv_nxt, flags | ecn_flags, wnd, read(off + sent, n),
                                opts, 0, gso if n > mss else 0, None, ect))
             ecn_flags &= ~CWR
@@ -1005,6 +1014,36 @@ class ConnectionOutput:
         self._persist_at = None
         self._last_send = now
 
+    def _rexmit_psh(self, off: int, n: int) -> int:
+        """PSH (or 0) for a retransmission of ``n`` bytes from ``off``, as Linux sets it
+        per skb: Linux retransmits skb by skb (tcp_retransmit_skb; tcp_fragment cuts one to
+        what cwnd allows, leaving PSH on the second part only; tcp_collapse_retrans ORs the
+        flags of the small skbs it merges), and a packet carries its skb's own PSH (set by
+        tcp_mark_push when it was written) or, when it is several segments, the PSH that
+        __tcp_transmit_skb forces on every GSO packet. Of a retransmission spanning skbs,
+        the receiver sees the flags of the last skb's part (the GSO segmentation puts PSH on
+        the last segment only), so that part decides here."""
+        buf = self._sendbuf
+        end = off + n
+        if buf.pushed(end):
+            return PSH
+        if self.config.psh_each_gso and n > self.snd_mss:
+            bounds = buf.skb_bounds(end - 1)
+            first = bounds[0] if bounds is not None and bounds[0] > off else off
+            if end - first > self.snd_mss:
+                return PSH
+        if n <= self.snd_mss:
+            # tcp_collapse_retrans: small skbs merged into one segment OR their flags.
+            pos = off
+            while pos < end:
+                step = buf.to_skb_end(pos)
+                if step <= 0:
+                    break
+                pos += step
+                if pos < end and buf.pushed(pos):
+                    return PSH
+        return 0
+
     def _retransmit_at(self, now: float, seq: int, length: int = 0,
                        reason: TxReason | None = None) -> int:
         """Retransmit one segment starting at ``seq`` of at most ``length`` (default one MSS)
@@ -1020,6 +1059,8 @@ class ConnectionOutput:
             n = eor  # a retransmission does not join MSG_EOR records either (Linux)
         payload = self._sendbuf.read(off, n)
         flags = ACK
+        if n and self.config.psh_per_skb:
+            flags |= self._rexmit_psh(off, n)
         if eor is not None and n == eor and n:
             flags |= PSH
         if off + n == buffered:

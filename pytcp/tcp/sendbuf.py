@@ -18,6 +18,15 @@ that ends inside an skb splits it in two (tso_fragment), so every packet sent is
 until it is acknowledged; an acknowledgment frees the skbs it covers whole and trims the
 payload of one it covers in part (tcp_trim_head), which keeps its overhead. Boundaries are
 kept as stream offsets (bytes ever written: Python ints, no wrap-around).
+
+It also keeps which skbs carry PSH of their own (Linux TCP_SKB_CB(skb)->tcp_flags): the
+engine marks the tail skb when a write ends without MSG_MORE or a forced push happens
+(tcp_mark_push, ``mark_push``); the first bytes a later write adds to that tail clear it
+(tcp_sendmsg_locked: ``if (!copied) tcp_flags &= ~TCPHDR_PSH``), more bytes of the same
+write keep it; a split leaves it on the second part only (tso_fragment/tcp_fragment: "PSH
+and FIN should only be set in the second packet"). A mark is kept as the skb's end offset,
+so a split (which adds an end before it) moves nothing. ``pushed`` answers whether a packet
+ending at an offset ends such an skb, for new data and retransmissions alike.
 """
 
 from __future__ import annotations
@@ -44,8 +53,8 @@ class SendBuffer:
     """A byte ring accepting up to ``limit`` bytes: ``write`` appends, ``read`` peeks,
     ``consume`` drops. Storage grows on demand and is released when drained."""
 
-    __slots__ = ("_base", "_c", "_cap", "_ends", "_h", "_head", "_len", "_mv", "_ring",
-                 "limit")
+    __slots__ = ("_base", "_c", "_cap", "_ends", "_h", "_head", "_len", "_mv", "_ph", "_pm",
+                 "_ring", "limit")
 
     def __init__(self, limit: int) -> None:
         if limit <= 0:
@@ -62,6 +71,10 @@ class SendBuffer:
         self._h = 0
         self._base = 0
         self._c = 0  # a hint: the index after the last split (packets go out in order)
+        # PSH marks: the end (stream offset) of each skb carrying PSH, ascending, from index
+        # _ph on; at most one per skb (bounded like _ends).
+        self._pm: list[int] = []
+        self._ph = 0
 
     @property
     def capacity(self) -> int:
@@ -114,17 +127,27 @@ class SendBuffer:
         self._len += n
         if self._h == len(self._ends):
             self._ends.append(0)  # (no skb yet: the bytes start one)
+        elif self._ph < len(self._pm) and self._pm[-1] == self._ends[-1]:
+            self._pm.pop()  # (a new write's first bytes clear the tail's PSH)
         self._ends[-1] = self._base + self._len
         return n
 
-    def append(self, data: Buffer, new_skb: bool) -> None:
+    def append(self, data: Buffer, new_skb: bool, first: bool = True) -> None:
         """Add all of ``data`` (the caller applied the limits), to the tail skb or, with
-        ``new_skb``, to a new one (the ring grows past ``limit`` if it must)."""
+        ``new_skb``, to a new one (the ring grows past ``limit`` if it must). ``first``: the
+        write's first bytes, which clear a PSH mark of the tail they join (Linux
+        tcp_sendmsg_locked); later bytes of the same write keep it on the grown skb."""
         n = len(data)
+        pm = self._pm
         if new_skb or self._h == len(self._ends):
             self._ends.append(self._base + self._len)
+            moved = False
+        else:
+            moved = n > 0 and self._ph < len(pm) and pm[-1] == self._ends[-1]
         if n == 0:
             return
+        if moved:
+            pm.pop()
         if self._len + n > self._cap:
             self._grow_to(self._len + n)
         tail = self._head + self._len
@@ -133,6 +156,34 @@ class SendBuffer:
         native.ring_write(self._ring, tail, data)
         self._len += n
         self._ends[-1] = self._base + self._len
+        if moved and not first:
+            pm.append(self._ends[-1])
+
+    # --- PSH marks (Linux TCP_SKB_CB(skb)->tcp_flags & TCPHDR_PSH) ---
+    def mark_push(self) -> None:
+        """Linux tcp_mark_push: the tail skb carries PSH (nothing without one)."""
+        ends = self._ends
+        if self._h == len(ends) or self._len == 0:
+            return
+        pm = self._pm
+        end = ends[-1]
+        if self._ph == len(pm) or pm[-1] != end:
+            pm.append(end)
+
+    def pushed(self, offset: int) -> bool:
+        """Whether ``offset`` (after byte 0) is the end of an skb carrying PSH."""
+        pm = self._pm
+        ph = self._ph
+        if ph == len(pm):
+            return False
+        pos = self._base + offset
+        i = bisect_left(pm, pos, ph)
+        return i < len(pm) and pm[i] == pos
+
+    @property
+    def push_marks(self) -> int:
+        """skbs carrying PSH (the marks held)."""
+        return len(self._pm) - self._ph
 
     # --- the skb view (Linux's sk_wmem_queued) ---
     @property
@@ -281,6 +332,15 @@ class SendBuffer:
             self._c = max(0, self._c - h)
             h = 0
         self._h = h
+        pm = self._pm
+        ph = self._ph
+        if ph < len(pm):
+            while ph < len(pm) and pm[ph] <= base:  # (marks of skbs acknowledged whole)
+                ph += 1
+            if ph > 32 and 2 * ph > len(pm):
+                del pm[:ph]
+                ph = 0
+            self._ph = ph
 
     def clear(self) -> None:
         """Drop everything (drained, or an abort) and release the storage."""
@@ -293,3 +353,5 @@ class SendBuffer:
         self._ends = []
         self._h = 0
         self._c = 0
+        self._pm = []
+        self._ph = 0

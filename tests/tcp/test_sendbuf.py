@@ -265,3 +265,29 @@ def test_skb_bounds_name_the_packet_holding_a_byte() -> None:
     assert sb.skb_bounds(20000) is None and sb.skb_bounds(-1) is None
     sb.consume(7000)  # the first skb freed, the second trimmed
     assert sb.skb_bounds(0) == (0, 9000) and sb.skb_bounds(9000) == (9000, 13000)
+
+
+def test_psh_marks_follow_linux_skb_flags() -> None:
+    """tcp_mark_push marks the tail skb; a later write's first bytes joining it clear the
+    mark, more bytes of the same write keep it on the grown skb; a split leaves it on the
+    second part only (tso_fragment); acknowledged skbs drop their marks."""
+    sb = SendBuffer(1 << 16)
+    sb.append(b"a" * 1000, True)
+    sb.mark_push()  # write 1 ends: skb 0:1000 carries PSH
+    assert sb.pushed(1000) and not sb.pushed(500) and sb.push_marks == 1
+    sb.append(b"b" * 500, False, first=True)  # write 2 joins the unsent tail: mark cleared
+    assert not sb.pushed(1000) and not sb.pushed(1500) and sb.push_marks == 0
+    sb.mark_push()
+    sb.append(b"c" * 500, False, first=False)  # same write goes on: the mark moves
+    assert sb.pushed(2000) and not sb.pushed(1500) and sb.push_marks == 1
+    sb.append(b"d" * 1000, True)  # a new skb leaves the previous one's mark alone
+    sb.mark_push()
+    assert sb.pushed(2000) and sb.pushed(3000) and sb.push_marks == 2
+    sb.split(1200)  # a packet ended inside the first skb: PSH stays on its second part
+    assert sb.skb_bounds(0) == (0, 1200) and not sb.pushed(1200) and sb.pushed(2000)
+    sb.consume(1200)
+    assert sb.pushed(800) and sb.pushed(1800) and sb.push_marks == 2
+    sb.consume(800)  # the marked skb acknowledged whole
+    assert sb.push_marks == 1 and sb.pushed(1000)
+    sb.consume(1000)
+    assert sb.push_marks == 0 and not sb.pushed(0)
