@@ -166,7 +166,8 @@ def _run(ops: list[tuple[object, ...]], gro: bool) -> tuple[object, ...]:
     d = c._dack
     state = (c.state, c.rcv_nxt, c.rcv_adv, c.ts_recent, c._rcv_mss, c._rcv_unacked,
              (d.quick, d.pingpong, d.ato, d.scheduled, d.pushed, d.pushed2, d.timer_at,
-              d.last_seg_size), c._delack_at, c._ack_now, c.bytes_in, sorted(c.drops.items()),
+              d.last_seg_size), c._delack_at, c._ack_now, c.bytes_in,
+             sorted((k.name, v) for k, v in c.drops.items()),  # (DropReason: no order)
              c._reasm.ranges(), c.next_deadline())
     events = [type(e).__name__ for _, e in b.pending_events()]
     return out_b, got.hexdigest(), n_got, state, events
