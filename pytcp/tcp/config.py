@@ -30,7 +30,8 @@ class TcpConfig:
     psh_each_gso: bool = True         # PSH on every multi-segment super-segment of new data
     #                                   outside recovery, as Linux's TSO packets carry it
     psh_per_skb: bool = True          # Linux's per-skb PSH: a packet, retransmissions too,
-    #                                   carries the PSH of the skb it ends (tcp_mark_push)
+    #                                   carries the PSH of the skb it ends (tcp_mark_push),
+    #                                   and the GSO PSH in recovery too
     # --- retransmission (RFC 6298, RFC 9293 3.8.1/3.8.3) ---
     initial_rto: float = 1.0          # RFC 6298 2.1
     min_rto: float = 0.2              # Linux TCP_RTO_MIN (RFC 6298 2.4 says 1 s)

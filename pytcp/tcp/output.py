@@ -557,7 +557,14 @@ class ConnectionOutput:
                 self._high_rxt = seq_add(seq, n)
             else:
                 before = self.snd_nxt
-                self._send_data(now, force=True, limit=min(mss, wnd_room))
+                limit = min(mss, wnd_room)
+                if self.config.psh_per_skb and self.config.max_segment_payload > mss:
+                    # Linux tcp_write_xmit in recovery: new data as one GSO packet of what
+                    # the congestion window allows (tcp_cwnd_test's half-cwnd quota, TSO
+                    # autosizing), e.g. PRR's slow-start sends of two segments.
+                    quota = min(self._cc.cwnd - self._pipe(), max(self._cc.cwnd // 2, mss))
+                    limit = max(limit, min(self._tso_size(mss), quota // mss * mss, wnd_room))
+                self._send_data(now, force=True, limit=limit)
                 if self.snd_nxt == before:
                     return
 
@@ -704,7 +711,8 @@ class ConnectionOutput:
             seq = self.snd_nxt
             payload = self._sendbuf.read(off, n) if n > 0 else b""
             flags = ACK
-            if n > mss and not retrans and not self._in_recovery and self.config.psh_each_gso:
+            if n > mss and not retrans and self.config.psh_each_gso and (
+                    not self._in_recovery or self.config.psh_per_skb):
                 # Linux's observable behaviour (google/packetdrill's tests): every
                 # multi-segment TSO packet of new data sent outside loss recovery carries PSH.
                 flags |= PSH
