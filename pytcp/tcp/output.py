@@ -907,7 +907,7 @@ class ConnectionOutput:
             if 0 < skb_room < n:
                 n = skb_room  # (no packet spans two skbs)
                 flags = gso_flags if n > mss else ACK
-            if pushed is not None and pushed(off + sent + n):
+            if pushed is not None and skb_room <= n and pushed(off + sent + n):
                 flags |= PSH  # the end of an skb marked by tcp_mark_push (Linux)
             out.append(Segment(seq, rcv_nxt, flags | ecn_flags, wnd, read(off + sent, n),
                                opts, 0, gso if n > mss else 0, None, ect))
