@@ -27,8 +27,9 @@ class TcpConfig:
     tso_autosize: bool = False        # size super-segments as Linux's TSO packets (scripts'
     #                                   TSO device turns it on; off: as large as cwnd allows)
     min_tso_segs: int = 2             # Linux net.ipv4.tcp_min_tso_segs
-    psh_each_gso: bool = True         # PSH on every multi-segment super-segment of new data
-    #                                   outside recovery, as Linux's TSO packets carry it
+    psh_each_gso: bool = True         # PSH on every multi-segment super-segment of new data,
+    #                                   as Linux's TSO packets carry it (outside recovery;
+    #                                   with psh_per_skb, in recovery and retransmissions too)
     psh_per_skb: bool = True          # Linux's per-skb PSH: a packet, retransmissions too,
     #                                   carries the PSH of the skb it ends (tcp_mark_push),
     #                                   and the GSO PSH in recovery too
