@@ -694,7 +694,7 @@ class Connection(ConnectionRecovery):
         if self._mem is not None:
             self._mem_sync()
         rw = self._rw
-        if rw.growth and rw.rtt and now - rw.space_time >= rw.rtt:
+        if rw.active and rw.rtt and now - rw.space_time >= rw.rtt:
             # Linux tcp_rcv_space_adjust (dynamic right-sizing; once per receiver RTT), then
             # tcp_cleanup_rbuf.
             copied = self.bytes_in - len(q)
@@ -1795,7 +1795,7 @@ class Connection(ConnectionRecovery):
             # Linux tcp_event_data_recv: the receiver's RTT and the window's growth. (The
             # cheap tests are inline: this runs for every in-order segment.)
             rw = self._rw
-            if rw.growth:
+            if rw.active:
                 tsecr = self._rx_tsecr
                 if tsecr and tsecr != rw.last_tsecr and self.ts_ok:
                     rw.measure_ts(tsecr, self._ts_val(now), self.config.ts_hz, m,
@@ -1805,7 +1805,8 @@ class Connection(ConnectionRecovery):
                 # tcp_grow_window per segment (of at least 128 bytes); a coalesced (GRO)
                 # segment as the segments it was made of, one after the other.
                 free_after = rw.rcvbuf - len(self._rcvq)
-                if rw.rcv_ssthresh < rw.window_clamp and rw.rcv_ssthresh < free_after + n:
+                if (rw.rcv_ssthresh < rw.window_clamp
+                        and rw.rcv_ssthresh < free_after + n - (m if m < n else n)):
                     left = n
                     while left > 0:
                         piece = min(m, left)

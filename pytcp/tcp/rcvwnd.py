@@ -50,7 +50,7 @@ def initial_rcvbuf(config: TcpConfig) -> int:
 class RecvWindow:
     """One connection's receive-window state (see the module docstring)."""
 
-    __slots__ = ("cap", "growth", "grows", "last_tsecr", "rcv_ssthresh", "rcvbuf", "rtt",
+    __slots__ = ("active", "cap", "growth", "grows", "last_tsecr", "rcv_ssthresh", "rcvbuf", "rtt",
                  "rtt_seq", "rtt_time", "space", "space_seq", "space_time", "started",
                  "tunes", "window_clamp")
 
@@ -58,6 +58,9 @@ class RecvWindow:
         self.cap = config.recv_buffer      # the bound: tcp_rmem[2] / SO_RCVBUF
         self.rcvbuf = initial_rcvbuf(config)  # the buffer now (Linux sk_rcvbuf, as window)
         self.growth = config.rcv_window_growth
+        # Anything left to grow: off once the buffer is at its cap and rcv_ssthresh reached
+        # it (neither ever decreases), so the per-segment bookkeeping stops (Connection).
+        self.active = self.growth
         # Without growth the whole buffer is offered at once (the rfc profile).
         self.rcv_ssthresh = self.rcvbuf if self.growth else 1 << 62
         self.window_clamp = self.rcvbuf    # largest window (Linux tp->window_clamp)
@@ -75,6 +78,7 @@ class RecvWindow:
     def set_buffer(self, size: int) -> None:
         """SO_RCVBUF: a fixed buffer (Linux SOCK_RCVBUF_LOCK stops autotuning)."""
         self.cap = self.rcvbuf = self.window_clamp = max(size, 1)
+        self.active = self.growth and self.rcv_ssthresh < self.cap
         if self.growth:
             self.rcv_ssthresh = min(self.rcv_ssthresh, self.window_clamp)
         else:
@@ -118,6 +122,8 @@ class RecvWindow:
             return
         self.rcv_ssthresh += min(room, max(2 * advmss, 2 * seg_len))
         self.grows += 1
+        if self.rcvbuf >= self.cap and self.rcv_ssthresh >= self.cap:
+            self.active = False  # fully grown
 
     # --- receiver RTT (Linux tcp_rcv_rtt_*) ---
 

@@ -165,3 +165,16 @@ def test_rfc_profile_and_so_rcvbuf_keep_a_fixed_window() -> None:
         c.receive(0.03 + i * 0.03)
     c.pending_output()
     assert c.info().rcvbuf == 30_000 and c._rw.tunes == 0
+
+
+def test_bookkeeping_stops_once_fully_grown() -> None:
+    # A fixed 70,000-byte buffer: rcv_ssthresh grows from 65535 to it, then nothing is left
+    # to grow and the per-segment bookkeeping stops (RecvWindow.active).
+    rw = RecvWindow(TcpConfig.linux().replace(recv_buffer=70_000, recv_buffer_min=70_000))
+    rw.syn_window(1448)
+    rw.established(0.0, 1460, 0, 65535)
+    assert rw.active and rw.rcv_ssthresh == 65535
+    rw.grow(1448, 70_000, 1460)
+    assert rw.active and rw.rcv_ssthresh == 65535 + 2920
+    rw.grow(1448, 70_000, 1460)
+    assert not rw.active and rw.rcv_ssthresh == 70_000
