@@ -291,3 +291,31 @@ def test_psh_marks_follow_linux_skb_flags() -> None:
     assert sb.push_marks == 1 and sb.pushed(1000)
     sb.consume(1000)
     assert sb.push_marks == 0 and not sb.pushed(0)
+
+
+def test_an_skb_past_the_limit_does_not_copy_the_ring_per_append() -> None:
+    # A write may start one skb below SO_SNDBUF and fill it beyond (Linux); the appends that
+    # fill it (4 KiB pieces here) must not each reallocate and copy the whole ring.
+    from pytcp.tcp import sendbuf as sbm
+
+    sb = SendBuffer(limit=256 * 1024)
+    sb.append(bytes(250 * 1024), True)
+    grows = 0
+    orig = sbm.SendBuffer._grow_to
+
+    def counting(self: SendBuffer, need: int) -> None:
+        nonlocal grows
+        grows += 1
+        orig(self, need)
+
+    sbm.SendBuffer._grow_to = counting  # type: ignore[method-assign]
+    try:
+        sb.append(b"x" * 4096, True)
+        for _ in range(15):
+            sb.append(b"y" * 4096, False)
+    finally:
+        sbm.SendBuffer._grow_to = orig  # type: ignore[method-assign]
+    assert len(sb) == 250 * 1024 + 64 * 1024
+    assert grows <= 4  # was 15: one whole-ring copy per append past the limit
+    assert sb.allocated < len(sb) + sbm.PAST_LIMIT_STEP
+    assert sb.read(250 * 1024, 64 * 1024) == b"x" * 4096 + b"y" * (15 * 4096)
