@@ -55,21 +55,12 @@ class QuotedTcp(NamedTuple):
 
 def parse_quoted_tcp(original: bytes | bytearray | memoryview) -> QuotedTcp | None:
     """Read addresses, ports and sequence number of the TCP segment quoted in an ICMP error;
-    ``None`` if the quote is not an IPv4 TCP datagram with at least 8 bytes of TCP header."""
-    if len(original) < 28:
+    ``None`` if the quote is not an IPv4 TCP datagram with at least 8 bytes of TCP header
+    (:func:`parse_quoted` restricted to TCP)."""
+    q = parse_quoted(original)
+    if q is None or q.proto != 6:
         return None
-    vihl = original[0]
-    if vihl >> 4 != 4:
-        return None
-    ihl = (vihl & 0x0F) * 4
-    if ihl < 20 or len(original) < ihl + 8 or original[9] != 6:
-        return None
-    # A non-first fragment quotes no TCP header.
-    if struct.unpack_from("!H", original, 6)[0] & 0x1FFF:
-        return None
-    src, dst = struct.unpack_from("!II", original, 12)
-    sport, dport, seq = struct.unpack_from("!HHI", original, ihl)
-    return QuotedTcp(src, dst, sport, dport, seq)
+    return QuotedTcp(q.src, q.dst, q.sport, q.dport, q.word)
 
 
 def parse_quoted(original: bytes | bytearray | memoryview) -> Quoted | None:
