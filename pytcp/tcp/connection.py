@@ -1816,14 +1816,8 @@ class Connection(ConnectionRecovery):
             # Linux tcp_event_data_recv: ATO, quick ACKs, pushed segments (tcp/delack.py).
             # A coalesced (GRO) segment counts as the segments it was made of, arriving
             # together, so that the result is the same as without coalescing.
-            dack = self._dack
-            wnd = self._rcv_wnd()
-            rto = self._rtt.rto
-            left = n
-            while left > m:
-                self._rcv_mss = dack.on_data(now, m, False, self._rcv_mss, wnd, rto)
-                left -= m
-            self._rcv_mss = dack.on_data(now, left, psh_like, self._rcv_mss, wnd, rto)
+            self._rcv_mss = self._dack.on_data_run(now, m, n, psh_like, self._rcv_mss,
+                                                   self._rcv_wnd(), self._rtt.rto)
             if self._reasm:
                 more = self._reasm.pop(self.rcv_nxt)
                 if more:

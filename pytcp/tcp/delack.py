@@ -159,6 +159,29 @@ class DelayedAck:
         self.lrcvtime = now
         return rcv_mss
 
+    def on_data_run(self, now: float, seg: int, n: int, psh_like: bool, rcv_mss: int,
+                    rcv_wnd: int, rto: float) -> int:
+        """:meth:`on_data` for a coalesced (GRO) segment of ``n`` octets made of ``seg``-sized
+        pieces arriving together at ``now`` (``psh_like`` on the last): the same state as
+        calling it piece by piece. A piece after the first, at least ``rcv_mss`` long and
+        not the last, changes nothing but ATO, which moves half way to its minimum (the gap
+        is 0): that step runs inline instead of a call per piece (a 64 KB segment is ~45)."""
+        left = n
+        if left > seg:
+            rcv_mss = self.on_data(now, seg, False, rcv_mss, rcv_wnd, rto)
+            left -= seg
+            if seg >= rcv_mss:
+                ato, ato_min = self.ato, self.ato_min
+                while left > seg:
+                    left -= seg
+                    if self.adaptive and ato != ato_min:  # (at ato_min it stays there)
+                        ato = ato / 2 + ato_min / 2
+                self.ato = ato
+            while left > seg:
+                rcv_mss = self.on_data(now, seg, False, rcv_mss, rcv_wnd, rto)
+                left -= seg
+        return self.on_data(now, left, psh_like, rcv_mss, rcv_wnd, rto)
+
     def on_data_sent(self, now: float) -> None:
         """tcp_event_data_sent: data leaving within ATO of the last arrival is a reply."""
         if self.adaptive and now - self.lrcvtime < self.ato and self.pingpong < 255:

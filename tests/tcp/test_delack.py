@@ -4,6 +4,8 @@ full-sized segment), on the model alone and through a Connection."""
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_connection_data import data_seg, established_server
 from test_connection_harness import B_ISS, cfg
 
@@ -269,3 +271,32 @@ def test_configured_delays_are_capped_below_half_a_second() -> None:
         d.on_data(0.0, 100, True, 536, 65535, 60.0)
         assert not d.ack_now(0.0, 100, 536, 2, 0.0)
         assert d.timer_at == 0.499
+
+
+@settings(max_examples=300, deadline=None)
+@given(adaptive=st.booleans(), seg=st.integers(500, 1500), count=st.integers(1, 50),
+       tail=st.integers(0, 1499), psh=st.booleans(), rcv_mss=st.integers(500, 1500),
+       prior=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 1500)), max_size=4),
+       gap=st.floats(0, 1))
+def test_on_data_run_equals_on_data_piece_by_piece(
+        adaptive: bool, seg: int, count: int, tail: int, psh: bool, rcv_mss: int,
+        prior: list[tuple[float, int]], gap: float) -> None:
+    # A coalesced segment handled at once ends in exactly the state of its pieces one by one.
+    runs = [model(adaptive_delack=adaptive) for _ in range(2)]
+    now = 0.0
+    for d in runs:
+        t = 0.0
+        for dt, k in prior:  # some history first (ATO, last_seg_size, pushed flags)
+            t += dt
+            d.on_data(t, k, False, 1448, 65535, 0.2)
+    now = sum(dt for dt, _ in prior) + gap
+    n = seg * count + tail
+    left, mss = n, rcv_mss
+    while left > seg:
+        mss = runs[0].on_data(now, seg, False, mss, 65535, 0.2)
+        left -= seg
+    mss = runs[0].on_data(now, left, psh, mss, 65535, 0.2)
+    got = runs[1].on_data_run(now, seg, n, psh, rcv_mss, 65535, 0.2)
+    assert got == mss
+    assert {k: getattr(runs[1], k) for k in DelayedAck.__slots__} == \
+        {k: getattr(runs[0], k) for k in DelayedAck.__slots__}
