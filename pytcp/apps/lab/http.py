@@ -261,11 +261,15 @@ async def _stop(task: asyncio.Future[Any]) -> None:
         await task
 
 
-async def _start_stream(session: Session) -> None:
+async def _start_stream(session: Session, lab: Lab, tag: str | None) -> None:
+    """The event stream's response head, then its first event: the reconnect delay and the
+    connection's figures (``conn``)."""
     head = session.conn.send(h11.Response(status_code=200, reason=b"OK", headers=[
         (b"Content-Type", b"text/event-stream; charset=utf-8"), (b"Cache-Control", b"no-store"),
         (b"X-Accel-Buffering", b"no")])) or b""
     await session.write(head)
+    await _send_event(session, "retry: 2000\n" + _sse(
+        json.dumps(_conn_figures(session, lab, tag)), event="conn"))
 
 
 async def _send_event(session: Session, text: str) -> None:
@@ -287,9 +291,7 @@ async def _event_stream(session: Session, lab: Lab, tag: str | None) -> int:
         raise LabReply(503, "too many streams open", [(b"Retry-After", b"2")])
     eof = asyncio.ensure_future(_until_eof(session.reader))
     try:
-        await _start_stream(session)
-        await _send_event(session, "retry: 2000\n" + _sse(
-            json.dumps(_conn_figures(session, lab, tag)), event="conn"))
+        await _start_stream(session, lab, tag)
         n = 0
         start = lab.now()
         while True:
@@ -318,9 +320,7 @@ async def _topic_stream(session: Session, lab: Lab, topic: str, tag: str | None)
         raise LabReply(503, "too many topics or subscribers", [(b"Retry-After", b"2")])
     eof = asyncio.ensure_future(_until_eof(session.reader))
     try:
-        await _start_stream(session)
-        await _send_event(session, "retry: 2000\n" + _sse(
-            json.dumps(_conn_figures(session, lab, tag)), event="conn"))
+        await _start_stream(session, lab, tag)
         while True:
             wake = asyncio.ensure_future(sub.wake.wait())
             done, _ = await asyncio.wait({eof, wake}, timeout=KEEPALIVE,
