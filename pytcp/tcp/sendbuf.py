@@ -96,12 +96,9 @@ class SendBuffer:
     def __len__(self) -> int:
         return self._len
 
-    def _grow(self, need: int) -> None:
-        """Reallocate so that ``need`` bytes fit: double (at least ``MIN_RING``), at most
-        ``limit``; the content is copied to the start of the new ring."""
-        self._grow_to(need)
-
     def _grow_to(self, need: int) -> None:
+        """Reallocate so that ``need`` bytes fit: double (at least ``MIN_RING``), at most
+        ``limit`` (past it, see below); the content is copied to the start of the new ring."""
         cap = max(MIN_RING, 2 * self._cap)
         while cap < need:
             cap *= 2
@@ -127,7 +124,7 @@ class SendBuffer:
         if n <= 0:
             return 0
         if self._len + n > self._cap:
-            self._grow(self._len + n)
+            self._grow_to(self._len + n)
         tail = self._head + self._len
         if tail >= self._cap:
             tail -= self._cap
